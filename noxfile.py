@@ -1,0 +1,42 @@
+"""Sessions: ``tests`` (the suite), ``lint`` (format, lint, types), ``bench`` (benchmarks)."""
+
+from __future__ import annotations
+
+import os
+
+import nox
+
+nox.options.sessions = ["lint", "tests"]
+nox.options.reuse_existing_virtualenvs = True
+
+PYTHON = "3.11"
+
+
+@nox.session(python=PYTHON)
+def tests(session: nox.Session) -> None:
+    """Run the test suite with coverage of the tracker core."""
+    session.install("-e", ".[dev,postgres]")
+    session.run(
+        "pytest",
+        "--cov=healthchain",
+        "--cov-report=term",
+        *session.posargs,
+        env={"PYTHONDEVMODE": "1", **os.environ},
+    )
+    session.run("coverage", "report", "--include=*/healthchain/tracking/*", "--fail-under=90")
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    """Formatting, lint and strict typing must all be clean."""
+    session.install("-e", ".[dev,postgres]")
+    session.run("ruff", "format", "--check", ".")
+    session.run("ruff", "check", ".")
+    session.run("mypy")
+
+
+@nox.session(python=PYTHON)
+def bench(session: nox.Session) -> None:
+    """Benchmarks against MLflow's tracking store; writes bench/RESULTS.md."""
+    session.install("-e", ".", "mlflow-skinny>=2.14", "psutil>=5.9")
+    session.run("python", "bench/run.py", *session.posargs)

@@ -1,0 +1,46 @@
+"""Experiment tracking: records runs in SQL without blocking the event loop.
+
+``AsyncExperimentTracker`` is awaitable; ``ExperimentTracker`` is its synchronous facade
+for scripts and notebooks. Both store experiments, their tags, pipeline components and
+per-request records in SQLite (default) or any SQLAlchemy async database.
+"""
+
+from __future__ import annotations
+
+from ._config import DEFAULT_STORAGE_URI, mask_uri
+from ._exceptions import (
+    ConfigurationError,
+    DriverNotInstalledError,
+    ExperimentNotFoundError,
+    ExperimentStateError,
+    InvalidFilterError,
+    InvalidInputError,
+    StorageError,
+    TrackerClosedError,
+    TrackerError,
+)
+from ._records import Component, Experiment, ExperimentStatus
+from ._sync import ExperimentTracker
+from ._tracker import AsyncExperimentTracker
+from ._values import RequestRecord, RequestStats
+
+__all__ = [
+    "DEFAULT_STORAGE_URI",
+    "AsyncExperimentTracker",
+    "Component",
+    "ConfigurationError",
+    "DriverNotInstalledError",
+    "Experiment",
+    "ExperimentNotFoundError",
+    "ExperimentStateError",
+    "ExperimentStatus",
+    "ExperimentTracker",
+    "InvalidFilterError",
+    "InvalidInputError",
+    "RequestRecord",
+    "RequestStats",
+    "StorageError",
+    "TrackerClosedError",
+    "TrackerError",
+    "mask_uri",
+]

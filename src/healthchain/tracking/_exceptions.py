@@ -1,0 +1,75 @@
+"""Exceptions raised by ``healthchain.tracking``.
+
+Every error the tracker raises derives from :class:`TrackerError`, and also from the
+builtin whose meaning fits, so ``except LookupError`` or ``except ValueError`` work too::
+
+    TrackerError
+    ├── ConfigurationError (ValueError)        bad storage URI or tracker option
+    │   └── DriverNotInstalledError (ImportError)  the URI's driver is missing: install the extra
+    ├── InvalidInputError (ValueError)         tags, components, pipeline_config, status
+    │   └── InvalidFilterError                 unknown filter key or bad filter value
+    ├── ExperimentNotFoundError (LookupError)  no experiment with that id
+    ├── ExperimentStateError                   e.g. ending an experiment that already ended
+    ├── TrackerClosedError (RuntimeError)      the tracker was closed (or bound to another loop)
+    └── StorageError (OSError)                 the database could not be opened, read or written
+
+Database driver and SQLAlchemy exceptions never escape: they are translated into
+:class:`StorageError` in one place, with the original chained as ``__cause__``.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigurationError",
+    "DriverNotInstalledError",
+    "ExperimentNotFoundError",
+    "ExperimentStateError",
+    "InvalidFilterError",
+    "InvalidInputError",
+    "StorageError",
+    "TrackerClosedError",
+    "TrackerError",
+]
+
+
+class TrackerError(Exception):
+    """Base class of every error raised by the experiment tracker."""
+
+
+class ConfigurationError(TrackerError, ValueError):
+    """A storage URI or tracker option is not usable."""
+
+
+class DriverNotInstalledError(ConfigurationError, ImportError):
+    """The database driver a storage URI needs is not installed."""
+
+
+class InvalidInputError(TrackerError, ValueError):
+    """Tags, components, a pipeline config or a status were rejected before any write."""
+
+
+class InvalidFilterError(InvalidInputError):
+    """A ``list_experiments`` filter has an unknown key or an unusable value."""
+
+
+class ExperimentNotFoundError(TrackerError, LookupError):
+    """No experiment has the given id."""
+
+    def __init__(self, experiment_id: str) -> None:
+        super().__init__(
+            f"no experiment with id {experiment_id!r}; "
+            "list_experiments() shows the ids this storage holds"
+        )
+        self.experiment_id = experiment_id
+
+
+class ExperimentStateError(TrackerError):
+    """The experiment is not in a state that allows the operation."""
+
+
+class TrackerClosedError(TrackerError, RuntimeError):
+    """The tracker was closed, or is used from an event loop it does not belong to."""
+
+
+class StorageError(TrackerError, OSError):
+    """The database could not be opened, read or written."""

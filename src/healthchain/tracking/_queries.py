@@ -1,0 +1,177 @@
+"""Reads: statements, filters, and turning rows into records.
+
+The functions here take an :class:`~._store.Executor` and run off the event loop (in
+aiosqlite's thread for SQLite), so building thousands of records never stalls the loop.
+Turning rows into records is most of the cost of a large list: keep it lean.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from sqlalchemy import and_, bindparam, case, func, select
+from sqlalchemy.sql import Select
+
+from ._records import Component, Experiment, ExperimentStatus
+from ._schema import experiment_tags, experiments, pipeline_components, requests
+from ._store import STATUS_OF, Executor, from_db_time, static
+from ._values import RequestStats, ValidFilters
+
+__all__ = ["get_experiment", "list_experiments", "request_stats"]
+
+_COLUMNS = (
+    experiments.c.id,
+    experiments.c.name,
+    experiments.c.project,
+    experiments.c.start_time,
+    experiments.c.end_time,
+    experiments.c.status,
+    experiments.c.tags,
+    experiments.c.pipeline_config,
+    experiments.c.error,
+    experiments.c.host,
+    experiments.c.pid,
+    experiments.c.heartbeat_at,
+)
+_COMPONENT_COLUMNS = (
+    pipeline_components.c.name,
+    pipeline_components.c.type,
+    pipeline_components.c.stage,
+    pipeline_components.c.position,
+)
+_STATUS = {s.value: s for s in ExperimentStatus}
+# The decoder's C scanner, skipping json.loads' Python-level wrapping (a third of the
+# cost of a small object); stored JSON never starts with whitespace.
+_scan = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+
+GET_EXPERIMENT = static(select(*_COLUMNS).where(experiments.c.id == bindparam("b_id")))
+GET_COMPONENTS = static(
+    select(*_COMPONENT_COLUMNS)
+    .where(pipeline_components.c.experiment_id == bindparam("b_id"))
+    .order_by(pipeline_components.c.position)
+)
+REQUEST_COUNTS = static(
+    select(
+        func.count(),
+        func.coalesce(
+            func.sum(
+                case(
+                    (
+                        requests.c.error.is_not(None)
+                        | requests.c.status_code.is_(None)
+                        | (requests.c.status_code >= 400),
+                        1,
+                    ),
+                    else_=0,
+                )
+            ),
+            0,
+        ),
+    ).where(requests.c.experiment_id == bindparam("b_id"))
+)
+REQUEST_LATENCIES = static(
+    select(requests.c.latency_ms)
+    .where(requests.c.experiment_id == bindparam("b_id"))
+    .order_by(requests.c.latency_ms)
+)
+
+
+def _json(value: Any) -> Any:
+    if value.__class__ is not str:
+        return value
+    try:
+        return _scan(value, 0)[0]
+    except StopIteration:  # written by someone else, with leading whitespace
+        return json.loads(value)
+
+
+def _record(row: Any, components: tuple[Component, ...]) -> Experiment:
+    return Experiment(
+        row[0],
+        row[1],
+        row[2],
+        from_db_time(row[3]),  # type: ignore[arg-type]
+        from_db_time(row[4]),
+        _STATUS[row[5]],
+        _json(row[6]),
+        _json(row[7]),
+        components,
+        row[8],
+        row[9],
+        row[10],
+        from_db_time(row[11]),
+    )
+
+
+def get_experiment(ex: Executor, experiment_id: str) -> Experiment | None:
+    """The experiment with its components, or None."""
+    rows = ex.query(GET_EXPERIMENT, {"b_id": experiment_id})
+    if not rows:
+        return None
+    components = tuple(Component(*c) for c in ex.query(GET_COMPONENTS, {"b_id": experiment_id}))
+    return _record(rows[0], components)
+
+
+def build_list_query(filters: ValidFilters, limit: int | None, offset: int) -> Select[Any]:
+    """The filtered, newest-first select; every value is a bound parameter."""
+    source: Any = experiments
+    for i, (key, text) in enumerate(filters.tags.items()):
+        tag = experiment_tags.alias(f"tag{i}")
+        # Joined on the (key, value, experiment_id) index: a tag filter reads only the
+        # matching index entries, never the JSON of every row.
+        source = source.join(
+            tag,
+            and_(tag.c.experiment_id == experiments.c.id, tag.c.key == key, tag.c.value == text),
+        )
+    query = select(*_COLUMNS).select_from(source)
+    if filters.statuses:
+        query = query.where(experiments.c.status.in_([s.value for s in filters.statuses]))
+    if filters.name is not None:
+        query = query.where(experiments.c.name == filters.name)
+    if filters.project is not None:
+        query = query.where(experiments.c.project == filters.project)
+    query = query.order_by(experiments.c.start_time.desc(), experiments.c.id.desc())
+    if limit is not None:
+        query = query.limit(limit)
+    if offset:
+        query = query.offset(offset)
+    return query
+
+
+def list_experiments(ex: Executor, query: Select[Any]) -> list[Experiment]:
+    """Run a query from :func:`build_list_query`, attaching each experiment's components."""
+    rows = ex.query(query)
+    if not rows:
+        return []
+    ids = query.with_only_columns(experiments.c.id)
+    by_experiment: dict[str, list[Component]] = {}
+    for experiment_id, *fields in ex.query(
+        select(pipeline_components.c.experiment_id, *_COMPONENT_COLUMNS)
+        .where(pipeline_components.c.experiment_id.in_(ids.scalar_subquery()))
+        .order_by(pipeline_components.c.experiment_id, pipeline_components.c.position)
+    ):
+        by_experiment.setdefault(experiment_id, []).append(Component(*fields))
+    empty: tuple[Component, ...] = ()
+    if not by_experiment:
+        return [_record(row, empty) for row in rows]
+    return [_record(row, tuple(by_experiment.get(row[0], empty))) for row in rows]
+
+
+def _percentile(ordered: list[float], fraction: float) -> float:
+    """Nearest-rank percentile of an ascending list."""
+    return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)]
+
+
+def request_stats(ex: Executor, experiment_id: str) -> RequestStats | None:
+    """Count, failures and latency p50/p95 of an experiment's requests; None if unknown."""
+    if not ex.query(STATUS_OF, {"b_id": experiment_id}):
+        return None
+    count, failures = ex.query(REQUEST_COUNTS, {"b_id": experiment_id})[0]
+    if not count:
+        return RequestStats(0, 0, None, None)
+    latencies = [row[0] for row in ex.query(REQUEST_LATENCIES, {"b_id": experiment_id})]
+    return RequestStats(
+        int(count), int(failures), _percentile(latencies, 0.50), _percentile(latencies, 0.95)
+    )

@@ -1,0 +1,62 @@
+"""Plain records handed to users: experiments, their components, statuses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any, NamedTuple
+
+__all__ = ["Component", "Experiment", "ExperimentStatus"]
+
+
+class ExperimentStatus(StrEnum):
+    """Lifecycle of an experiment: RUNNING, then one of the three final states."""
+
+    RUNNING = "RUNNING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    INTERRUPTED = "INTERRUPTED"
+
+    @property
+    def is_final(self) -> bool:
+        """True for COMPLETED, FAILED and INTERRUPTED."""
+        return self is not ExperimentStatus.RUNNING
+
+
+class Component(NamedTuple):
+    """One pipeline component as stored in ``pipeline_components``."""
+
+    name: str
+    type: str | None
+    stage: str | None
+    position: int
+
+
+@dataclass(slots=True, eq=True)
+class Experiment:
+    """A detached snapshot of one experiment row; reading it never touches the database."""
+
+    id: str
+    """UUID string with hyphens (time-ordered, UUIDv7)."""
+    name: str
+    project: str
+    start_time: datetime
+    """Timezone-aware UTC."""
+    end_time: datetime | None
+    """Timezone-aware UTC; None while RUNNING."""
+    status: ExperimentStatus
+    tags: dict[str, Any]
+    pipeline_config: dict[str, Any] | None
+    components: tuple[Component, ...] = ()
+    error: str | None = None
+    host: str | None = None
+    pid: int | None = None
+    heartbeat_at: datetime | None = None
+
+    @property
+    def duration(self) -> timedelta | None:
+        """``end_time - start_time``, or None while the experiment is running."""
+        if self.end_time is None:
+            return None
+        return self.end_time - self.start_time

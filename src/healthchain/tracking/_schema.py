@@ -1,0 +1,133 @@
+"""The tables. Migrations in ``migrations/`` build exactly this schema (a test pins it)."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+__all__ = [
+    "HEAD_REVISION",
+    "alembic_version",
+    "experiment_tags",
+    "experiments",
+    "metadata",
+    "pipeline_components",
+    "requests",
+]
+
+# The newest migration in migrations/versions; a fresh database is created from this
+# module and stamped with it, so Alembic is imported only when a database is behind.
+HEAD_REVISION = "0001"
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+_Json = JSON().with_variant(JSONB(), "postgresql")
+_Timestamp = DateTime(timezone=True)
+
+experiments = Table(
+    "experiments",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("name", String, nullable=False),
+    Column("project", String, nullable=False),
+    Column("start_time", _Timestamp, nullable=False),
+    Column("end_time", _Timestamp),
+    Column("status", String(16), nullable=False),
+    Column("tags", _Json, nullable=False),
+    Column("pipeline_config", _Json),
+    Column("error", Text),
+    Column("heartbeat_at", _Timestamp),
+    Column("heartbeat_interval", Float, nullable=False),
+    Column("host", String),
+    Column("pid", Integer),
+    CheckConstraint("status IN ('RUNNING', 'COMPLETED', 'FAILED', 'INTERRUPTED')", name="status"),
+    # Every index is one more page each commit writes: only newest-first order is
+    # indexed. Status and project filters ride along that order.
+    Index(None, "start_time"),
+)
+
+pipeline_components = Table(
+    "pipeline_components",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column(
+        "experiment_id",
+        String(36),
+        ForeignKey("experiments.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("name", String, nullable=False),
+    Column("type", String),
+    Column("stage", String),
+    Column("position", Integer, nullable=False),
+    UniqueConstraint("experiment_id", "position"),
+)
+
+# One row per tag, beside the JSON column: the (key, value) index serves tag filters
+# without scanning JSON. ``value`` is the tag's canonical JSON text. On SQLite the table
+# is clustered on its primary key (WITHOUT ROWID): two B-trees to write, not three.
+experiment_tags = Table(
+    "experiment_tags",
+    metadata,
+    Column(
+        "experiment_id",
+        String(36),
+        ForeignKey("experiments.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("key", String, primary_key=True),
+    Column("value", Text, nullable=False),
+    Index(None, "key", "value", "experiment_id"),
+    sqlite_with_rowid=False,
+)
+
+# One row per request a run sent (the sandbox logs them); linked to its experiment.
+requests = Table(
+    "requests",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column(
+        "experiment_id",
+        String(36),
+        ForeignKey("experiments.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("seq", Integer, nullable=False),
+    Column("start_time", _Timestamp, nullable=False),
+    Column("latency_ms", Float, nullable=False),
+    Column("status_code", Integer),
+    Column("error", Text),
+    UniqueConstraint("experiment_id", "seq"),
+)
+
+# Alembic's own bookkeeping table, kept apart from ``metadata`` so that comparing the
+# schema with the migrations ignores it, as Alembic does.
+alembic_version = Table(
+    "alembic_version",
+    MetaData(),
+    Column("version_num", String(32), nullable=False),
+    PrimaryKeyConstraint("version_num", name="alembic_version_pkc"),
+)

@@ -1,0 +1,516 @@
+"""How writes and reads reach the database.
+
+All statements are SQLAlchemy Core objects built once here from ``_schema``. Two
+executors run them:
+
+* :class:`SqliteBackend` ships each whole transaction (or read) to the aiosqlite
+  connection's own thread as one function. aiosqlite runs every call on that thread and a
+  thread hop costs ~150 µs on small machines, so one hop per transaction instead of one
+  per statement is what makes group commits cheap. The sqlite3 work then happens off
+  the event loop thread entirely.
+* :class:`CoreBackend` runs the same functions through ``AsyncConnection.run_sync`` for
+  every other async dialect (PostgreSQL via asyncpg).
+
+A batch of operations is applied in one transaction; if any of them fails, the batch
+is rolled back and replayed one operation at a time, so one bad operation never fails
+its neighbours.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
+
+from sqlalchemy import Connection, bindparam, delete, insert, literal_column, select, update
+from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql import ClauseElement, Executable
+from sqlalchemy.sql.elements import ColumnClause
+
+from ._exceptions import ExperimentNotFoundError, ExperimentStateError, InvalidInputError
+from ._schema import experiment_tags, experiments, pipeline_components, requests
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+__all__ = [
+    "Backend",
+    "BeatOp",
+    "CoreBackend",
+    "DeleteOp",
+    "EndOp",
+    "Executor",
+    "Op",
+    "ReapOp",
+    "RequestsOp",
+    "SqliteBackend",
+    "StartOp",
+    "from_db_time",
+    "static",
+]
+
+T = TypeVar("T")
+E = TypeVar("E", bound=Executable)
+
+# Literal SQL rather than bound values, so batches bind only their own rows' values.
+_RUNNING: ColumnClause[Any] = literal_column("'RUNNING'")
+_FAILED: ColumnClause[Any] = literal_column("'FAILED'")
+
+
+def _insert(table: Any, *skip: str) -> Executable:
+    return insert(table).values({c.name: bindparam(c.name) for c in table.c if c.name not in skip})
+
+
+INSERT_EXPERIMENT = _insert(experiments)
+INSERT_TAG = _insert(experiment_tags)
+INSERT_COMPONENT = _insert(pipeline_components, "id")
+INSERT_REQUEST = _insert(requests, "id")
+END = (
+    update(experiments)
+    .where(experiments.c.id == bindparam("b_id"), experiments.c.status == _RUNNING)
+    .values(status=bindparam("b_status"), end_time=bindparam("b_end"), error=bindparam("b_error"))
+)
+BEAT = (
+    update(experiments)
+    .where(experiments.c.id == bindparam("b_id"), experiments.c.status == _RUNNING)
+    .values(heartbeat_at=bindparam("b_beat"))
+)
+REAP = (
+    update(experiments)
+    .where(
+        experiments.c.id == bindparam("b_id"),
+        experiments.c.status == _RUNNING,
+        experiments.c.heartbeat_at == bindparam("b_seen"),
+    )
+    .values(status=_FAILED, end_time=bindparam("b_end"), error=bindparam("b_error"))
+)
+RUNNING_ROWS = select(
+    experiments.c.id,
+    experiments.c.heartbeat_at,
+    experiments.c.heartbeat_interval,
+    experiments.c.host,
+    experiments.c.pid,
+).where(experiments.c.status == _RUNNING)
+STATUS_OF = select(experiments.c.status).where(experiments.c.id == bindparam("b_id"))
+DELETE = delete(experiments).where(experiments.c.id == bindparam("b_id"))
+
+# Statements built once, whose compiled SQL is cached; ``_queries`` adds its own.
+STATIC_STATEMENTS: set[int] = {
+    id(s)
+    for s in (INSERT_EXPERIMENT, INSERT_TAG, INSERT_COMPONENT, INSERT_REQUEST, END, BEAT, REAP)
+}
+STATIC_STATEMENTS.update(id(s) for s in (RUNNING_ROWS, STATUS_OF, DELETE))
+
+
+def static(stmt: E) -> E:
+    """Mark a module-level statement so its compiled SQL is cached."""
+    STATIC_STATEMENTS.add(id(stmt))
+    return stmt
+
+
+_fromisoformat = datetime.fromisoformat
+
+
+def from_db_time(value: Any) -> datetime | None:
+    """A stored timestamp as an aware UTC datetime (SQLite stores naive UTC text)."""
+    if value is None:
+        return None
+    if value.__class__ is str:
+        if len(value) == 26:  # our own format, naive UTC: the fast path for large lists
+            return _fromisoformat(value + "+00:00")
+        value = _fromisoformat(value)
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)  # type: ignore[no-any-return]
+    return value.astimezone(UTC)  # type: ignore[no-any-return]
+
+
+class Executor(Protocol):
+    """What batch and read functions may do with a connection (sync, off the loop)."""
+
+    def begin(self) -> None: ...
+    def commit(self) -> None: ...
+    def rollback(self) -> None: ...
+    def run(
+        self, stmt: Executable, rows: Sequence[dict[str, Any]], *, counted: bool = False
+    ) -> int:
+        """Execute ``stmt`` for each row; with ``counted``, return the exact rows affected."""
+        ...
+
+    def query(self, stmt: Executable, params: dict[str, Any] | None = None) -> list[Any]: ...
+
+
+# --- operations -------------------------------------------------------------------------
+
+
+class Op:
+    """One queued write; ``apply`` runs inside a transaction on an :class:`Executor`."""
+
+    __slots__ = ("future",)
+
+    def __init__(self) -> None:
+        self.future: asyncio.Future[Any] | None = None
+
+    def apply(self, ex: Executor) -> Any:
+        raise NotImplementedError
+
+
+class StartOp(Op):
+    __slots__ = ("components", "experiment", "tags")
+
+    def __init__(
+        self,
+        experiment: dict[str, Any],
+        tags: list[dict[str, Any]],
+        components: list[dict[str, Any]],
+    ) -> None:
+        super().__init__()
+        self.experiment, self.tags, self.components = experiment, tags, components
+
+    def apply(self, ex: Executor) -> None:
+        ex.run(INSERT_EXPERIMENT, [self.experiment])
+        if self.tags:
+            ex.run(INSERT_TAG, self.tags)
+        if self.components:
+            ex.run(INSERT_COMPONENT, self.components)
+
+
+class EndOp(Op):
+    __slots__ = ("row",)
+
+    def __init__(self, row: dict[str, Any]) -> None:
+        super().__init__()
+        self.row = row
+
+    def apply(self, ex: Executor) -> None:
+        if ex.run(END, [self.row], counted=True) == 1:
+            return
+        experiment_id = self.row["b_id"]
+        found = ex.query(STATUS_OF, {"b_id": experiment_id})
+        if not found:
+            raise ExperimentNotFoundError(experiment_id)
+        raise ExperimentStateError(
+            f"experiment {experiment_id!r} has already ended as {found[0][0]}; "
+            "an ended experiment cannot be ended again"
+        )
+
+
+class BeatOp(Op):
+    __slots__ = ("rows",)
+
+    def __init__(self, rows: list[dict[str, Any]]) -> None:
+        super().__init__()
+        self.rows = rows
+
+    def apply(self, ex: Executor) -> None:
+        ex.run(BEAT, self.rows)
+
+
+class RequestsOp(Op):
+    __slots__ = ("experiment_id", "rows")
+
+    def __init__(self, experiment_id: str, rows: list[dict[str, Any]]) -> None:
+        super().__init__()
+        self.experiment_id, self.rows = experiment_id, rows
+
+    def apply(self, ex: Executor) -> None:
+        try:
+            ex.run(INSERT_REQUEST, self.rows)
+        except (sqlite3.IntegrityError, IntegrityError):
+            ex.rollback()  # PostgreSQL refuses anything more in a failed transaction
+            ex.begin()
+            if not ex.query(STATUS_OF, {"b_id": self.experiment_id}):
+                raise ExperimentNotFoundError(self.experiment_id) from None
+            raise InvalidInputError(
+                f"a request index in {[r['seq'] for r in self.rows]!r} was already logged for "
+                f"experiment {self.experiment_id!r}; give each request a unique index"
+            ) from None
+
+
+class ReapOp(Op):
+    """Mark RUNNING experiments whose heartbeat is too old as FAILED; returns their ids."""
+
+    __slots__ = ("codec", "now")
+
+    def __init__(self, now: datetime, codec: Codec) -> None:
+        super().__init__()
+        self.now, self.codec = now, codec
+
+    def apply(self, ex: Executor) -> list[str]:
+        reaped: list[str] = []
+        for experiment_id, beat, interval, host, pid in ex.query(RUNNING_ROWS):
+            seen = from_db_time(beat)
+            if seen is None or self.now - seen <= timedelta(seconds=3 * interval):
+                continue
+            error = (
+                f"process {pid} on host {host!r} stopped reporting: last heartbeat at "
+                f"{seen.isoformat()}, more than 3 x {interval:g} s before {self.now.isoformat()}"
+            )
+            row = {"b_id": experiment_id, "b_seen": beat, "b_end": self.codec.time(self.now)}
+            row["b_error"] = error
+            if ex.run(REAP, [row], counted=True):
+                reaped.append(experiment_id)
+        return reaped
+
+
+class DeleteOp(Op):
+    __slots__ = ("ids",)
+
+    def __init__(self, ids: list[str]) -> None:
+        super().__init__()
+        self.ids = ids
+
+    def apply(self, ex: Executor) -> int:
+        return ex.run(DELETE, [{"b_id": i} for i in self.ids], counted=True)
+
+
+def apply_batch(ex: Executor, ops: Sequence[Op]) -> list[Any]:
+    """Apply ``ops`` in one transaction; on failure replay each alone. Results or errors."""
+    if len(ops) > 1:
+        try:
+            ex.begin()
+            results = _apply_grouped(ex, ops)
+            ex.commit()
+            return results
+        except Exception:
+            ex.rollback()
+    outcomes: list[Any] = []
+    for op in ops:
+        try:
+            ex.begin()
+            result = op.apply(ex)
+            ex.commit()
+        except Exception as exc:
+            ex.rollback()
+            outcomes.append(exc)
+        else:
+            outcomes.append(result)
+    return outcomes
+
+
+class _Conflict(Exception):
+    """A grouped batch could not be applied as a whole; it is replayed op by op."""
+
+
+def _apply_grouped(ex: Executor, ops: Sequence[Op]) -> list[Any]:
+    starts = [op for op in ops if isinstance(op, StartOp)]
+    if starts:
+        ex.run(INSERT_EXPERIMENT, [op.experiment for op in starts])
+        tags = [row for op in starts for row in op.tags]
+        if tags:
+            ex.run(INSERT_TAG, tags)
+        components = [row for op in starts for row in op.components]
+        if components:
+            ex.run(INSERT_COMPONENT, components)
+    request_rows = [row for op in ops if isinstance(op, RequestsOp) for row in op.rows]
+    if request_rows:
+        ex.run(INSERT_REQUEST, request_rows)
+    ends = [op.row for op in ops if isinstance(op, EndOp)]
+    if ends and ex.run(END, ends, counted=True) != len(ends):
+        raise _Conflict
+    beats = [row for op in ops if isinstance(op, BeatOp) for row in op.rows]
+    if beats:
+        ex.run(BEAT, beats)
+    return [op.apply(ex) if isinstance(op, ReapOp | DeleteOp) else None for op in ops]
+
+
+# --- codecs: what values look like for each backend -------------------------------------
+
+
+class Codec:
+    """Python values as the backend's statements take them."""
+
+    json_as_text = False
+
+    @staticmethod
+    def time(value: datetime) -> Any:
+        return value
+
+
+class SqliteCodec(Codec):
+    """SQLite takes timestamps as naive UTC text (SQLAlchemy's format) and JSON as text."""
+
+    json_as_text = True
+
+    @staticmethod
+    def time(value: datetime) -> Any:
+        if value.tzinfo is not UTC:
+            value = value.astimezone(UTC)
+        return value.isoformat(" ", "microseconds")[:-6]  # drop "+00:00"
+
+
+# --- executors and backends -------------------------------------------------------------
+
+
+class _SqliteExecutor:
+    """Runs Core statements on a plain sqlite3 connection.
+
+    Module-level statements are compiled once and cached by identity; statements built
+    per call (filtered lists) are compiled each time.
+    """
+
+    __slots__ = ("_cache", "_conn")
+
+    _dialect = SQLiteDialect_pysqlite(paramstyle="named")
+
+    def __init__(self, conn: sqlite3.Connection, cache: dict[int, Any]) -> None:
+        self._conn, self._cache = conn, cache
+
+    def _compiled(self, stmt: Executable) -> Any:
+        key = id(stmt)
+        compiled = self._cache.get(key)
+        if compiled is None:
+            compiled = cast(ClauseElement, stmt).compile(
+                dialect=self._dialect, compile_kwargs={"render_postcompile": True}
+            )
+            if key in STATIC_STATEMENTS:
+                self._cache[key] = compiled
+        return compiled
+
+    def begin(self) -> None:
+        # IMMEDIATE takes the write lock up front, so a transaction that reads before
+        # it writes waits on the busy timeout instead of failing with SQLITE_BUSY.
+        self._conn.execute("BEGIN IMMEDIATE")
+
+    def commit(self) -> None:
+        self._conn.commit()
+
+    def rollback(self) -> None:
+        self._conn.rollback()
+
+    def run(
+        self, stmt: Executable, rows: Sequence[dict[str, Any]], *, counted: bool = False
+    ) -> int:
+        sql = self._compiled(stmt).string
+        if len(rows) == 1:
+            return self._conn.execute(sql, rows[0]).rowcount
+        return self._conn.executemany(sql, rows).rowcount
+
+    def query(self, stmt: Executable, params: dict[str, Any] | None = None) -> list[Any]:
+        compiled = self._compiled(stmt)
+        bound = compiled.params
+        if params:
+            bound = {**bound, **params}
+        return self._conn.execute(compiled.string, bound).fetchall()
+
+
+class _CoreExecutor:
+    """Runs Core statements through a (greenlet-backed) SQLAlchemy connection."""
+
+    __slots__ = ("_conn",)
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def begin(self) -> None:
+        pass  # SQLAlchemy begins on first use
+
+    def commit(self) -> None:
+        self._conn.commit()
+
+    def rollback(self) -> None:
+        self._conn.rollback()
+
+    def run(
+        self, stmt: Executable, rows: Sequence[dict[str, Any]], *, counted: bool = False
+    ) -> int:
+        if counted or len(rows) == 1:
+            # executemany row counts are not reliable on every driver
+            return sum(self._conn.execute(stmt, row).rowcount for row in rows)
+        self._conn.execute(stmt, list(rows))
+        return len(rows)
+
+    def query(self, stmt: Executable, params: dict[str, Any] | None = None) -> list[Any]:
+        return list(self._conn.execute(stmt, params or {}).all())
+
+
+class Backend:
+    """Runs batches and reads for one tracker; owns the writer's connection."""
+
+    codec: Codec = Codec()
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def write(self, ops: Sequence[Op]) -> list[Any]:
+        raise NotImplementedError
+
+    async def read(self, fn: Callable[[Executor], T]) -> T:
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        raise NotImplementedError
+
+
+class SqliteBackend(Backend):
+    """One hop to aiosqlite's thread per transaction or read."""
+
+    codec = SqliteCodec()
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        super().__init__(engine)
+        self._writer: AsyncConnection | None = None
+        self._driver: Any = None
+        self._compiled: dict[int, Any] = {}
+
+    async def write(self, ops: Sequence[Op]) -> list[Any]:
+        if self._writer is None:
+            self._writer = await self.engine.connect()
+            self._driver = (await self._writer.get_raw_connection()).driver_connection
+        return await _run_on_connection_thread(self._driver, self._apply, ops)
+
+    def _apply(self, conn: sqlite3.Connection, ops: Sequence[Op]) -> list[Any]:
+        return apply_batch(_SqliteExecutor(conn, self._compiled), ops)
+
+    async def read(self, fn: Callable[[Executor], T]) -> T:
+        async with self.engine.connect() as conn:
+            driver = (await conn.get_raw_connection()).driver_connection
+            return await _run_on_connection_thread(driver, self._read, fn)
+
+    def _read(self, conn: sqlite3.Connection, fn: Callable[[Executor], T]) -> T:
+        ex = _SqliteExecutor(conn, self._compiled)
+        conn.execute("BEGIN")  # one snapshot for every query of this read
+        try:
+            return fn(ex)
+        finally:
+            conn.rollback()
+
+    async def aclose(self) -> None:
+        if self._writer is not None:
+            writer, self._writer = self._writer, None
+            await writer.close()
+
+
+async def _run_on_connection_thread(driver: Any, fn: Callable[..., T], *args: Any) -> T:
+    # aiosqlite's public calls each cost a hop to its thread; ``_execute`` runs a whole
+    # function there in one. It has been aiosqlite's internal entry point for every call
+    # since its first releases; tests/test_store.py pins that it is still there.
+    return await driver._execute(_with_connection, driver, fn, *args)  # type: ignore[no-any-return]
+
+
+def _with_connection(driver: Any, fn: Callable[..., T], *args: Any) -> T:
+    return fn(driver._conn, *args)
+
+
+class CoreBackend(Backend):
+    """Every other async dialect, through SQLAlchemy Core."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        super().__init__(engine)
+        self._writer: AsyncConnection | None = None
+
+    async def write(self, ops: Sequence[Op]) -> list[Any]:
+        if self._writer is None:
+            self._writer = await self.engine.connect()
+        return await self._writer.run_sync(lambda conn: apply_batch(_CoreExecutor(conn), ops))
+
+    async def read(self, fn: Callable[[Executor], T]) -> T:
+        async with self.engine.connect() as conn:
+            return await conn.run_sync(lambda sync_conn: fn(_CoreExecutor(sync_conn)))
+
+    async def aclose(self) -> None:
+        if self._writer is not None:
+            writer, self._writer = self._writer, None
+            await writer.close()

@@ -1,0 +1,181 @@
+"""``ExperimentTracker``: the synchronous facade for scripts and notebooks.
+
+A thin proxy: it owns one :class:`AsyncExperimentTracker` living on one event loop in a
+daemon thread, and each method is one call through that loop's portal. It works from
+any thread, including one already running an event loop (a Jupyter cell), and from
+several threads at once.
+"""
+
+from __future__ import annotations
+
+import atexit
+import warnings
+import weakref
+from collections.abc import Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
+from functools import partial
+from types import TracebackType
+from typing import Any, Self
+
+from anyio.from_thread import BlockingPortal
+
+from ._config import DEFAULT_STORAGE_URI
+from ._portal import LoopThread
+from ._records import Experiment, ExperimentStatus
+from ._tracker import AsyncExperimentTracker
+from ._values import RequestRecord, RequestStats
+
+__all__ = ["ExperimentTracker"]
+
+_open_trackers: weakref.WeakSet[ExperimentTracker] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_open_trackers() -> None:
+    for tracker in list(_open_trackers):
+        tracker.close()
+
+
+class ExperimentTracker:
+    """Synchronous tracker; same arguments and methods as :class:`AsyncExperimentTracker`.
+
+    Opens the database on construction, so a bad storage URI or path fails here.
+    Close it with :meth:`close` or ``with``; one left open is closed at interpreter exit.
+    """
+
+    def __init__(
+        self,
+        storage_uri: str = DEFAULT_STORAGE_URI,
+        project_name: str = "healthchain",
+        tags: Mapping[str, Any] | None = None,
+        heartbeat_interval: float = 10.0,
+    ) -> None:
+        tracker = AsyncExperimentTracker(storage_uri, project_name, tags, heartbeat_interval)
+        self._loop_thread = LoopThread(name="healthchain-tracker")
+        self._tracker = tracker
+        try:
+            self._loop_thread.call(tracker.__aenter__)
+        except BaseException:
+            self._loop_thread.stop(tracker.aclose)
+            raise
+        _open_trackers.add(self)
+
+    @property
+    def portal(self) -> BlockingPortal:
+        """The portal into the loop the async tracker lives on."""
+        return self._loop_thread.portal
+
+    @property
+    def async_tracker(self) -> AsyncExperimentTracker:
+        """The tracker this facade drives; await it only on :attr:`portal`'s loop."""
+        return self._tracker
+
+    @property
+    def storage_uri(self) -> str:
+        """The storage URL with any password masked."""
+        return self._tracker.storage_uri
+
+    @property
+    def project_name(self) -> str:
+        """The project new experiments are recorded under."""
+        return self._tracker.project_name
+
+    def __repr__(self) -> str:
+        state = "open" if self._loop_thread.running else "closed"
+        return f"<ExperimentTracker {self.storage_uri!r} project={self.project_name!r} {state}>"
+
+    def close(self) -> None:
+        """Write everything queued, release the engine and stop the loop thread. Idempotent."""
+        _open_trackers.discard(self)
+        self._loop_thread.stop(self._tracker.aclose)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __del__(self, _warn: Any = warnings.warn) -> None:
+        loop_thread = getattr(self, "_loop_thread", None)
+        if loop_thread is not None and loop_thread.running:
+            _warn(f"unclosed {self!r}; use 'with' or call close()", ResourceWarning, source=self)
+            loop_thread.stop_soon(self._tracker.aclose)
+
+    def start_experiment(
+        self,
+        name: str | None = None,
+        *,
+        tags: Mapping[str, Any] | None = None,
+        pipeline_config: Mapping[str, Any] | None = None,
+        components: Iterable[Mapping[str, Any]] | None = None,
+    ) -> str:
+        """Record a new RUNNING experiment and return its id."""
+        return self._loop_thread.call(
+            partial(
+                self._tracker.start_experiment,
+                name,
+                tags=tags,
+                pipeline_config=pipeline_config,
+                components=components,
+            )
+        )
+
+    def end_experiment(
+        self,
+        experiment_id: str,
+        status: ExperimentStatus | str = ExperimentStatus.COMPLETED,
+        *,
+        error: str | BaseException | None = None,
+    ) -> None:
+        """Set the final status and end time of a RUNNING experiment."""
+        return self._loop_thread.call(
+            partial(self._tracker.end_experiment, experiment_id, status, error=error)
+        )
+
+    def track(
+        self,
+        name: str | None = None,
+        *,
+        tags: Mapping[str, Any] | None = None,
+        pipeline_config: Mapping[str, Any] | None = None,
+        components: Iterable[Mapping[str, Any]] | None = None,
+    ) -> AbstractContextManager[str]:
+        """``with tracker.track() as experiment_id:`` — see :meth:`AsyncExperimentTracker.track`."""
+        return self._loop_thread.wrap(
+            self._tracker.track(
+                name, tags=tags, pipeline_config=pipeline_config, components=components
+            )
+        )
+
+    def get_experiment(self, experiment_id: str) -> Experiment:
+        """The experiment with its components; ``ExperimentNotFoundError`` if unknown."""
+        return self._loop_thread.call(self._tracker.get_experiment, experiment_id)
+
+    def list_experiments(
+        self, filters: Mapping[str, Any] | None = None, *, limit: int | None = None, offset: int = 0
+    ) -> list[Experiment]:
+        """Experiments newest first; filter keys ``tags``, ``status``, ``name``, ``project``."""
+        return self._loop_thread.call(
+            partial(self._tracker.list_experiments, filters, limit=limit, offset=offset)
+        )
+
+    def reap_stale(self) -> list[str]:
+        """Mark RUNNING experiments silent for over 3 heartbeat intervals as FAILED."""
+        return self._loop_thread.call(self._tracker.reap_stale)
+
+    def delete_experiments(self, experiment_ids: Iterable[str]) -> int:
+        """Delete experiments and everything recorded with them; returns how many."""
+        return self._loop_thread.call(self._tracker.delete_experiments, experiment_ids)
+
+    def log_requests(self, experiment_id: str, records: Sequence[RequestRecord]) -> None:
+        """Store per-request records of a run."""
+        return self._loop_thread.call(self._tracker.log_requests, experiment_id, records)
+
+    def request_stats(self, experiment_id: str) -> RequestStats:
+        """Request count, failures and latency p50/p95 (ms) of an experiment."""
+        return self._loop_thread.call(self._tracker.request_stats, experiment_id)

@@ -1,0 +1,522 @@
+"""``AsyncExperimentTracker``: the awaitable tracker every other interface is built on."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import sqlite3
+import warnings
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from types import TracebackType
+from typing import Any, Self
+
+import anyio
+from sqlalchemy import event
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from uuid_utils import uuid7
+
+from . import _queries
+from ._config import (
+    DEFAULT_STORAGE_URI,
+    StorageConfig,
+    resolve_storage_uri,
+    validate_heartbeat_interval,
+    validate_project_name,
+)
+from ._exceptions import (
+    ExperimentNotFoundError,
+    InvalidInputError,
+    StorageError,
+    TrackerClosedError,
+    TrackerError,
+)
+from ._migrate import ensure_schema
+from ._records import Experiment, ExperimentStatus
+from ._store import (
+    Backend,
+    BeatOp,
+    Codec,
+    CoreBackend,
+    DeleteOp,
+    EndOp,
+    ReapOp,
+    RequestsOp,
+    SqliteBackend,
+    SqliteCodec,
+    StartOp,
+)
+from ._values import (
+    RequestRecord,
+    RequestStats,
+    dump_json,
+    parse_status,
+    utcnow,
+    validate_components,
+    validate_filters,
+    validate_pipeline_config,
+    validate_request_records,
+    validate_tags,
+)
+from ._writer import Writer
+
+__all__ = ["AsyncExperimentTracker"]
+
+logger = logging.getLogger("healthchain.tracking")
+
+_HOST = socket.gethostname()
+# Seconds a SQLite connection waits for another writer's lock before giving up.
+SQLITE_BUSY_TIMEOUT = 30.0
+
+
+def _create_engine(storage: StorageConfig) -> AsyncEngine:
+    if not storage.is_sqlite:
+        return create_async_engine(storage.url, pool_pre_ping=True)
+    # Reads never open a transaction they leave behind, so the pool's reset-on-return
+    # rollback (one more thread hop per read) is not needed.
+    engine = create_async_engine(
+        storage.url,
+        connect_args={"timeout": SQLITE_BUSY_TIMEOUT},
+        pool_reset_on_return=None,
+    )
+    event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL: readers never block the writer; NORMAL: a commit survives a crash of the
+    # process (not of the machine) without an fsync per commit.
+    for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON"):
+        cursor.execute(f"PRAGMA {pragma}")
+    cursor.close()
+
+
+_DATABASE_ERRORS = (SQLAlchemyError, sqlite3.Error, OSError)
+
+
+class _StorageErrors:
+    """``with`` block turning database errors into :class:`StorageError` (a plain class:
+    it wraps every call on the hot path, where a generator-based one costs more)."""
+
+    __slots__ = ("action", "storage")
+
+    def __init__(self, storage: StorageConfig, action: str) -> None:
+        self.storage, self.action = storage, action
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc is None or isinstance(exc, TrackerError) or not isinstance(exc, _DATABASE_ERRORS):
+            return
+        cause = getattr(exc, "orig", None) or exc
+        if self.storage.is_sqlite and "unable to open database file" in str(cause):
+            message = (
+                f"{self.action}: cannot open the SQLite database {self.storage.url.database!r} "
+                f"({cause}); check that its directory exists and is writable"
+            )
+        else:
+            message = f"{self.action} on {self.storage.display!r} failed: {_describe(cause)}"
+        raise StorageError(message) from exc
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+class AsyncExperimentTracker:
+    """Records experiments in a SQL database without blocking the event loop.
+
+    ``storage_uri`` is a SQLAlchemy URL as users write it (``sqlite:///experiments.db``,
+    ``postgresql://user@host/db``); it is mapped to the async driver. ``tags`` are added to
+    every experiment this tracker starts. While an experiment is RUNNING its row is
+    refreshed every ``heartbeat_interval`` seconds, so :meth:`reap_stale` can tell a live
+    run from one whose process died.
+
+    The tracker binds to the event loop it is first used on. Use it as
+    ``async with AsyncExperimentTracker(...) as tracker:`` or call :meth:`aclose`.
+    """
+
+    def __init__(
+        self,
+        storage_uri: str = DEFAULT_STORAGE_URI,
+        project_name: str = "healthchain",
+        tags: Mapping[str, Any] | None = None,
+        heartbeat_interval: float = 10.0,
+    ) -> None:
+        self._storage = resolve_storage_uri(storage_uri)
+        self._project = validate_project_name(project_name)
+        self._tags, self._tag_texts = validate_tags(tags)
+        self._heartbeat_interval = validate_heartbeat_interval(heartbeat_interval)
+        # The engine is built on first use, in a worker thread: building it resolves the
+        # SQLite path against the working directory, a blocking call.
+        self._engine: AsyncEngine | None = None
+        self._backend: Backend | None = None
+        self._codec: Codec = SqliteCodec() if self._storage.is_sqlite else Codec()
+        self._writer: Writer | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._open_lock: asyncio.Lock | None = None
+        self._closed = False
+        self._running: set[str] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # --- properties -----------------------------------------------------------------
+
+    @property
+    def storage_uri(self) -> str:
+        """The storage URL with any password masked."""
+        return self._storage.display
+
+    @property
+    def project_name(self) -> str:
+        """The project new experiments are recorded under."""
+        return self._project
+
+    @property
+    def heartbeat_interval(self) -> float:
+        """Seconds between two heartbeats of a running experiment."""
+        return self._heartbeat_interval
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open" if self._writer else "unopened"
+        return (
+            f"<{type(self).__name__} {self._storage.display!r} project={self._project!r} {state}>"
+        )
+
+    # --- lifecycle ------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        await self._ready()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Write everything queued, stop the heartbeat and release the engine. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        writer, self._writer = self._writer, None
+        for task in list(self._tasks):
+            if task.get_name() == "healthchain-heartbeat":
+                task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        try:
+            if writer is not None:
+                await writer.aclose()
+            if self._backend is not None:
+                await self._backend.aclose()
+        finally:
+            if self._engine is not None:
+                await self._engine.dispose()
+
+    def __del__(self, _warn: Any = warnings.warn) -> None:
+        if getattr(self, "_loop", None) is not None and not self._closed:
+            _warn(
+                f"unclosed {self!r}; use 'async with' or await aclose()",
+                ResourceWarning,
+                source=self,
+            )
+
+    async def _ready(self) -> Writer:
+        loop = asyncio.get_running_loop()
+        writer = self._writer
+        if writer is not None and self._loop is loop:
+            return writer
+        if self._closed:
+            raise TrackerClosedError(f"{self!r} is closed; create a new tracker to keep recording")
+        if self._loop is None:
+            self._loop, self._open_lock = loop, asyncio.Lock()
+        elif self._loop is not loop:
+            raise TrackerClosedError(
+                f"{self!r} belongs to another event loop; an async engine serves one loop, "
+                "so create one tracker per loop (or use ExperimentTracker from threads)"
+            )
+        assert self._open_lock is not None
+        async with self._open_lock:
+            if self._writer is None:
+                if self._engine is None:
+                    self._engine = await anyio.to_thread.run_sync(_create_engine, self._storage)
+                    self._backend = (SqliteBackend if self._storage.is_sqlite else CoreBackend)(
+                        self._engine
+                    )
+                assert self._backend is not None
+                with self._storage_errors("opening the database"):
+                    await ensure_schema(self._engine)
+                if self._closed:  # closed while we were migrating
+                    raise TrackerClosedError(f"{self!r} was closed while opening")
+                self._writer = Writer(self._backend, on_orphan=self._end_orphan)
+                self._spawn(self._heartbeat(), "healthchain-heartbeat")
+            return self._writer
+
+    async def _reader(self) -> Backend:
+        await self._ready()
+        assert self._backend is not None
+        return self._backend
+
+    def _spawn(self, coro: Any, name: str) -> None:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _storage_errors(self, action: str) -> _StorageErrors:
+        """Translate driver and SQLAlchemy errors into :class:`StorageError`, in one place."""
+        return _StorageErrors(self._storage, action)
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(self._heartbeat_interval)
+            writer = self._writer
+            if writer is None or not self._running:
+                continue
+            beat = self._codec.time(utcnow())
+            op = BeatOp([{"b_id": i, "b_beat": beat} for i in self._running])
+            try:
+                with self._storage_errors("heartbeat"):
+                    await writer.submit(op)
+            except TrackerError as exc:
+                logger.warning("heartbeat not recorded: %s", exc)
+
+    # --- writes ---------------------------------------------------------------------
+
+    async def start_experiment(
+        self,
+        name: str | None = None,
+        *,
+        tags: Mapping[str, Any] | None = None,
+        pipeline_config: Mapping[str, Any] | None = None,
+        components: Iterable[Mapping[str, Any]] | None = None,
+    ) -> str:
+        """Record a new RUNNING experiment and return its id (a UUIDv7 string).
+
+        ``tags`` are merged over the tracker's own; ``components`` is the ordered pipeline,
+        each a ``{"name", "type", "stage"}`` mapping, stored with its 0-based position.
+        """
+        if name is not None and (not isinstance(name, str) or not name):
+            raise InvalidInputError(f"name must be a non-empty string or None, got {name!r}")
+        user_tags, user_texts = validate_tags(tags)
+        config = validate_pipeline_config(pipeline_config)
+        parts = validate_components(components)
+        writer = await self._ready()
+
+        experiment_id = str(uuid7())
+        codec = self._codec
+        now = codec.time(utcnow())
+        merged = {**self._tags, **user_tags} if self._tags else user_tags
+        texts = {**self._tag_texts, **user_texts} if self._tags else user_texts
+        as_text = codec.json_as_text
+        row = {
+            "id": experiment_id,
+            "name": name or f"{self._project}-{experiment_id[-8:]}",
+            "project": self._project,
+            "start_time": now,
+            "end_time": None,
+            "status": "RUNNING",
+            "tags": dump_json(merged) if as_text else merged,
+            "pipeline_config": dump_json(config) if as_text and config is not None else config,
+            "error": None,
+            "heartbeat_at": now,
+            "heartbeat_interval": self._heartbeat_interval,
+            "host": _HOST,
+            "pid": os.getpid(),
+        }
+        tag_rows = [
+            {"experiment_id": experiment_id, "key": k, "value": v} for k, v in texts.items()
+        ]
+        component_rows = [
+            {"experiment_id": experiment_id, "name": n, "type": t, "stage": s, "position": i}
+            for i, (n, t, s) in enumerate(parts)
+        ]
+        with self._storage_errors("start_experiment"):
+            await writer.submit(StartOp(row, tag_rows, component_rows))
+        self._running.add(experiment_id)
+        return experiment_id
+
+    def _end_orphan(self, op: StartOp) -> None:
+        # A start whose caller was cancelled before it committed: the row exists but
+        # nobody holds its id, so end it rather than leave it RUNNING forever.
+        row = {
+            "b_id": op.experiment["id"],
+            "b_status": ExperimentStatus.INTERRUPTED.value,
+            "b_end": self._codec.time(utcnow()),
+            "b_error": "start_experiment was cancelled before it returned",
+        }
+        if self._writer is not None:
+            self._writer.submit(EndOp(row)).add_done_callback(lambda f: f.exception())
+
+    async def end_experiment(
+        self,
+        experiment_id: str,
+        status: ExperimentStatus | str = ExperimentStatus.COMPLETED,
+        *,
+        error: str | BaseException | None = None,
+    ) -> None:
+        """Set the final status and end time of a RUNNING experiment.
+
+        Raises :class:`ExperimentNotFoundError` for an unknown id and
+        :class:`~healthchain.tracking.ExperimentStateError` if it already ended.
+        """
+        final = parse_status(status)
+        if not final.is_final:
+            raise InvalidInputError(
+                f"status {final.value!r} is not a final status; "
+                "end an experiment as COMPLETED, FAILED or INTERRUPTED"
+            )
+        if not isinstance(experiment_id, str):
+            raise InvalidInputError(f"experiment_id must be a string, got {experiment_id!r}")
+        if isinstance(error, BaseException):
+            error = _describe(error)
+        elif error is not None and not isinstance(error, str):
+            raise InvalidInputError(f"error must be a string or an exception, got {error!r}")
+        writer = await self._ready()
+        row = {
+            "b_id": experiment_id,
+            "b_status": final.value,
+            "b_end": self._codec.time(utcnow()),
+            "b_error": error,
+        }
+        try:
+            with self._storage_errors("end_experiment"):
+                await writer.submit(EndOp(row))
+        finally:
+            self._running.discard(experiment_id)
+
+    @asynccontextmanager
+    async def track(
+        self,
+        name: str | None = None,
+        *,
+        tags: Mapping[str, Any] | None = None,
+        pipeline_config: Mapping[str, Any] | None = None,
+        components: Iterable[Mapping[str, Any]] | None = None,
+    ) -> AsyncIterator[str]:
+        """Run the body as one experiment, yielding its id.
+
+        COMPLETED on normal exit; FAILED with the error text if the body raises;
+        INTERRUPTED on cancellation or KeyboardInterrupt. The exception propagates.
+        """
+        experiment_id = await self.start_experiment(
+            name, tags=tags, pipeline_config=pipeline_config, components=components
+        )
+        try:
+            yield experiment_id
+        except (asyncio.CancelledError, KeyboardInterrupt) as exc:
+            await self._end_quietly(
+                experiment_id, ExperimentStatus.INTERRUPTED, _describe(exc) or "cancelled"
+            )
+            raise
+        except BaseException as exc:
+            await self._end_quietly(experiment_id, ExperimentStatus.FAILED, _describe(exc))
+            raise
+        else:
+            await self.end_experiment(experiment_id)
+
+    async def _end_quietly(self, experiment_id: str, status: ExperimentStatus, error: str) -> None:
+        # Shielded, so a second cancellation cannot lose the final status; a storage error
+        # is logged rather than raised over the user's own exception.
+        try:
+            await asyncio.shield(self.end_experiment(experiment_id, status, error=error))
+        except TrackerError as exc:
+            logger.error("could not record %s for experiment %s: %s", status, experiment_id, exc)
+
+    async def log_requests(self, experiment_id: str, records: Sequence[RequestRecord]) -> None:
+        """Store per-request records (index, start, latency, HTTP status, error) of a run."""
+        checked = validate_request_records(records)
+        if not checked:
+            return
+        writer = await self._ready()
+        time = self._codec.time
+        rows = [
+            {
+                "experiment_id": experiment_id,
+                "seq": r.index,
+                "start_time": time(r.start_time),
+                "latency_ms": float(r.latency_ms),
+                "status_code": r.status_code,
+                "error": r.error,
+            }
+            for r in checked
+        ]
+        with self._storage_errors("log_requests"):
+            await writer.submit(RequestsOp(experiment_id, rows))
+
+    async def reap_stale(self) -> list[str]:
+        """Mark RUNNING experiments silent for over 3 heartbeat intervals as FAILED.
+
+        Each row is judged by the interval of the process that wrote it. Returns the ids.
+        """
+        writer = await self._ready()
+        with self._storage_errors("reap_stale"):
+            reaped: list[str] = await writer.submit(ReapOp(utcnow(), self._codec))
+        return reaped
+
+    async def delete_experiments(self, experiment_ids: Iterable[str]) -> int:
+        """Delete experiments with their tags, components and requests; returns how many."""
+        ids = [experiment_ids] if isinstance(experiment_ids, str) else list(experiment_ids)
+        for i in ids:
+            if not isinstance(i, str):
+                raise InvalidInputError(f"experiment ids must be strings, got {i!r}")
+        writer = await self._ready()
+        with self._storage_errors("delete_experiments"):
+            deleted: int = await writer.submit(DeleteOp(ids))
+        return deleted
+
+    # --- reads ----------------------------------------------------------------------
+
+    async def get_experiment(self, experiment_id: str) -> Experiment:
+        """The experiment with its components; :class:`ExperimentNotFoundError` if unknown."""
+        backend = await self._reader()
+        with self._storage_errors("get_experiment"):
+            found = await backend.read(lambda ex: _queries.get_experiment(ex, experiment_id))
+        if found is None:
+            raise ExperimentNotFoundError(experiment_id)
+        return found
+
+    async def list_experiments(
+        self,
+        filters: Mapping[str, Any] | None = None,
+        *,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[Experiment]:
+        """Experiments newest first, across all projects unless filtered.
+
+        Filter keys: ``tags`` (dict; every pair must match), ``status`` (one or several),
+        ``name`` and ``project`` (exact). An unknown key raises ``InvalidFilterError``.
+        """
+        valid = validate_filters(filters)
+        for label, value, least in (("limit", limit, 0), ("offset", offset, 0)):
+            if value is None and label == "limit":
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                raise InvalidInputError(f"{label} must be an integer >= {least}, got {value!r}")
+        query = _queries.build_list_query(valid, limit, offset)
+        backend = await self._reader()
+        with self._storage_errors("list_experiments"):
+            return await backend.read(lambda ex: _queries.list_experiments(ex, query))
+
+    async def request_stats(self, experiment_id: str) -> RequestStats:
+        """Request count, failures and latency p50/p95 (ms) of an experiment."""
+        backend = await self._reader()
+        with self._storage_errors("request_stats"):
+            stats = await backend.read(lambda ex: _queries.request_stats(ex, experiment_id))
+        if stats is None:
+            raise ExperimentNotFoundError(experiment_id)
+        return stats

@@ -1,0 +1,242 @@
+"""Validation and encoding of what users hand the tracker: tags, components, configs, times.
+
+Everything here runs before a write is queued, so bad input is rejected with nothing
+written. It is on the hot path of ``start_experiment``: keep it lean.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, NamedTuple, cast
+
+from ._exceptions import InvalidFilterError, InvalidInputError
+from ._records import ExperimentStatus
+
+__all__ = [
+    "FILTER_KEYS",
+    "RequestRecord",
+    "RequestStats",
+    "ValidFilters",
+    "dump_json",
+    "parse_status",
+    "tag_text",
+    "utcnow",
+    "validate_components",
+    "validate_filters",
+    "validate_pipeline_config",
+    "validate_tags",
+]
+
+FILTER_KEYS = ("tags", "status", "name", "project")
+
+# The quoted JSON text of a str, as the encoders below write it (the C function).
+_quote = json.encoder.encode_basestring
+_dumps = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
+_dumps_sorted = json.JSONEncoder(
+    ensure_ascii=False, allow_nan=False, separators=(",", ":"), sort_keys=True
+).encode
+
+
+@dataclass(frozen=True, slots=True)
+class RequestRecord:
+    """One request a run sent: when, how long, what came back."""
+
+    index: int
+    start_time: datetime
+    latency_ms: float
+    status_code: int | None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RequestStats:
+    """Summary of an experiment's requests; latencies are None when there were none."""
+
+    count: int
+    failures: int
+    p50_ms: float | None
+    p95_ms: float | None
+
+
+class ValidFilters(NamedTuple):
+    """Filters checked and normalised for the query builder."""
+
+    tags: dict[str, str]
+    """Tag key to canonical JSON text of the wanted value."""
+    statuses: tuple[ExperimentStatus, ...]
+    name: str | None
+    project: str | None
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+def dump_json(value: object) -> str:
+    """Compact JSON text; NaN and infinities are rejected, since SQLite's JSON functions are."""
+    return _dumps(value)
+
+
+def tag_text(value: object) -> str:
+    """Canonical JSON text of a tag value: equal values give equal text."""
+    return _dumps_sorted(value)
+
+
+def validate_tags(tags: object, *, what: str = "tags") -> tuple[dict[str, Any], dict[str, str]]:
+    """Return ``(tags, {key: canonical value text})`` or raise naming the bad key or value."""
+    if tags is None:
+        return {}, {}
+    if type(tags) is not dict and not isinstance(tags, Mapping):
+        raise InvalidInputError(
+            f"{what} must be a dict of string keys to JSON values, got {type(tags).__name__} "
+            f"{tags!r}"
+        )
+    texts: dict[str, str] = {}
+    for key, value in tags.items():
+        if not isinstance(key, str) or not key:
+            raise InvalidInputError(
+                f"{what} keys must be non-empty strings; {key!r} is not. "
+                f"Use e.g. {{{str(key)!r}: ...}}"
+            )
+        if type(value) is str:
+            texts[key] = _quote(value)
+            continue
+        try:
+            texts[key] = _dumps_sorted(value)
+        except (TypeError, ValueError) as exc:
+            raise InvalidInputError(
+                f"{what}[{key!r}] = {value!r} is not JSON-serialisable ({exc}); "
+                "use strings, finite numbers, booleans, None, lists or dicts of those"
+            ) from exc
+    return dict(tags), texts
+
+
+def validate_pipeline_config(config: object) -> dict[str, Any] | None:
+    """Return ``config`` if it is None or a JSON-serialisable dict."""
+    if config is None:
+        return None
+    if not isinstance(config, Mapping):
+        raise InvalidInputError(
+            f"pipeline_config must be a dict or None, got {type(config).__name__} {config!r}"
+        )
+    try:
+        _dumps(config)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(
+            f"pipeline_config is not JSON-serialisable ({exc}); "
+            "keep it to strings, finite numbers, booleans, None, lists and dicts"
+        ) from exc
+    return dict(config)
+
+
+_COMPONENT_KEYS = frozenset({"name", "type", "stage"})
+
+
+def validate_components(components: object) -> list[tuple[str, str | None, str | None]]:
+    """Return ``[(name, type, stage), ...]`` in order; position is the index."""
+    if components is None:
+        return []
+    if type(components) not in (list, tuple) and (
+        isinstance(components, str | bytes | Mapping) or not isinstance(components, Iterable)
+    ):
+        raise InvalidInputError(
+            "components must be a sequence of {'name', 'type', 'stage'} mappings, "
+            f"got {components!r}"
+        )
+    out: list[tuple[str, str | None, str | None]] = []
+    for position, item in enumerate(cast(Iterable[Any], components)):
+        if type(item) is not dict and not isinstance(item, Mapping):
+            raise InvalidInputError(
+                f"components[{position}] must be a mapping with 'name', 'type' and 'stage', "
+                f"got {item!r}"
+            )
+        if not item.keys() <= _COMPONENT_KEYS:
+            unknown = sorted(set(item) - _COMPONENT_KEYS)
+            raise InvalidInputError(
+                f"components[{position}] has unknown key(s) {unknown!r}; "
+                "allowed: 'name', 'type', 'stage'"
+            )
+        name, kind, stage = item.get("name"), item.get("type"), item.get("stage")
+        if type(name) is not str or not name:
+            raise InvalidInputError(
+                f"components[{position}]['name'] must be a non-empty string, got {name!r}"
+            )
+        for field, value in (("type", kind), ("stage", stage)):
+            if value is not None and type(value) is not str:
+                raise InvalidInputError(
+                    f"components[{position}][{field!r}] must be a string or None, got {value!r}"
+                )
+        out.append((name, kind, stage))
+    return out
+
+
+def parse_status(value: object, *, what: str = "status") -> ExperimentStatus:
+    """Accept an :class:`ExperimentStatus` or its name in any case."""
+    if isinstance(value, ExperimentStatus):
+        return value
+    if isinstance(value, str):
+        try:
+            return ExperimentStatus(value.upper())
+        except ValueError:
+            pass
+    allowed = ", ".join(s.value for s in ExperimentStatus)
+    error = InvalidFilterError if what.startswith("filters") else InvalidInputError
+    raise error(f"unknown {what} {value!r}; expected one of {allowed}")
+
+
+def validate_filters(filters: object) -> ValidFilters:
+    """Check ``list_experiments`` filters; unknown keys and bad values name themselves."""
+    if filters is None:
+        return ValidFilters({}, (), None, None)
+    if not isinstance(filters, Mapping):
+        raise InvalidFilterError(
+            f"filters must be a dict with keys from {FILTER_KEYS!r}, got {filters!r}"
+        )
+    unknown = [key for key in filters if key not in FILTER_KEYS]
+    if unknown:
+        raise InvalidFilterError(
+            f"unknown filter key {unknown[0]!r}; filters accept {', '.join(FILTER_KEYS)}"
+        )
+    try:
+        _, tag_texts = validate_tags(filters.get("tags"), what="filters['tags']")
+    except InvalidInputError as exc:
+        raise InvalidFilterError(str(exc)) from exc
+
+    status = filters.get("status")
+    statuses: tuple[ExperimentStatus, ...] = ()
+    if status is not None:
+        items: Sequence[object] = (
+            [status]
+            if isinstance(status, str) or not isinstance(status, Iterable)
+            else list(status)
+        )
+        statuses = tuple(parse_status(s, what="filters['status']") for s in items)
+
+    texts: list[str | None] = []
+    for key in ("name", "project"):
+        value = filters.get(key)
+        if value is not None and not isinstance(value, str):
+            raise InvalidFilterError(f"filters[{key!r}] must be a string, got {value!r}")
+        texts.append(value)
+    return ValidFilters(tag_texts, statuses, texts[0], texts[1])
+
+
+def validate_request_records(records: object) -> list[RequestRecord]:
+    """Check request records before they are queued."""
+    if isinstance(records, str | bytes) or not isinstance(records, Iterable):
+        raise InvalidInputError(f"records must be a sequence of RequestRecord, got {records!r}")
+    out: list[RequestRecord] = []
+    for i, record in enumerate(records):
+        if not isinstance(record, RequestRecord):
+            raise InvalidInputError(f"records[{i}] must be a RequestRecord, got {record!r}")
+        if not isinstance(record.start_time, datetime) or record.start_time.tzinfo is None:
+            raise InvalidInputError(
+                f"records[{i}].start_time must be a timezone-aware datetime, "
+                f"got {record.start_time!r}"
+            )
+        out.append(record)
+    return out

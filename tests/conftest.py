@@ -1,0 +1,73 @@
+"""Fixtures shared by the whole suite: the anyio backend, a blocking-call detector, storage."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from blockbuster import BlockBuster, blockbuster_ctx
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    """SQLAlchemy's asyncio extension needs asyncio."""
+    return "asyncio"
+
+
+@pytest.fixture(autouse=True)
+def blockbuster() -> Iterator[BlockBuster]:
+    """Fail any test in which a blocking call runs on an event loop's thread."""
+    with blockbuster_ctx() as bb:
+        # asyncpg's connect looks for ~/.pgpass and ~/.postgresql certificates on disk:
+        # a few stats per new pooled connection, inside asyncpg itself; nothing of ours.
+        for function in bb.functions.values():
+            function.can_block_in("asyncpg/connect_utils.py", {"_parse_connect_dsn_and_args"})
+        yield bb
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    """A SQLite file under the test's tmp dir (not yet created)."""
+    return tmp_path / "experiments.db"
+
+
+@pytest.fixture
+def storage_uri(db_path: Path) -> str:
+    """The storage URI as users write it."""
+    return f"sqlite:///{db_path}"
+
+
+POSTGRES_URL_ENV = "HEALTHCHAIN_TEST_POSTGRES_URL"
+_TABLES = "requests, pipeline_components, experiment_tags, experiments, alembic_version"
+
+
+def _postgres_url() -> str:
+    url = os.environ.get(POSTGRES_URL_ENV)
+    if not url:
+        pytest.skip(
+            f"PostgreSQL tests need a server: set {POSTGRES_URL_ENV}="
+            "postgresql://user@127.0.0.1:5432/dbname (.ci/run does)"
+        )
+    return url
+
+
+async def _reset_postgres(url: str) -> None:
+    import asyncpg  # the postgres extra
+
+    conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        await conn.execute(f"DROP TABLE IF EXISTS {_TABLES} CASCADE")
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def any_storage_uri(request: pytest.FixtureRequest, storage_uri: str) -> str:
+    """The same test on a SQLite file and on the real PostgreSQL server (emptied first)."""
+    if request.param == "sqlite":
+        return storage_uri
+    url = _postgres_url()
+    await _reset_postgres(url)
+    return url

@@ -1,0 +1,464 @@
+"""AsyncExperimentTracker against a real SQLite file and a real PostgreSQL server."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import re
+import sqlite3
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import anyio
+import pytest
+
+from healthchain.tracking import (
+    AsyncExperimentTracker,
+    Component,
+    ExperimentNotFoundError,
+    ExperimentStateError,
+    ExperimentStatus,
+    InvalidFilterError,
+    InvalidInputError,
+    RequestRecord,
+    TrackerClosedError,
+    TrackerError,
+)
+
+pytestmark = pytest.mark.anyio
+
+PIPELINE = [
+    {"name": "llm", "type": "ChatModel", "stage": "inference"},
+    {"name": "cards", "type": "function", "stage": "postprocess"},
+]
+
+
+async def count_rows(tracker: AsyncExperimentTracker) -> int:
+    return len(await tracker.list_experiments())
+
+
+async def test_lifecycle_records_everything(any_storage_uri: str) -> None:
+    async with AsyncExperimentTracker(
+        any_storage_uri, project_name="summaries", tags={"environment": "production"}
+    ) as tracker:
+        experiment_id = await tracker.start_experiment(
+            "discharge",
+            tags={"model": "zephyr", "epochs": 3},
+            pipeline_config={"template": "cards.json", "max_tokens": 512},
+            components=PIPELINE,
+        )
+        running = await tracker.get_experiment(experiment_id)
+        await tracker.end_experiment(experiment_id)
+        done = await tracker.get_experiment(experiment_id)
+
+    assert str(uuid.UUID(experiment_id)) == experiment_id  # UUID string with hyphens
+    assert uuid.UUID(experiment_id).version == 7
+    assert running.status is ExperimentStatus.RUNNING and running.end_time is None
+    assert running.duration is None
+    assert done.status is ExperimentStatus.COMPLETED and f"{done.status}" == "COMPLETED"
+    assert (done.name, done.project) == ("discharge", "summaries")
+    assert done.tags == {"environment": "production", "model": "zephyr", "epochs": 3}
+    assert done.pipeline_config == {"template": "cards.json", "max_tokens": 512}
+    assert done.components == (
+        Component("llm", "ChatModel", "inference", 0),
+        Component("cards", "function", "postprocess", 1),
+    )
+    assert done.start_time.tzinfo is not None and done.start_time.utcoffset() == timedelta(0)
+    assert done.end_time is not None and done.end_time >= done.start_time
+    assert isinstance(done.end_time - done.start_time, timedelta)
+    assert done.duration == done.end_time - done.start_time
+    assert abs(datetime.now(UTC) - done.start_time) < timedelta(minutes=1)
+    assert done.error is None and done.pid is not None and done.host
+
+
+async def test_default_name_and_experiment_tags_override_tracker_tags(storage_uri: str) -> None:
+    async with AsyncExperimentTracker(storage_uri, tags={"env": "dev", "team": "a"}) as tracker:
+        experiment_id = await tracker.start_experiment(tags={"env": "prod"})
+        experiment = await tracker.get_experiment(experiment_id)
+    assert experiment.tags == {"env": "prod", "team": "a"}
+    assert experiment.name == f"healthchain-{experiment_id[-8:]}"
+
+
+async def test_end_with_failure_and_error_text(any_storage_uri: str) -> None:
+    async with AsyncExperimentTracker(any_storage_uri) as tracker:
+        experiment_id = await tracker.start_experiment()
+        await tracker.end_experiment(experiment_id, "failed", error=ValueError("bad card"))
+        experiment = await tracker.get_experiment(experiment_id)
+    assert experiment.status is ExperimentStatus.FAILED
+    assert experiment.error == "ValueError: bad card"
+
+
+async def test_list_filters_order_and_paging(any_storage_uri: str) -> None:
+    async with AsyncExperimentTracker(any_storage_uri, project_name="p1") as tracker:
+        ids = []
+        for i in range(6):
+            environment = "production" if i % 2 == 0 else "staging"
+            experiment_id = await tracker.start_experiment(
+                f"run{i}", tags={"environment": environment, "i": i, "nested": {"k": [i]}}
+            )
+            ids.append(experiment_id)
+        for experiment_id in ids[:4]:
+            await tracker.end_experiment(experiment_id)
+        other = AsyncExperimentTracker(any_storage_uri, project_name="p2")
+        async with other:
+            other_id = await other.start_experiment("run0", tags={"environment": "production"})
+
+        everything = await tracker.list_experiments()
+        assert [e.id for e in everything] == [other_id, *reversed(ids)]  # newest first
+        assert [e.start_time for e in everything] == sorted(
+            (e.start_time for e in everything), reverse=True
+        )
+
+        production = await tracker.list_experiments({"tags": {"environment": "production"}})
+        assert {e.id for e in production} == {ids[0], ids[2], ids[4], other_id}
+
+        both = await tracker.list_experiments(
+            {"tags": {"environment": "production", "i": 2, "nested": {"k": [2]}}}
+        )
+        assert [e.id for e in both] == [ids[2]]
+        assert await tracker.list_experiments({"tags": {"i": "2"}}) == []  # 2 is not "2"
+
+        running = await tracker.list_experiments({"status": "RUNNING"})
+        assert {e.id for e in running} == {ids[4], ids[5], other_id}
+        several = await tracker.list_experiments(
+            {"status": [ExperimentStatus.COMPLETED, "running"], "project": "p1"}
+        )
+        assert len(several) == 6
+
+        by_name = await tracker.list_experiments({"name": "run0"})
+        assert {e.id for e in by_name} == {ids[0], other_id}
+        assert [e.id for e in await tracker.list_experiments({"project": "p2"})] == [other_id]
+
+        page = await tracker.list_experiments(limit=2, offset=1)
+        assert [e.id for e in page] == [ids[5], ids[4]]
+        assert await tracker.list_experiments(limit=0) == []
+
+
+async def test_list_attaches_components_per_experiment(any_storage_uri: str) -> None:
+    async with AsyncExperimentTracker(any_storage_uri) as tracker:
+        with_pipeline = await tracker.start_experiment(components=PIPELINE)
+        without = await tracker.start_experiment()
+        listed = {e.id: e for e in await tracker.list_experiments(limit=5)}
+    assert [c.name for c in listed[with_pipeline].components] == ["llm", "cards"]
+    assert listed[without].components == ()
+
+
+async def test_track_maps_outcomes_to_statuses(any_storage_uri: str) -> None:
+    async with AsyncExperimentTracker(any_storage_uri) as tracker:
+        async with tracker.track("ok") as ok_id:
+            pass
+        with pytest.raises(ZeroDivisionError):
+            async with tracker.track("boom") as failed_id:
+                1 / 0  # noqa: B018
+
+        started = asyncio.Event()
+        holder: list[str] = []
+
+        async def body() -> None:
+            async with tracker.track("cancelled") as experiment_id:
+                holder.append(experiment_id)
+                started.set()
+                await asyncio.sleep(3600)
+
+        task = asyncio.create_task(body())
+        await started.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+        statuses = {
+            experiment_id: await tracker.get_experiment(experiment_id)
+            for experiment_id in (ok_id, failed_id, holder[0])
+        }
+    assert statuses[ok_id].status is ExperimentStatus.COMPLETED
+    assert statuses[failed_id].status is ExperimentStatus.FAILED
+    assert statuses[failed_id].error == "ZeroDivisionError: division by zero"
+    assert statuses[holder[0]].status is ExperimentStatus.INTERRUPTED
+    assert statuses[holder[0]].end_time is not None
+
+
+async def test_track_keyboard_interrupt_is_interrupted(storage_uri: str) -> None:
+    async with AsyncExperimentTracker(storage_uri) as tracker:
+        with pytest.raises(KeyboardInterrupt):
+            async with tracker.track() as experiment_id:
+                raise KeyboardInterrupt
+        experiment = await tracker.get_experiment(experiment_id)
+    assert experiment.status is ExperimentStatus.INTERRUPTED
+    assert experiment.error == "KeyboardInterrupt"
+
+
+async def test_concurrent_writers_share_commits_and_lose_nothing(any_storage_uri: str) -> None:
+    async with AsyncExperimentTracker(any_storage_uri) as tracker:
+
+        async def lifecycle(i: int) -> str:
+            experiment_id = await tracker.start_experiment(
+                tags={"worker": i % 8}, components=PIPELINE
+            )
+            await tracker.end_experiment(experiment_id)
+            return experiment_id
+
+        ids = await asyncio.gather(*(lifecycle(i) for i in range(200)))
+        listed = await tracker.list_experiments()
+        worker3 = await tracker.list_experiments({"tags": {"worker": 3}})
+    assert len(set(ids)) == 200
+    assert {e.id for e in listed} == set(ids)
+    assert all(e.status is ExperimentStatus.COMPLETED for e in listed)
+    assert all(len(e.components) == 2 for e in listed)
+    assert len(worker3) == 25
+
+
+async def test_one_bad_operation_does_not_fail_its_batch(any_storage_uri: str) -> None:
+    async with AsyncExperimentTracker(any_storage_uri) as tracker:
+        ids = [await tracker.start_experiment() for _ in range(20)]
+        missing = str(uuid.uuid4())
+        results = await asyncio.gather(
+            *(tracker.end_experiment(i) for i in ids[:10]),
+            tracker.end_experiment(missing),
+            *(tracker.end_experiment(i) for i in ids[10:]),
+            return_exceptions=True,
+        )
+        experiments = [await tracker.get_experiment(i) for i in ids]
+    errors = [r for r in results if isinstance(r, BaseException)]
+    assert len(errors) == 1 and isinstance(errors[0], ExperimentNotFoundError)
+    assert missing in str(errors[0])
+    assert all(e.status is ExperimentStatus.COMPLETED for e in experiments)
+
+
+async def test_ending_twice_raises_and_keeps_the_first_outcome(any_storage_uri: str) -> None:
+    async with AsyncExperimentTracker(any_storage_uri) as tracker:
+        experiment_id = await tracker.start_experiment()
+        await tracker.end_experiment(experiment_id, ExperimentStatus.FAILED, error="first")
+        before = await tracker.get_experiment(experiment_id)
+        with pytest.raises(ExperimentStateError, match=r"already ended as FAILED") as info:
+            await tracker.end_experiment(experiment_id)
+        after = await tracker.get_experiment(experiment_id)
+    assert experiment_id in str(info.value)
+    assert isinstance(info.value, TrackerError)
+    assert after == before
+
+
+async def test_unknown_ids_raise_not_found(any_storage_uri: str) -> None:
+    missing = str(uuid.uuid4())
+    async with AsyncExperimentTracker(any_storage_uri) as tracker:
+        with pytest.raises(ExperimentNotFoundError, match=re.escape(repr(missing))) as info:
+            await tracker.get_experiment(missing)
+        assert isinstance(info.value, LookupError)
+        with pytest.raises(ExperimentNotFoundError, match=re.escape(repr(missing))):
+            await tracker.end_experiment(missing)
+        with pytest.raises(ExperimentNotFoundError):
+            await tracker.request_stats(missing)
+        with pytest.raises(ExperimentNotFoundError):
+            await tracker.log_requests(missing, [RequestRecord(0, datetime.now(UTC), 1.0, 200)])
+        assert await count_rows(tracker) == 0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "named"),
+    [
+        ({"tags": {"ok": 1, "when": datetime(2026, 1, 1)}}, "'when'"),
+        ({"tags": {"ok": 1, "score": float("nan")}}, "'score'"),
+        ({"tags": {1: "one"}}, "1"),
+        ({"tags": {"": "empty"}}, "''"),
+        ({"tags": ["environment", "production"]}, "['environment', 'production']"),
+        ({"pipeline_config": {"fn": print}}, "pipeline_config"),
+        ({"pipeline_config": "chain"}, "'chain'"),
+        ({"components": [{"name": "llm", "kind": "x"}]}, "'kind'"),
+        ({"components": [{"type": "x"}]}, "components[0]['name']"),
+        ({"components": [{"name": "a", "stage": 3}]}, "'stage'"),
+        ({"components": "llm"}, "'llm'"),
+        ({"components": ["llm"]}, "components[0]"),
+        ({"name": ""}, "''"),
+    ],
+)
+async def test_bad_start_input_names_the_value_and_writes_nothing(
+    storage_uri: str, kwargs: dict[str, object], named: str
+) -> None:
+    async with AsyncExperimentTracker(storage_uri) as tracker:
+        with pytest.raises(InvalidInputError) as info:
+            await tracker.start_experiment(**kwargs)  # type: ignore[arg-type]
+        assert isinstance(info.value, ValueError)
+        assert named in str(info.value)
+        assert await count_rows(tracker) == 0
+
+
+@pytest.mark.parametrize(
+    ("filters", "error", "named"),
+    [
+        ({"tag": {"a": 1}}, InvalidFilterError, "'tag'"),
+        ({"status": "DONE"}, InvalidFilterError, "'DONE'"),
+        ({"status": ["RUNNING", "finished"]}, InvalidFilterError, "'finished'"),
+        ({"tags": {"k": object}}, InvalidFilterError, "'k'"),
+        ({"tags": "environment=production"}, InvalidFilterError, "'environment=production'"),
+        ({"name": 3}, InvalidFilterError, "'name'"),
+        ("status=RUNNING", InvalidFilterError, "'status=RUNNING'"),
+    ],
+)
+async def test_bad_filters_name_the_offender(
+    storage_uri: str, filters: object, error: type[Exception], named: str
+) -> None:
+    async with AsyncExperimentTracker(storage_uri) as tracker:
+        await tracker.start_experiment()
+        with pytest.raises(error) as info:
+            await tracker.list_experiments(filters)  # type: ignore[arg-type]
+    assert named in str(info.value)
+    assert isinstance(info.value, ValueError)
+
+
+async def test_bad_end_status_and_paging_arguments(storage_uri: str) -> None:
+    async with AsyncExperimentTracker(storage_uri) as tracker:
+        experiment_id = await tracker.start_experiment()
+        with pytest.raises(InvalidInputError, match="'RUNNING' is not a final status"):
+            await tracker.end_experiment(experiment_id, ExperimentStatus.RUNNING)
+        with pytest.raises(InvalidInputError, match="'PAUSED'"):
+            await tracker.end_experiment(experiment_id, "PAUSED")
+        with pytest.raises(InvalidInputError, match="error must be"):
+            await tracker.end_experiment(experiment_id, error=42)  # type: ignore[arg-type]
+        with pytest.raises(InvalidInputError, match="limit must be an integer >= 0, got -1"):
+            await tracker.list_experiments(limit=-1)
+        with pytest.raises(InvalidInputError, match="offset must be an integer >= 0, got '2'"):
+            await tracker.list_experiments(offset="2")  # type: ignore[arg-type]
+        assert (await tracker.get_experiment(experiment_id)).status is ExperimentStatus.RUNNING
+
+
+async def test_closed_tracker_refuses_every_call(storage_uri: str) -> None:
+    tracker = AsyncExperimentTracker(storage_uri)
+    async with tracker:
+        experiment_id = await tracker.start_experiment()
+    await tracker.aclose()  # idempotent
+    for call in (
+        tracker.start_experiment(),
+        tracker.end_experiment(experiment_id),
+        tracker.get_experiment(experiment_id),
+        tracker.list_experiments(),
+        tracker.reap_stale(),
+    ):
+        with pytest.raises(TrackerClosedError, match="closed"):
+            await call
+    with pytest.raises(TrackerClosedError):
+        async with tracker:
+            pass
+
+
+async def test_unclosed_tracker_warns(storage_uri: str) -> None:
+    tracker = AsyncExperimentTracker(storage_uri)
+    await tracker.start_experiment()
+    await tracker.aclose()  # a closed one is silent ...
+    gc.collect()
+
+    leaked = AsyncExperimentTracker(storage_uri)
+    await leaked.list_experiments()
+    with pytest.warns(ResourceWarning, match="unclosed"):
+        leaked.__del__()
+    await leaked.aclose()
+
+
+def test_tracker_belongs_to_one_event_loop(storage_uri: str) -> None:
+    tracker = AsyncExperimentTracker(storage_uri)
+
+    async def use() -> None:
+        await tracker.list_experiments()
+
+    async def close() -> None:
+        await tracker.aclose()
+
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(use())
+        with pytest.raises(TrackerClosedError, match="another event loop"):
+            asyncio.run(use())
+        loop.run_until_complete(close())
+    finally:
+        loop.close()
+
+
+async def test_heartbeat_refreshes_running_rows_only(storage_uri: str) -> None:
+    async with AsyncExperimentTracker(storage_uri, heartbeat_interval=0.05) as tracker:
+        running = await tracker.start_experiment()
+        ended = await tracker.start_experiment()
+        await tracker.end_experiment(ended)
+        first = (await tracker.get_experiment(running)).heartbeat_at
+        ended_beat = (await tracker.get_experiment(ended)).heartbeat_at
+        deadline = asyncio.get_running_loop().time() + 5
+        while (await tracker.get_experiment(running)).heartbeat_at == first:
+            assert asyncio.get_running_loop().time() < deadline, "no heartbeat within 5 s"
+            await asyncio.sleep(0.02)
+        assert (await tracker.get_experiment(ended)).heartbeat_at == ended_beat
+        assert await tracker.reap_stale() == []  # it beats: never reaped
+
+
+async def test_requests_are_logged_and_summarised(any_storage_uri: str) -> None:
+    start = datetime.now(UTC)
+    records = [
+        RequestRecord(i, start + timedelta(milliseconds=i), float(i + 1), 200, None)
+        for i in range(20)
+    ]
+    records[7] = RequestRecord(7, start, 8.0, 500, "HTTPStatusError: 500")
+    records[9] = RequestRecord(9, start, 10.0, None, "ReadTimeout")
+    async with AsyncExperimentTracker(any_storage_uri) as tracker:
+        experiment_id = await tracker.start_experiment()
+        empty = await tracker.request_stats(experiment_id)
+        await tracker.log_requests(experiment_id, records[:10])
+        await tracker.log_requests(experiment_id, records[10:])
+        await tracker.log_requests(experiment_id, [])
+        stats = await tracker.request_stats(experiment_id)
+        with pytest.raises(InvalidInputError, match="already logged"):
+            await tracker.log_requests(experiment_id, records[:1])
+        with pytest.raises(InvalidInputError, match="timezone-aware"):
+            await tracker.log_requests(
+                experiment_id, [RequestRecord(99, datetime(2026, 1, 1), 1.0, 200)]
+            )
+        with pytest.raises(InvalidInputError, match=r"records\[0\] must be a RequestRecord"):
+            await tracker.log_requests(experiment_id, [(1, start, 1.0, 200, None)])  # type: ignore[list-item]
+        assert (await tracker.request_stats(experiment_id)) == stats
+    assert (empty.count, empty.failures, empty.p50_ms, empty.p95_ms) == (0, 0, None, None)
+    assert (stats.count, stats.failures) == (20, 2)
+    assert (stats.p50_ms, stats.p95_ms) == (10.0, 19.0)
+
+
+async def test_delete_removes_experiment_and_its_rows(storage_uri: str, db_path: Path) -> None:
+    async with AsyncExperimentTracker(storage_uri) as tracker:
+        keep = await tracker.start_experiment(tags={"a": 1}, components=PIPELINE)
+        drop = await tracker.start_experiment(tags={"a": 1}, components=PIPELINE)
+        await tracker.log_requests(drop, [RequestRecord(0, datetime.now(UTC), 1.0, 200)])
+        assert await tracker.delete_experiments([drop, str(uuid.uuid4())]) == 1
+        assert [e.id for e in await tracker.list_experiments({"tags": {"a": 1}})] == [keep]
+        with pytest.raises(InvalidInputError, match="must be strings, got 3"):
+            await tracker.delete_experiments([3])  # type: ignore[list-item]
+
+    def leftovers() -> dict[str, int]:
+        conn = sqlite3.connect(db_path)
+        try:
+            return {
+                table: conn.execute(
+                    f"SELECT COUNT(*) FROM {table} WHERE experiment_id = ?", (drop,)
+                ).fetchone()[0]
+                for table in ("experiment_tags", "pipeline_components", "requests")
+            }
+        finally:
+            conn.close()
+
+    assert await anyio.to_thread.run_sync(leftovers) == {
+        "experiment_tags": 0,
+        "pipeline_components": 0,
+        "requests": 0,
+    }
+
+
+async def test_cancelled_start_does_not_leave_a_running_row(storage_uri: str) -> None:
+    async with AsyncExperimentTracker(storage_uri) as tracker:
+        await tracker.list_experiments()  # opened: the start below is queued at once
+        task = asyncio.create_task(tracker.start_experiment("orphan"))
+        await asyncio.sleep(0)  # queued, not yet committed
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        deadline = asyncio.get_running_loop().time() + 5
+        while True:
+            rows = await tracker.list_experiments({"name": "orphan"})
+            if rows and rows[0].status is not ExperimentStatus.RUNNING:
+                break
+            assert asyncio.get_running_loop().time() < deadline
+            await asyncio.sleep(0.01)
+    assert rows[0].status is ExperimentStatus.INTERRUPTED
+    assert rows[0].error is not None and "cancelled" in rows[0].error
