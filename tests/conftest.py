@@ -63,6 +63,14 @@ async def _reset_postgres(url: str) -> None:
         await conn.close()
 
 
+@pytest.fixture
+async def postgres_uri() -> str:
+    """The real PostgreSQL server, emptied of healthchain's tables."""
+    url = _postgres_url()
+    await _reset_postgres(url)
+    return url
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def any_storage_uri(request: pytest.FixtureRequest, storage_uri: str) -> str:
     """The same test on a SQLite file and on the real PostgreSQL server (emptied first)."""

@@ -9,16 +9,19 @@ whoever waited re-checks, so processes opening one fresh database at once never 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import anyio
 from sqlalchemy import Connection, delete, insert, inspect, select, text
 
+from ._exceptions import StorageError
 from ._schema import HEAD_REVISION, alembic_version, metadata
 
 if TYPE_CHECKING:
+    from alembic.script import ScriptDirectory
     from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-__all__ = ["current_revision", "ensure_schema", "upgrade"]
+__all__ = ["current_revision", "ensure_schema", "load_scripts", "run_migrations", "upgrade"]
 
 # pg_advisory_xact_lock key: the bytes of "hc-track" as a signed 64-bit integer.
 _PG_LOCK_KEY = int.from_bytes(b"hc-track", "big", signed=True)
@@ -45,7 +48,13 @@ async def upgrade(engine: AsyncEngine, *, force_alembic: bool = False) -> str | 
         await _lock(conn)
         revision = await conn.run_sync(current_revision)
         if revision != HEAD_REVISION:
-            await conn.run_sync(_bring_to_head, revision, force_alembic)
+            fresh = revision is None and not await conn.run_sync(_has_experiments)
+            if fresh and not force_alembic:
+                await conn.run_sync(_create_fresh)
+            else:
+                # Alembic reads its scripts from disk: load them off the loop first.
+                scripts = await anyio.to_thread.run_sync(load_scripts)
+                await conn.run_sync(run_migrations, scripts, revision)
         await conn.commit()
     return revision
 
@@ -58,21 +67,51 @@ async def _lock(conn: AsyncConnection) -> None:
         await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
 
 
-def _bring_to_head(conn: Connection, revision: str | None, force_alembic: bool) -> None:
-    if revision is None and not force_alembic and not inspect(conn).has_table("experiments"):
-        metadata.create_all(conn)
-        alembic_version.create(conn, checkfirst=True)
-        conn.execute(delete(alembic_version))
-        conn.execute(insert(alembic_version).values(version_num=HEAD_REVISION))
-        return
-    _run_alembic(conn, "head")
+def _has_experiments(conn: Connection) -> bool:
+    return inspect(conn).has_table("experiments")
 
 
-def _run_alembic(conn: Connection, target: str) -> None:
-    from alembic import command
+def _create_fresh(conn: Connection) -> None:
+    metadata.create_all(conn)
+    alembic_version.create(conn, checkfirst=True)
+    conn.execute(delete(alembic_version))
+    conn.execute(insert(alembic_version).values(version_num=HEAD_REVISION))
+
+
+def load_scripts() -> ScriptDirectory:
+    """The migration scripts, every revision module loaded (file I/O: call off the loop)."""
     from alembic.config import Config
+    from alembic.script import ScriptDirectory
 
     config = Config()
     config.set_main_option("script_location", "healthchain.tracking:migrations")
-    config.attributes["connection"] = conn
-    command.upgrade(config, target)
+    scripts = ScriptDirectory.from_config(config)
+    scripts.revision_map.get_revisions("heads")  # imports every version module now
+    return scripts
+
+
+def run_migrations(
+    conn: Connection, scripts: ScriptDirectory, revision: str | None, target: str = "head"
+) -> None:
+    """Upgrade ``conn``'s database from ``revision`` to ``target`` with preloaded scripts."""
+    from alembic.config import Config
+    from alembic.runtime.environment import EnvironmentContext
+    from alembic.util import CommandError
+
+    if revision is not None:
+        try:
+            scripts.get_revision(revision)
+        except CommandError as exc:
+            raise StorageError(
+                f"the database is at schema revision {revision!r}, which this version of "
+                "healthchain does not know (was it written by a newer one?); upgrade "
+                "healthchain to read it"
+            ) from exc
+
+    def steps(rev: Any, _context: Any) -> Any:
+        return scripts._upgrade_revs(target, rev)  # what `alembic upgrade` runs
+
+    with EnvironmentContext(Config(), scripts, fn=steps) as environment:
+        environment.configure(connection=conn, target_metadata=metadata, render_as_batch=True)
+        with environment.begin_transaction():
+            environment.run_migrations()

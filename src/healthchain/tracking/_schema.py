@@ -32,7 +32,7 @@ __all__ = [
 
 # The newest migration in migrations/versions; a fresh database is created from this
 # module and stamped with it, so Alembic is imported only when a database is behind.
-HEAD_REVISION = "0001"
+HEAD_REVISION = "0002"
 
 metadata = MetaData(
     naming_convention={

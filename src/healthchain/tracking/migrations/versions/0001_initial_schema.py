@@ -1,4 +1,4 @@
-"""Initial schema: experiments, their tags, pipeline components and requests.
+"""Initial schema: experiments, their tags and pipeline components.
 
 Revision ID: 0001
 Revises:
@@ -90,28 +90,9 @@ def upgrade() -> None:
             "experiment_id", "position", name=op.f("uq_pipeline_components_experiment_id_position")
         ),
     )
-    op.create_table(
-        "requests",
-        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
-        sa.Column("experiment_id", sa.String(length=36), nullable=False),
-        sa.Column("seq", sa.Integer(), nullable=False),
-        sa.Column("start_time", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("latency_ms", sa.Float(), nullable=False),
-        sa.Column("status_code", sa.Integer(), nullable=True),
-        sa.Column("error", sa.Text(), nullable=True),
-        sa.ForeignKeyConstraint(
-            ["experiment_id"],
-            ["experiments.id"],
-            name=op.f("fk_requests_experiment_id_experiments"),
-            ondelete="CASCADE",
-        ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_requests")),
-        sa.UniqueConstraint("experiment_id", "seq", name=op.f("uq_requests_experiment_id_seq")),
-    )
 
 
 def downgrade() -> None:
-    op.drop_table("requests")
     op.drop_table("pipeline_components")
     with op.batch_alter_table("experiment_tags", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_experiment_tags_key_value_experiment_id"))

@@ -1,0 +1,208 @@
+"""Schema creation and migrations: fresh files, files that are behind, racing processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine, inspect
+
+from healthchain.tracking import ExperimentStatus, ExperimentTracker, StorageError
+from healthchain.tracking._migrate import load_scripts, run_migrations
+from healthchain.tracking._schema import HEAD_REVISION, metadata
+
+HERE = Path(__file__).parent
+CHILD = str(HERE / "tracker_child.py")
+
+
+def _migrate(path: Path, target: str = "head") -> None:
+    engine = create_engine(f"sqlite:///{path}")
+    try:
+        with engine.begin() as conn:
+            run_migrations(conn, load_scripts(), None, target)
+    finally:
+        engine.dispose()
+
+
+def _schema(path: Path) -> tuple[list[object], dict[str, object]]:
+    """Differences from the declared metadata, and the reflected tables, indexes, keys."""
+    engine = create_engine(f"sqlite:///{path}")
+    try:
+        with engine.connect() as conn:
+            diff = compare_metadata(MigrationContext.configure(conn), metadata)
+            inspector = inspect(conn)
+            shape = {
+                table: (
+                    [
+                        (c["name"], str(c["type"]), c["nullable"])
+                        for c in inspector.get_columns(table)
+                    ],
+                    sorted(
+                        (i["name"], tuple(i["column_names"])) for i in inspector.get_indexes(table)
+                    ),
+                    inspector.get_pk_constraint(table)["constrained_columns"],
+                    sorted(str(fk["referred_table"]) for fk in inspector.get_foreign_keys(table)),
+                    sorted(str(u["column_names"]) for u in inspector.get_unique_constraints(table)),
+                )
+                for table in inspector.get_table_names()
+            }
+    finally:
+        engine.dispose()
+    return diff, shape
+
+
+def test_head_revision_constant_matches_the_migrations() -> None:
+    config = Config()
+    config.set_main_option("script_location", "healthchain.tracking:migrations")
+    assert ScriptDirectory.from_config(config).get_current_head() == HEAD_REVISION
+
+
+def test_migrations_build_exactly_the_declared_schema(tmp_path: Path) -> None:
+    path = tmp_path / "migrated.db"
+    _migrate(path)
+    diff, _ = _schema(path)
+    assert diff == []
+    conn = sqlite3.connect(path)
+    try:
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [
+            (HEAD_REVISION,)
+        ]
+    finally:
+        conn.close()
+
+
+def test_fresh_file_is_created_and_stamped_like_a_migrated_one(tmp_path: Path) -> None:
+    fresh = tmp_path / "fresh.db"
+    with ExperimentTracker(f"sqlite:///{fresh}"):
+        pass
+    migrated = tmp_path / "migrated.db"
+    _migrate(migrated)
+    fresh_diff, fresh_shape = _schema(fresh)
+    assert fresh_diff == []
+    assert fresh_shape == _schema(migrated)[1]
+    conn = sqlite3.connect(fresh)
+    try:
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [
+            (HEAD_REVISION,)
+        ]
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    finally:
+        conn.close()
+
+
+def test_a_database_behind_head_is_upgraded_by_alembic_on_open(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    _migrate(path, "0001")  # written before per-request records existed
+    with ExperimentTracker(f"sqlite:///{path}") as tracker:
+        experiment_id = tracker.start_experiment()
+        assert tracker.request_stats(experiment_id).count == 0  # the new table is there
+    diff, shape = _schema(path)
+    assert diff == []
+    assert "requests" in shape
+    conn = sqlite3.connect(path)
+    try:
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [
+            (HEAD_REVISION,)
+        ]
+    finally:
+        conn.close()
+
+
+def test_a_database_from_a_newer_healthchain_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "newer.db"
+    _migrate(path)
+    conn = sqlite3.connect(path)
+    conn.execute("UPDATE alembic_version SET version_num = '9999'")
+    conn.commit()
+    conn.close()
+    with pytest.raises(StorageError, match=r"revision '9999'.*upgrade healthchain"):
+        ExperimentTracker(f"sqlite:///{path}")
+    conn = sqlite3.connect(path)
+    try:
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [("9999",)]
+    finally:
+        conn.close()
+
+
+def test_processes_opening_one_fresh_file_at_once_do_not_race(tmp_path: Path) -> None:
+    path = tmp_path / "shared.db"
+    barrier = tmp_path / "barrier"
+    barrier.touch()
+    children = [
+        subprocess.Popen(
+            [sys.executable, CHILD, "open", f"sqlite:///{path}", str(barrier)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(6)
+    ]
+    time.sleep(0.5)  # let every child import and reach the barrier
+    barrier.unlink()
+    outputs = [child.communicate(timeout=120) for child in children]
+    for child, (out, err) in zip(children, outputs, strict=True):
+        assert child.returncode == 0, err
+        assert out.strip() == "ok"
+    with ExperimentTracker(f"sqlite:///{path}") as tracker:
+        experiments = tracker.list_experiments()
+    assert len(experiments) == 6
+    assert all(e.status is ExperimentStatus.COMPLETED for e in experiments)
+    conn = sqlite3.connect(path)
+    try:
+        assert conn.execute("SELECT COUNT(*) FROM alembic_version").fetchone() == (1,)
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    finally:
+        conn.close()
+    assert set(inspect(create_engine(f"sqlite:///{path}")).get_table_names()) >= {
+        "experiments",
+        "pipeline_components",
+    }
+
+
+def test_a_killed_process_is_reaped_and_a_live_one_is_not(tmp_path: Path) -> None:
+    uri = f"sqlite:///{tmp_path / 'reap.db'}"
+    interval = 0.2
+    child = subprocess.Popen(
+        [sys.executable, CHILD, "hang", uri, str(interval)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdout is not None
+    line = child.stdout.readline().split()
+    assert line[0] == "started", line
+    doomed = line[1]
+    with ExperimentTracker(uri, heartbeat_interval=interval) as tracker:
+        alive = tracker.start_experiment("alive")
+        time.sleep(4 * interval)
+        assert tracker.reap_stale() == []  # the child still beats
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait()
+        child.stdout.close()
+        killed_at = time.monotonic()
+        while not (reaped := tracker.reap_stale()):
+            assert time.monotonic() - killed_at < 10 * interval, "not reaped in time"
+            time.sleep(interval / 4)
+        experiment = tracker.get_experiment(doomed)
+        assert reaped == [doomed]
+        assert time.monotonic() - killed_at <= 3 * interval + 2.0
+        assert tracker.get_experiment(alive).status is ExperimentStatus.RUNNING
+    assert experiment.status is ExperimentStatus.FAILED
+    assert experiment.end_time is not None
+    assert experiment.error is not None
+    assert f"process {child.pid}" in experiment.error
+    assert "stopped reporting" in experiment.error
+    conn = sqlite3.connect(tmp_path / "reap.db")
+    try:
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    finally:
+        conn.close()

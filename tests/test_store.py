@@ -1,0 +1,44 @@
+"""The one aiosqlite internal the SQLite backend relies on, and PostgreSQL upgrades."""
+
+from __future__ import annotations
+
+import inspect
+
+import aiosqlite
+import anyio
+import pytest
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from healthchain.tracking import AsyncExperimentTracker
+from healthchain.tracking._config import resolve_storage_uri
+from healthchain.tracking._migrate import current_revision, load_scripts, run_migrations
+from healthchain.tracking._schema import HEAD_REVISION
+
+pytestmark = pytest.mark.anyio
+
+
+def test_aiosqlite_still_runs_functions_on_its_thread() -> None:
+    # SqliteBackend ships a whole transaction to aiosqlite's thread with Connection._execute
+    # (one hop instead of one per statement). If aiosqlite renames it, this fails first.
+    execute = aiosqlite.Connection._execute
+    assert inspect.iscoroutinefunction(execute)
+    assert list(inspect.signature(execute).parameters)[:2] == ["self", "fn"]
+    assert isinstance(aiosqlite.Connection._conn, property)
+
+
+async def test_postgres_behind_head_is_upgraded_under_the_advisory_lock(
+    postgres_uri: str,
+) -> None:
+    any_storage_uri = postgres_uri
+    engine = create_async_engine(resolve_storage_uri(any_storage_uri).url)
+    try:
+        scripts = await anyio.to_thread.run_sync(load_scripts)
+        async with engine.begin() as conn:
+            await conn.run_sync(run_migrations, scripts, None, "0001")
+        async with AsyncExperimentTracker(any_storage_uri) as tracker:
+            experiment_id = await tracker.start_experiment()
+            assert (await tracker.request_stats(experiment_id)).count == 0
+        async with engine.connect() as conn:
+            assert await conn.run_sync(current_revision) == HEAD_REVISION
+    finally:
+        await engine.dispose()

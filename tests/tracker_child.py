@@ -1,0 +1,37 @@
+"""A child process for the multi-process tests: ``python tracker_child.py MODE URI ...``.
+
+Modes: ``open`` opens the tracker (racing other children to create the schema) and
+records one experiment; ``hang`` starts an experiment with a short heartbeat, says
+``started <id>`` on stdout and waits to be killed.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+
+from healthchain.tracking import ExperimentTracker
+
+
+def main() -> None:
+    mode, uri = sys.argv[1], sys.argv[2]
+    if mode == "open":
+        barrier_file = sys.argv[3]
+        # Start together: wait until the parent removes the barrier file.
+        import os
+        import time
+
+        while os.path.exists(barrier_file):
+            time.sleep(0.001)
+        with ExperimentTracker(uri) as tracker:
+            tracker.end_experiment(tracker.start_experiment("child"))
+        print("ok", flush=True)
+    elif mode == "hang":
+        tracker = ExperimentTracker(uri, heartbeat_interval=float(sys.argv[3]))
+        experiment_id = tracker.start_experiment("doomed")
+        print(f"started {experiment_id}", flush=True)
+        threading.Event().wait()
+
+
+if __name__ == "__main__":
+    main()
