@@ -56,6 +56,7 @@ def test_tracking_exports_nothing_private() -> None:
         "TrackerClosedError",
         "TrackerError",
         "mask_uri",
+        "upgrade_database",
     }
 
 

@@ -206,3 +206,18 @@ def test_a_killed_process_is_reaped_and_a_live_one_is_not(tmp_path: Path) -> Non
         assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     finally:
         conn.close()
+
+
+def test_upgrade_database_reports_the_revisions(tmp_path: Path) -> None:
+    import asyncio
+
+    from healthchain.tracking import upgrade_database
+
+    old = tmp_path / "old.db"
+    _migrate(old, "0001")
+    assert asyncio.run(upgrade_database(f"sqlite:///{old}")) == ("0001", HEAD_REVISION)
+    assert asyncio.run(upgrade_database(f"sqlite:///{old}")) == (HEAD_REVISION, HEAD_REVISION)
+    fresh = tmp_path / "fresh.db"
+    assert asyncio.run(upgrade_database(f"sqlite:///{fresh}")) == (None, HEAD_REVISION)
+    with pytest.raises(StorageError, match=r"missing/x\.db"):
+        asyncio.run(upgrade_database(f"sqlite:///{tmp_path / 'missing' / 'x.db'}"))

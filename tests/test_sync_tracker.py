@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import re
+import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -123,9 +126,40 @@ def test_closed_facade_refuses_calls(storage_uri: str) -> None:
 
 def test_bad_path_fails_at_construction_and_creates_nothing(tmp_path: Path) -> None:
     target = tmp_path / "missing-dir" / "experiments.db"
-    with pytest.raises(StorageError, match=r"missing-dir/experiments\.db.*directory exists"):
+    with pytest.raises(StorageError, match=r"missing-dir/experiments\.db.*does not exist"):
         ExperimentTracker(f"sqlite:///{target}")
     assert not target.parent.exists()
+
+
+def test_a_directory_is_not_a_database(tmp_path: Path) -> None:
+    with pytest.raises(StorageError, match="is a directory"):
+        ExperimentTracker(f"sqlite:///{tmp_path}")
+
+
+@pytest.fixture
+def readonly_dir(tmp_path: Path) -> Iterator[Path]:
+    """A directory this process cannot write to; for root, made immutable (chattr +i)."""
+    directory = tmp_path / "readonly"
+    directory.mkdir()
+    as_root = os.geteuid() == 0
+    if as_root:
+        subprocess.run(["chattr", "+i", str(directory)], check=True)
+    else:
+        directory.chmod(0o555)
+    try:
+        yield directory
+    finally:
+        if as_root:
+            subprocess.run(["chattr", "-i", str(directory)], check=True)
+        else:
+            directory.chmod(0o755)
+
+
+def test_unwritable_location_is_refused_naming_it(readonly_dir: Path) -> None:
+    target = readonly_dir / "experiments.db"
+    with pytest.raises(StorageError, match=re.escape(f"{str(target)!r} is not writable")):
+        ExperimentTracker(f"sqlite:///{target}")
+    assert not target.exists()
 
 
 def test_unclosed_facade_warns_and_shuts_down(storage_uri: str) -> None:

@@ -21,7 +21,7 @@ from ._exceptions import (
 )
 from ._records import Component, Experiment, ExperimentStatus
 from ._sync import ExperimentTracker
-from ._tracker import AsyncExperimentTracker
+from ._tracker import AsyncExperimentTracker, upgrade_database
 from ._values import RequestRecord, RequestStats
 
 __all__ = [
@@ -43,4 +43,5 @@ __all__ = [
     "TrackerClosedError",
     "TrackerError",
     "mask_uri",
+    "upgrade_database",
 ]

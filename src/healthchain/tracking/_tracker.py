@@ -10,6 +10,7 @@ import sqlite3
 import warnings
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
@@ -34,8 +35,9 @@ from ._exceptions import (
     TrackerClosedError,
     TrackerError,
 )
-from ._migrate import ensure_schema
+from ._migrate import ensure_schema, upgrade
 from ._records import Experiment, ExperimentStatus
+from ._schema import HEAD_REVISION
 from ._store import (
     Backend,
     BeatOp,
@@ -63,7 +65,7 @@ from ._values import (
 )
 from ._writer import Writer
 
-__all__ = ["AsyncExperimentTracker"]
+__all__ = ["AsyncExperimentTracker", "upgrade_database"]
 
 logger = logging.getLogger("healthchain.tracking")
 
@@ -73,8 +75,10 @@ SQLITE_BUSY_TIMEOUT = 30.0
 
 
 def _create_engine(storage: StorageConfig) -> AsyncEngine:
+    """Build the engine (blocking: call it in a worker thread)."""
     if not storage.is_sqlite:
         return create_async_engine(storage.url, pool_pre_ping=True)
+    _check_sqlite_path(str(storage.url.database))
     # Reads never open a transaction they leave behind, so the pool's reset-on-return
     # rollback (one more thread hop per read) is not needed.
     engine = create_async_engine(
@@ -84,6 +88,27 @@ def _create_engine(storage: StorageConfig) -> AsyncEngine:
     )
     event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     return engine
+
+
+def _check_sqlite_path(database: str) -> None:
+    # Fail here, naming the path, rather than inside aiosqlite's connect (whose failure
+    # path leaves its worker thread posting to the loop after the caller has moved on).
+    path = Path(database).absolute()
+    if not path.parent.is_dir():
+        raise StorageError(
+            f"cannot open the SQLite database {database!r}: the directory {str(path.parent)!r} "
+            "does not exist; create it first or choose another path"
+        )
+    if path.is_dir():
+        raise StorageError(
+            f"cannot open the SQLite database {database!r}: {str(path)!r} is a directory; "
+            "give the path of a file, e.g. 'sqlite:///experiments.db'"
+        )
+    if not os.access(path if path.exists() else path.parent, os.R_OK | os.W_OK):
+        raise StorageError(
+            f"cannot open the SQLite database {database!r}: {str(path)!r} is not writable "
+            "by this process; check its permissions or choose another path"
+        )
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -132,6 +157,22 @@ class _StorageErrors:
 def _describe(exc: BaseException) -> str:
     text = str(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+async def upgrade_database(storage_uri: str = DEFAULT_STORAGE_URI) -> tuple[str | None, str]:
+    """Create or upgrade the schema of ``storage_uri``; returns ``(revision before, after)``.
+
+    Opening a tracker does the same implicitly; this is the explicit form for operators
+    (``healthchain db upgrade``). ``before`` is None for a database without a schema.
+    """
+    storage = resolve_storage_uri(storage_uri)
+    engine = await anyio.to_thread.run_sync(_create_engine, storage)
+    try:
+        with _StorageErrors(storage, "upgrading the schema"):
+            before = await upgrade(engine)
+    finally:
+        await engine.dispose()
+    return before, HEAD_REVISION
 
 
 class AsyncExperimentTracker:
