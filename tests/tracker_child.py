@@ -1,12 +1,14 @@
 """A child process for the multi-process tests: ``python tracker_child.py MODE URI ...``.
 
 Modes: ``open`` opens the tracker (racing other children to create the schema) and
-records one experiment; ``hang`` starts an experiment with a short heartbeat, says
+records one experiment; ``write N`` records N full lifecycles (tags, components, end);
+``hang`` starts an experiment with a short heartbeat, says
 ``started <id>`` on stdout and waits to be killed.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 
@@ -18,13 +20,23 @@ def main() -> None:
     if mode == "open":
         barrier_file = sys.argv[3]
         # Start together: wait until the parent removes the barrier file.
-        import os
         import time
 
         while os.path.exists(barrier_file):
             time.sleep(0.001)
         with ExperimentTracker(uri) as tracker:
             tracker.end_experiment(tracker.start_experiment("child"))
+        print("ok", flush=True)
+    elif mode == "write":
+        count = int(sys.argv[3])
+        with ExperimentTracker(uri, project_name=f"writer-{os.getpid()}") as tracker:
+            for i in range(count):
+                experiment_id = tracker.start_experiment(
+                    f"w{i}",
+                    tags={"writer": os.getpid(), "i": i},
+                    components=[{"name": "a", "type": "t", "stage": "s"}, {"name": "b"}],
+                )
+                tracker.end_experiment(experiment_id)
         print("ok", flush=True)
     elif mode == "hang":
         tracker = ExperimentTracker(uri, heartbeat_interval=float(sys.argv[3]))

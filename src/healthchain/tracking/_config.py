@@ -10,7 +10,15 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from ._exceptions import ConfigurationError, DriverNotInstalledError
 
-__all__ = ["DEFAULT_STORAGE_URI", "StorageConfig", "mask_uri", "resolve_storage_uri"]
+__all__ = [
+    "DEFAULT_STORAGE_URI",
+    "StorageConfig",
+    "mask_uri",
+    "resolve_storage_uri",
+    "validate_heartbeat_interval",
+    "validate_positive",
+    "validate_project_name",
+]
 
 DEFAULT_STORAGE_URI = "sqlite:///experiments.db"
 
@@ -95,18 +103,21 @@ def resolve_storage_uri(uri: object) -> StorageConfig:
     return StorageConfig(url=url, display=shown)
 
 
-def validate_heartbeat_interval(value: object) -> float:
-    """Return ``value`` as a positive, finite number of seconds."""
+def validate_positive(name: str, value: object) -> float:
+    """Return ``value`` as a positive, finite number of seconds, or raise naming ``name``."""
     if (
         isinstance(value, bool)
         or not isinstance(value, int | float)
         or not math.isfinite(value)
         or value <= 0
     ):
-        raise ConfigurationError(
-            f"heartbeat_interval must be a positive number of seconds, got {value!r}"
-        )
+        raise ConfigurationError(f"{name} must be a positive number of seconds, got {value!r}")
     return float(value)
+
+
+def validate_heartbeat_interval(value: object) -> float:
+    """Return ``value`` as a positive, finite number of seconds."""
+    return validate_positive("heartbeat_interval", value)
 
 
 def validate_project_name(value: object) -> str:

@@ -19,6 +19,7 @@ its neighbours.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -26,11 +27,16 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 from sqlalchemy import Connection, bindparam, delete, insert, literal_column, select, update
 from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.sql import ClauseElement, Executable
 from sqlalchemy.sql.elements import ColumnClause
 
-from ._exceptions import ExperimentNotFoundError, ExperimentStateError, InvalidInputError
+from ._exceptions import (
+    ExperimentNotFoundError,
+    ExperimentStateError,
+    InvalidInputError,
+    TrackerError,
+)
 from ._schema import experiment_tags, experiments, pipeline_components, requests
 
 if TYPE_CHECKING:
@@ -49,6 +55,7 @@ __all__ = [
     "SqliteBackend",
     "StartOp",
     "from_db_time",
+    "is_transient",
     "static",
 ]
 
@@ -266,16 +273,48 @@ class DeleteOp(Op):
         return ex.run(DELETE, [{"b_id": i} for i in self.ids], counted=True)
 
 
+def is_transient(exc: BaseException) -> bool:
+    """True for failures of the storage itself (unreachable, locked), which a retry may cure.
+
+    Anything else is about the operation (a constraint, a bad value) and is final.
+    """
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError):
+            return True
+        exc = exc.orig or exc
+    if isinstance(exc, sqlite3.OperationalError):
+        text = str(exc)
+        return any(word in text for word in _TRANSIENT_SQLITE)
+    return isinstance(exc, OSError | TimeoutError | ConnectionError) and not isinstance(
+        exc, TrackerError
+    )
+
+
+_TRANSIENT_SQLITE = ("locked", "busy", "disk I/O error", "unable to open")
+
+
+def _rollback(ex: Executor) -> None:
+    # A broken connection cannot roll back; the server already did.
+    with contextlib.suppress(Exception):
+        ex.rollback()
+
+
 def apply_batch(ex: Executor, ops: Sequence[Op]) -> list[Any]:
-    """Apply ``ops`` in one transaction; on failure replay each alone. Results or errors."""
+    """Apply ``ops`` in one transaction; on failure replay each alone. Results or errors.
+
+    A transient failure (storage unreachable or locked) is raised, not recorded, so the
+    writer can retry the whole batch once storage is back.
+    """
     if len(ops) > 1:
         try:
             ex.begin()
             results = _apply_grouped(ex, ops)
             ex.commit()
             return results
-        except Exception:
-            ex.rollback()
+        except Exception as exc:
+            _rollback(ex)
+            if is_transient(exc):
+                raise
     outcomes: list[Any] = []
     for op in ops:
         try:
@@ -283,7 +322,9 @@ def apply_batch(ex: Executor, ops: Sequence[Op]) -> list[Any]:
             result = op.apply(ex)
             ex.commit()
         except Exception as exc:
-            ex.rollback()
+            _rollback(ex)
+            if is_transient(exc):
+                raise
             outcomes.append(exc)
         else:
             outcomes.append(result)
@@ -483,6 +524,12 @@ class SqliteBackend(Backend):
             await writer.close()
 
 
+async def _discard(conn: AsyncConnection) -> None:
+    with contextlib.suppress(Exception):  # already broken: nothing more to release
+        await conn.invalidate()
+        await conn.close()
+
+
 async def _run_on_connection_thread(driver: Any, fn: Callable[..., T], *args: Any) -> T:
     # aiosqlite's public calls each cost a hop to its thread; ``_execute`` runs a whole
     # function there in one. It has been aiosqlite's internal entry point for every call
@@ -504,7 +551,13 @@ class CoreBackend(Backend):
     async def write(self, ops: Sequence[Op]) -> list[Any]:
         if self._writer is None:
             self._writer = await self.engine.connect()
-        return await self._writer.run_sync(lambda conn: apply_batch(_CoreExecutor(conn), ops))
+        try:
+            return await self._writer.run_sync(lambda conn: apply_batch(_CoreExecutor(conn), ops))
+        except Exception as exc:
+            if is_transient(exc):  # the connection may be gone: take a new one next time
+                writer, self._writer = self._writer, None
+                await _discard(writer)
+            raise
 
     async def read(self, fn: Callable[[Executor], T]) -> T:
         async with self.engine.connect() as conn:

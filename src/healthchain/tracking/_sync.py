@@ -49,8 +49,18 @@ class ExperimentTracker:
         project_name: str = "healthchain",
         tags: Mapping[str, Any] | None = None,
         heartbeat_interval: float = 10.0,
+        *,
+        outage_timeout: float = 60.0,
+        max_queued_writes: int = 100_000,
     ) -> None:
-        tracker = AsyncExperimentTracker(storage_uri, project_name, tags, heartbeat_interval)
+        tracker = AsyncExperimentTracker(
+            storage_uri,
+            project_name,
+            tags,
+            heartbeat_interval,
+            outage_timeout=outage_timeout,
+            max_queued_writes=max_queued_writes,
+        )
         self._loop_thread = LoopThread(name="healthchain-tracker")
         self._tracker = tracker
         try:

@@ -26,9 +26,11 @@ from ._config import (
     StorageConfig,
     resolve_storage_uri,
     validate_heartbeat_interval,
+    validate_positive,
     validate_project_name,
 )
 from ._exceptions import (
+    ConfigurationError,
     ExperimentNotFoundError,
     InvalidInputError,
     StorageError,
@@ -81,11 +83,9 @@ def _create_engine(storage: StorageConfig) -> AsyncEngine:
     _check_sqlite_path(str(storage.url.database))
     # Reads never open a transaction they leave behind, so the pool's reset-on-return
     # rollback (one more thread hop per read) is not needed.
-    engine = create_async_engine(
-        storage.url,
-        connect_args={"timeout": SQLITE_BUSY_TIMEOUT},
-        pool_reset_on_return=None,
-    )
+    # A ``?timeout=`` in the URL (seconds, pysqlite's own option) overrides the default.
+    connect_args = {} if "timeout" in storage.url.query else {"timeout": SQLITE_BUSY_TIMEOUT}
+    engine = create_async_engine(storage.url, connect_args=connect_args, pool_reset_on_return=None)
     event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     return engine
 
@@ -182,7 +182,9 @@ class AsyncExperimentTracker:
     ``postgresql://user@host/db``); it is mapped to the async driver. ``tags`` are added to
     every experiment this tracker starts. While an experiment is RUNNING its row is
     refreshed every ``heartbeat_interval`` seconds, so :meth:`reap_stale` can tell a live
-    run from one whose process died.
+    run from one whose process died. If the storage becomes unreachable, writes are
+    retried for up to ``outage_timeout`` seconds with at most ``max_queued_writes`` waiting;
+    past either bound they fail with :class:`StorageError`, logged with what was lost.
 
     The tracker binds to the event loop it is first used on. Use it as
     ``async with AsyncExperimentTracker(...) as tracker:`` or call :meth:`aclose`.
@@ -194,8 +196,21 @@ class AsyncExperimentTracker:
         project_name: str = "healthchain",
         tags: Mapping[str, Any] | None = None,
         heartbeat_interval: float = 10.0,
+        *,
+        outage_timeout: float = 60.0,
+        max_queued_writes: int = 100_000,
     ) -> None:
         self._storage = resolve_storage_uri(storage_uri)
+        self._outage_timeout = validate_positive("outage_timeout", outage_timeout)
+        if (
+            isinstance(max_queued_writes, bool)
+            or not isinstance(max_queued_writes, int)
+            or (max_queued_writes < 1)
+        ):
+            raise ConfigurationError(
+                f"max_queued_writes must be a positive integer, got {max_queued_writes!r}"
+            )
+        self._max_queued = max_queued_writes
         self._project = validate_project_name(project_name)
         self._tags, self._tag_texts = validate_tags(tags)
         self._heartbeat_interval = validate_heartbeat_interval(heartbeat_interval)
@@ -303,7 +318,13 @@ class AsyncExperimentTracker:
                     await ensure_schema(self._engine)
                 if self._closed:  # closed while we were migrating
                     raise TrackerClosedError(f"{self!r} was closed while opening")
-                self._writer = Writer(self._backend, on_orphan=self._end_orphan)
+                self._writer = Writer(
+                    self._backend,
+                    on_orphan=self._end_orphan,
+                    outage_timeout=self._outage_timeout,
+                    max_queued=self._max_queued,
+                    where=self._storage.display,
+                )
                 self._spawn(self._heartbeat(), "healthchain-heartbeat")
             return self._writer
 

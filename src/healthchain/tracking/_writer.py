@@ -4,17 +4,24 @@ Callers queue an operation and await its future; the future resolves only after 
 transaction holding its batch has committed. While one batch is being written the
 next one gathers, so under load many callers share one commit (group commit), and
 with one caller at a time each operation is still a single round trip.
+
+When the storage itself fails (unreachable, locked past the busy timeout) the batch is
+kept and retried with exponential backoff while new operations queue up behind it, up
+to ``max_queued`` of them. If storage stays away longer than ``outage_timeout`` seconds,
+or the queue overflows, the writes not recorded are failed with a :class:`StorageError`
+and logged as an error, by kind and count: never a silent loss, never a hang.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from ._exceptions import StorageError, TrackerClosedError
-from ._store import Backend, Op, StartOp
+from ._store import Backend, Op, StartOp, is_transient
 
 __all__ = ["Writer"]
 
@@ -29,10 +36,20 @@ class Writer:
     """Owns the write path of one tracker; lives on the tracker's event loop."""
 
     def __init__(
-        self, backend: Backend, *, on_orphan: Callable[[StartOp], None] | None = None
+        self,
+        backend: Backend,
+        *,
+        on_orphan: Callable[[StartOp], None] | None = None,
+        outage_timeout: float = 60.0,
+        max_queued: int = 100_000,
+        where: str = "storage",
     ) -> None:
         self._backend = backend
         self._on_orphan = on_orphan
+        self._outage_timeout = outage_timeout
+        self._max_queued = max_queued
+        self._where = where
+        self._outage_since: float | None = None
         self._pending: list[Op] = []
         self._wakeup = asyncio.Event()
         self._closing = False
@@ -44,6 +61,13 @@ class Writer:
             raise TrackerClosedError("the tracker is closing; no further writes are accepted")
         if self._task.done():
             raise StorageError("the tracker's writer has stopped; close and reopen the tracker")
+        if len(self._pending) >= self._max_queued:
+            message = (
+                f"{type(op).__name__} not recorded: {len(self._pending)} writes are already "
+                f"queued while {self._where} is unavailable (the bound is {self._max_queued})"
+            )
+            logger.error("%s", message)
+            raise StorageError(message)
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         op.future = future
         self._pending.append(op)
@@ -67,15 +91,12 @@ class Writer:
             batch = self._pending[:MAX_BATCH]
             del self._pending[:MAX_BATCH]
             try:
-                outcomes: Sequence[Any] = await self._backend.write(batch)
+                outcomes: Sequence[Any] = await self._write(batch)
             except asyncio.CancelledError:
-                self._fail(batch, TrackerClosedError("the tracker's event loop is shutting down"))
-                self._fail(
-                    self._pending, TrackerClosedError("the tracker's event loop is shutting down")
-                )
+                closing = TrackerClosedError("the tracker's event loop is shutting down")
+                self._fail(batch, closing)
+                self._fail(self._pending, closing)
                 raise
-            except Exception as exc:  # the connection itself failed: every op in the batch did
-                outcomes = [exc] * len(batch)
             for op, outcome in zip(batch, outcomes, strict=True):
                 future = op.future
                 if future is None or future.done():
@@ -90,6 +111,55 @@ class Writer:
                     future.set_exception(outcome)
                 else:
                     future.set_result(outcome)
+
+    async def _write(self, batch: list[Op]) -> Sequence[Any]:
+        """Write ``batch``, retrying while the storage itself is failing."""
+        loop = asyncio.get_running_loop()
+        delay = 0.05
+        while True:
+            try:
+                outcomes = await self._backend.write(batch)
+            except Exception as exc:
+                if not is_transient(exc):
+                    return [exc] * len(batch)
+                now = loop.time()
+                if self._outage_since is None:
+                    self._outage_since = now
+                    logger.warning(
+                        "%s unavailable (%s); retrying, %d writes queued",
+                        self._where,
+                        exc,
+                        len(batch) + len(self._pending),
+                    )
+                elif now - self._outage_since > self._outage_timeout:
+                    return self._give_up(batch, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+                continue
+            if self._outage_since is not None:
+                logger.warning(
+                    "%s is back after %.1f s; queued writes recorded",
+                    self._where,
+                    loop.time() - self._outage_since,
+                )
+                self._outage_since = None
+            return outcomes
+
+    def _give_up(self, batch: list[Op], cause: Exception) -> Sequence[Any]:
+        lost = [*batch, *self._pending]
+        self._pending.clear()
+        counts = Counter(type(op).__name__ for op in lost)
+        summary = ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items()))
+        message = (
+            f"{self._where} unavailable for over {self._outage_timeout:g} s ({cause}); "
+            f"not recorded: {summary}"
+        )
+        logger.error("%s", message)
+        self._outage_since = None
+        error = StorageError(message)
+        error.__cause__ = cause
+        self._fail(lost[len(batch) :], error)
+        return [error] * len(batch)
 
     @staticmethod
     def _fail(ops: Sequence[Op], exc: BaseException) -> None:

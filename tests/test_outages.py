@@ -1,0 +1,126 @@
+"""Storage outages injected for real: a SQLite lock held past the busy timeout, a
+PostgreSQL connection killed under the tracker. Writes wait and land, or fail loudly."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import anyio
+import pytest
+
+from healthchain.tracking import AsyncExperimentTracker, ExperimentStatus, StorageError
+
+pytestmark = pytest.mark.anyio
+
+
+@asynccontextmanager
+async def exclusive_lock(db_path: Path) -> AsyncIterator[None]:
+    """Another writer holding SQLite's exclusive lock until the block ends."""
+
+    def acquire() -> sqlite3.Connection:
+        conn = sqlite3.connect(db_path, check_same_thread=False, isolation_level=None)
+        conn.execute("BEGIN EXCLUSIVE")
+        return conn
+
+    def release(conn: sqlite3.Connection) -> None:
+        conn.execute("ROLLBACK")
+        conn.close()
+
+    conn = await anyio.to_thread.run_sync(acquire)
+    try:
+        yield
+    finally:
+        await anyio.to_thread.run_sync(release, conn)
+
+
+async def test_writes_wait_out_a_locked_sqlite_file(
+    db_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="healthchain.tracking")
+    uri = f"sqlite:///{db_path}?timeout=0.1"  # busy timeout 0.1 s: the lock outlasts it
+    async with AsyncExperimentTracker(uri) as tracker:
+        first = await tracker.start_experiment("before")
+        async with exclusive_lock(db_path):
+            pending = [
+                asyncio.create_task(tracker.start_experiment(f"during{i}")) for i in range(5)
+            ]
+            ending = asyncio.create_task(tracker.end_experiment(first))
+            await asyncio.sleep(1.0)  # an outage of ten busy timeouts
+            assert not any(t.done() for t in [*pending, ending])  # waiting, not failed
+        ids = await asyncio.gather(*pending)
+        await ending
+        experiments = {e.name: e for e in await tracker.list_experiments()}
+    assert set(experiments) == {"before"} | {f"during{i}" for i in range(5)}
+    assert experiments["before"].status is ExperimentStatus.COMPLETED
+    assert {experiments[f"during{i}"].id for i in range(5)} == set(ids)
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("unavailable" in m and "retrying" in m for m in messages)
+    assert any("is back after" in m for m in messages)
+
+
+async def test_storage_that_never_returns_fails_loudly_and_recovers_after(
+    db_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.ERROR, logger="healthchain.tracking")
+    uri = f"sqlite:///{db_path}?timeout=0.05"
+    async with AsyncExperimentTracker(uri, outage_timeout=0.5) as tracker:
+        kept = await tracker.start_experiment("kept")
+        async with exclusive_lock(db_path):
+            with pytest.raises(StorageError, match=r"not recorded: 1 StartOp") as info:
+                await tracker.start_experiment("lost")
+        assert "unavailable for over 0.5 s" in str(info.value)
+        assert any("not recorded: 1 StartOp" in r.getMessage() for r in caplog.records)
+        # storage is back: the tracker goes on working
+        await tracker.end_experiment(kept)
+        names = [e.name for e in await tracker.list_experiments()]
+    assert names == ["kept"]
+
+
+async def test_queue_bound_refuses_writes_beyond_it(db_path: Path) -> None:
+    uri = f"sqlite:///{db_path}?timeout=0.05"
+    async with AsyncExperimentTracker(uri, max_queued_writes=3) as tracker:
+        await tracker.list_experiments()
+        async with exclusive_lock(db_path):
+            first = asyncio.create_task(tracker.start_experiment("in-flight"))
+            await asyncio.sleep(0.2)  # the writer holds it, retrying
+            queued = [asyncio.create_task(tracker.start_experiment(f"q{i}")) for i in range(5)]
+            await asyncio.sleep(0.1)
+            refused = [t for t in queued if t.done()]
+            assert len(refused) == 2
+            for task in refused:
+                with pytest.raises(StorageError, match="3 writes are already queued"):
+                    task.result()
+        await first
+        accepted = await asyncio.gather(*(t for t in queued if t not in refused))
+        names = {e.name for e in await tracker.list_experiments()}
+    assert len(accepted) == 3
+    assert names == {"in-flight", "q0", "q1", "q2"}
+
+
+async def test_a_killed_postgres_connection_is_replaced(postgres_uri: str) -> None:
+    import asyncpg
+
+    async with AsyncExperimentTracker(postgres_uri) as tracker:
+        first = await tracker.start_experiment("before")
+        admin = await asyncpg.connect(postgres_uri)
+        try:
+            own = await admin.fetchval("SELECT pg_backend_pid()")
+            killed = await admin.fetch(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> $1",
+                own,
+            )
+        finally:
+            await admin.close()
+        assert killed  # the tracker's connections are gone
+        await tracker.end_experiment(first)
+        second = await tracker.start_experiment("after")
+        await tracker.end_experiment(second)
+        experiments = await tracker.list_experiments()
+    assert {e.name for e in experiments} == {"before", "after"}
+    assert all(e.status is ExperimentStatus.COMPLETED for e in experiments)
