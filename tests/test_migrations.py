@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -167,45 +165,6 @@ def test_processes_opening_one_fresh_file_at_once_do_not_race(tmp_path: Path) ->
         "experiments",
         "pipeline_components",
     }
-
-
-def test_a_killed_process_is_reaped_and_a_live_one_is_not(tmp_path: Path) -> None:
-    uri = f"sqlite:///{tmp_path / 'reap.db'}"
-    interval = 0.2
-    child = subprocess.Popen(
-        [sys.executable, CHILD, "hang", uri, str(interval)],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert child.stdout is not None
-    line = child.stdout.readline().split()
-    assert line[0] == "started", line
-    doomed = line[1]
-    with ExperimentTracker(uri, heartbeat_interval=interval) as tracker:
-        alive = tracker.start_experiment("alive")
-        time.sleep(4 * interval)
-        assert tracker.reap_stale() == []  # the child still beats
-        os.kill(child.pid, signal.SIGKILL)
-        child.wait()
-        child.stdout.close()
-        killed_at = time.monotonic()
-        while not (reaped := tracker.reap_stale()):
-            assert time.monotonic() - killed_at < 10 * interval, "not reaped in time"
-            time.sleep(interval / 4)
-        experiment = tracker.get_experiment(doomed)
-        assert reaped == [doomed]
-        assert time.monotonic() - killed_at <= 3 * interval + 2.0
-        assert tracker.get_experiment(alive).status is ExperimentStatus.RUNNING
-    assert experiment.status is ExperimentStatus.FAILED
-    assert experiment.end_time is not None
-    assert experiment.error is not None
-    assert f"process {child.pid}" in experiment.error
-    assert "stopped reporting" in experiment.error
-    conn = sqlite3.connect(tmp_path / "reap.db")
-    try:
-        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
-    finally:
-        conn.close()
 
 
 def test_upgrade_database_reports_the_revisions(tmp_path: Path) -> None:

@@ -2,8 +2,9 @@
 
 Modes: ``open`` opens the tracker (racing other children to create the schema) and
 records one experiment; ``write N`` records N full lifecycles (tags, components, end);
-``hang`` starts an experiment with a short heartbeat, says
-``started <id>`` on stdout and waits to be killed.
+``churn`` starts one long experiment, says ``started <id>``, then writes lifecycles and
+request records without pause until killed; ``hang`` starts an experiment with a short
+heartbeat, says ``started <id>`` on stdout and waits to be killed.
 """
 
 from __future__ import annotations
@@ -38,6 +39,21 @@ def main() -> None:
                 )
                 tracker.end_experiment(experiment_id)
         print("ok", flush=True)
+    elif mode == "churn":
+        from datetime import UTC, datetime
+
+        from healthchain.tracking import RequestRecord
+
+        tracker = ExperimentTracker(uri, heartbeat_interval=float(sys.argv[3]))
+        experiment_id = tracker.start_experiment("doomed")
+        print(f"started {experiment_id}", flush=True)
+        seq = 0
+        while True:
+            other = tracker.start_experiment("churn", tags={"seq": seq}, components=[{"name": "x"}])
+            batch = [RequestRecord(seq + k, datetime.now(UTC), 1.0, 200) for k in range(20)]
+            tracker.log_requests(experiment_id, batch)
+            tracker.end_experiment(other)
+            seq += 20
     elif mode == "hang":
         tracker = ExperimentTracker(uri, heartbeat_interval=float(sys.argv[3]))
         experiment_id = tracker.start_experiment("doomed")
