@@ -27,6 +27,21 @@ def tests(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON)
+def stress(session: nox.Session) -> None:
+    """The reliability tests, ten times longer: writers, crashes, outages, hostile input."""
+    session.install("-e", ".[dev,postgres]")
+    session.run(
+        "pytest",
+        "tests/test_many_writers.py",
+        "tests/test_crashes.py",
+        "tests/test_outages.py",
+        "tests/test_hostile_input.py",
+        *session.posargs,
+        env={"HEALTHCHAIN_STRESS_SCALE": "10", **os.environ},
+    )
+
+
+@nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
     """Formatting, lint and strict typing must all be clean."""
     session.install("-e", ".[dev,postgres]")

@@ -40,6 +40,8 @@ def storage_uri(db_path: Path) -> str:
 
 
 POSTGRES_URL_ENV = "HEALTHCHAIN_TEST_POSTGRES_URL"
+STRESS_SCALE = max(1, int(os.environ.get("HEALTHCHAIN_STRESS_SCALE", "1")))
+"""``nox -s stress`` sets this to run the reliability tests longer and harder."""
 _TABLES = "requests, pipeline_components, experiment_tags, experiments, alembic_version"
 
 

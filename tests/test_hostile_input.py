@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import STRESS_SCALE
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -51,7 +52,7 @@ values = st.recursive(
 tag_dicts = st.dictionaries(keys, values, max_size=4)
 
 SETTINGS = settings(
-    max_examples=60,
+    max_examples=60 * STRESS_SCALE,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

@@ -9,13 +9,14 @@ from pathlib import Path
 
 import anyio
 import pytest
+from conftest import STRESS_SCALE
 
 from healthchain.tracking import AsyncExperimentTracker, ExperimentStatus
 
 pytestmark = pytest.mark.anyio
 
 CHILD = str(Path(__file__).parent / "tracker_child.py")
-PROCESSES, EACH = 8, 200
+PROCESSES, EACH = 8, 200 * STRESS_SCALE
 
 
 def _run_writers(uri: str) -> list[subprocess.CompletedProcess[str]]:
