@@ -48,6 +48,7 @@ def test_tracking_exports_nothing_private() -> None:
         "ExperimentStateError",
         "ExperimentStatus",
         "ExperimentTracker",
+        "ExtraNotInstalledError",
         "InvalidFilterError",
         "InvalidInputError",
         "RequestRecord",

@@ -411,6 +411,12 @@ async def test_requests_are_logged_and_summarised(any_storage_uri: str) -> None:
         with pytest.raises(InvalidInputError, match=r"records\[0\] must be a RequestRecord"):
             await tracker.log_requests(experiment_id, [(1, start, 1.0, 200, None)])  # type: ignore[list-item]
         assert (await tracker.request_stats(experiment_id)) == stats
+        listed = await tracker.list_requests(experiment_id)
+        with pytest.raises(ExperimentNotFoundError):
+            await tracker.list_requests(str(uuid.uuid4()))
+    assert [r.index for r in listed] == list(range(20))
+    assert listed[7] == records[7]
+    assert listed[0].start_time == start
     assert (empty.count, empty.failures, empty.p50_ms, empty.p95_ms) == (0, 0, None, None)
     assert (stats.count, stats.failures) == (20, 2)
     assert (stats.p50_ms, stats.p95_ms) == (10.0, 19.0)

@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from ._exceptions import TrackerError
+from ._exceptions import ExtraNotInstalledError
 from ._records import Experiment
 
 if TYPE_CHECKING:
     import pandas
 
-__all__ = ["COLUMNS", "ExtraNotInstalledError", "experiments_to_dataframe"]
+__all__ = ["COLUMNS", "experiments_to_dataframe"]
 
 COLUMNS = (
     "id",
@@ -32,21 +32,6 @@ COLUMNS = (
 """The fixed columns, in order; one ``tags.<key>`` column per tag key follows them."""
 
 
-class ExtraNotInstalledError(TrackerError, ImportError):
-    """An optional dependency is missing; the message names the extra to install."""
-
-
-def _pandas() -> Any:
-    try:
-        import pandas
-    except ImportError as exc:
-        raise ExtraNotInstalledError(
-            "to_dataframe needs pandas, which is not installed; "
-            "run: pip install 'healthchain[pandas]'"
-        ) from exc
-    return pandas
-
-
 def experiments_to_dataframe(experiments: Sequence[Experiment]) -> pandas.DataFrame:
     """One row per experiment, in the given order (newest first from ``list_experiments``).
 
@@ -54,7 +39,13 @@ def experiments_to_dataframe(experiments: Sequence[Experiment]) -> pandas.DataFr
     running), ``status`` is the status name, ``components`` a list of dicts in pipeline
     order; each tag key also gets its own ``tags.<key>`` column (missing where unset).
     """
-    pd = _pandas()
+    try:
+        import pandas as pd
+    except ImportError as exc:
+        raise ExtraNotInstalledError(
+            "to_dataframe needs pandas, which is not installed; "
+            "run: pip install 'healthchain[pandas]'"
+        ) from exc
     tag_keys = sorted({key for e in experiments for key in e.tags})
     data: dict[str, list[Any]] = {column: [] for column in COLUMNS}
     tag_data: dict[str, list[Any]] = {key: [] for key in tag_keys}

@@ -6,6 +6,7 @@ builtin whose meaning fits, so ``except LookupError`` or ``except ValueError`` w
     TrackerError
     ├── ConfigurationError (ValueError)        bad storage URI or tracker option
     │   └── DriverNotInstalledError (ImportError)  the URI's driver is missing: install the extra
+    ├── ExtraNotInstalledError (ImportError)   an optional extra (pandas) is missing
     ├── InvalidInputError (ValueError)         tags, components, pipeline_config, status
     │   └── InvalidFilterError                 unknown filter key or bad filter value
     ├── ExperimentNotFoundError (LookupError)  no experiment with that id
@@ -24,6 +25,7 @@ __all__ = [
     "DriverNotInstalledError",
     "ExperimentNotFoundError",
     "ExperimentStateError",
+    "ExtraNotInstalledError",
     "InvalidFilterError",
     "InvalidInputError",
     "StorageError",
@@ -42,6 +44,10 @@ class ConfigurationError(TrackerError, ValueError):
 
 class DriverNotInstalledError(ConfigurationError, ImportError):
     """The database driver a storage URI needs is not installed."""
+
+
+class ExtraNotInstalledError(TrackerError, ImportError):
+    """An optional dependency is missing; the message names the extra to install."""
 
 
 class InvalidInputError(TrackerError, ValueError):

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from functools import partial
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from anyio.from_thread import BlockingPortal
 
@@ -24,6 +24,9 @@ from ._portal import LoopThread
 from ._records import Experiment, ExperimentStatus
 from ._tracker import AsyncExperimentTracker
 from ._values import RequestRecord, RequestStats
+
+if TYPE_CHECKING:
+    import pandas
 
 __all__ = ["ExperimentTracker"]
 
@@ -185,6 +188,18 @@ class ExperimentTracker:
     def log_requests(self, experiment_id: str, records: Sequence[RequestRecord]) -> None:
         """Store per-request records of a run."""
         return self._loop_thread.call(self._tracker.log_requests, experiment_id, records)
+
+    def list_requests(self, experiment_id: str) -> list[RequestRecord]:
+        """Every request record of an experiment, in the order they were sent."""
+        return self._loop_thread.call(self._tracker.list_requests, experiment_id)
+
+    def to_dataframe(
+        self, filters: Mapping[str, Any] | None = None, *, limit: int | None = None, offset: int = 0
+    ) -> pandas.DataFrame:
+        """``list_experiments(...)`` as a pandas DataFrame (the ``pandas`` extra)."""
+        return self._loop_thread.call(
+            partial(self._tracker.to_dataframe, filters, limit=limit, offset=offset)
+        )
 
     def request_stats(self, experiment_id: str) -> RequestStats:
         """Request count, failures and latency p50/p95 (ms) of an experiment."""

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import anyio
 from sqlalchemy import event
@@ -20,7 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from uuid_utils import uuid7
 
-from . import _queries
+from . import _queries, _requests_view
 from ._config import (
     DEFAULT_STORAGE_URI,
     StorageConfig,
@@ -29,6 +29,7 @@ from ._config import (
     validate_positive,
     validate_project_name,
 )
+from ._dataframe import experiments_to_dataframe
 from ._exceptions import (
     ConfigurationError,
     ExperimentNotFoundError,
@@ -66,6 +67,9 @@ from ._values import (
     validate_tags,
 )
 from ._writer import Writer
+
+if TYPE_CHECKING:
+    import pandas
 
 __all__ = ["AsyncExperimentTracker", "upgrade_database"]
 
@@ -573,6 +577,30 @@ class AsyncExperimentTracker:
         backend = await self._reader()
         with self._storage_errors("list_experiments"):
             return await backend.read(lambda ex: _queries.list_experiments(ex, query))
+
+    async def list_requests(self, experiment_id: str) -> list[RequestRecord]:
+        """Every request record of an experiment, in the order they were sent."""
+        backend = await self._reader()
+        with self._storage_errors("list_requests"):
+            found = await backend.read(lambda ex: _requests_view.list_requests(ex, experiment_id))
+        if found is None:
+            raise ExperimentNotFoundError(experiment_id)
+        return found
+
+    async def to_dataframe(
+        self,
+        filters: Mapping[str, Any] | None = None,
+        *,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> pandas.DataFrame:
+        """``list_experiments(...)`` as a pandas DataFrame (``pip install 'healthchain[pandas]'``).
+
+        One row per experiment, one ``tags.<key>`` column per tag key; built in a worker
+        thread, so a large frame never stalls the event loop.
+        """
+        experiments = await self.list_experiments(filters, limit=limit, offset=offset)
+        return await anyio.to_thread.run_sync(experiments_to_dataframe, experiments)
 
     async def request_stats(self, experiment_id: str) -> RequestStats:
         """Request count, failures and latency p50/p95 (ms) of an experiment."""
