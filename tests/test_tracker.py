@@ -203,6 +203,8 @@ async def test_concurrent_writers_share_commits_and_lose_nothing(any_storage_uri
         worker3 = await tracker.list_experiments({"tags": {"worker": 3}})
     assert len(set(ids)) == 200
     assert {e.id for e in listed} == set(ids)
+    # newest first is start order, even for starts queued in one batch
+    assert listed == sorted(listed, key=lambda e: (e.start_time, e.id), reverse=True)
     assert all(e.status is ExperimentStatus.COMPLETED for e in listed)
     assert all(len(e.components) == 2 for e in listed)
     assert len(worker3) == 25

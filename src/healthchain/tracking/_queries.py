@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import and_, bindparam, case, func, select
 from sqlalchemy.sql import Select
 
 from ._records import Component, Experiment, ExperimentStatus
-from ._schema import experiment_tags, experiments, pipeline_components, requests
+from ._schema import experiment_tags, experiments, requests
 from ._store import STATUS_OF, Executor, from_db_time, static
 from ._values import RequestStats, ValidFilters
 
@@ -30,16 +31,11 @@ _COLUMNS = (
     experiments.c.status,
     experiments.c.tags,
     experiments.c.pipeline_config,
+    experiments.c.components,
     experiments.c.error,
     experiments.c.host,
     experiments.c.pid,
     experiments.c.heartbeat_at,
-)
-_COMPONENT_COLUMNS = (
-    pipeline_components.c.name,
-    pipeline_components.c.type,
-    pipeline_components.c.stage,
-    pipeline_components.c.position,
 )
 _STATUS = {s.value: s for s in ExperimentStatus}
 # The decoder's C scanner, skipping json.loads' Python-level wrapping (a third of the
@@ -47,11 +43,6 @@ _STATUS = {s.value: s for s in ExperimentStatus}
 _scan = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 
 GET_EXPERIMENT = static(select(*_COLUMNS).where(experiments.c.id == bindparam("b_id")))
-GET_COMPONENTS = static(
-    select(*_COMPONENT_COLUMNS)
-    .where(pipeline_components.c.experiment_id == bindparam("b_id"))
-    .order_by(pipeline_components.c.position)
-)
 REQUEST_COUNTS = static(
     select(
         func.count(),
@@ -79,7 +70,7 @@ REQUEST_LATENCIES = static(
 
 
 def _json(value: Any) -> Any:
-    if value.__class__ is not str:
+    if value is None or value.__class__ is not str:
         return value
     try:
         return _scan(value, 0)[0]
@@ -87,36 +78,61 @@ def _json(value: Any) -> Any:
         return json.loads(value)
 
 
-def _record(row: Any, components: tuple[Component, ...]) -> Experiment:
-    return Experiment(
-        row[0],
-        row[1],
-        row[2],
-        from_db_time(row[3]),  # type: ignore[arg-type]
-        from_db_time(row[4]),
-        _STATUS[row[5]],
-        _json(row[6]),
-        _json(row[7]),
-        components,
-        row[8],
-        row[9],
-        row[10],
-        from_db_time(row[11]),
+def _components(value: Any) -> tuple[Component, ...]:
+    if value is None:
+        return ()
+    return tuple(
+        Component(name, kind, stage, position)
+        for position, (name, kind, stage) in enumerate(_json(value))
     )
+
+
+def _records(rows: Iterable[Any]) -> list[Experiment]:
+    """Rows of ``_COLUMNS`` as records: the hot loop of every list."""
+    # Runs of one project usually share their pipeline: its components (immutable
+    # tuples) are built once per distinct value and shared between records.
+    pipelines: dict[Any, tuple[Component, ...]] = {None: ()}
+    json, time, status_of = _json, from_db_time, _STATUS
+    out: list[Experiment] = []
+    append = out.append
+    for id_, name, project, start, end, status, tags, config, parts, error, host, pid, beat in rows:
+        key = parts if parts is None or isinstance(parts, str) else repr(parts)
+        components = pipelines.get(key)
+        if components is None:
+            components = pipelines[key] = _components(parts)
+        append(
+            Experiment(
+                id_,
+                name,
+                project,
+                time(start),  # type: ignore[arg-type]
+                time(end),
+                status_of[status],
+                json(tags),
+                json(config),
+                components,
+                error,
+                host,
+                pid,
+                time(beat),
+            )
+        )
+    return out
 
 
 def get_experiment(ex: Executor, experiment_id: str) -> Experiment | None:
     """The experiment with its components, or None."""
     rows = ex.query(GET_EXPERIMENT, {"b_id": experiment_id})
-    if not rows:
-        return None
-    components = tuple(Component(*c) for c in ex.query(GET_COMPONENTS, {"b_id": experiment_id}))
-    return _record(rows[0], components)
+    return _records(rows)[0] if rows else None
 
 
 def build_list_query(filters: ValidFilters, limit: int | None, offset: int) -> Select[Any]:
     """The filtered, newest-first select; every value is a bound parameter."""
     source: Any = experiments
+    # Newest first is id order (ids are time-ordered, see _ids). With a tag filter, order
+    # by the first tag row's copy of the id: SQLite then reads the (key, value, id) index
+    # backwards and never sorts.
+    newest_first = experiments.c.id.desc()
     for i, (key, text) in enumerate(filters.tags.items()):
         tag = experiment_tags.alias(f"tag{i}")
         # Joined on the (key, value, experiment_id) index: a tag filter reads only the
@@ -125,6 +141,8 @@ def build_list_query(filters: ValidFilters, limit: int | None, offset: int) -> S
             tag,
             and_(tag.c.experiment_id == experiments.c.id, tag.c.key == key, tag.c.value == text),
         )
+        if i == 0:
+            newest_first = tag.c.experiment_id.desc()
     query = select(*_COLUMNS).select_from(source)
     if filters.statuses:
         query = query.where(experiments.c.status.in_([s.value for s in filters.statuses]))
@@ -132,7 +150,7 @@ def build_list_query(filters: ValidFilters, limit: int | None, offset: int) -> S
         query = query.where(experiments.c.name == filters.name)
     if filters.project is not None:
         query = query.where(experiments.c.project == filters.project)
-    query = query.order_by(experiments.c.start_time.desc(), experiments.c.id.desc())
+    query = query.order_by(newest_first)
     if limit is not None:
         query = query.limit(limit)
     if offset:
@@ -141,22 +159,8 @@ def build_list_query(filters: ValidFilters, limit: int | None, offset: int) -> S
 
 
 def list_experiments(ex: Executor, query: Select[Any]) -> list[Experiment]:
-    """Run a query from :func:`build_list_query`, attaching each experiment's components."""
-    rows = ex.query(query)
-    if not rows:
-        return []
-    ids = query.with_only_columns(experiments.c.id)
-    by_experiment: dict[str, list[Component]] = {}
-    for experiment_id, *fields in ex.query(
-        select(pipeline_components.c.experiment_id, *_COMPONENT_COLUMNS)
-        .where(pipeline_components.c.experiment_id.in_(ids.scalar_subquery()))
-        .order_by(pipeline_components.c.experiment_id, pipeline_components.c.position)
-    ):
-        by_experiment.setdefault(experiment_id, []).append(Component(*fields))
-    empty: tuple[Component, ...] = ()
-    if not by_experiment:
-        return [_record(row, empty) for row in rows]
-    return [_record(row, tuple(by_experiment.get(row[0], empty))) for row in rows]
+    """Run a query from :func:`build_list_query`."""
+    return _records(ex.query(query))
 
 
 def _percentile(ordered: list[float], fraction: float) -> float:

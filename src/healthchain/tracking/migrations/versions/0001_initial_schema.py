@@ -36,6 +36,11 @@ def upgrade() -> None:
             sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
             nullable=True,
         ),
+        sa.Column(
+            "components",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=True,
+        ),
         sa.Column("error", sa.Text(), nullable=True),
         sa.Column("heartbeat_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("heartbeat_interval", sa.Float(), nullable=False),
@@ -46,9 +51,8 @@ def upgrade() -> None:
             name=op.f("ck_experiments_status"),
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_experiments")),
+        sqlite_with_rowid=False,
     )
-    with op.batch_alter_table("experiments", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_experiments_start_time"), ["start_time"], unique=False)
 
     op.create_table(
         "experiment_tags",
@@ -98,7 +102,4 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_experiment_tags_key_value_experiment_id"))
 
     op.drop_table("experiment_tags")
-    with op.batch_alter_table("experiments", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_experiments_start_time"))
-
     op.drop_table("experiments")
