@@ -387,7 +387,7 @@ class AsyncExperimentTracker:
         if name is not None and (not isinstance(name, str) or not name):
             raise InvalidInputError(f"name must be a non-empty string or None, got {name!r}")
         user_tags, user_texts = validate_tags(tags)
-        config = validate_pipeline_config(pipeline_config)
+        config, config_text = validate_pipeline_config(pipeline_config)
         parts = validate_components(components)
         writer = await self._ready()
 
@@ -405,7 +405,7 @@ class AsyncExperimentTracker:
             "end_time": None,
             "status": "RUNNING",
             "tags": dump_json(merged) if as_text else merged,
-            "pipeline_config": dump_json(config) if as_text and config is not None else config,
+            "pipeline_config": config_text if as_text else config,
             "components": (dump_json(parts) if as_text else parts) if parts else None,
             "error": None,
             "heartbeat_at": now,

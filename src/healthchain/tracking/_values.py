@@ -115,22 +115,22 @@ def validate_tags(tags: object, *, what: str = "tags") -> tuple[dict[str, Any], 
     return dict(tags), texts
 
 
-def validate_pipeline_config(config: object) -> dict[str, Any] | None:
-    """Return ``config`` if it is None or a JSON-serialisable dict."""
+def validate_pipeline_config(config: object) -> tuple[dict[str, Any] | None, str | None]:
+    """Return ``(config, its JSON text)`` if it is None or a JSON-serialisable dict."""
     if config is None:
-        return None
+        return None, None
     if not isinstance(config, Mapping):
         raise InvalidInputError(
             f"pipeline_config must be a dict or None, got {type(config).__name__} {config!r}"
         )
     try:
-        _dumps(config)
+        text = _dumps(config)
     except (TypeError, ValueError) as exc:
         raise InvalidInputError(
             f"pipeline_config is not JSON-serialisable ({exc}); "
             "keep it to strings, finite numbers, booleans, None, lists and dicts"
         ) from exc
-    return dict(config)
+    return dict(config), text
 
 
 _COMPONENT_KEYS = frozenset({"name", "type", "stage"})
