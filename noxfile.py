@@ -55,3 +55,4 @@ def bench(session: nox.Session) -> None:
     """Benchmarks against MLflow's tracking store; writes bench/RESULTS.md."""
     session.install("-e", ".", "mlflow-skinny>=2.14", "psutil>=5.9")
     session.run("python", "bench/run.py", *session.posargs)
+    session.run("python", "bench/bench_ui.py")

@@ -1,0 +1,58 @@
+"""The data both sides write: one deterministic spec per experiment index (stdlib only).
+
+Tags: ``environment`` cycles production/staging/dev (a third match ``production``),
+``model`` (7 values), ``owner`` (13 values) and ``team`` (100 values: 1 % match one).
+Every experiment has a 3-component pipeline and a small pipeline config.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+__all__ = [
+    "COMPONENTS",
+    "ENVIRONMENTS",
+    "PROJECT",
+    "TEAM_QUERIES",
+    "mlflow_tags",
+    "spec",
+    "team",
+]
+
+PROJECT = "bench"
+ENVIRONMENTS = ("production", "staging", "dev")
+COMPONENTS: tuple[dict[str, str], ...] = (
+    {"name": "preprocess", "type": "transform", "stage": "pre"},
+    {"name": "summarizer", "type": "model", "stage": "inference"},
+    {"name": "postprocess", "type": "transform", "stage": "post"},
+)
+# Team values queried in the 1 % case, the same list for every method compared.
+TEAM_QUERIES = tuple(f"team-{n:03d}" for n in (7, 42, 77, 13, 99, 0, 58, 21, 64))
+
+
+def team(i: int) -> str:
+    return f"team-{i % 100:03d}"
+
+
+def spec(i: int) -> dict[str, Any]:
+    """Keyword arguments of ``start_experiment`` for experiment ``i``."""
+    return {
+        "name": f"exp-{i}",
+        "tags": {
+            "environment": ENVIRONMENTS[i % 3],
+            "model": f"model-{i % 7}",
+            "owner": f"owner-{i % 13}",
+            "team": team(i),
+        },
+        "pipeline_config": {"batch_size": 32, "temperature": 0.2},
+        "components": COMPONENTS,
+    }
+
+
+_COMPONENT_TAGS = {f"component.{n}": json.dumps(c) for n, c in enumerate(COMPONENTS)}
+
+
+def mlflow_tags(i: int) -> dict[str, str]:
+    """MLflow tags for run ``i``: the same 4 tags plus the 3 components as 3 tags."""
+    return {**spec(i)["tags"], **_COMPONENT_TAGS}

@@ -1,0 +1,278 @@
+"""Dashboard benchmark: server time of the experiments list page at 10,000 experiments,
+against MLflow's ``search_runs`` answering the same query (same filter, newest first, one
+page of 50). Writes ``bench/RESULTS_ui.md``::
+
+    python bench/bench_ui.py [--n 10000] [--repeat 40] [--mlflow-python PATH]
+
+Ours: the page as the dashboard serves it (filters parsed, the tracker queried, the
+Jinja2 template rendered, the chart's JSON embedded), requested in-process through
+``httpx.ASGITransport`` from a freshly started app. *Server time* is the app's ASGI call,
+from receiving the request to sending the last byte of the body; the in-process round
+trip (adding httpx's own work) is shown beside it. No network or browser time counts.
+MLflow runs in its own interpreter (it is not a dependency of ours): by default a venv
+under ``bench/_work/ui`` with ``mlflow-skinny``, created on first use; its 10,000 runs
+are written the way ``bench/_mlflow.py`` writes them (its own ORM rows, the same tags).
+MLflow's store (``SqlAlchemyStore.search_runs``, its fastest path, on a WAL file) is the
+headline comparison; ``MlflowClient.search_runs``, what users call, is shown beside it.
+Requests of the different queries are interleaved; each figure is a median.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+WORK = HERE / "_work" / "ui"
+RESULTS = HERE / "RESULTS_ui.md"
+PAGE = 50
+TARGET = 0.1
+
+# (label, our list page's query string, MLflow filter string, offset)
+QUERIES: list[tuple[str, dict[str, Any], str, int]] = [
+    ("newest 50, no filter", {}, "", 0),
+    (
+        "tag environment=production (1 in 3), newest 50",
+        {"tag": "environment=production"},
+        "tags.environment = 'production'",
+        0,
+    ),
+    (
+        "tag team=team-042 (1 in 100), newest 50",
+        {"tag": "team=team-042"},
+        "tags.team = 'team-042'",
+        0,
+    ),
+    (
+        "tag environment=production, 5th page (rows 201-250)",
+        {"tag": "environment=production", "page": 5},
+        "tags.environment = 'production'",
+        200,
+    ),
+]
+
+
+# --- MLflow side (runs in the MLflow venv) -----------------------------------------------
+
+
+def mlflow_side(n: int, repeat: int, out: str) -> None:
+    """Populate MLflow's store with ``n`` runs and time ``search_runs`` for each query."""
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    sys.path.insert(0, str(HERE))
+    import mlflow
+    from _mlflow import open_store, populate
+    from mlflow.entities import ViewType
+    from mlflow.tracking import MlflowClient
+    from mlflow.utils.search_utils import SearchUtils
+
+    with tempfile.TemporaryDirectory(prefix="bench-ui-mlflow-", dir=WORK) as workdir:
+        store, experiment_id = open_store(workdir, "ui")
+        populate(store, experiment_id, n)
+        client = MlflowClient(tracking_uri=f"sqlite:///{workdir}/ui.db")
+
+        def via_store(flt: str, offset: int) -> int:
+            token = SearchUtils.create_page_token(offset) if offset else None
+            runs = store.search_runs(
+                [experiment_id], flt, ViewType.ACTIVE_ONLY, max_results=PAGE,
+                order_by=["attributes.start_time DESC"], page_token=token,
+            )  # fmt: skip
+            return len(runs)
+
+        def via_client(flt: str, offset: int) -> int:
+            token = SearchUtils.create_page_token(offset) if offset else None
+            runs = client.search_runs(
+                [experiment_id], flt, max_results=PAGE,
+                order_by=["attributes.start_time DESC"], page_token=token,
+            )  # fmt: skip
+            return len(runs)
+
+        times: dict[str, dict[str, list[float]]] = {
+            label: {"store": [], "client": []} for label, *_ in QUERIES
+        }
+        for round_ in range(repeat + 2):
+            for label, _, flt, offset in QUERIES:
+                for side, fn in (("store", via_store), ("client", via_client)):
+                    t0 = time.perf_counter()
+                    got = fn(flt, offset)
+                    elapsed = time.perf_counter() - t0
+                    assert got == PAGE, (label, side, got)
+                    if round_ >= 2:  # two warm-up rounds
+                        times[label][side].append(elapsed)
+        store.engine.dispose()
+    Path(out).write_text(
+        json.dumps({"version": mlflow.__version__, "times": times}), encoding="utf-8"
+    )
+
+
+def mlflow_python(given: str | None) -> str:
+    """The MLflow interpreter: the one given, or a venv under bench/_work/ui made once."""
+    if given:
+        return given
+    venv = WORK / "mlflow-venv"
+    python = venv / "bin" / "python"
+    if not python.exists():
+        print(f"creating {venv} with mlflow-skinny (once)...", file=sys.stderr)
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run(
+            [str(python), "-m", "pip", "install", "-q", "mlflow-skinny", "sqlalchemy", "alembic"],
+            check=True,
+        )
+    return str(python)
+
+
+# --- our side ------------------------------------------------------------------------------
+
+
+async def populate_ours(storage_uri: str, n: int) -> None:
+    sys.path.insert(0, str(HERE))
+    from _data import PROJECT, spec
+
+    from healthchain.tracking import AsyncExperimentTracker
+
+    async with AsyncExperimentTracker(storage_uri, project_name=PROJECT) as tracker:
+
+        async def one(i: int) -> None:
+            await tracker.end_experiment(await tracker.start_experiment(**spec(i)))
+
+        for lo in range(0, n, 500):
+            await asyncio.gather(*(one(i) for i in range(lo, min(n, lo + 500))))
+
+
+async def measure_ours(storage_uri: str, repeat: int) -> dict[str, dict[str, list[float]]]:
+    import httpx
+    from _data import PROJECT
+
+    from healthchain.ui import create_app
+
+    app = create_app(storage_uri, allowed_hosts=None)
+    times: dict[str, dict[str, list[float]]] = {
+        label: {"server": [], "page": [], "list": []} for label, *_ in QUERIES
+    }
+    server_times: list[float] = []
+    async with app.router.lifespan_context(app) as state:
+        tracker = state["dashboard"].tracker
+
+        async def served(scope: Any, receive: Any, send: Any) -> None:
+            scope["state"] = dict(state)
+            t0 = time.perf_counter()
+            await app(scope, receive, send)
+            server_times.append(time.perf_counter() - t0)
+
+        transport = httpx.ASGITransport(app=served)
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+            for round_ in range(repeat + 2):
+                for label, params, _, offset in QUERIES:
+                    query = {"project": PROJECT, **params}
+                    t0 = time.perf_counter()
+                    response = await client.get("/", params=query)
+                    page_s = time.perf_counter() - t0
+                    assert response.status_code == 200, response.text
+                    assert response.text.count('class="name"') == PAGE, label
+                    tags = dict([params["tag"].split("=", 1)]) if "tag" in params else None
+                    filters = {"project": PROJECT, **({"tags": tags} if tags else {})}
+                    t0 = time.perf_counter()
+                    rows = await tracker.list_experiments(filters, limit=PAGE + 1, offset=offset)
+                    list_s = time.perf_counter() - t0
+                    assert len(rows) == PAGE + 1
+                    if round_ >= 2:
+                        times[label]["server"].append(server_times[-1])
+                        times[label]["page"].append(page_s)
+                        times[label]["list"].append(list_s)
+    return times
+
+
+def ms(values: list[float]) -> float:
+    return statistics.median(values) * 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n", type=int, default=10_000)
+    parser.add_argument("--repeat", type=int, default=40)
+    parser.add_argument("--mlflow-python", help="an interpreter with mlflow-skinny installed")
+    parser.add_argument("--mlflow-side", metavar="OUT", help=argparse.SUPPRESS)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    WORK.mkdir(parents=True, exist_ok=True)
+    if args.mlflow_side:
+        mlflow_side(args.n, args.repeat, args.mlflow_side)
+        return
+
+    sys.path.insert(0, str(HERE))
+    python = mlflow_python(args.mlflow_python)
+    workdir = Path(tempfile.mkdtemp(prefix="bench-ui-", dir=WORK))
+    try:
+        storage_uri = f"sqlite:///{workdir / 'ours.db'}"
+        t0 = time.perf_counter()
+        asyncio.run(populate_ours(storage_uri, args.n))
+        print(f"ours: {args.n} experiments written in {time.perf_counter() - t0:.1f} s")
+        ours = asyncio.run(measure_ours(storage_uri, args.repeat))
+        mlflow_out = workdir / "mlflow.json"
+        t0 = time.perf_counter()
+        subprocess.run(
+            [python, __file__, "--n", str(args.n), "--repeat", str(args.repeat),
+             "--mlflow-side", str(mlflow_out)],
+            check=True, env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"},
+        )  # fmt: skip
+        print(f"mlflow: populated and measured in {time.perf_counter() - t0:.1f} s")
+        theirs = json.loads(mlflow_out.read_text(encoding="utf-8"))
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    report = render(args, ours, theirs)
+    print(report)
+    args.out.write_text(report, encoding="utf-8")
+
+
+def render(args: argparse.Namespace, ours: dict[str, Any], theirs: dict[str, Any]) -> str:
+    lines = [
+        "# Dashboard benchmark",
+        "",
+        f"`python bench/bench_ui.py --n {args.n} --repeat {args.repeat}`: {args.n:,} "
+        f"experiments (tags from `bench/_data.py`), the list page of {PAGE} rows, newest "
+        "first, in project `bench`. *Server* is the dashboard's server time for the whole "
+        "HTML page (filters, query, template, chart JSON): the app's ASGI call, from the "
+        "request received to the last body byte sent. *Round trip* adds httpx's in-process "
+        "client (`httpx.ASGITransport`). *List* is the tracker's `list_experiments` alone. "
+        f"MLflow {theirs['version']}: `SqlAlchemyStore.search_runs` "
+        "(WAL file) and `MlflowClient.search_runs`, `max_results=50`, "
+        "`order_by start_time DESC`, the same filter, one experiment; each side in its own "
+        "process. Medians of "
+        f"{args.repeat} interleaved rounds after 2 warm-up rounds, in ms. The target: "
+        f"server time under {TARGET} of MLflow's (its store, the faster of its two paths).",
+        "",
+        "| query | our server | our round trip | our list | MLflow store | MLflow client "
+        "| server / store | server / client | target | |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for label, *_ in QUERIES:
+        server, page = ms(ours[label]["server"]), ms(ours[label]["page"])
+        listed = ms(ours[label]["list"])
+        store, client = ms(theirs["times"][label]["store"]), ms(theirs["times"][label]["client"])
+        verdict = "PASS" if server / store < TARGET else "MISS"
+        lines.append(
+            f"| {label} | {server:.2f} | {page:.2f} | {listed:.2f} | {store:.2f} | {client:.2f} "
+            f"| {server / store:.3f} | {server / client:.3f} | < {TARGET} | {verdict} |"
+        )
+    load = os.getloadavg()[0]
+    lines += [
+        "",
+        f"Machine: {platform.platform()}, Python {platform.python_version()}, "
+        f"{os.cpu_count()} CPUs, 1-minute load {load:.2f} at the end (the machine may be shared).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,142 @@
+"""Experiments as people read them: formatted times and durations, JSON records, chart data.
+
+Pure functions over tracker records, shared by the command line and the dashboard.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from healthchain.tracking import Experiment, ExperimentStatus, RequestRecord
+
+__all__ = [
+    "STATUS_COLORS",
+    "duration_points",
+    "experiment_record",
+    "format_duration",
+    "format_time",
+    "is_failure",
+    "latency_histogram",
+]
+
+# Colour-blind-safe (Okabe-Ito) hues; the same in the table badges and the charts.
+STATUS_COLORS = {
+    ExperimentStatus.RUNNING: "#0072B2",
+    ExperimentStatus.COMPLETED: "#009E73",
+    ExperimentStatus.FAILED: "#D55E00",
+    ExperimentStatus.INTERRUPTED: "#E69F00",
+}
+
+
+def format_time(value: datetime | None) -> str:
+    """``2026-11-27 16:35:24`` in UTC, or an empty string."""
+    return "" if value is None else value.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def format_duration(value: timedelta | None) -> str:
+    """A short human duration (``420 ms``, ``4.20 s``, ``2m 05s``, ``1h 02m``), or empty if None."""
+    if value is None:
+        return ""
+    seconds = value.total_seconds()
+    if seconds < 1:
+        return f"{seconds * 1000:.1f} ms" if seconds < 0.01 else f"{seconds * 1000:.0f} ms"
+    if seconds < 60:
+        return f"{seconds:.2f} s" if seconds < 10 else f"{seconds:.1f} s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m {secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours}h {minutes:02d}m"
+    days, hours = divmod(hours, 24)
+    return f"{days}d {hours:02d}h"
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def experiment_record(experiment: Experiment) -> dict[str, Any]:
+    """A JSON-ready dict of every field; times in ISO 8601 UTC, duration in seconds."""
+    duration = experiment.duration
+    return {
+        "id": experiment.id,
+        "name": experiment.name,
+        "project": experiment.project,
+        "status": experiment.status.value,
+        "start_time": _iso(experiment.start_time),
+        "end_time": _iso(experiment.end_time),
+        "duration_s": None if duration is None else duration.total_seconds(),
+        "tags": experiment.tags,
+        "pipeline_config": experiment.pipeline_config,
+        "components": [c._asdict() for c in experiment.components],
+        "error": experiment.error,
+        "host": experiment.host,
+        "pid": experiment.pid,
+        "heartbeat_at": _iso(experiment.heartbeat_at),
+    }
+
+
+def duration_points(experiments: Iterable[Experiment]) -> dict[str, Any]:
+    """Durations over start time for a uPlot chart: one x axis, one series per status.
+
+    ``x`` is ascending epoch seconds; each status's ``y`` holds the duration in seconds
+    where that experiment has the status, null elsewhere. RUNNING ones have no duration
+    yet and are left out.
+    """
+    finished = sorted(
+        (e for e in experiments if e.end_time is not None), key=lambda e: e.start_time
+    )
+    statuses = [s for s in ExperimentStatus if s is not ExperimentStatus.RUNNING]
+    series: dict[str, list[float | None]] = {s.value: [] for s in statuses}
+    x: list[float] = []
+    names: list[str] = []
+    for experiment in finished:
+        x.append(experiment.start_time.timestamp())
+        names.append(experiment.name)
+        seconds = experiment.duration.total_seconds()  # type: ignore[union-attr]
+        for status in statuses:
+            series[status.value].append(seconds if experiment.status is status else None)
+    return {
+        "x": x,
+        "names": names,
+        "series": [
+            {"label": s.value, "color": STATUS_COLORS[s], "y": series[s.value]}
+            for s in statuses
+            if any(v is not None for v in series[s.value])
+        ],
+    }
+
+
+def is_failure(record: RequestRecord) -> bool:
+    """A request failed: an error, no response, or an HTTP status of 400 or more."""
+    return record.error is not None or record.status_code is None or record.status_code >= 400
+
+
+def latency_histogram(records: Sequence[RequestRecord], max_bins: int = 30) -> dict[str, Any]:
+    """Request latencies binned for a bar chart: bin centres, all and failed counts per bin.
+
+    The bin count follows the square-root rule, capped at ``max_bins``.
+    """
+    if not records:
+        return {"x": [], "total": [], "failed": [], "width": 0.0}
+    latencies = [r.latency_ms for r in records]
+    low, high = min(latencies), max(latencies)
+    bins = max(1, min(max_bins, math.ceil(math.sqrt(len(latencies)))))
+    width = (high - low) / bins or 1.0
+    total = [0] * bins
+    failed = [0] * bins
+    for record in records:
+        i = min(bins - 1, int((record.latency_ms - low) / width))
+        total[i] += 1
+        if is_failure(record):
+            failed[i] += 1
+    return {
+        "x": [low + (i + 0.5) * width for i in range(bins)],
+        "total": total,
+        "failed": failed,
+        "width": width,
+    }

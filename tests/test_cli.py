@@ -1,0 +1,390 @@
+"""The ``healthchain`` command line through Typer's runner, on a SQLite file the tracker made."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import socket
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from healthchain.cli import app
+from healthchain.tracking import ExperimentStatus, ExperimentTracker, RequestRecord
+
+runner = CliRunner()
+
+PIPELINE = [
+    {"name": "preprocess", "type": "function", "stage": "pre"},
+    {"name": "llm", "type": "ChatModel", "stage": "inference"},
+    {"name": "cards", "type": "function", "stage": "post"},
+]
+XSS = "<script>alert(1)</script>"
+
+
+def run(*args: str, input: str | None = None, env: dict[str, str] | None = None) -> Result:
+    return runner.invoke(app, list(args), input=input, env=env)
+
+
+def assert_one_line_error(result: Result, code: int, *needles: str) -> None:
+    assert result.exit_code == code, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert "Traceback" not in result.output
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    for needle in needles:
+        assert needle in lines[0]
+
+
+@pytest.fixture
+def recorded(storage_uri: str) -> dict[str, str]:
+    """Four experiments over two projects, with tags, components and requests."""
+    ids: dict[str, str] = {}
+    now = datetime.now(UTC)
+    with ExperimentTracker(storage_uri, project_name="summaries") as tracker:
+        ids["first"] = tracker.start_experiment(
+            "discharge", tags={"model": "zephyr", "epochs": 3}, components=PIPELINE
+        )
+        tracker.log_requests(
+            ids["first"],
+            [
+                RequestRecord(i, now + timedelta(milliseconds=i), 10.0 * (i + 1), code, None)
+                for i, code in enumerate([200, 200, 200, 500])
+            ],
+        )
+        tracker.end_experiment(ids["first"])
+        ids["failed"] = tracker.start_experiment("discharge", tags={"model": "llama", "note": XSS})
+        tracker.end_experiment(ids["failed"], ExperimentStatus.FAILED, error="ValueError: bad")
+        ids["markup"] = tracker.start_experiment(
+            "[bold red]not markup[/]", tags={"model": "zephyr"}
+        )
+        tracker.end_experiment(ids["markup"], ExperimentStatus.INTERRUPTED)
+    with ExperimentTracker(storage_uri, project_name="triage") as tracker:
+        ids["triage"] = tracker.start_experiment("triage-run", tags={"model": "zephyr"})
+        tracker.end_experiment(ids["triage"])
+    return ids
+
+
+def listed(result: Result) -> list[str]:
+    assert result.exit_code == 0, result.output
+    return [e["id"] for e in json.loads(result.stdout)]
+
+
+# --- experiments list -------------------------------------------------------------------
+
+
+def test_list_table_shows_every_id_whole_newest_first(
+    storage_uri: str, recorded: dict[str, str]
+) -> None:
+    result = run("experiments", "list", "--storage-uri", storage_uri)
+    assert result.exit_code == 0, result.output
+    positions = [result.stdout.index(i) for i in reversed(list(recorded.values()))]
+    assert positions == sorted(positions)
+    assert "[bold red]not markup[/]" in result.stdout  # user text is never Rich markup
+    assert "epochs:=3" in result.stdout and "model=zephyr" in result.stdout
+    assert "COMPLETED" in result.stdout and "triage" in result.stdout
+
+
+def test_list_json_is_one_document_with_filters(storage_uri: str, recorded: dict[str, str]) -> None:
+    base = ("experiments", "list", "--storage-uri", storage_uri, "--format", "json")
+    assert listed(run(*base)) == [recorded[k] for k in ("triage", "markup", "failed", "first")]
+    assert listed(run(*base, "--project", "summaries", "--tag", "model=zephyr")) == [
+        recorded["markup"],
+        recorded["first"],
+    ]
+    assert listed(run(*base, "--status", "failed", "--status", "INTERRUPTED")) == [
+        recorded["markup"],
+        recorded["failed"],
+    ]
+    assert listed(run(*base, "--tag", "epochs:=3")) == [recorded["first"]]
+    assert listed(run(*base, "--tag", "epochs=3")) == []  # the string "3" is another value
+    assert listed(run(*base, "--tag", f"note={XSS}")) == [recorded["failed"]]
+    assert listed(run(*base, "--name", "triage-run")) == [recorded["triage"]]
+
+    document = json.loads(run(*base, "--tag", "epochs:=3").stdout)[0]
+    assert document["components"] == [dict(c, position=i) for i, c in enumerate(PIPELINE)]
+    assert document["status"] == "COMPLETED" and document["duration_s"] >= 0
+    assert datetime.fromisoformat(document["start_time"]).tzinfo is not None
+
+
+def test_list_limit_says_there_may_be_more(storage_uri: str, recorded: dict[str, str]) -> None:
+    result = run(
+        "experiments", "list", "--storage-uri", storage_uri, "--limit", "1", "--format", "json"
+    )
+    assert listed(result) == [recorded["triage"]]
+    assert "--limit 0" in result.stderr
+    everything = run("experiments", "list", "--storage-uri", storage_uri, "--limit", "0")
+    assert everything.exit_code == 0 and everything.stderr == ""
+
+
+def test_list_csv(storage_uri: str, recorded: dict[str, str]) -> None:
+    result = run("experiments", "list", "--storage-uri", storage_uri, "--format", "csv")
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert [r["id"] for r in rows] == [recorded[k] for k in ("triage", "markup", "failed", "first")]
+    failed = rows[2]
+    assert failed["status"] == "FAILED" and failed["error"] == "ValueError: bad"
+    assert json.loads(failed["tags"]) == {"model": "llama", "note": XSS}
+
+
+def test_storage_uri_from_the_environment(storage_uri: str, recorded: dict[str, str]) -> None:
+    result = run(
+        "experiments", "list", "--format", "json", env={"HEALTHCHAIN_STORAGE_URI": storage_uri}
+    )
+    assert len(listed(result)) == 4
+
+
+def test_default_storage_is_experiments_db_in_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("HEALTHCHAIN_STORAGE_URI", raising=False)
+    result = run("experiments", "list")
+    assert_one_line_error(result, 1, "experiments.db", "no experiments database")
+    assert not (tmp_path / "experiments.db").exists()  # a read never creates the file
+    assert run("db", "upgrade").exit_code == 0
+    assert (tmp_path / "experiments.db").exists()
+    assert listed(run("experiments", "list", "--format", "json")) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "needles"),
+    [
+        (("--tag", "model"), 1, ("'model'", "key=value")),
+        (("--tag", "=zephyr"), 1, ("empty key",)),
+        (("--tag", "epochs:=three"), 1, ("not a JSON value",)),
+        (("--tag", "model=a", "--tag", "model=b"), 1, ("twice",)),
+        (("--status", "DONE"), 2, ("--status", "DONE")),
+        (("--limit", "-1"), 2, ("--limit",)),
+        (("--format", "xml"), 2, ("--format",)),
+        (("--bogus",), 2, ("--bogus",)),
+    ],
+)
+def test_list_rejects_bad_filters_in_one_line(
+    storage_uri: str,
+    recorded: dict[str, str],
+    args: tuple[str, ...],
+    code: int,
+    needles: tuple[str, ...],
+) -> None:
+    result = run("experiments", "list", "--storage-uri", storage_uri, *args)
+    assert_one_line_error(result, code, *needles)
+    assert result.stdout == ""
+
+
+def test_unreachable_or_unusable_storage_is_one_line(tmp_path: Path) -> None:
+    missing_dir = f"sqlite:///{tmp_path / 'nowhere' / 'x.db'}"
+    assert_one_line_error(run("experiments", "list", "--storage-uri", missing_dir), 1, "nowhere")
+    a_directory = f"sqlite:///{tmp_path}"
+    assert_one_line_error(
+        run("experiments", "list", "--storage-uri", a_directory), 1, "is a directory"
+    )
+    assert_one_line_error(run("experiments", "list", "--storage-uri", "mysql://db/x"), 1, "'mysql'")
+    assert_one_line_error(run("experiments", "list", "--storage-uri", "not a url"), 1, "not a url")
+    # Nothing listens on port 1: connection refused, with the password masked.
+    refused = run("experiments", "list", "--storage-uri", "postgresql://me:s3cret@127.0.0.1:1/db")
+    assert_one_line_error(refused, 1, "127.0.0.1:1")
+    assert "s3cret" not in refused.output
+
+
+def test_no_command_shows_help() -> None:
+    result = run("experiments")
+    assert result.exit_code == 2
+    assert "list" in result.output and "delete" in result.output
+
+
+# --- experiments show -------------------------------------------------------------------
+
+
+def test_show_table(storage_uri: str, recorded: dict[str, str]) -> None:
+    result = run("experiments", "show", recorded["first"], "--storage-uri", storage_uri)
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert recorded["first"] in out and "discharge" in out and "summaries" in out
+    assert out.index("preprocess") < out.index("llm") < out.index("cards")
+    assert "requests: 4  failures: 1  latency p50: 20.0 ms  p95: 40.0 ms" in out
+
+
+def test_show_json(storage_uri: str, recorded: dict[str, str]) -> None:
+    result = run(
+        "experiments", "show", recorded["failed"], "--storage-uri", storage_uri, "--format", "json"
+    )
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert document["id"] == recorded["failed"]
+    assert document["error"] == "ValueError: bad" and document["tags"]["note"] == XSS
+    assert document["requests"] == {"count": 0, "failures": 0, "p50_ms": None, "p95_ms": None}
+
+
+def test_show_unknown_id(storage_uri: str, recorded: dict[str, str]) -> None:
+    result = run("experiments", "show", "no-such-id", "--storage-uri", storage_uri)
+    assert_one_line_error(result, 1, "'no-such-id'", "healthchain experiments list")
+
+
+# --- experiments export -----------------------------------------------------------------
+
+
+def test_export_csv_and_jsonl(storage_uri: str, recorded: dict[str, str], tmp_path: Path) -> None:
+    target = tmp_path / "out.csv"
+    result = run(
+        "experiments", "export", "--storage-uri", storage_uri, "--project", "summaries",
+        "-o", str(target),
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "exported 3 experiments" in result.stderr
+    with target.open(newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    assert {r["id"] for r in rows} == {recorded[k] for k in ("first", "failed", "markup")}
+
+    lines_file = tmp_path / "out.jsonl"
+    result = run(
+        "experiments", "export", "--storage-uri", storage_uri, "--format", "jsonl",
+        "--tag", "model=zephyr", "--output", str(lines_file),
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in lines_file.read_text("utf-8").splitlines()]
+    assert [r["id"] for r in records] == [recorded[k] for k in ("triage", "markup", "first")]
+
+
+def test_export_to_stdout(storage_uri: str, recorded: dict[str, str]) -> None:
+    result = run(
+        "experiments", "export", "--storage-uri", storage_uri, "--format", "jsonl", "-o", "-",
+        "--status", "FAILED",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert [json.loads(line)["id"] for line in result.stdout.splitlines()] == [recorded["failed"]]
+
+
+def test_export_errors(storage_uri: str, recorded: dict[str, str], tmp_path: Path) -> None:
+    unwritable = tmp_path / "missing-dir" / "out.csv"
+    result = run("experiments", "export", "--storage-uri", storage_uri, "-o", str(unwritable))
+    assert_one_line_error(result, 1, "cannot write", "missing-dir")
+    assert_one_line_error(run("experiments", "export", "--storage-uri", storage_uri), 2, "--output")
+    bad_tag = run("experiments", "export", "--storage-uri", storage_uri, "--tag", "x", "-o", "-")
+    assert_one_line_error(bad_tag, 1, "'x'")
+
+
+# --- experiments reap -------------------------------------------------------------------
+
+
+def test_reap_marks_silent_running_experiments_failed(storage_uri: str) -> None:
+    with ExperimentTracker(storage_uri, project_name="p") as tracker:
+        alive = tracker.start_experiment("alive")
+    # A run whose process died: RUNNING, last heartbeat an hour ago.
+    with ExperimentTracker(storage_uri, project_name="p") as tracker:
+        dead = tracker.start_experiment("dead")
+    hour_ago = (datetime.now(UTC) - timedelta(hours=1)).replace(tzinfo=None).isoformat(" ")
+    with sqlite3.connect(storage_uri.removeprefix("sqlite:///")) as conn:
+        conn.execute("UPDATE experiments SET heartbeat_at = ? WHERE id = ?", (hour_ago, dead))
+    conn.close()
+
+    result = run("experiments", "reap", "--storage-uri", storage_uri)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == ["marked 1 stale experiments FAILED:", dead]
+    again = run("experiments", "reap", "--storage-uri", storage_uri, "--format", "json")
+    assert json.loads(again.stdout) == {"reaped": []}
+    assert (
+        run("experiments", "reap", "--storage-uri", storage_uri).stdout == "no stale experiments\n"
+    )
+    shown = json.loads(
+        run("experiments", "show", dead, "--storage-uri", storage_uri, "--format", "json").stdout
+    )
+    assert shown["status"] == "FAILED" and "heartbeat" in shown["error"]
+    still = run("experiments", "show", alive, "--storage-uri", storage_uri, "--format", "json")
+    assert json.loads(still.stdout)["status"] == "RUNNING"
+
+
+def test_reap_on_missing_database(tmp_path: Path) -> None:
+    uri = f"sqlite:///{tmp_path / 'none.db'}"
+    assert_one_line_error(run("experiments", "reap", "--storage-uri", uri), 1, "none.db")
+
+
+# --- experiments delete -----------------------------------------------------------------
+
+
+def remaining(storage_uri: str) -> set[str]:
+    result = run("experiments", "list", "--storage-uri", storage_uri, "--format", "json")
+    return set(listed(result))
+
+
+def test_delete_asks_first(storage_uri: str, recorded: dict[str, str]) -> None:
+    target = recorded["first"]
+    declined = run("experiments", "delete", target, "--storage-uri", storage_uri, input="n\n")
+    assert declined.exit_code == 1
+    assert "Delete 1 experiment(s): discharge" in declined.stderr and target in declined.stderr
+    assert "error: aborted" in declined.stderr and "Traceback" not in declined.output
+    assert target in remaining(storage_uri)
+
+    no_answer = run("experiments", "delete", target, "--storage-uri", storage_uri)  # EOF
+    assert no_answer.exit_code == 1 and target in remaining(storage_uri)
+
+    accepted = run("experiments", "delete", target, "--storage-uri", storage_uri, input="y\n")
+    assert accepted.exit_code == 0, accepted.output
+    assert accepted.stdout.splitlines()[-1] == "deleted 1 experiment(s)"  # after the echoed "y"
+    assert target not in remaining(storage_uri)
+
+
+def test_delete_with_yes_and_json(storage_uri: str, recorded: dict[str, str]) -> None:
+    ids = [recorded["failed"], recorded["triage"], recorded["failed"]]
+    result = run(
+        "experiments", "delete", *ids, "--storage-uri", storage_uri, "--yes", "--format", "json"
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {"deleted": 2, "ids": ids[:2]}
+    assert remaining(storage_uri) == {recorded["first"], recorded["markup"]}
+
+
+def test_delete_unknown_id_deletes_nothing(storage_uri: str, recorded: dict[str, str]) -> None:
+    result = run(
+        "experiments", "delete", recorded["first"], "typo", "--storage-uri", storage_uri, "-y"
+    )
+    assert_one_line_error(result, 1, "'typo'")
+    assert len(remaining(storage_uri)) == 4
+    assert_one_line_error(run("experiments", "delete", "--storage-uri", storage_uri), 2, "ID")
+
+
+# --- db upgrade -------------------------------------------------------------------------
+
+
+def test_db_upgrade(storage_uri: str, db_path: Path) -> None:
+    created = run("db", "upgrade", "--storage-uri", storage_uri)
+    assert created.exit_code == 0, created.output
+    assert created.stdout.startswith("created the schema (revision ")
+    again = run("db", "upgrade", "--storage-uri", storage_uri, "--format", "json")
+    document = json.loads(again.stdout)
+    assert document["before"] == document["after"] and document["storage_uri"] == storage_uri
+    assert (
+        "already at the newest revision"
+        in run("db", "upgrade", "--storage-uri", storage_uri).stdout
+    )
+    with sqlite3.connect(db_path) as conn:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    conn.close()
+    assert {"experiments", "pipeline_components", "requests"} <= tables
+
+
+def test_db_upgrade_errors(tmp_path: Path) -> None:
+    uri = f"sqlite:///{tmp_path / 'nowhere' / 'x.db'}"
+    assert_one_line_error(run("db", "upgrade", "--storage-uri", uri), 1, "nowhere")
+    assert_one_line_error(run("db", "upgrade", "--storage-uri", "oracle://x"), 1, "oracle")
+
+
+# --- ui (serving itself is tested in test_cli_ui.py) --------------------------------------
+
+
+def test_ui_errors_before_serving(
+    storage_uri: str, recorded: dict[str, str], tmp_path: Path
+) -> None:
+    missing = f"sqlite:///{tmp_path / 'none.db'}"
+    assert_one_line_error(run("ui", "--storage-uri", missing), 1, "none.db")
+    assert_one_line_error(run("ui", "--storage-uri", storage_uri, "--port", "70000"), 2, "--port")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        busy = run("ui", "--storage-uri", storage_uri, "--port", str(port))
+    assert_one_line_error(busy, 1, f"127.0.0.1:{port}", "--port")
