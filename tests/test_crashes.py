@@ -26,25 +26,30 @@ def test_a_killed_process_is_reaped_and_a_live_one_is_not(tmp_path: Path) -> Non
         stdout=subprocess.PIPE,
         text=True,
     )
-    assert child.stdout is not None
-    line = child.stdout.readline().split()
-    assert line[0] == "started", line
-    doomed = line[1]
-    with ExperimentTracker(uri, heartbeat_interval=interval) as tracker:
-        alive = tracker.start_experiment("alive")
-        time.sleep(4 * interval)
-        assert tracker.reap_stale() == []  # the child still beats
-        os.kill(child.pid, signal.SIGKILL)
+    try:
+        assert child.stdout is not None
+        line = child.stdout.readline().split()
+        assert line[0] == "started", line
+        doomed = line[1]
+        with ExperimentTracker(uri, heartbeat_interval=interval) as tracker:
+            alive = tracker.start_experiment("alive")
+            time.sleep(4 * interval)
+            assert tracker.reap_stale() == []  # the child still beats
+            os.kill(child.pid, signal.SIGKILL)
+            child.wait()
+            killed_at = time.monotonic()
+            while not (reaped := tracker.reap_stale()):
+                assert time.monotonic() - killed_at < 10 * interval, "not reaped in time"
+                time.sleep(interval / 4)
+            experiment = tracker.get_experiment(doomed)
+            assert reaped == [doomed]
+            assert time.monotonic() - killed_at <= 3 * interval + 2.0
+            assert tracker.get_experiment(alive).status is ExperimentStatus.RUNNING
+    finally:
+        child.kill()  # whatever failed above, never leave it running
         child.wait()
-        child.stdout.close()
-        killed_at = time.monotonic()
-        while not (reaped := tracker.reap_stale()):
-            assert time.monotonic() - killed_at < 10 * interval, "not reaped in time"
-            time.sleep(interval / 4)
-        experiment = tracker.get_experiment(doomed)
-        assert reaped == [doomed]
-        assert time.monotonic() - killed_at <= 3 * interval + 2.0
-        assert tracker.get_experiment(alive).status is ExperimentStatus.RUNNING
+        if child.stdout is not None:
+            child.stdout.close()
     assert experiment.status is ExperimentStatus.FAILED
     assert experiment.end_time is not None
     assert experiment.error is not None
@@ -69,13 +74,17 @@ def test_sigkill_mid_write_leaves_a_sound_file_and_a_reapable_run(
     child = subprocess.Popen(
         [sys.executable, CHILD, "churn", uri, str(interval)], stdout=subprocess.PIPE, text=True
     )
-    assert child.stdout is not None
-    words = child.stdout.readline().split()
-    assert words[0] == "started", words
-    time.sleep(delay)  # 0: before its first churn write; later: in the thick of them
-    os.kill(child.pid, signal.SIGKILL)
-    child.wait()
-    child.stdout.close()
+    try:
+        assert child.stdout is not None
+        words = child.stdout.readline().split()
+        assert words[0] == "started", words
+        time.sleep(delay)  # 0: before its first churn write; later: in the thick of them
+        os.kill(child.pid, signal.SIGKILL)
+    finally:
+        child.kill()
+        child.wait()
+        if child.stdout is not None:
+            child.stdout.close()
     killed_at = time.monotonic()
 
     conn = sqlite3.connect(path)
