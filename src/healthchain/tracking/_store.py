@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import operator
 import sqlite3
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -29,6 +30,7 @@ from sqlalchemy import Connection, bindparam, delete, insert, literal_column, se
 from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.sql import ClauseElement, Executable
+from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ColumnClause
 
 from ._exceptions import (
@@ -388,27 +390,35 @@ class SqliteCodec(Codec):
 class _SqliteExecutor:
     """Runs Core statements on a plain sqlite3 connection.
 
-    Module-level statements are compiled once and cached by identity; statements built
-    per call (filtered lists) are compiled each time.
+    Statements are compiled with positional parameters, which sqlite3 binds faster than
+    named ones; each row's values are picked in the compiled order by a C-level
+    ``itemgetter``. Module-level statements are compiled once and cached by identity;
+    statements built per call (filtered lists) are compiled each time.
     """
 
     __slots__ = ("_cache", "_conn")
 
-    _dialect = SQLiteDialect_pysqlite(paramstyle="named")
+    _dialect = SQLiteDialect_pysqlite(paramstyle="qmark")
 
     def __init__(self, conn: sqlite3.Connection, cache: dict[int, Any]) -> None:
         self._conn, self._cache = conn, cache
 
-    def _compiled(self, stmt: Executable) -> Any:
+    def _compiled(self, stmt: Executable) -> tuple[str, Callable[[Any], Any], dict[str, Any]]:
         key = id(stmt)
-        compiled = self._cache.get(key)
-        if compiled is None:
-            compiled = cast(ClauseElement, stmt).compile(
-                dialect=self._dialect, compile_kwargs={"render_postcompile": True}
+        entry = self._cache.get(key)
+        if entry is None:
+            compiled = cast(
+                SQLCompiler,
+                cast(ClauseElement, stmt).compile(
+                    dialect=self._dialect, compile_kwargs={"render_postcompile": True}
+                ),
             )
+            names = compiled.positiontup or []
+            pick = _picker(names)
+            entry = (compiled.string, pick, compiled.params)
             if key in STATIC_STATEMENTS:
-                self._cache[key] = compiled
-        return compiled
+                self._cache[key] = entry
+        return entry
 
     def begin(self) -> None:
         # IMMEDIATE takes the write lock up front, so a transaction that reads before
@@ -424,17 +434,16 @@ class _SqliteExecutor:
     def run(
         self, stmt: Executable, rows: Sequence[dict[str, Any]], *, counted: bool = False
     ) -> int:
-        sql = self._compiled(stmt).string
+        sql, pick, _ = self._compiled(stmt)
         if len(rows) == 1:
-            return self._conn.execute(sql, rows[0]).rowcount
-        return self._conn.executemany(sql, rows).rowcount
+            return self._conn.execute(sql, pick(rows[0])).rowcount
+        return self._conn.executemany(sql, map(pick, rows)).rowcount
 
     def query(self, stmt: Executable, params: dict[str, Any] | None = None) -> list[Any]:
-        compiled = self._compiled(stmt)
-        bound = compiled.params
+        sql, pick, bound = self._compiled(stmt)
         if params:
             bound = {**bound, **params}
-        return self._conn.execute(compiled.string, bound).fetchall()
+        return self._conn.execute(sql, pick(bound)).fetchall()
 
 
 class _CoreExecutor:
@@ -522,6 +531,16 @@ class SqliteBackend(Backend):
         if self._writer is not None:
             writer, self._writer = self._writer, None
             await writer.close()
+
+
+def _picker(names: Sequence[str]) -> Callable[[Any], tuple[Any, ...]]:
+    """A function taking a row mapping to its values in ``names`` order, as a tuple."""
+    if not names:
+        return lambda _row: ()
+    if len(names) == 1:
+        one = names[0]
+        return lambda row: (row[one],)
+    return operator.itemgetter(*names)
 
 
 async def _discard(conn: AsyncConnection) -> None:
