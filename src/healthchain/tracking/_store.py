@@ -553,11 +553,14 @@ async def _run_on_connection_thread(driver: Any, fn: Callable[..., T], *args: An
     # aiosqlite's public calls each cost a hop to its thread; ``_execute`` runs a whole
     # function there in one. It has been aiosqlite's internal entry point for every call
     # since its first releases; tests/test_store.py pins that it is still there.
-    return await driver._execute(_with_connection, driver, fn, *args)  # type: ignore[no-any-return]
+    box: list[T] = await driver._execute(_with_connection, driver, fn, *args)
+    # aiosqlite's worker keeps its last result in a local until its next call; handing
+    # the result over in a box we empty means a large list is not kept alive twice.
+    return box.pop()
 
 
-def _with_connection(driver: Any, fn: Callable[..., T], *args: Any) -> T:
-    return fn(driver._conn, *args)
+def _with_connection(driver: Any, fn: Callable[..., T], *args: Any) -> list[T]:
+    return [fn(driver._conn, *args)]
 
 
 class CoreBackend(Backend):

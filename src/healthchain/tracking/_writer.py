@@ -30,6 +30,8 @@ logger = logging.getLogger("healthchain.tracking")
 # Bounds the work done on the loop thread between two awaits (building a batch and
 # resolving its futures), which bounds event-loop lag under saturation.
 MAX_BATCH = 256
+# Callers woken per loop iteration when a batch commits.
+WAKE_CHUNK = 16
 
 
 class Writer:
@@ -97,7 +99,11 @@ class Writer:
                 self._fail(batch, closing)
                 self._fail(self._pending, closing)
                 raise
-            for op, outcome in zip(batch, outcomes, strict=True):
+            for n, (op, outcome) in enumerate(zip(batch, outcomes, strict=True), 1):
+                if n % WAKE_CHUNK == 0:
+                    # Let the woken callers (and everyone else) run before waking more:
+                    # a batch no longer wakes all its callers in one loop iteration.
+                    await asyncio.sleep(0)
                 future = op.future
                 if future is None or future.done():
                     if (
