@@ -7,12 +7,13 @@ Turning rows into records is most of the cost of a large list: keep it lean.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, func, select
+from sqlalchemy import Integer, and_, bindparam, case, func, select
 from sqlalchemy.sql import Select
 
 from ._records import Component, Experiment, ExperimentStatus
@@ -126,41 +127,79 @@ def get_experiment(ex: Executor, experiment_id: str) -> Experiment | None:
     return _records(rows)[0] if rows else None
 
 
-def build_list_query(filters: ValidFilters, limit: int | None, offset: int) -> Select[Any]:
-    """The filtered, newest-first select; every value is a bound parameter."""
+def build_list_query(
+    filters: ValidFilters, limit: int | None, offset: int
+) -> tuple[Select[Any], dict[str, Any]]:
+    """The filtered, newest-first select and its parameters; every value is bound.
+
+    Queries of one shape (how many tags and statuses, which other filters) are built and
+    compiled once: only the parameters differ from call to call.
+    """
+    query = _list_query(
+        len(filters.tags),
+        len(filters.statuses),
+        filters.name is not None,
+        filters.project is not None,
+        limit is not None,
+        offset > 0,
+    )
+    params: dict[str, Any] = {}
+    for i, (key, text) in enumerate(filters.tags.items()):
+        params[f"k{i}"], params[f"v{i}"] = key, text
+    for i, status in enumerate(filters.statuses):
+        params[f"s{i}"] = status.value
+    if filters.name is not None:
+        params["name"] = filters.name
+    if filters.project is not None:
+        params["project"] = filters.project
+    if limit is not None:
+        params["limit"] = limit
+    if offset > 0:
+        params["offset"] = offset
+    return query, params
+
+
+@functools.cache  # a handful of shapes; cached for the process, so their ids stay unique
+def _list_query(
+    tags: int, statuses: int, name: bool, project: bool, limit: bool, offset: bool
+) -> Select[Any]:
     source: Any = experiments
     # Newest first is id order (ids are time-ordered, see _ids). With a tag filter, order
     # by the first tag row's copy of the id: SQLite then reads the (key, value, id) index
     # backwards and never sorts.
     newest_first = experiments.c.id.desc()
-    for i, (key, text) in enumerate(filters.tags.items()):
+    for i in range(tags):
         tag = experiment_tags.alias(f"tag{i}")
         # Joined on the (key, value, experiment_id) index: a tag filter reads only the
         # matching index entries, never the JSON of every row.
         source = source.join(
             tag,
-            and_(tag.c.experiment_id == experiments.c.id, tag.c.key == key, tag.c.value == text),
+            and_(
+                tag.c.experiment_id == experiments.c.id,
+                tag.c.key == bindparam(f"k{i}"),
+                tag.c.value == bindparam(f"v{i}"),
+            ),
         )
         if i == 0:
             newest_first = tag.c.experiment_id.desc()
     query = select(*_COLUMNS).select_from(source)
-    if filters.statuses:
-        query = query.where(experiments.c.status.in_([s.value for s in filters.statuses]))
-    if filters.name is not None:
-        query = query.where(experiments.c.name == filters.name)
-    if filters.project is not None:
-        query = query.where(experiments.c.project == filters.project)
+    if statuses:
+        query = query.where(experiments.c.status.in_([bindparam(f"s{i}") for i in range(statuses)]))
+    if name:
+        query = query.where(experiments.c.name == bindparam("name"))
+    if project:
+        query = query.where(experiments.c.project == bindparam("project"))
     query = query.order_by(newest_first)
-    if limit is not None:
-        query = query.limit(limit)
+    if limit:
+        query = query.limit(bindparam("limit", type_=Integer))
     if offset:
-        query = query.offset(offset)
-    return query
+        query = query.offset(bindparam("offset", type_=Integer))
+    return static(query)
 
 
-def list_experiments(ex: Executor, query: Select[Any]) -> list[Experiment]:
-    """Run a query from :func:`build_list_query`."""
-    return _records(ex.query(query))
+def list_experiments(ex: Executor, query: Select[Any], params: dict[str, Any]) -> list[Experiment]:
+    """Run a query from :func:`build_list_query` with its parameters."""
+    return _records(ex.query(query, params))
 
 
 def _percentile(ordered: list[float], fraction: float) -> float:

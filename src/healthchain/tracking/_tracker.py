@@ -587,10 +587,10 @@ class AsyncExperimentTracker:
                 continue
             if isinstance(value, bool) or not isinstance(value, int) or value < least:
                 raise InvalidInputError(f"{label} must be an integer >= {least}, got {value!r}")
-        query = _queries.build_list_query(valid, limit, offset)
+        query, params = _queries.build_list_query(valid, limit, offset)
         backend = await self._reader()
         with self._storage_errors("list_experiments"):
-            return await backend.read(lambda ex: _queries.list_experiments(ex, query))
+            return await backend.read(lambda ex: _queries.list_experiments(ex, query, params))
 
     async def list_requests(self, experiment_id: str) -> list[RequestRecord]:
         """Every request record of an experiment, in the order they were sent."""
