@@ -56,3 +56,4 @@ def bench(session: nox.Session) -> None:
     session.install("-e", ".", "mlflow-skinny>=2.14", "psutil>=5.9")
     session.run("python", "bench/run.py", *session.posargs)
     session.run("python", "bench/bench_ui.py")
+    session.run("python", "bench/bench_sandbox.py")

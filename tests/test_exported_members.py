@@ -15,7 +15,19 @@ CONTRACT = {
         "TrackerError",
         "ExperimentNotFoundError",
     },
-    "healthchain": {"ExperimentTracker", "AsyncExperimentTracker", "ExperimentStatus"},
+    "healthchain": {
+        "ExperimentTracker",
+        "AsyncExperimentTracker",
+        "ExperimentStatus",
+        "BaseUseCase",
+        "sandbox",
+        "api",
+        "ehr",
+    },
+    "healthchain.use_cases": {"BaseUseCase", "ClinicalDecisionSupport"},
+    "healthchain.models": {"CDSRequest", "CDSResponse", "Card", "CdsFhirData"},
+    "healthchain.pipeline": {"Pipeline", "SummarizationPipeline"},
+    "healthchain.data_generators": {"CdsDataGenerator"},
 }
 
 
@@ -32,6 +44,30 @@ def test_every_export_exists_and_is_documented(module_name: str) -> None:
         member = getattr(module, name)
         if callable(member):
             assert member.__doc__, f"{module_name}.{name} has no docstring"
+
+
+def test_top_level_decorators_are_the_sandbox_ones() -> None:
+    import healthchain as hc
+
+    sandbox_package = importlib.import_module("healthchain.sandbox")
+    assert hc.sandbox is sandbox_package.sandbox
+    assert hc.api is sandbox_package.api
+    assert hc.ehr is sandbox_package.ehr
+
+
+def test_importing_the_tracker_does_not_load_the_sandbox_stack() -> None:
+    # Scripts that only track pay for the tracker, not for uvicorn, httpx or FHIR models.
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, healthchain.tracking, healthchain as hc; hc.sandbox; "
+        "print(sorted(m for m in ('uvicorn', 'httpx', 'fhir.resources', 'starlette') "
+        "if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
 
 
 def test_tracking_exports_nothing_private() -> None:

@@ -1,0 +1,193 @@
+"""The EHR client: calls the ``@ehr`` method and posts each request to the service."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from time import perf_counter
+from typing import Any
+
+import anyio
+import anyio.to_thread
+import httpx
+from pydantic import BaseModel, ValidationError
+
+from healthchain.use_cases import BaseUseCase
+
+from ._callables import is_async_callable
+from ._server import collapse_exception_groups
+
+__all__ = ["EHRClient", "Exchange", "RequestOutcome"]
+
+logger = logging.getLogger("healthchain.sandbox")
+
+
+@dataclass(frozen=True, slots=True)
+class RequestOutcome:
+    """What happened to one request of a run."""
+
+    index: int
+    """0-based position of the request in the run."""
+    start_time: datetime
+    """When the request was sent (timezone-aware UTC)."""
+    latency_ms: float
+    """Time from sending the request to reading the whole response."""
+    status_code: int | None
+    """HTTP status, or None when no response arrived."""
+    response: Any
+    """The validated response model (a ``CDSResponse`` for clinical decision support);
+    None when the request failed."""
+    error: str | None
+    """Why the request failed; None when it succeeded."""
+
+    @property
+    def ok(self) -> bool:
+        """True when the request got a valid response."""
+        return self.error is None
+
+
+@dataclass(frozen=True, slots=True)
+class Exchange:
+    """A finished request with the raw bodies, for recording and saving."""
+
+    outcome: RequestOutcome
+    request_body: bytes | None
+    response_body: bytes | None
+
+
+class EHRClient:
+    """Sends ``num`` requests built from the ``@ehr`` method, ``max_concurrency`` at a time."""
+
+    def __init__(
+        self,
+        use_case: BaseUseCase,
+        *,
+        ehr_name: str,
+        workflow: str,
+        base_url: str,
+        path: str,
+        timeout: float,
+        max_concurrency: int,
+    ) -> None:
+        self._use_case = use_case
+        self._ehr_name = ehr_name
+        self._ehr: Callable[[], Any] = getattr(use_case, ehr_name)
+        self._workflow = workflow
+        self._base_url = base_url
+        self._path = path
+        self._timeout = timeout
+        self._max_concurrency = max_concurrency
+
+    async def run(self, num: int, on_exchange: Callable[[Exchange], None]) -> None:
+        """Send the requests; ``on_exchange`` sees each one as it finishes, on the loop."""
+        indices = iter(range(num))
+        # Building the client reads the CA bundle: not on the loop's thread.
+        client = await anyio.to_thread.run_sync(
+            functools.partial(
+                httpx.AsyncClient,
+                base_url=self._base_url,
+                timeout=httpx.Timeout(self._timeout),
+                limits=httpx.Limits(
+                    max_connections=self._max_concurrency,
+                    max_keepalive_connections=self._max_concurrency,
+                ),
+                headers={"content-type": "application/json"},
+                trust_env=False,
+            )
+        )
+        async with client:
+            with collapse_exception_groups():
+                async with anyio.create_task_group() as tg:
+                    for _ in range(min(self._max_concurrency, num)):
+                        tg.start_soon(self._worker, client, indices, on_exchange)
+
+    async def _worker(
+        self,
+        client: httpx.AsyncClient,
+        indices: Iterator[int],
+        on_exchange: Callable[[Exchange], None],
+    ) -> None:
+        for index in indices:
+            on_exchange(await self._exchange(client, index))
+
+    async def _exchange(self, client: httpx.AsyncClient, index: int) -> Exchange:
+        try:
+            body = await self._request_body()
+        except Exception as exc:
+            logger.debug("request %d: the @ehr method failed", index, exc_info=True)
+            outcome = RequestOutcome(
+                index=index,
+                start_time=datetime.now(UTC),
+                latency_ms=0.0,
+                status_code=None,
+                response=None,
+                error=f"the @ehr method {self._ehr_name!r} raised {type(exc).__name__}: {exc}",
+            )
+            return Exchange(outcome, None, None)
+
+        start_time = datetime.now(UTC)
+        started = perf_counter()
+        status_code: int | None = None
+        content: bytes | None = None
+        response: BaseModel | None = None
+        try:
+            reply = await client.post(self._path, content=body)
+            status_code = reply.status_code
+            content = reply.content
+        except httpx.TimeoutException:
+            error: str | None = f"no response within {self._timeout:g} s (timeout)"
+        except httpx.HTTPError as exc:
+            error = f"{type(exc).__name__}: {exc or 'request failed'}"
+        else:
+            error = None
+        latency_ms = (perf_counter() - started) * 1000.0
+        if content is not None and error is None:
+            if status_code != 200:
+                error = f"HTTP {status_code}: {_error_message(reply)}"
+            else:
+                try:
+                    response = self._use_case.parse_response(content)
+                except ValidationError as exc:
+                    first = exc.errors(include_url=False)[0]
+                    where = ".".join(str(part) for part in first["loc"]) or "body"
+                    error = (
+                        f"invalid response ({exc.error_count()} error(s)); "
+                        f"first at {where}: {first['msg']}"
+                    )
+        outcome = RequestOutcome(
+            index=index,
+            start_time=start_time,
+            latency_ms=latency_ms,
+            status_code=status_code,
+            response=response,
+            error=error,
+        )
+        return Exchange(outcome, body, content)
+
+    async def _request_body(self) -> bytes:
+        """Call the ``@ehr`` method and serialise its request; a sync one in a thread."""
+        if is_async_callable(self._ehr):
+            data = await self._ehr()
+            return self._serialise(data)
+        return await anyio.to_thread.run_sync(self._build_sync, abandon_on_cancel=True)
+
+    def _build_sync(self) -> bytes:
+        return self._serialise(self._ehr())
+
+    def _serialise(self, data: Any) -> bytes:
+        request = self._use_case.make_request(data, workflow=self._workflow)
+        return request.model_dump_json(by_alias=True, exclude_none=True).encode()
+
+
+def _error_message(reply: httpx.Response) -> str:
+    try:
+        payload = reply.json()
+    except ValueError:
+        payload = None
+    if isinstance(payload, dict) and isinstance(payload.get("error"), str):
+        return str(payload["error"])
+    text = reply.text.strip()
+    return text[:200] or reply.reason_phrase

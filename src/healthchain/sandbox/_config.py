@@ -1,0 +1,136 @@
+"""``experiment_config`` and ``service_config``, validated when ``@sandbox`` is applied."""
+
+from __future__ import annotations
+
+import difflib
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any, Self
+
+from ._exceptions import SandboxConfigError
+
+__all__ = ["ExperimentConfig", "ServiceConfig"]
+
+
+def _check_keys(kind: str, given: object, cls: type[Any]) -> Mapping[str, Any]:
+    if not isinstance(given, Mapping):
+        raise SandboxConfigError(f"{kind} must be a dict, got {type(given).__name__}")
+    valid = [f.name for f in fields(cls)]
+    for key in given:
+        if key in valid:
+            continue
+        near = difflib.get_close_matches(str(key), valid, n=1)
+        hint = f"; did you mean {near[0]!r}?" if near else ""
+        raise SandboxConfigError(
+            f"{kind} has no key {key!r}{hint} (valid keys: {', '.join(map(repr, valid))})"
+        )
+    return given
+
+
+def _positive_number(kind: str, key: str, value: object) -> float:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise SandboxConfigError(f"{kind}[{key!r}] must be a positive number, got {value!r}")
+    return float(value)
+
+
+@dataclass(frozen=True, slots=True)
+class ExperimentConfig:
+    """Where and how the sandbox records its experiments (``experiment_config``)."""
+
+    storage_uri: str = "sqlite:///experiments.db"
+    """Database URL, as users write it, e.g. ``sqlite:///experiments.db``."""
+    project_name: str = "healthchain"
+    """Name grouping related experiments."""
+    tags: dict[str, Any] | None = None
+    """Tags recorded on every experiment, exactly as given."""
+    heartbeat_interval: float = 10.0
+    """Seconds between the tracker's liveness heartbeats."""
+
+    @classmethod
+    def from_mapping(cls, config: object) -> Self:
+        """Validate ``config``: an unknown key or a bad value names the key."""
+        kind = "experiment_config"
+        values = dict(_check_keys(kind, config, cls))
+        if "storage_uri" in values and (
+            not isinstance(values["storage_uri"], str) or not values["storage_uri"]
+        ):
+            raise SandboxConfigError(
+                f"{kind}['storage_uri'] must be a database URL such as "
+                f"'sqlite:///experiments.db', got {values['storage_uri']!r}"
+            )
+        if "project_name" in values and (
+            not isinstance(values["project_name"], str) or not values["project_name"].strip()
+        ):
+            raise SandboxConfigError(
+                f"{kind}['project_name'] must be a non-empty string, got {values['project_name']!r}"
+            )
+        tags = values.get("tags")
+        if tags is not None:
+            if not isinstance(tags, Mapping):
+                raise SandboxConfigError(
+                    f"{kind}['tags'] must be a dict of string keys, got {type(tags).__name__}"
+                )
+            for key in tags:
+                if not isinstance(key, str):
+                    raise SandboxConfigError(f"{kind}['tags'] keys must be strings, got {key!r}")
+            values["tags"] = dict(tags)
+        if "heartbeat_interval" in values:
+            values["heartbeat_interval"] = _positive_number(
+                kind, "heartbeat_interval", values["heartbeat_interval"]
+            )
+        return cls(**values)
+
+    def tracker_options(self) -> dict[str, Any]:
+        """Keyword arguments for ``ExperimentTracker``/``AsyncExperimentTracker``."""
+        return {
+            "storage_uri": self.storage_uri,
+            "project_name": self.project_name,
+            "tags": self.tags,
+            "heartbeat_interval": self.heartbeat_interval,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceConfig:
+    """Where the service listens and how the EHR client calls it (``service_config``)."""
+
+    host: str = "127.0.0.1"
+    """Interface the service listens on."""
+    port: int = 8000
+    """TCP port; 0 picks a free one."""
+    timeout: float = 30.0
+    """Seconds the client waits for each response before the request fails."""
+    max_concurrency: int = 1
+    """Requests the client keeps in flight at once. One keeps the event loop's steps
+    short (the server, the client and the tracker share it); raise it for handlers that
+    mostly wait, such as calls to a remote model."""
+
+    @classmethod
+    def from_mapping(cls, config: object) -> Self:
+        """Validate ``config``: an unknown key or a bad value names the key."""
+        kind = "service_config"
+        values = dict(_check_keys(kind, config, cls))
+        if "host" in values and (not isinstance(values["host"], str) or not values["host"]):
+            raise SandboxConfigError(
+                f"{kind}['host'] must be a host name or address, got {values['host']!r}"
+            )
+        port = values.get("port", 0)
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+            raise SandboxConfigError(
+                f"{kind}['port'] must be an integer from 0 to 65535 (0 picks a free port), "
+                f"got {port!r}"
+            )
+        if "timeout" in values:
+            values["timeout"] = _positive_number(kind, "timeout", values["timeout"])
+        limit = values.get("max_concurrency", 1)
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise SandboxConfigError(
+                f"{kind}['max_concurrency'] must be an integer of at least 1, got {limit!r}"
+            )
+        return cls(**values)

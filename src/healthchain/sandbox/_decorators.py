@@ -1,0 +1,177 @@
+"""``@sandbox``, ``@api`` and ``@ehr``: marking a use case's service handler and EHR data method."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
+
+from healthchain.use_cases import BaseUseCase
+
+from ._config import ExperimentConfig, ServiceConfig
+from ._exceptions import SandboxConfigError, SandboxDefinitionError
+from ._handlers import API_MARK, EHR_MARK, EhrSpec, find_handlers, mark
+
+if TYPE_CHECKING:
+    from healthchain.tracking import ExperimentTracker
+
+    from ._run import Runner, SandboxResult
+
+__all__ = ["api", "ehr", "sandbox"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+U = TypeVar("U", bound=BaseUseCase)
+
+
+def api(func: Callable[P, R]) -> Callable[P, R]:
+    """Mark the service handler: it takes the request and returns the response.
+
+    ``def`` or ``async def`` (also behind ``functools.partial`` or an object's
+    ``__call__``, which are called without ``self``); a sync handler runs in a worker
+    thread, an async one on the sandbox's event loop.
+    """
+    if not callable(func):
+        raise SandboxDefinitionError(f"@api marks a function or method, got {func!r}")
+    mark(func, API_MARK, True)
+    return func
+
+
+def ehr(
+    func: object = None, /, *, workflow: str | None = None, num: int = 1
+) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Mark the EHR client's data method: called ``num`` times per run, each result is
+    sent as one request for ``workflow`` (e.g. ``"encounter-discharge"``)."""
+    if func is not None:
+        raise SandboxConfigError(
+            "@ehr needs a workflow: write @ehr(workflow='patient-view') "
+            "(or another workflow the use case supports)"
+        )
+    if not isinstance(workflow, str) or not workflow:
+        raise SandboxConfigError(
+            f"@ehr(workflow=...) must name a workflow such as 'patient-view', got {workflow!r}"
+        )
+    if isinstance(num, bool) or not isinstance(num, int) or num < 1:
+        raise SandboxConfigError(
+            f"@ehr(num=...) is the number of requests to send and must be an integer "
+            f"of at least 1, got {num!r}"
+        )
+    spec = EhrSpec(workflow=workflow, num=num)
+
+    def decorate(method: Callable[P, R]) -> Callable[P, R]:
+        if not callable(method):
+            raise SandboxDefinitionError(f"@ehr marks a function or method, got {method!r}")
+        mark(method, EHR_MARK, spec)
+        return method
+
+    return decorate
+
+
+@overload
+def sandbox(cls: type[U], /) -> type[U]: ...
+
+
+@overload
+def sandbox(
+    cls: None = None,
+    /,
+    *,
+    experiment_config: Mapping[str, Any] | None = None,
+    service_config: Mapping[str, Any] | None = None,
+) -> Callable[[type[U]], type[U]]: ...
+
+
+def sandbox(
+    cls: type[U] | None = None,
+    /,
+    *,
+    experiment_config: Mapping[str, Any] | None = None,
+    service_config: Mapping[str, Any] | None = None,
+) -> type[U] | Callable[[type[U]], type[U]]:
+    """Make a use case runnable with ``start_sandbox()``; bare or with options.
+
+    ``experiment_config`` (keys ``storage_uri``, ``project_name``, ``tags``,
+    ``heartbeat_interval``) turns experiment tracking on: ``self.experiment_tracker``
+    is then an :class:`~healthchain.tracking.ExperimentTracker`, set before ``__init__``
+    runs. ``service_config`` takes ``host`` (``"127.0.0.1"``), ``port`` (8000; 0 picks a
+    free one), ``timeout`` (seconds per request, 30) and ``max_concurrency`` (1).
+    Options are validated here: an unknown key is a :class:`SandboxConfigError`.
+    """
+    experiment = (
+        ExperimentConfig.from_mapping(experiment_config) if experiment_config is not None else None
+    )
+    service = ServiceConfig.from_mapping(service_config or {})
+
+    def decorate(target: type[U]) -> type[U]:
+        if not isinstance(target, type) or not issubclass(target, BaseUseCase):
+            raise SandboxDefinitionError(
+                f"@sandbox decorates a BaseUseCase subclass (such as a "
+                f"ClinicalDecisionSupport), got {target!r}"
+            )
+        handlers = find_handlers(target)
+        if handlers.ehr_spec is not None:
+            _check_workflow(target, handlers.ehr_spec.workflow)
+        target.__healthchain_sandbox__ = _DeferredRunner(experiment, service)
+        return target
+
+    if cls is not None:
+        return decorate(cls)
+    return decorate
+
+
+class _DeferredRunner:
+    """The class's sandbox runner, built when its first instance is created.
+
+    The runner's module pulls in the server, the EHR client and the clinical models;
+    decorating a class (or importing healthchain) need not pay for them.
+    """
+
+    __slots__ = ("_experiment", "_runner", "_service")
+
+    def __init__(self, experiment: ExperimentConfig | None, service: ServiceConfig) -> None:
+        self._experiment, self._service = experiment, service
+        self._runner: Runner | None = None
+
+    def _get(self) -> Runner:
+        if self._runner is None:
+            from ._run import Runner
+
+            self._runner = Runner(self._experiment, self._service)
+        return self._runner
+
+    def open_tracker(self) -> ExperimentTracker | None:
+        """Open the instance's sync tracker, or return None when tracking is off."""
+        return self._get().open_tracker()
+
+    def start(
+        self, use_case: BaseUseCase, *, service_id: str | None, save_data: bool, save_dir: str
+    ) -> SandboxResult:
+        """Run the sandbox to completion, blocking."""
+        return self._get().start(
+            use_case, service_id=service_id, save_data=save_data, save_dir=save_dir
+        )
+
+    async def astart(
+        self, use_case: BaseUseCase, *, service_id: str | None, save_data: bool, save_dir: str
+    ) -> SandboxResult:
+        """Run the sandbox on the running event loop."""
+        return await self._get().astart(
+            use_case, service_id=service_id, save_data=save_data, save_dir=save_dir
+        )
+
+
+def _check_workflow(cls: type[BaseUseCase], workflow: str) -> None:
+    supported = sorted(str(name) for name in cls.supported_workflows)
+    if workflow in supported:
+        return
+    if not supported:
+        raise SandboxConfigError(
+            f"@ehr(workflow={workflow!r}): {cls.__name__} supports no workflows; derive it "
+            "from a concrete use case such as ClinicalDecisionSupport"
+        )
+    near = difflib.get_close_matches(workflow, supported, n=1)
+    hint = f"; did you mean {near[0]!r}?" if near else ""
+    raise SandboxConfigError(
+        f"@ehr(workflow={workflow!r}): {cls.__name__} does not support that "
+        f"workflow{hint} (supported: {', '.join(map(repr, supported))})"
+    )

@@ -1,0 +1,601 @@
+"""One sandbox run = one experiment: serve the handler, send the EHR's requests, record it all."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import math
+import signal
+import sys
+import threading
+import uuid
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any, Generic, TypeVar
+
+import anyio
+import anyio.from_thread
+import anyio.to_thread
+
+from healthchain.data_generators import CdsDataGenerator
+from healthchain.pipeline import Pipeline
+from healthchain.tracking import (
+    AsyncExperimentTracker,
+    ExperimentStatus,
+    ExperimentTracker,
+    RequestRecord,
+)
+from healthchain.use_cases import BaseUseCase, Service
+
+from ._callables import as_async
+from ._client import EHRClient, Exchange, RequestOutcome
+from ._config import ExperimentConfig, ServiceConfig
+from ._exceptions import SandboxConfigError, SandboxDefinitionError, SandboxRunError
+from ._handlers import find_handlers
+from ._server import collapse_exception_groups, serve
+
+__all__ = ["RequestOutcome", "Runner", "SandboxResult"]
+
+logger = logging.getLogger("healthchain.sandbox")
+
+T = TypeVar("T")
+
+_FINAL_WRITE_SECONDS = 10.0
+"""Upper bound on writing the final status and draining records once a run is over."""
+
+
+@dataclass(frozen=True, slots=True)
+class SandboxResult:
+    """What one sandbox run did: its experiment, final status and every request's outcome."""
+
+    experiment_id: str | None
+    """The recorded experiment's id; None when tracking is off."""
+    status: ExperimentStatus
+    """COMPLETED, FAILED or INTERRUPTED."""
+    service_url: str | None
+    """Base URL the service listened on."""
+    outcomes: tuple[RequestOutcome, ...] = ()
+    """One entry per finished request, in request order."""
+    error: str | None = None
+    """The error summary recorded with a FAILED or INTERRUPTED experiment."""
+    save_dir: Path | None = None
+    """Where requests and responses were saved; None when ``save_data`` was False."""
+
+    @property
+    def responses(self) -> list[Any]:
+        """The valid responses (``CDSResponse`` models for CDS), in request order."""
+        return [o.response for o in self.outcomes if o.response is not None]
+
+    @property
+    def failures(self) -> list[RequestOutcome]:
+        """The requests that failed, in request order."""
+        return [o for o in self.outcomes if not o.ok]
+
+    def raise_for_status(self) -> None:
+        """Raise :class:`SandboxRunError` unless the run COMPLETED."""
+        if self.status is not ExperimentStatus.COMPLETED:
+            which = f"experiment {self.experiment_id}" if self.experiment_id else "sandbox run"
+            raise SandboxRunError(f"{which} ended {self.status}: {self.error}")
+
+
+class Runner:
+    """What ``@sandbox`` attaches to a use case class: its options and how to run it."""
+
+    def __init__(self, experiment: ExperimentConfig | None, service: ServiceConfig) -> None:
+        self.experiment = experiment
+        self.service = service
+
+    def open_tracker(self) -> ExperimentTracker | None:
+        """The sync tracker for a new instance; None when tracking is off."""
+        if self.experiment is None:
+            return None
+        return ExperimentTracker(**self.experiment.tracker_options())
+
+    def start(
+        self,
+        use_case: BaseUseCase,
+        *,
+        service_id: str | None = None,
+        save_data: bool = True,
+        save_dir: str = "./output/",
+    ) -> SandboxResult:
+        """Run on the tracker's portal loop (or a fresh one), blocking this thread."""
+        interrupt = _Interrupt()
+        tracker = use_case.experiment_tracker
+        with interrupt.handling_signals():
+            if tracker is not None:
+                future = tracker.portal.start_task_soon(
+                    self._run,
+                    use_case,
+                    tracker.async_tracker,
+                    interrupt,
+                    _Options(service_id, save_data, save_dir),
+                )
+                result = future.result()
+            else:
+                with anyio.from_thread.start_blocking_portal() as portal:
+                    result = portal.call(
+                        self._run,
+                        use_case,
+                        None,
+                        interrupt,
+                        _Options(service_id, save_data, save_dir),
+                    )
+        interrupt.redeliver()
+        return result
+
+    async def astart(
+        self,
+        use_case: BaseUseCase,
+        *,
+        service_id: str | None = None,
+        save_data: bool = True,
+        save_dir: str = "./output/",
+    ) -> SandboxResult:
+        """Run on the running loop, with an async tracker opened on it."""
+        interrupt = _Interrupt()
+        options = _Options(service_id, save_data, save_dir)
+        with interrupt.handling_signals():
+            if self.experiment is not None:
+                async with AsyncExperimentTracker(**self.experiment.tracker_options()) as tracker:
+                    result = await self._run(use_case, tracker, interrupt, options)
+            else:
+                result = await self._run(use_case, None, interrupt, options)
+        interrupt.redeliver()
+        return result
+
+    async def _run(
+        self,
+        use_case: BaseUseCase,
+        tracker: AsyncExperimentTracker | None,
+        interrupt: _Interrupt,
+        options: _Options,
+    ) -> SandboxResult:
+        plan = _plan(use_case, options.service_id)
+        out_dir = await _prepare_save_dir(options.save_dir) if options.save_data else None
+        run = _Run(plan, tracker, self.service, out_dir, interrupt)
+        with anyio.CancelScope() as scope:
+            interrupt.arm(scope.cancel)
+            try:
+                await run.execute()
+            finally:
+                interrupt.disarm()
+        if scope.cancelled_caught:
+            return run.result(ExperimentStatus.INTERRUPTED)
+        return run.result(run.status)
+
+
+@dataclass(frozen=True, slots=True)
+class _Options:
+    service_id: str | None
+    save_data: bool
+    save_dir: str
+
+
+@dataclass(slots=True)
+class _Plan:
+    """Everything a run needs, resolved before anything is started or written."""
+
+    use_case: BaseUseCase
+    name: str
+    service: Service
+    app: Any
+    path: str
+    ehr_name: str
+    workflow: str
+    num: int
+    pipeline_config: dict[str, Any] | None
+    components: list[Mapping[str, Any]] | None
+
+
+def _plan(use_case: BaseUseCase, service_id: str | None) -> _Plan:
+    cls = type(use_case)
+    handlers = find_handlers(cls)
+    if handlers.api is None:
+        raise SandboxDefinitionError(
+            f"{cls.__name__} has no @api handler; mark the method that answers requests "
+            "with @healthchain.api"
+        )
+    if handlers.ehr is None or handlers.ehr_spec is None:
+        raise SandboxDefinitionError(
+            f"{cls.__name__} has no @ehr method; mark the method that returns the EHR's "
+            "data with @healthchain.ehr(workflow=...)"
+        )
+    if service_id is not None and (not isinstance(service_id, str) or not service_id):
+        raise SandboxConfigError(f"service_id must be a non-empty string, got {service_id!r}")
+    workflow = handlers.ehr_spec.workflow
+    handler = getattr(use_case, handlers.api)
+    doc = (getattr(handler, "__doc__", None) or "").strip()
+    service = Service(
+        id=service_id or handlers.api,
+        hook=workflow,
+        handler=as_async(handler),
+        name=handlers.api,
+        title=handlers.api.replace("_", " ").strip().capitalize() or handlers.api,
+        description=doc.splitlines()[0] if doc else f"{cls.__name__} on {workflow}",
+        prefetch=use_case.default_prefetch(workflow),
+    )
+    try:
+        app = use_case.build_app(service)
+        path = use_case.service_path(service.id)
+    except NotImplementedError as exc:
+        raise SandboxDefinitionError(str(exc)) from exc
+
+    for value in vars(use_case).values():
+        if isinstance(value, CdsDataGenerator):
+            value.workflow = workflow
+
+    pipeline = getattr(use_case, "pipeline", None)
+    pipeline_config: dict[str, Any] | None = None
+    components: list[Mapping[str, Any]] | None = None
+    if isinstance(pipeline, Pipeline):
+        pipeline_config = pipeline.config
+        components = list(pipeline.tracked_components())
+    return _Plan(
+        use_case=use_case,
+        name=cls.__name__,
+        service=service,
+        app=app,
+        path=path,
+        ehr_name=handlers.ehr,
+        workflow=workflow,
+        num=handlers.ehr_spec.num,
+        pipeline_config=pipeline_config,
+        components=components,
+    )
+
+
+async def _prepare_save_dir(save_dir: str) -> Path:
+    if not isinstance(save_dir, str | Path) or not str(save_dir):
+        raise SandboxConfigError(f"save_dir must be a directory path, got {save_dir!r}")
+    directory = anyio.Path(save_dir)
+    try:
+        await directory.mkdir(parents=True, exist_ok=True)
+        resolved = await directory.resolve()
+    except OSError as exc:
+        raise SandboxConfigError(
+            f"save_dir {str(save_dir)!r} cannot hold the saved requests: {exc.strerror or exc}; "
+            "pass another save_dir or save_data=False"
+        ) from exc
+    return Path(resolved)
+
+
+class _Run:
+    """The part of a run between the service starting and stopping."""
+
+    def __init__(
+        self,
+        plan: _Plan,
+        tracker: AsyncExperimentTracker | None,
+        service: ServiceConfig,
+        out_dir: Path | None,
+        interrupt: _Interrupt,
+    ) -> None:
+        self.plan = plan
+        self.interrupt = interrupt
+        self.tracker = tracker
+        self.service = service
+        self.out_dir = out_dir
+        self.experiment_id: str | None = None
+        self.url: str | None = None
+        self.outcomes: list[RequestOutcome] = []
+        self.finished = 0
+        self.status = ExperimentStatus.COMPLETED
+        self.error: str | None = None
+
+    def result(self, status: ExperimentStatus) -> SandboxResult:
+        return SandboxResult(
+            experiment_id=self.experiment_id,
+            status=status,
+            service_url=self.url,
+            outcomes=tuple(sorted(self.outcomes, key=lambda outcome: outcome.index)),
+            error=self.error,
+            save_dir=self.out_dir,
+        )
+
+    async def execute(self) -> None:
+        plan = self.plan
+        async with serve(plan.app, self.service.host, self.service.port) as url:
+            self.url = url
+            if self.tracker is not None:
+                # Shielded: once the row is written, its id must reach the code that ends it.
+                with anyio.CancelScope(shield=True):
+                    self.experiment_id = await self.tracker.start_experiment(
+                        plan.name,
+                        pipeline_config=plan.pipeline_config,
+                        components=plan.components,
+                    )
+                logger.info("Experiment %s RUNNING (%s)", self.experiment_id, plan.name)
+            try:
+                await self._send(url)
+            except BaseException as exc:
+                self.status, self.error = self._describe_abort(exc)
+                await self._finish()
+                raise
+            failures = [o for o in self.outcomes if not o.ok]
+            if failures:
+                first = failures[0]
+                self.status = ExperimentStatus.FAILED
+                self.error = (
+                    f"{len(failures)} of {plan.num} requests failed; "
+                    f"first (request {first.index}): {first.error}"
+                )
+            await self._finish()
+
+    def _describe_abort(self, exc: BaseException) -> tuple[ExperimentStatus, str]:
+        done = f"after {self.finished} of {self.plan.num} requests"
+        if isinstance(exc, anyio.get_cancelled_exc_class()):
+            signum = self.interrupt.signum
+            if signum is not None:
+                return (
+                    ExperimentStatus.INTERRUPTED,
+                    f"interrupted by {signal.Signals(signum).name} {done}",
+                )
+            return ExperimentStatus.INTERRUPTED, f"cancelled {done}"
+        if isinstance(exc, KeyboardInterrupt | SystemExit):
+            return ExperimentStatus.INTERRUPTED, f"interrupted by {type(exc).__name__} {done}"
+        return ExperimentStatus.FAILED, f"{type(exc).__name__}: {exc} ({done})"
+
+    async def _finish(self) -> None:
+        """Write the final status; shielded and bounded so an interrupt cannot skip it."""
+        level = {
+            ExperimentStatus.COMPLETED: logging.INFO,
+            ExperimentStatus.INTERRUPTED: logging.WARNING,
+        }.get(self.status, logging.ERROR)
+        logger.log(
+            level,
+            "Sandbox run %s: %s%s",
+            self.experiment_id or "(untracked)",
+            self.status,
+            f" - {self.error}" if self.error else "",
+        )
+        if self.tracker is None or self.experiment_id is None:
+            return
+        with anyio.fail_after(_FINAL_WRITE_SECONDS, shield=True):
+            await self.tracker.end_experiment(self.experiment_id, self.status, error=self.error)
+
+    async def _send(self, url: str) -> None:
+        plan = self.plan
+        client = EHRClient(
+            plan.use_case,
+            ehr_name=plan.ehr_name,
+            workflow=plan.workflow,
+            base_url=url,
+            path=plan.path,
+            timeout=self.service.timeout,
+            max_concurrency=self.service.max_concurrency,
+        )
+        sinks: list[_Batcher[Any]] = []
+        records: _Batcher[RequestRecord] | None = None
+        files: _Batcher[Exchange] | None = None
+        if self.tracker is not None and self.experiment_id is not None:
+            tracker, experiment_id = self.tracker, self.experiment_id
+
+            async def log(batch: list[RequestRecord]) -> None:
+                await tracker.log_requests(experiment_id, batch)
+
+            records = _Batcher("request records", log)
+            sinks.append(records)
+        if self.out_dir is not None:
+            out_dir, run_id = self.out_dir, self.experiment_id or str(uuid.uuid4())
+
+            async def save(batch: list[Exchange]) -> None:
+                await anyio.to_thread.run_sync(_write_exchanges, out_dir, run_id, batch)
+
+            files = _Batcher("saved requests", save)
+            sinks.append(files)
+        progress = _Progress.create(plan.num)
+
+        def on_exchange(exchange: Exchange) -> None:
+            self.finished += 1
+            outcome = exchange.outcome
+            self.outcomes.append(outcome)  # kept as they come, should the run be cut short
+            if records is not None:
+                records.put(
+                    RequestRecord(
+                        outcome.index,
+                        outcome.start_time,
+                        outcome.latency_ms,
+                        outcome.status_code,
+                        outcome.error,
+                    )
+                )
+            if files is not None:
+                files.put(exchange)
+            if progress is not None:
+                progress.advance()
+
+        try:
+            with collapse_exception_groups():
+                async with anyio.create_task_group() as tg:
+                    for sink in sinks:
+                        tg.start_soon(sink.run)
+                    try:
+                        await client.run(plan.num, on_exchange)
+                    finally:
+                        for sink in sinks:
+                            sink.close()
+        finally:
+            if progress is not None:
+                progress.stop()
+        for sink in sinks:
+            if sink.error is not None:
+                raise sink.error
+
+
+class _Batcher(Generic[T]):
+    """Collects items on the loop and hands them to ``flush`` in batches, off the hot path.
+
+    A batch closes ``interval`` seconds after its first item arrived or when it holds
+    ``max_batch`` items, so a fast run makes a few large writes rather than many small
+    ones. Draining is shielded from cancellation, and bounded once closed.
+    """
+
+    def __init__(
+        self,
+        what: str,
+        flush: Callable[[list[T]], Awaitable[None]],
+        *,
+        max_batch: int = 256,
+        interval: float = 0.2,
+    ) -> None:
+        self._what = what
+        self._flush = flush
+        self._max_batch = max_batch
+        self._interval = interval
+        self._send, self._receive = anyio.create_memory_object_stream[T](math.inf)
+        self._scope = anyio.CancelScope(shield=True)
+        self._closing = anyio.Event()
+        self.error: BaseException | None = None
+
+    def put(self, item: T) -> None:
+        self._send.send_nowait(item)
+
+    def close(self) -> None:
+        """No more items: flush what is left now, within a bounded time."""
+        self._send.close()
+        self._closing.set()
+        self._scope.deadline = anyio.current_time() + _FINAL_WRITE_SECONDS
+
+    def _fill(self, batch: list[T]) -> None:
+        while len(batch) < self._max_batch:
+            try:
+                batch.append(self._receive.receive_nowait())
+            except (anyio.WouldBlock, anyio.EndOfStream):
+                return
+
+    async def run(self) -> None:
+        with self._scope:
+            async with self._receive:
+                async for item in self._receive:
+                    batch = [item]
+                    self._fill(batch)
+                    if len(batch) < self._max_batch and not self._closing.is_set():
+                        # Let the batch grow; waiting on an event (never on the stream)
+                        # cannot lose an item when the wait times out.
+                        with anyio.move_on_after(self._interval):
+                            await self._closing.wait()
+                        self._fill(batch)
+                    if self.error is not None:
+                        continue
+                    try:
+                        await self._flush(batch)
+                    except Exception as exc:
+                        logger.error("Writing %s failed: %s", self._what, exc)
+                        self.error = exc
+        if self._scope.cancelled_caught and self.error is None:
+            self.error = TimeoutError(
+                f"writing {self._what} did not finish within {_FINAL_WRITE_SECONDS:g} s"
+            )
+
+
+def _write_exchanges(directory: Path, run_id: str, batch: list[Exchange]) -> None:
+    """Pretty-print each request and response to ``{run_id}_{kind}_{index}.json``."""
+    for exchange in batch:
+        index = exchange.outcome.index
+        for kind, body in (
+            ("request", exchange.request_body),
+            ("response", exchange.response_body),
+        ):
+            if body is None:
+                continue
+            try:
+                text = json.dumps(json.loads(body), indent=2, ensure_ascii=False) + "\n"
+            except ValueError:
+                logger.debug("%s %d is not JSON; not saved", kind, index)
+                continue
+            (directory / f"{run_id}_{kind}_{index:04d}.json").write_text(text, encoding="utf-8")
+
+
+class _Progress:
+    """A rich progress bar for the requests, drawn only when stderr is a terminal."""
+
+    def __init__(self, num: int) -> None:
+        from rich.console import Console
+        from rich.progress import Progress
+
+        # Refreshed from the loop at most 10 times a second: no refresh thread to join.
+        self._progress = Progress(console=Console(stderr=True), auto_refresh=False, transient=True)
+        self._task = self._progress.add_task("Sending requests", total=num)
+        self._last = 0.0
+        self._progress.start()
+
+    @classmethod
+    def create(cls, num: int) -> _Progress | None:
+        return cls(num) if sys.stderr.isatty() else None
+
+    def advance(self) -> None:
+        self._progress.advance(self._task)
+        now = anyio.current_time()
+        if now - self._last >= 0.1:
+            self._last = now
+            self._progress.refresh()
+
+    def stop(self) -> None:
+        self._progress.refresh()
+        self._progress.stop()
+
+
+@dataclass(slots=True)
+class _Interrupt:
+    """SIGINT/SIGTERM handling for one run: cancel the run, then re-deliver the signal.
+
+    The handler only schedules the cancellation on the run's loop, so the run can write
+    INTERRUPTED and stop the service; once the handlers are restored, :meth:`redeliver`
+    raises the signal again for the previous handler (``KeyboardInterrupt`` for Ctrl-C,
+    termination for SIGTERM). A second signal while the run winds down acts at once.
+    """
+
+    signum: int | None = None
+    _loop: asyncio.AbstractEventLoop | None = None
+    _cancel: Callable[[], None] | None = None
+    _previous: dict[int, Any] = field(default_factory=dict)
+
+    @contextlib.contextmanager
+    def handling_signals(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        try:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._on_signal)
+            yield
+        finally:
+            for number, handler in self._previous.items():
+                signal.signal(number, handler)
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        if self.signum is not None:
+            for number, handler in self._previous.items():
+                signal.signal(number, handler)
+            signal.raise_signal(signum)
+            return
+        self.signum = signum
+        logger.warning("Received %s: stopping the sandbox run", signal.Signals(signum).name)
+        loop = self._loop
+        if loop is not None:
+            loop.call_soon_threadsafe(self._fire)
+
+    def arm(self, cancel: Callable[[], None]) -> None:
+        """On the run's loop: ``cancel`` is what a signal triggers."""
+        self._cancel = cancel
+        self._loop = asyncio.get_running_loop()
+        if self.signum is not None:
+            cancel()
+
+    def disarm(self) -> None:
+        self._loop = None
+        self._cancel = None
+
+    def _fire(self) -> None:
+        if self._cancel is not None:
+            self._cancel()
+
+    def redeliver(self) -> None:
+        """Raise the received signal again, now that the previous handlers are back."""
+        if self.signum is not None:
+            signal.raise_signal(self.signum)

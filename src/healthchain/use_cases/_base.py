@@ -1,0 +1,178 @@
+"""The base every use case derives from, and the service description a use case serves."""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Self
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from pydantic import BaseModel
+    from starlette.types import ASGIApp
+
+    from healthchain.sandbox import SandboxResult
+    from healthchain.tracking import ExperimentTracker
+
+__all__ = ["BaseUseCase", "SandboxRunner", "Service"]
+
+
+@dataclass(frozen=True, slots=True)
+class Service:
+    """One service endpoint: the handler a use case's app calls, and how it is advertised."""
+
+    id: str
+    """The service id in the endpoint's path, e.g. ``/cds-services/{id}``."""
+    hook: str
+    """The workflow (CDS hook) the service answers."""
+    handler: Callable[[Any], Awaitable[Any]]
+    """Awaitable handler taking the validated request and returning the response model."""
+    name: str
+    """The handler's name, used in error messages."""
+    title: str | None = None
+    """A human-friendly title for discovery."""
+    description: str = ""
+    """What the service does, for discovery."""
+    prefetch: Mapping[str, str] = field(default_factory=dict)
+    """Prefetch templates advertised in discovery, by prefetch key."""
+
+
+class SandboxRunner(Protocol):
+    """What ``@sandbox`` attaches to a class (as ``__healthchain_sandbox__``) to run it."""
+
+    def open_tracker(self) -> ExperimentTracker | None:
+        """Open the instance's sync tracker, or return None when tracking is off."""
+        ...
+
+    def start(
+        self, use_case: BaseUseCase, *, service_id: str | None, save_data: bool, save_dir: str
+    ) -> SandboxResult:
+        """Run the sandbox to completion, blocking."""
+        ...
+
+    async def astart(
+        self, use_case: BaseUseCase, *, service_id: str | None, save_data: bool, save_dir: str
+    ) -> SandboxResult:
+        """Run the sandbox on the running event loop."""
+        ...
+
+
+class BaseUseCase:
+    """Base of the use cases a sandbox can run; subclass a concrete one such as
+    :class:`~healthchain.use_cases.ClinicalDecisionSupport`.
+
+    Decorate the subclass with ``@healthchain.sandbox`` to run it against synthetic EHR
+    traffic with :meth:`start_sandbox`. Instances are context managers: leaving the
+    ``with`` block (or :meth:`close`) closes the experiment tracker.
+    """
+
+    supported_workflows: ClassVar[frozenset[str]] = frozenset()
+    """Workflows an ``@ehr`` method of this use case may name."""
+
+    experiment_tracker: ExperimentTracker | None = None
+    """The sync tracker ``@sandbox(experiment_config=...)`` opens; None without tracking."""
+
+    __healthchain_sandbox__: ClassVar[SandboxRunner | None] = None
+    _finalizer: weakref.finalize[Any, Any] | None = None
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Self:
+        """Open the experiment tracker before the subclass's ``__init__`` body runs."""
+        self = super().__new__(cls)
+        runner = cls.__healthchain_sandbox__
+        tracker = runner.open_tracker() if runner is not None else None
+        self.experiment_tracker = tracker
+        if tracker is not None:
+            # Closed with the instance, or at interpreter exit when it never was.
+            self._finalizer = weakref.finalize(self, tracker.close)
+        return self
+
+    # The service: what a concrete use case defines.
+
+    def build_app(self, service: Service) -> ASGIApp:
+        """Return the ASGI app serving ``service``."""
+        raise NotImplementedError(
+            f"{type(self).__name__} defines no service; derive it from a concrete use case "
+            "such as healthchain.use_cases.ClinicalDecisionSupport"
+        )
+
+    def service_path(self, service_id: str) -> str:
+        """The URL path the EHR client posts a request for ``service_id`` to."""
+        raise NotImplementedError
+
+    def default_prefetch(self, workflow: str) -> Mapping[str, str]:
+        """The prefetch templates a service for ``workflow`` advertises."""
+        return {}
+
+    def make_request(self, data: Any, *, workflow: str) -> BaseModel:
+        """Turn what the ``@ehr`` method returned into the request the client sends."""
+        raise NotImplementedError
+
+    def parse_response(self, content: bytes) -> BaseModel:
+        """Validate a service's response body; raises pydantic's ``ValidationError``."""
+        raise NotImplementedError
+
+    # Running it.
+
+    def start_sandbox(
+        self,
+        service_id: str | None = None,
+        save_data: bool = True,
+        save_dir: str = "./output/",
+    ) -> SandboxResult:
+        """Serve the ``@api`` handler and send it the ``@ehr`` method's requests; blocks.
+
+        One call is one experiment, recorded RUNNING before the first request and then
+        COMPLETED, FAILED or INTERRUPTED (Ctrl-C, SIGTERM). Returns a
+        ``healthchain.sandbox.SandboxResult`` with the experiment id and the responses.
+        Works from scripts and from a thread already running an event loop (a notebook).
+        """
+        return _runner(self).start(
+            self, service_id=service_id, save_data=save_data, save_dir=save_dir
+        )
+
+    async def astart_sandbox(
+        self,
+        service_id: str | None = None,
+        save_data: bool = True,
+        save_dir: str = "./output/",
+    ) -> SandboxResult:
+        """Like :meth:`start_sandbox`, on the running event loop (cancellation interrupts it).
+
+        With tracking on, build the instance before the loop starts or in a worker
+        thread (``await anyio.to_thread.run_sync(MyUseCase)``): opening its sync tracker
+        waits for the tracker's thread.
+        """
+        return await _runner(self).astart(
+            self, service_id=service_id, save_data=save_data, save_dir=save_dir
+        )
+
+    # Lifecycle.
+
+    def close(self) -> None:
+        """Close the experiment tracker, if any; calling it again does nothing."""
+        if self._finalizer is not None:
+            self._finalizer()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def _runner(use_case: BaseUseCase) -> SandboxRunner:
+    runner = type(use_case).__healthchain_sandbox__
+    if runner is None:
+        name = type(use_case).__name__
+        raise TypeError(
+            f"{name} is not decorated with @sandbox; add @healthchain.sandbox above "
+            f"'class {name}' to run it in the sandbox"
+        )
+    return runner

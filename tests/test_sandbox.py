@@ -1,0 +1,601 @@
+"""Sandbox runs: a real uvicorn server on a free port, the EHR client, and what gets recorded."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import json
+import os
+import socket
+import sqlite3
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.to_thread
+import pytest
+from blockbuster import BlockBuster
+from sandbox_cases import async_ok, card, define, load_async, load_sync, new_request, sync_ok
+
+from healthchain.data_generators import CdsDataGenerator
+from healthchain.models import Card, CdsFhirData, CDSRequest, CDSResponse, Source
+from healthchain.pipeline import Pipeline
+from healthchain.sandbox import (
+    SandboxConfigError,
+    SandboxDefinitionError,
+    SandboxResult,
+    SandboxRunError,
+    ServiceStartError,
+    api,
+    ehr,
+    sandbox,
+)
+from healthchain.tracking import AsyncExperimentTracker, ExperimentStatus, StorageError
+from healthchain.use_cases import BaseUseCase, ClinicalDecisionSupport
+
+
+def query(db_path: Path, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+    with contextlib.closing(sqlite3.connect(db_path)) as conn:
+        return conn.execute(sql, params).fetchall()
+
+
+def statuses(db_path: Path) -> list[str]:
+    if not db_path.exists():
+        return []
+    return [status for (status,) in query(db_path, "SELECT status FROM experiments")]
+
+
+def run(cls: type[BaseUseCase], **options: Any) -> tuple[SandboxResult, Any]:
+    """Start the sandbox; return the result and the experiment it recorded (or None)."""
+    options.setdefault("save_data", False)
+    with cls() as use_case:
+        result = use_case.start_sandbox(**options)
+        tracker = use_case.experiment_tracker
+        experiment = None
+        if tracker is not None and result.experiment_id is not None:
+            experiment = tracker.get_experiment(result.experiment_id)
+    return result, experiment
+
+
+# -- COMPLETED -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("handler", [sync_ok, async_ok], ids=["sync-api", "async-api"])
+@pytest.mark.parametrize("load", [load_sync, load_async], ids=["sync-ehr", "async-ehr"])
+def test_a_run_with_valid_responses_is_completed(
+    handler: Any, load: Any, storage_uri: str, db_path: Path
+) -> None:
+    cls = define(handler, load, storage_uri=storage_uri, num=4, tags={"env": "test", "n": 1})
+    result, experiment = run(cls)
+
+    assert result.status is ExperimentStatus.COMPLETED
+    assert result.error is None
+    kind = "sync" if handler is sync_ok else "async"
+    assert [r.cards[0].summary for r in result.responses] == [f"{kind} patient-view"] * 4
+    assert [o.index for o in result.outcomes] == [0, 1, 2, 3]
+    assert all(o.status_code == 200 and o.latency_ms > 0 for o in result.outcomes)
+    result.raise_for_status()
+
+    assert experiment.id == result.experiment_id
+    assert experiment.name == "Case"
+    assert experiment.project == "sandbox-tests"
+    assert experiment.status is ExperimentStatus.COMPLETED
+    assert experiment.tags == {"env": "test", "n": 1}
+    assert experiment.error is None
+    assert experiment.end_time >= experiment.start_time
+    assert statuses(db_path) == ["COMPLETED"]
+
+
+def test_running_is_committed_before_the_first_request(storage_uri: str, db_path: Path) -> None:
+    seen: list[list[str]] = []
+
+    def look(self: Any, request: CDSRequest) -> CDSResponse:
+        seen.append(statuses(db_path))  # another connection, in a worker thread
+        return CDSResponse(cards=[])
+
+    _, experiment = run(define(look, load_sync, storage_uri=storage_uri, num=1))
+    assert seen == [["RUNNING"]]
+    assert experiment.status is ExperimentStatus.COMPLETED
+
+
+def test_per_request_records_are_stored_and_queryable_with_sql(
+    storage_uri: str, db_path: Path
+) -> None:
+    cls = define(async_ok, load_sync, storage_uri=storage_uri, num=25)
+    with cls() as use_case:
+        result = use_case.start_sandbox(save_data=False)
+        assert use_case.experiment_tracker is not None
+        stats = use_case.experiment_tracker.request_stats(result.experiment_id)  # type: ignore[arg-type]
+
+    assert stats.count == 25
+    assert stats.failures == 0
+    assert stats.p50_ms is not None
+    assert stats.p95_ms is not None
+    assert 0 < stats.p50_ms <= stats.p95_ms
+    rows = query(
+        db_path,
+        "SELECT seq, status_code, error, latency_ms FROM requests "
+        "WHERE experiment_id = ? ORDER BY seq",
+        result.experiment_id,
+    )
+    assert [row[0] for row in rows] == list(range(25))
+    assert {row[1] for row in rows} == {200}
+    assert {row[2] for row in rows} == {None}
+    assert query(
+        db_path,
+        "SELECT count(*), sum(error IS NOT NULL) FROM requests WHERE experiment_id = ?",
+        result.experiment_id,
+    ) == [(25, 0)]
+
+
+def test_a_sync_handler_runs_in_a_worker_thread_and_an_async_one_on_the_loop(
+    storage_uri: str,
+) -> None:
+    seen: dict[str, Any] = {}
+
+    def sync_handler(self: Any, request: CDSRequest) -> CDSResponse:
+        seen["sync_thread"] = threading.get_ident()
+        with pytest.raises(RuntimeError):
+            asyncio.get_running_loop()
+        return CDSResponse(cards=[])
+
+    async def async_load(self: Any) -> CDSRequest:
+        seen["loop_thread"] = threading.get_ident()
+        return new_request()
+
+    result, _ = run(define(sync_handler, async_load, storage_uri=storage_uri, num=1))
+    assert result.status is ExperimentStatus.COMPLETED
+    assert seen["sync_thread"] != seen["loop_thread"]
+    assert seen["loop_thread"] != threading.get_ident()
+
+
+def test_max_concurrency_bounds_the_requests_in_flight(storage_uri: str) -> None:
+    state = {"in_flight": 0, "peak": 0}
+    three_in = anyio.Event()
+
+    async def handler(self: Any, request: CDSRequest) -> CDSResponse:
+        state["in_flight"] += 1
+        state["peak"] = max(state["peak"], state["in_flight"])
+        if state["in_flight"] == 3:
+            three_in.set()
+        with anyio.fail_after(10):
+            await three_in.wait()  # the first three wait for each other: they overlap
+        state["in_flight"] -= 1
+        return CDSResponse(cards=[])
+
+    cls = define(
+        handler, load_async, storage_uri=storage_uri, num=7, service={"max_concurrency": 3}
+    )
+    result, _ = run(cls)
+    assert result.status is ExperimentStatus.COMPLETED
+    assert state["peak"] == 3
+
+
+def test_partials_and_callable_objects_are_detected_as_sync_or_async(storage_uri: str) -> None:
+    calls: list[tuple[str, bool]] = []
+
+    def on_loop() -> bool:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return False
+        return True
+
+    class AsyncHandler:
+        async def __call__(self, request: CDSRequest) -> CDSResponse:
+            calls.append(("async-object", on_loop()))
+            return CDSResponse(cards=[])
+
+    def sync_load(kind: str) -> CDSRequest:
+        calls.append((kind, on_loop()))
+        return new_request()
+
+    class Case(ClinicalDecisionSupport):
+        svc = api(AsyncHandler())
+        load = ehr(workflow="patient-view", num=1)(functools.partial(sync_load, "sync-partial"))
+
+    result, _ = run(sandbox(service_config={"port": 0})(Case))
+    assert result.status is ExperimentStatus.COMPLETED
+    assert sorted(calls) == [("async-object", True), ("sync-partial", False)]
+
+
+def test_the_data_generator_gets_the_workflow_of_the_ehr_method(storage_uri: str) -> None:
+    hooks: list[str] = []
+
+    @sandbox(experiment_config={"storage_uri": storage_uri}, service_config={"port": 0})
+    class Discharge(ClinicalDecisionSupport):
+        def __init__(self) -> None:
+            self.data_generator = CdsDataGenerator()
+
+        @ehr(workflow="encounter-discharge", num=2)
+        def load(self) -> CdsFhirData:
+            return self.data_generator.generate(random_seed=7)
+
+        @api
+        async def summarise(self, request: CDSRequest) -> CDSResponse:
+            hooks.append(request.hook)
+            return CDSResponse(cards=[card()])
+
+    result, experiment = run(Discharge)
+    assert result.status is ExperimentStatus.COMPLETED
+    assert hooks == ["encounter-discharge"] * 2
+    assert experiment.status is ExperimentStatus.COMPLETED
+
+
+def test_the_pipeline_is_recorded_as_components_and_config(storage_uri: str, db_path: Path) -> None:
+    pipeline: Pipeline[Any, Any] = Pipeline()
+    pipeline.add_node(str.strip, stage="preprocessing", name="clean")
+    pipeline.add_node(str.upper, stage="formatting", name="shout")
+
+    cls = define(async_ok, load_sync, storage_uri=storage_uri, num=1, extra={"pipeline": pipeline})
+    _, experiment = run(cls)
+    assert experiment.pipeline_config == pipeline.config
+    assert [(c.name, c.stage, c.position) for c in experiment.components] == [
+        ("clean", "preprocessing", 0),
+        ("shout", "formatting", 1),
+    ]
+    assert query(
+        db_path,
+        "SELECT name, stage, position FROM pipeline_components WHERE experiment_id = ? "
+        "ORDER BY position",
+        experiment.id,
+    ) == [("clean", "preprocessing", 0), ("shout", "formatting", 1)]
+
+
+def test_without_experiment_config_nothing_is_recorded(tmp_path: Path) -> None:
+    cls = define(async_ok, load_sync, storage_uri=None, num=2)
+    result, experiment = run(cls, save_data=True, save_dir=str(tmp_path / "out"))
+    assert result.status is ExperimentStatus.COMPLETED
+    assert result.experiment_id is None
+    assert experiment is None
+    assert len(list((tmp_path / "out").glob("*_request_*.json"))) == 2
+
+
+# -- saved data ----------------------------------------------------------------------------
+
+
+def test_save_data_writes_pretty_json_named_with_experiment_and_index(
+    storage_uri: str, tmp_path: Path
+) -> None:
+    out = tmp_path / "nested" / "out"
+    cls = define(async_ok, load_sync, storage_uri=storage_uri, num=3)
+    result, _ = run(cls, save_data=True, save_dir=str(out))
+
+    assert result.save_dir == out.resolve()
+    names = sorted(path.name for path in out.iterdir())
+    expected = sorted(
+        f"{result.experiment_id}_{kind}_{index:04d}.json"
+        for kind in ("request", "response")
+        for index in range(3)
+    )
+    assert names == expected
+    request_text = (out / f"{result.experiment_id}_request_0001.json").read_text()
+    assert request_text.startswith('{\n  "hook": "patient-view"')
+    response = json.loads((out / f"{result.experiment_id}_response_0002.json").read_text())
+    assert response == {"cards": [card("async patient-view").model_dump(exclude_none=True)]}
+
+
+def test_save_data_false_writes_nothing(storage_uri: str, tmp_path: Path) -> None:
+    cls = define(async_ok, load_sync, storage_uri=storage_uri, num=1)
+    result, _ = run(cls, save_data=False, save_dir=str(tmp_path / "out"))
+    assert result.save_dir is None
+    assert not (tmp_path / "out").exists()
+
+
+# -- FAILED ------------------------------------------------------------------------------
+
+
+def test_a_handler_exception_fails_the_experiment_with_a_summary(
+    storage_uri: str, db_path: Path
+) -> None:
+    def broken(self: Any, request: CDSRequest) -> CDSResponse:
+        raise ValueError("model not loaded")
+
+    result, experiment = run(define(broken, load_async, storage_uri=storage_uri, num=3))
+    expected = (
+        "3 of 3 requests failed; first (request 0): "
+        "HTTP 500: handler 'svc' raised ValueError: model not loaded"
+    )
+    assert result.status is ExperimentStatus.FAILED
+    assert result.error == expected
+    assert experiment.status is ExperimentStatus.FAILED
+    assert experiment.error == expected
+    assert result.responses == []
+    assert [o.status_code for o in result.failures] == [500, 500, 500]
+    with pytest.raises(SandboxRunError, match="ended FAILED: 3 of 3 requests failed"):
+        result.raise_for_status()
+    assert query(db_path, "SELECT count(*), sum(error IS NOT NULL) FROM requests") == [(3, 3)]
+
+
+def test_some_failures_are_counted_and_the_first_reported(storage_uri: str) -> None:
+    async def flaky(self: Any, request: CDSRequest) -> CDSResponse:
+        if request.context.patientId == "Patient/odd":
+            raise RuntimeError("odd patient")
+        return CDSResponse(cards=[])
+
+    counter = iter(range(100))
+
+    def alternate(self: Any) -> CDSRequest:
+        request = new_request()
+        if next(counter) % 2:
+            request.context.patientId = "Patient/odd"
+        return request
+
+    cls = define(flaky, alternate, storage_uri=storage_uri, num=6, service={"max_concurrency": 1})
+    result, experiment = run(cls)
+    assert result.status is ExperimentStatus.FAILED
+    assert experiment.error == (
+        "3 of 6 requests failed; first (request 1): HTTP 500: handler 'svc' raised "
+        "RuntimeError: odd patient"
+    )
+    assert len(result.responses) == 3
+
+
+def test_a_client_method_exception_fails_the_experiment(storage_uri: str, db_path: Path) -> None:
+    def no_data(self: Any) -> CdsFhirData:
+        raise FileNotFoundError("data/discharge_notes.csv")
+
+    _result, experiment = run(define(async_ok, no_data, storage_uri=storage_uri, num=2))
+    assert experiment.status is ExperimentStatus.FAILED
+    assert experiment.error == (
+        "2 of 2 requests failed; first (request 0): the @ehr method 'load' raised "
+        "FileNotFoundError: data/discharge_notes.csv"
+    )
+    assert query(db_path, "SELECT status_code FROM requests ORDER BY seq") == [(None,), (None,)]
+
+
+def test_a_client_method_returning_the_wrong_type_fails_the_experiment(storage_uri: str) -> None:
+    async def wrong(self: Any) -> Any:
+        return {"context": {}}
+
+    _, experiment = run(define(async_ok, wrong, storage_uri=storage_uri, num=1))
+    assert experiment.status is ExperimentStatus.FAILED
+    assert "the @ehr method 'load' raised TypeError" in experiment.error
+    assert "returned dict, expected CdsFhirData" in experiment.error
+
+
+def test_a_handler_returning_the_wrong_type_fails_the_experiment(storage_uri: str) -> None:
+    async def wrong(self: Any, request: CDSRequest) -> Any:
+        return {"cards": []}
+
+    _, experiment = run(define(wrong, load_sync, storage_uri=storage_uri, num=1))
+    assert experiment.status is ExperimentStatus.FAILED
+    assert experiment.error == (
+        "1 of 1 requests failed; first (request 0): HTTP 500: handler 'svc' returned dict, "
+        "expected CDSResponse"
+    )
+
+
+def test_an_invalid_response_fails_the_experiment_naming_the_field(storage_uri: str) -> None:
+    async def too_long(self: Any, request: CDSRequest) -> CDSResponse:
+        bad = Card.model_construct(summary="x" * 141, indicator="info", source=Source(label="s"))
+        return CDSResponse.model_construct(cards=[bad])
+
+    result, experiment = run(define(too_long, load_sync, storage_uri=storage_uri, num=1))
+    assert experiment.status is ExperimentStatus.FAILED
+    assert "invalid response (1 error(s)); first at cards.0.summary" in experiment.error
+    assert result.outcomes[0].status_code == 200
+
+
+def test_a_request_timeout_fails_the_experiment(storage_uri: str) -> None:
+    async def slow(self: Any, request: CDSRequest) -> CDSResponse:
+        await anyio.sleep(1)  # the behaviour under test: longer than the client's timeout
+        return CDSResponse(cards=[])
+
+    cls = define(slow, load_sync, storage_uri=storage_uri, num=1, service={"timeout": 0.1})
+    result, experiment = run(cls)
+    assert experiment.status is ExperimentStatus.FAILED
+    assert experiment.error == (
+        "1 of 1 requests failed; first (request 0): no response within 0.1 s (timeout)"
+    )
+    assert result.outcomes[0].status_code is None
+
+
+# -- errors before anything runs ---------------------------------------------------------
+
+
+def test_the_quick_start_class_without_handlers_fails_clearly_before_any_row(
+    storage_uri: str, db_path: Path
+) -> None:
+    @sandbox(experiment_config={"storage_uri": storage_uri, "project_name": "my_project"})
+    class MyExperiment(BaseUseCase):
+        def __init__(self) -> None:
+            pass
+
+    with MyExperiment() as use_case:
+        assert use_case.experiment_tracker is not None
+        with pytest.raises(SandboxDefinitionError, match="MyExperiment has no @api handler"):
+            use_case.start_sandbox()
+    assert statuses(db_path) == []
+
+
+def test_a_missing_ehr_method_fails_before_any_row(storage_uri: str, db_path: Path) -> None:
+    @sandbox(experiment_config={"storage_uri": storage_uri})
+    class NoClient(ClinicalDecisionSupport):
+        svc = api(async_ok)
+
+    with (
+        NoClient() as use_case,
+        pytest.raises(
+            SandboxDefinitionError, match=r"NoClient has no @ehr method.*@healthchain.ehr"
+        ),
+    ):
+        use_case.start_sandbox()
+    assert statuses(db_path) == []
+
+
+def test_a_port_in_use_fails_before_any_row(storage_uri: str, db_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        cls = define(async_ok, load_sync, storage_uri=storage_uri, service={"port": port})
+        with pytest.raises(ServiceStartError, match=rf"port {port} on 127.0.0.1 is already in use"):
+            run(cls)
+    assert statuses(db_path) == []
+
+
+def test_an_unresolvable_host_fails_before_any_row(storage_uri: str, db_path: Path) -> None:
+    cls = define(
+        async_ok, load_sync, storage_uri=storage_uri, service={"host": "no-such-host.invalid"}
+    )
+    with pytest.raises(ServiceStartError, match="cannot resolve service host 'no-such-host"):
+        run(cls)
+    assert statuses(db_path) == []
+
+
+def test_an_unusable_save_dir_fails_before_any_row(
+    storage_uri: str, db_path: Path, tmp_path: Path
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    cls = define(async_ok, load_sync, storage_uri=storage_uri)
+    with pytest.raises(SandboxConfigError, match=r"save_dir '.*a-file' cannot hold"):
+        run(cls, save_data=True, save_dir=str(blocker))
+    assert statuses(db_path) == []
+
+
+def test_a_bad_service_id_fails_before_any_row(storage_uri: str, db_path: Path) -> None:
+    cls = define(async_ok, load_sync, storage_uri=storage_uri)
+    with pytest.raises(SandboxConfigError, match="service_id must be a non-empty string"):
+        run(cls, service_id="")
+    assert statuses(db_path) == []
+
+
+def test_the_service_is_stopped_when_the_run_returns(storage_uri: str) -> None:
+    result, _ = run(define(async_ok, load_sync, storage_uri=storage_uri, num=1))
+    assert result.service_url is not None
+    host, port = result.service_url.removeprefix("http://").rsplit(":", 1)
+    with pytest.raises(ConnectionRefusedError), socket.create_connection((host, int(port))):
+        pass
+    with socket.socket() as again:  # the port is free to listen on again
+        again.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        again.bind((host, int(port)))
+        again.listen()
+
+
+def test_a_custom_service_id_is_served(storage_uri: str) -> None:
+    result, _ = run(define(async_ok, load_sync, storage_uri=storage_uri, num=1), service_id="x-1")
+    assert result.status is ExperimentStatus.COMPLETED
+
+
+# -- async entry point and cancellation -------------------------------------------------
+
+
+@pytest.fixture
+def tracked_case(storage_uri: str) -> Any:
+    """Built outside the event loop: opening the sync tracker waits for its thread."""
+    started = anyio.Event()
+
+    async def wait_forever(self: Any, request: CDSRequest) -> CDSResponse:
+        started.set()
+        await anyio.sleep_forever()
+        raise AssertionError("unreachable")
+
+    cls = define(wait_forever, load_sync, storage_uri=storage_uri, num=3)
+    with cls() as use_case:
+        yield use_case, started
+
+
+@pytest.mark.anyio
+async def test_astart_sandbox_runs_on_the_callers_loop(storage_uri: str) -> None:
+    loops: list[asyncio.AbstractEventLoop] = []
+
+    async def handler(self: Any, request: CDSRequest) -> CDSResponse:
+        loops.append(asyncio.get_running_loop())
+        return CDSResponse(cards=[])
+
+    cls = define(handler, load_async, storage_uri=None, num=2)
+    with cls() as use_case:
+        result = await use_case.astart_sandbox(save_data=False)
+    assert result.status is ExperimentStatus.COMPLETED
+    assert loops == [asyncio.get_running_loop()] * 2
+
+
+@pytest.mark.anyio
+async def test_astart_sandbox_records_the_experiment(storage_uri: str) -> None:
+    cls = define(async_ok, load_async, storage_uri=storage_uri, num=2, tags={"k": "v"})
+    # Opening the instance's sync tracker waits for its thread: do it off the loop.
+    use_case = await anyio.to_thread.run_sync(cls)
+    try:
+        result = await use_case.astart_sandbox(save_data=False)
+    finally:
+        await anyio.to_thread.run_sync(use_case.close)
+    async with AsyncExperimentTracker(storage_uri) as tracker:
+        experiment = await tracker.get_experiment(result.experiment_id)  # type: ignore[arg-type]
+        stats = await tracker.request_stats(experiment.id)
+    assert experiment.status is ExperimentStatus.COMPLETED
+    assert experiment.tags == {"k": "v"}
+    assert stats.count == 2
+
+
+@pytest.mark.anyio
+async def test_cancelling_a_run_records_interrupted(tracked_case: Any, storage_uri: str) -> None:
+    use_case, started = tracked_case
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(functools.partial(use_case.astart_sandbox, save_data=False))
+        await started.wait()
+        tg.cancel_scope.cancel()
+
+    async with AsyncExperimentTracker(storage_uri) as tracker:
+        (experiment,) = await tracker.list_experiments()
+    assert experiment.status is ExperimentStatus.INTERRUPTED
+    assert experiment.error == "cancelled after 0 of 3 requests"
+    assert experiment.end_time is not None
+
+
+def test_start_sandbox_works_where_an_event_loop_is_running(
+    storage_uri: str, blockbuster: BlockBuster
+) -> None:
+    cls = define(async_ok, load_sync, storage_uri=storage_uri, num=2)
+
+    async def notebook_cell(use_case: BaseUseCase) -> SandboxResult:
+        # A notebook cell blocks its loop by design: let this one wait.
+        blockbuster.deactivate()
+        try:
+            return use_case.start_sandbox(save_data=False)
+        finally:
+            blockbuster.activate()
+
+    with cls() as use_case:
+        result = asyncio.run(notebook_cell(use_case))
+    assert result.status is ExperimentStatus.COMPLETED
+
+
+# -- terminal progress and storage failures ---------------------------------------------
+
+
+def test_a_progress_bar_is_drawn_only_on_a_terminal(
+    storage_uri: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    master, replica = os.openpty()
+    with os.fdopen(replica, "w") as terminal:
+        monkeypatch.setattr(sys, "stderr", terminal)
+        result, _ = run(define(async_ok, load_sync, storage_uri=storage_uri, num=5))
+        terminal.flush()
+    os.set_blocking(master, False)
+    drawn = os.read(master, 1 << 16)
+    os.close(master)
+    assert result.status is ExperimentStatus.COMPLETED
+    assert b"Sending requests" in drawn
+
+
+def test_a_storage_failure_while_recording_requests_fails_the_run(
+    storage_uri: str, db_path: Path
+) -> None:
+    def drop_requests_table(self: Any, request: CDSRequest) -> CDSResponse:
+        # Runs in a worker thread: breaks the storage under the tracker's feet.
+        with contextlib.closing(sqlite3.connect(db_path)) as conn:
+            conn.execute("DROP TABLE IF EXISTS requests")
+            conn.commit()
+        return CDSResponse(cards=[])
+
+    cls = define(drop_requests_table, load_sync, storage_uri=storage_uri, num=2)
+    with pytest.raises(StorageError, match="requests"):
+        run(cls)
+    ((status, error),) = query(db_path, "SELECT status, error FROM experiments")
+    assert status == "FAILED"
+    assert "StorageError" in error
