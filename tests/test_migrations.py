@@ -143,7 +143,7 @@ def test_processes_opening_one_fresh_file_at_once_do_not_race(tmp_path: Path) ->
             stderr=subprocess.PIPE,
             text=True,
         )
-        for _ in range(6)
+        for _ in range(8)
     ]
     time.sleep(0.5)  # let every child import and reach the barrier
     barrier.unlink()
@@ -153,7 +153,7 @@ def test_processes_opening_one_fresh_file_at_once_do_not_race(tmp_path: Path) ->
         assert out.strip() == "ok"
     with ExperimentTracker(f"sqlite:///{path}") as tracker:
         experiments = tracker.list_experiments()
-    assert len(experiments) == 6
+    assert len(experiments) == 8
     assert all(e.status is ExperimentStatus.COMPLETED for e in experiments)
     conn = sqlite3.connect(path)
     try:
