@@ -124,3 +124,30 @@ async def test_a_killed_postgres_connection_is_replaced(postgres_uri: str) -> No
         experiments = await tracker.list_experiments()
     assert {e.name for e in experiments} == {"before", "after"}
     assert all(e.status is ExperimentStatus.COMPLETED for e in experiments)
+
+
+async def test_outage_logs_never_show_the_password(
+    postgres_uri: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    caplog.set_level(logging.WARNING, logger="healthchain.tracking")
+    # trust authentication ignores the password; it only has to stay out of every message
+    uri = make_url(postgres_uri).set(password="s3cret-pw").render_as_string(hide_password=False)
+    async with AsyncExperimentTracker(uri) as tracker:
+        experiment_id = await tracker.start_experiment()
+        admin = await asyncpg.connect(postgres_uri)
+        try:
+            await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        finally:
+            await admin.close()
+        await tracker.end_experiment(experiment_id)
+        assert "s3cret-pw" not in repr(tracker)
+    messages = [record.getMessage() for record in caplog.records]
+    assert any("unavailable" in m for m in messages)  # the outage was logged ...
+    assert all("s3cret-pw" not in m for m in messages)  # ... without the password
+    assert any("***" in m for m in messages)
