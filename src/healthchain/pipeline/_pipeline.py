@@ -24,6 +24,8 @@ from typing import Any, Generic, Literal, TypeVar, cast, overload
 import anyio.from_thread
 import anyio.to_thread
 
+from healthchain._callables import is_async_callable
+
 from ._exceptions import (
     InvalidComponentError,
     NodeNotFoundError,
@@ -39,15 +41,6 @@ C = TypeVar("C", bound=Callable[..., Any])
 
 Position = Literal["default", "first", "last", "before", "after"]
 _POSITIONS: tuple[str, ...] = ("default", "first", "last", "before", "after")
-
-
-def _is_async_callable(obj: Any) -> bool:
-    """Whether calling ``obj`` returns an awaitable (as Starlette detects it)."""
-    while isinstance(obj, functools.partial):
-        obj = obj.func
-    return inspect.iscoroutinefunction(obj) or (
-        callable(obj) and inspect.iscoroutinefunction(getattr(obj, "__call__", None))  # noqa: B004
-    )
 
 
 def _noop() -> None:
@@ -98,16 +91,16 @@ class Node:
     async def arun(self, data: Any) -> Any:
         """Run the component from async code: awaited if async, in a worker thread if not."""
         async_method = getattr(self.component, "acall", None)
-        if async_method is not None and _is_async_callable(async_method):
+        if async_method is not None and is_async_callable(async_method):
             return await async_method(data)
-        if _is_async_callable(self.component):
+        if is_async_callable(self.component):
             return await self.component(data)
         return await anyio.to_thread.run_sync(self.component, data)
 
     def run(self, data: Any) -> Any:
         """Run the component from sync code; an async one runs on the caller's event loop
         when called from an anyio worker thread, or on a new loop when there is none."""
-        if not _is_async_callable(self.component):
+        if not is_async_callable(self.component):
             return self.component(data)
         if in_anyio_worker_thread():
             return anyio.from_thread.run(self.component, data)

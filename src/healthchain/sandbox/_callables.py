@@ -1,24 +1,15 @@
-"""Telling ``async def`` handlers from ``def`` ones, the way Starlette does."""
+"""Handlers and ``@ehr`` methods as awaitables, whether written ``def`` or ``async def``."""
 
 from __future__ import annotations
 
-import functools
-import inspect
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeGuard
+from typing import Any
 
 import anyio.to_thread
 
+from healthchain._callables import is_async_callable
+
 __all__ = ["as_async", "is_async_callable"]
-
-
-def is_async_callable(obj: object) -> TypeGuard[Callable[..., Awaitable[Any]]]:
-    """True for coroutine functions, also behind ``functools.partial`` or ``__call__``."""
-    while isinstance(obj, functools.partial):
-        obj = obj.func
-    return inspect.iscoroutinefunction(obj) or (
-        callable(obj) and inspect.iscoroutinefunction(type(obj).__call__)
-    )
 
 
 def as_async(func: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
