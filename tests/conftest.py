@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from blockbuster import BlockBuster, blockbuster_ctx
+from storage import Storage
 
 
 @pytest.fixture
@@ -81,3 +83,16 @@ async def any_storage_uri(request: pytest.FixtureRequest, storage_uri: str) -> s
     url = _postgres_url()
     await _reset_postgres(url)
     return url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_storage(request: pytest.FixtureRequest, db_path: Path) -> Storage:
+    """Like ``any_storage_uri``, with a plain-SQL side door into the same database.
+
+    A plain fixture, so sync tests (the sandbox's) can use it too.
+    """
+    if request.param == "sqlite":
+        return Storage("sqlite", f"sqlite:///{db_path}", db_path)
+    url = _postgres_url()
+    asyncio.run(_reset_postgres(url))
+    return Storage("postgresql", url)
