@@ -12,6 +12,7 @@ from pathlib import Path
 
 import anyio
 import pytest
+from storage import Storage
 
 from healthchain.tracking import (
     AsyncExperimentTracker,
@@ -470,3 +471,46 @@ async def test_cancelled_start_does_not_leave_a_running_row(storage_uri: str) ->
             await asyncio.sleep(0.01)
     assert rows[0].status is ExperimentStatus.INTERRUPTED
     assert rows[0].error is not None and "cancelled" in rows[0].error
+
+
+async def _connections(storage: Storage) -> set[int]:
+    """PostgreSQL backends connected to the test database, other than the one asking."""
+    rows = await anyio.to_thread.run_sync(
+        storage.query,
+        "SELECT pid FROM pg_stat_activity "
+        "WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+    return {pid for (pid,) in rows}
+
+
+@pytest.mark.parametrize("how", ["cancel-scope", "task-cancel"])
+async def test_closing_while_cancelled_writes_what_was_queued_and_releases_storage(
+    any_storage: Storage, how: str
+) -> None:
+    before = await _connections(any_storage) if any_storage.kind == "postgresql" else set()
+    tracker = AsyncExperimentTracker(any_storage.uri)
+    ids = [await tracker.start_experiment(f"e{i}") for i in range(3)]
+    ends = [asyncio.create_task(tracker.end_experiment(id_)) for id_ in ids]
+    await asyncio.sleep(0)  # the ends are queued, not yet committed
+
+    if how == "cancel-scope":  # anyio's (a task group, fail_after): level-triggered
+        with anyio.CancelScope() as scope:
+            scope.cancel()
+            await tracker.aclose()
+    else:  # a plain asyncio cancel arriving while the tracker drains its queue
+        closing = asyncio.create_task(tracker.aclose())
+        await asyncio.sleep(0)
+        closing.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await closing
+    await asyncio.gather(*ends)  # every queued write was committed before close returned
+
+    if any_storage.path is not None:
+        # The last connection to a WAL database checkpoints and removes the -wal file.
+        assert not await anyio.Path(f"{any_storage.path}-wal").exists()
+    else:
+        assert await _connections(any_storage) <= before
+    async with AsyncExperimentTracker(any_storage.uri) as reader:
+        found = await reader.list_experiments()
+    assert sorted(e.id for e in found) == sorted(ids)
+    assert {e.status for e in found} == {ExperimentStatus.COMPLETED}

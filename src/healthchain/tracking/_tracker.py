@@ -8,7 +8,7 @@ import os
 import socket
 import sqlite3
 import warnings
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from types import TracebackType
@@ -281,10 +281,18 @@ class AsyncExperimentTracker:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Write everything queued, stop the heartbeat and release the engine. Idempotent."""
+        """Write everything queued, stop the heartbeat and release the engine. Idempotent.
+
+        A cancellation arriving meanwhile waits until this is done, then propagates: a
+        tracker closed from a cancelled task still lands its queued writes and returns
+        its connections, instead of leaving them to the garbage collector.
+        """
         if self._closed:
             return
         self._closed = True
+        await _run_to_completion(self._release())
+
+    async def _release(self) -> None:
         writer, self._writer = self._writer, None
         for task in list(self._tasks):
             if task.get_name() == "healthchain-heartbeat":
@@ -624,3 +632,23 @@ class AsyncExperimentTracker:
         if stats is None:
             raise ExperimentNotFoundError(experiment_id)
         return stats
+
+
+async def _run_to_completion(work: Awaitable[None]) -> None:
+    """Await ``work`` to its end even if the caller is cancelled, then re-raise that.
+
+    anyio's shield stops its own (level-triggered) cancellation but not asyncio's
+    ``Task.cancel()``; waiting on a separate task covers the latter, since a cancelled
+    ``asyncio.wait`` leaves the task it waits for running.
+    """
+    task = asyncio.ensure_future(work)
+    interrupted: asyncio.CancelledError | None = None
+    with anyio.CancelScope(shield=True):
+        while not task.done():
+            try:
+                await asyncio.wait([task])
+            except asyncio.CancelledError as exc:
+                interrupted = exc
+    if interrupted is not None and (task.cancelled() or task.exception() is None):
+        raise interrupted
+    task.result()  # a failure to close outranks the cancellation: it must not be lost
