@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import json
 import os
 import socket
-import sqlite3
 import sys
 import threading
 from pathlib import Path
@@ -19,6 +17,7 @@ import anyio.to_thread
 import pytest
 from blockbuster import BlockBuster
 from sandbox_cases import async_ok, card, define, load_async, load_sync, new_request, sync_ok
+from storage import Storage
 
 from healthchain.data_generators import CdsDataGenerator
 from healthchain.models import Card, CdsFhirData, CDSRequest, CDSResponse, Source
@@ -35,17 +34,6 @@ from healthchain.sandbox import (
 )
 from healthchain.tracking import AsyncExperimentTracker, ExperimentStatus, StorageError
 from healthchain.use_cases import BaseUseCase, ClinicalDecisionSupport
-
-
-def query(db_path: Path, sql: str, *params: Any) -> list[tuple[Any, ...]]:
-    with contextlib.closing(sqlite3.connect(db_path)) as conn:
-        return conn.execute(sql, params).fetchall()
-
-
-def statuses(db_path: Path) -> list[str]:
-    if not db_path.exists():
-        return []
-    return [status for (status,) in query(db_path, "SELECT status FROM experiments")]
 
 
 def run(cls: type[BaseUseCase], **options: Any) -> tuple[SandboxResult, Any]:
@@ -66,9 +54,9 @@ def run(cls: type[BaseUseCase], **options: Any) -> tuple[SandboxResult, Any]:
 @pytest.mark.parametrize("handler", [sync_ok, async_ok], ids=["sync-api", "async-api"])
 @pytest.mark.parametrize("load", [load_sync, load_async], ids=["sync-ehr", "async-ehr"])
 def test_a_run_with_valid_responses_is_completed(
-    handler: Any, load: Any, storage_uri: str, db_path: Path
+    handler: Any, load: Any, any_storage: Storage
 ) -> None:
-    cls = define(handler, load, storage_uri=storage_uri, num=4, tags={"env": "test", "n": 1})
+    cls = define(handler, load, storage_uri=any_storage.uri, num=4, tags={"env": "test", "n": 1})
     result, experiment = run(cls)
 
     assert result.status is ExperimentStatus.COMPLETED
@@ -86,25 +74,23 @@ def test_a_run_with_valid_responses_is_completed(
     assert experiment.tags == {"env": "test", "n": 1}
     assert experiment.error is None
     assert experiment.end_time >= experiment.start_time
-    assert statuses(db_path) == ["COMPLETED"]
+    assert any_storage.statuses() == ["COMPLETED"]
 
 
-def test_running_is_committed_before_the_first_request(storage_uri: str, db_path: Path) -> None:
+def test_running_is_committed_before_the_first_request(any_storage: Storage) -> None:
     seen: list[list[str]] = []
 
     def look(self: Any, request: CDSRequest) -> CDSResponse:
-        seen.append(statuses(db_path))  # another connection, in a worker thread
+        seen.append(any_storage.statuses())  # another connection, in a worker thread
         return CDSResponse(cards=[])
 
-    _, experiment = run(define(look, load_sync, storage_uri=storage_uri, num=1))
+    _, experiment = run(define(look, load_sync, storage_uri=any_storage.uri, num=1))
     assert seen == [["RUNNING"]]
     assert experiment.status is ExperimentStatus.COMPLETED
 
 
-def test_per_request_records_are_stored_and_queryable_with_sql(
-    storage_uri: str, db_path: Path
-) -> None:
-    cls = define(async_ok, load_sync, storage_uri=storage_uri, num=25)
+def test_per_request_records_are_stored_and_queryable_with_sql(any_storage: Storage) -> None:
+    cls = define(async_ok, load_sync, storage_uri=any_storage.uri, num=25)
     with cls() as use_case:
         result = use_case.start_sandbox(save_data=False)
         assert use_case.experiment_tracker is not None
@@ -115,8 +101,7 @@ def test_per_request_records_are_stored_and_queryable_with_sql(
     assert stats.p50_ms is not None
     assert stats.p95_ms is not None
     assert 0 < stats.p50_ms <= stats.p95_ms
-    rows = query(
-        db_path,
+    rows = any_storage.query(
         "SELECT seq, status_code, error, latency_ms FROM requests "
         "WHERE experiment_id = ? ORDER BY seq",
         result.experiment_id,
@@ -124,15 +109,14 @@ def test_per_request_records_are_stored_and_queryable_with_sql(
     assert [row[0] for row in rows] == list(range(25))
     assert {row[1] for row in rows} == {200}
     assert {row[2] for row in rows} == {None}
-    assert query(
-        db_path,
-        "SELECT count(*), sum(error IS NOT NULL) FROM requests WHERE experiment_id = ?",
+    assert any_storage.query(
+        "SELECT count(*), count(error) FROM requests WHERE experiment_id = ?",
         result.experiment_id,
     ) == [(25, 0)]
 
 
 def test_a_sync_handler_runs_in_a_worker_thread_and_an_async_one_on_the_loop(
-    storage_uri: str,
+    any_storage: Storage,
 ) -> None:
     seen: dict[str, Any] = {}
 
@@ -146,13 +130,13 @@ def test_a_sync_handler_runs_in_a_worker_thread_and_an_async_one_on_the_loop(
         seen["loop_thread"] = threading.get_ident()
         return new_request()
 
-    result, _ = run(define(sync_handler, async_load, storage_uri=storage_uri, num=1))
+    result, _ = run(define(sync_handler, async_load, storage_uri=any_storage.uri, num=1))
     assert result.status is ExperimentStatus.COMPLETED
     assert seen["sync_thread"] != seen["loop_thread"]
     assert seen["loop_thread"] != threading.get_ident()
 
 
-def test_max_concurrency_bounds_the_requests_in_flight(storage_uri: str) -> None:
+def test_max_concurrency_bounds_the_requests_in_flight(any_storage: Storage) -> None:
     state = {"in_flight": 0, "peak": 0}
     three_in = anyio.Event()
 
@@ -167,14 +151,14 @@ def test_max_concurrency_bounds_the_requests_in_flight(storage_uri: str) -> None
         return CDSResponse(cards=[])
 
     cls = define(
-        handler, load_async, storage_uri=storage_uri, num=7, service={"max_concurrency": 3}
+        handler, load_async, storage_uri=any_storage.uri, num=7, service={"max_concurrency": 3}
     )
     result, _ = run(cls)
     assert result.status is ExperimentStatus.COMPLETED
     assert state["peak"] == 3
 
 
-def test_partials_and_callable_objects_are_detected_as_sync_or_async(storage_uri: str) -> None:
+def test_partials_and_callable_objects_are_detected_as_sync_or_async() -> None:
     calls: list[tuple[str, bool]] = []
 
     def on_loop() -> bool:
@@ -202,10 +186,10 @@ def test_partials_and_callable_objects_are_detected_as_sync_or_async(storage_uri
     assert sorted(calls) == [("async-object", True), ("sync-partial", False)]
 
 
-def test_the_data_generator_gets_the_workflow_of_the_ehr_method(storage_uri: str) -> None:
+def test_the_data_generator_gets_the_workflow_of_the_ehr_method(any_storage: Storage) -> None:
     hooks: list[str] = []
 
-    @sandbox(experiment_config={"storage_uri": storage_uri}, service_config={"port": 0})
+    @sandbox(experiment_config={"storage_uri": any_storage.uri}, service_config={"port": 0})
     class Discharge(ClinicalDecisionSupport):
         def __init__(self) -> None:
             self.data_generator = CdsDataGenerator()
@@ -225,20 +209,21 @@ def test_the_data_generator_gets_the_workflow_of_the_ehr_method(storage_uri: str
     assert experiment.status is ExperimentStatus.COMPLETED
 
 
-def test_the_pipeline_is_recorded_as_components_and_config(storage_uri: str, db_path: Path) -> None:
+def test_the_pipeline_is_recorded_as_components_and_config(any_storage: Storage) -> None:
     pipeline: Pipeline[Any, Any] = Pipeline()
     pipeline.add_node(str.strip, stage="preprocessing", name="clean")
     pipeline.add_node(str.upper, stage="formatting", name="shout")
 
-    cls = define(async_ok, load_sync, storage_uri=storage_uri, num=1, extra={"pipeline": pipeline})
+    cls = define(
+        async_ok, load_sync, storage_uri=any_storage.uri, num=1, extra={"pipeline": pipeline}
+    )
     _, experiment = run(cls)
     assert experiment.pipeline_config == pipeline.config
     assert [(c.name, c.stage, c.position) for c in experiment.components] == [
         ("clean", "preprocessing", 0),
         ("shout", "formatting", 1),
     ]
-    assert query(
-        db_path,
+    assert any_storage.query(
         "SELECT name, stage, position FROM pipeline_components WHERE experiment_id = ? "
         "ORDER BY position",
         experiment.id,
@@ -258,10 +243,10 @@ def test_without_experiment_config_nothing_is_recorded(tmp_path: Path) -> None:
 
 
 def test_save_data_writes_pretty_json_named_with_experiment_and_index(
-    storage_uri: str, tmp_path: Path
+    any_storage: Storage, tmp_path: Path
 ) -> None:
     out = tmp_path / "nested" / "out"
-    cls = define(async_ok, load_sync, storage_uri=storage_uri, num=3)
+    cls = define(async_ok, load_sync, storage_uri=any_storage.uri, num=3)
     result, _ = run(cls, save_data=True, save_dir=str(out))
 
     assert result.save_dir == out.resolve()
@@ -278,8 +263,8 @@ def test_save_data_writes_pretty_json_named_with_experiment_and_index(
     assert response == {"cards": [card("async patient-view").model_dump(exclude_none=True)]}
 
 
-def test_save_data_false_writes_nothing(storage_uri: str, tmp_path: Path) -> None:
-    cls = define(async_ok, load_sync, storage_uri=storage_uri, num=1)
+def test_save_data_false_writes_nothing(any_storage: Storage, tmp_path: Path) -> None:
+    cls = define(async_ok, load_sync, storage_uri=any_storage.uri, num=1)
     result, _ = run(cls, save_data=False, save_dir=str(tmp_path / "out"))
     assert result.save_dir is None
     assert not (tmp_path / "out").exists()
@@ -288,13 +273,11 @@ def test_save_data_false_writes_nothing(storage_uri: str, tmp_path: Path) -> Non
 # -- FAILED ------------------------------------------------------------------------------
 
 
-def test_a_handler_exception_fails_the_experiment_with_a_summary(
-    storage_uri: str, db_path: Path
-) -> None:
+def test_a_handler_exception_fails_the_experiment_with_a_summary(any_storage: Storage) -> None:
     def broken(self: Any, request: CDSRequest) -> CDSResponse:
         raise ValueError("model not loaded")
 
-    result, experiment = run(define(broken, load_async, storage_uri=storage_uri, num=3))
+    result, experiment = run(define(broken, load_async, storage_uri=any_storage.uri, num=3))
     expected = (
         "3 of 3 requests failed; first (request 0): "
         "HTTP 500: handler 'svc' raised ValueError: model not loaded"
@@ -307,10 +290,10 @@ def test_a_handler_exception_fails_the_experiment_with_a_summary(
     assert [o.status_code for o in result.failures] == [500, 500, 500]
     with pytest.raises(SandboxRunError, match="ended FAILED: 3 of 3 requests failed"):
         result.raise_for_status()
-    assert query(db_path, "SELECT count(*), sum(error IS NOT NULL) FROM requests") == [(3, 3)]
+    assert any_storage.query("SELECT count(*), count(error) FROM requests") == [(3, 3)]
 
 
-def test_some_failures_are_counted_and_the_first_reported(storage_uri: str) -> None:
+def test_some_failures_are_counted_and_the_first_reported(any_storage: Storage) -> None:
     async def flaky(self: Any, request: CDSRequest) -> CDSResponse:
         if request.context.patientId == "Patient/odd":
             raise RuntimeError("odd patient")
@@ -324,7 +307,9 @@ def test_some_failures_are_counted_and_the_first_reported(storage_uri: str) -> N
             request.context.patientId = "Patient/odd"
         return request
 
-    cls = define(flaky, alternate, storage_uri=storage_uri, num=6, service={"max_concurrency": 1})
+    cls = define(
+        flaky, alternate, storage_uri=any_storage.uri, num=6, service={"max_concurrency": 1}
+    )
     result, experiment = run(cls)
     assert result.status is ExperimentStatus.FAILED
     assert experiment.error == (
@@ -334,34 +319,36 @@ def test_some_failures_are_counted_and_the_first_reported(storage_uri: str) -> N
     assert len(result.responses) == 3
 
 
-def test_a_client_method_exception_fails_the_experiment(storage_uri: str, db_path: Path) -> None:
+def test_a_client_method_exception_fails_the_experiment(any_storage: Storage) -> None:
     def no_data(self: Any) -> CdsFhirData:
         raise FileNotFoundError("data/discharge_notes.csv")
 
-    _result, experiment = run(define(async_ok, no_data, storage_uri=storage_uri, num=2))
+    _result, experiment = run(define(async_ok, no_data, storage_uri=any_storage.uri, num=2))
     assert experiment.status is ExperimentStatus.FAILED
     assert experiment.error == (
         "2 of 2 requests failed; first (request 0): the @ehr method 'load' raised "
         "FileNotFoundError: data/discharge_notes.csv"
     )
-    assert query(db_path, "SELECT status_code FROM requests ORDER BY seq") == [(None,), (None,)]
+    assert any_storage.query("SELECT status_code FROM requests ORDER BY seq") == [(None,), (None,)]
 
 
-def test_a_client_method_returning_the_wrong_type_fails_the_experiment(storage_uri: str) -> None:
+def test_a_client_method_returning_the_wrong_type_fails_the_experiment(
+    any_storage: Storage,
+) -> None:
     async def wrong(self: Any) -> Any:
         return {"context": {}}
 
-    _, experiment = run(define(async_ok, wrong, storage_uri=storage_uri, num=1))
+    _, experiment = run(define(async_ok, wrong, storage_uri=any_storage.uri, num=1))
     assert experiment.status is ExperimentStatus.FAILED
     assert "the @ehr method 'load' raised TypeError" in experiment.error
     assert "returned dict, expected CdsFhirData" in experiment.error
 
 
-def test_a_handler_returning_the_wrong_type_fails_the_experiment(storage_uri: str) -> None:
+def test_a_handler_returning_the_wrong_type_fails_the_experiment(any_storage: Storage) -> None:
     async def wrong(self: Any, request: CDSRequest) -> Any:
         return {"cards": []}
 
-    _, experiment = run(define(wrong, load_sync, storage_uri=storage_uri, num=1))
+    _, experiment = run(define(wrong, load_sync, storage_uri=any_storage.uri, num=1))
     assert experiment.status is ExperimentStatus.FAILED
     assert experiment.error == (
         "1 of 1 requests failed; first (request 0): HTTP 500: handler 'svc' returned dict, "
@@ -369,23 +356,23 @@ def test_a_handler_returning_the_wrong_type_fails_the_experiment(storage_uri: st
     )
 
 
-def test_an_invalid_response_fails_the_experiment_naming_the_field(storage_uri: str) -> None:
+def test_an_invalid_response_fails_the_experiment_naming_the_field(any_storage: Storage) -> None:
     async def too_long(self: Any, request: CDSRequest) -> CDSResponse:
         bad = Card.model_construct(summary="x" * 141, indicator="info", source=Source(label="s"))
         return CDSResponse.model_construct(cards=[bad])
 
-    result, experiment = run(define(too_long, load_sync, storage_uri=storage_uri, num=1))
+    result, experiment = run(define(too_long, load_sync, storage_uri=any_storage.uri, num=1))
     assert experiment.status is ExperimentStatus.FAILED
     assert "invalid response (1 error(s)); first at cards.0.summary" in experiment.error
     assert result.outcomes[0].status_code == 200
 
 
-def test_a_request_timeout_fails_the_experiment(storage_uri: str) -> None:
+def test_a_request_timeout_fails_the_experiment(any_storage: Storage) -> None:
     async def slow(self: Any, request: CDSRequest) -> CDSResponse:
         await anyio.sleep(1)  # the behaviour under test: longer than the client's timeout
         return CDSResponse(cards=[])
 
-    cls = define(slow, load_sync, storage_uri=storage_uri, num=1, service={"timeout": 0.1})
+    cls = define(slow, load_sync, storage_uri=any_storage.uri, num=1, service={"timeout": 0.1})
     result, experiment = run(cls)
     assert experiment.status is ExperimentStatus.FAILED
     assert experiment.error == (
@@ -398,9 +385,9 @@ def test_a_request_timeout_fails_the_experiment(storage_uri: str) -> None:
 
 
 def test_the_quick_start_class_without_handlers_fails_clearly_before_any_row(
-    storage_uri: str, db_path: Path
+    any_storage: Storage,
 ) -> None:
-    @sandbox(experiment_config={"storage_uri": storage_uri, "project_name": "my_project"})
+    @sandbox(experiment_config={"storage_uri": any_storage.uri, "project_name": "my_project"})
     class MyExperiment(BaseUseCase):
         def __init__(self) -> None:
             pass
@@ -409,11 +396,11 @@ def test_the_quick_start_class_without_handlers_fails_clearly_before_any_row(
         assert use_case.experiment_tracker is not None
         with pytest.raises(SandboxDefinitionError, match="MyExperiment has no @api handler"):
             use_case.start_sandbox()
-    assert statuses(db_path) == []
+    assert any_storage.statuses() == []
 
 
-def test_a_missing_ehr_method_fails_before_any_row(storage_uri: str, db_path: Path) -> None:
-    @sandbox(experiment_config={"storage_uri": storage_uri})
+def test_a_missing_ehr_method_fails_before_any_row(any_storage: Storage) -> None:
+    @sandbox(experiment_config={"storage_uri": any_storage.uri})
     class NoClient(ClinicalDecisionSupport):
         svc = api(async_ok)
 
@@ -424,49 +411,47 @@ def test_a_missing_ehr_method_fails_before_any_row(storage_uri: str, db_path: Pa
         ),
     ):
         use_case.start_sandbox()
-    assert statuses(db_path) == []
+    assert any_storage.statuses() == []
 
 
-def test_a_port_in_use_fails_before_any_row(storage_uri: str, db_path: Path) -> None:
+def test_a_port_in_use_fails_before_any_row(any_storage: Storage) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        cls = define(async_ok, load_sync, storage_uri=storage_uri, service={"port": port})
+        cls = define(async_ok, load_sync, storage_uri=any_storage.uri, service={"port": port})
         with pytest.raises(ServiceStartError, match=rf"port {port} on 127.0.0.1 is already in use"):
             run(cls)
-    assert statuses(db_path) == []
+    assert any_storage.statuses() == []
 
 
-def test_an_unresolvable_host_fails_before_any_row(storage_uri: str, db_path: Path) -> None:
+def test_an_unresolvable_host_fails_before_any_row(any_storage: Storage) -> None:
     cls = define(
-        async_ok, load_sync, storage_uri=storage_uri, service={"host": "no-such-host.invalid"}
+        async_ok, load_sync, storage_uri=any_storage.uri, service={"host": "no-such-host.invalid"}
     )
     with pytest.raises(ServiceStartError, match="cannot resolve service host 'no-such-host"):
         run(cls)
-    assert statuses(db_path) == []
+    assert any_storage.statuses() == []
 
 
-def test_an_unusable_save_dir_fails_before_any_row(
-    storage_uri: str, db_path: Path, tmp_path: Path
-) -> None:
+def test_an_unusable_save_dir_fails_before_any_row(any_storage: Storage, tmp_path: Path) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")
-    cls = define(async_ok, load_sync, storage_uri=storage_uri)
+    cls = define(async_ok, load_sync, storage_uri=any_storage.uri)
     with pytest.raises(SandboxConfigError, match=r"save_dir '.*a-file' cannot hold"):
         run(cls, save_data=True, save_dir=str(blocker))
-    assert statuses(db_path) == []
+    assert any_storage.statuses() == []
 
 
-def test_a_bad_service_id_fails_before_any_row(storage_uri: str, db_path: Path) -> None:
-    cls = define(async_ok, load_sync, storage_uri=storage_uri)
+def test_a_bad_service_id_fails_before_any_row(any_storage: Storage) -> None:
+    cls = define(async_ok, load_sync, storage_uri=any_storage.uri)
     with pytest.raises(SandboxConfigError, match="service_id must be a non-empty string"):
         run(cls, service_id="")
-    assert statuses(db_path) == []
+    assert any_storage.statuses() == []
 
 
-def test_the_service_is_stopped_when_the_run_returns(storage_uri: str) -> None:
-    result, _ = run(define(async_ok, load_sync, storage_uri=storage_uri, num=1))
+def test_the_service_is_stopped_when_the_run_returns(any_storage: Storage) -> None:
+    result, _ = run(define(async_ok, load_sync, storage_uri=any_storage.uri, num=1))
     assert result.service_url is not None
     host, port = result.service_url.removeprefix("http://").rsplit(":", 1)
     with pytest.raises(ConnectionRefusedError), socket.create_connection((host, int(port))):
@@ -477,8 +462,10 @@ def test_the_service_is_stopped_when_the_run_returns(storage_uri: str) -> None:
         again.listen()
 
 
-def test_a_custom_service_id_is_served(storage_uri: str) -> None:
-    result, _ = run(define(async_ok, load_sync, storage_uri=storage_uri, num=1), service_id="x-1")
+def test_a_custom_service_id_is_served(any_storage: Storage) -> None:
+    result, _ = run(
+        define(async_ok, load_sync, storage_uri=any_storage.uri, num=1), service_id="x-1"
+    )
     assert result.status is ExperimentStatus.COMPLETED
 
 
@@ -486,7 +473,7 @@ def test_a_custom_service_id_is_served(storage_uri: str) -> None:
 
 
 @pytest.fixture
-def tracked_case(storage_uri: str) -> Any:
+def tracked_case(any_storage: Storage) -> Any:
     """Built outside the event loop: opening the sync tracker waits for its thread."""
     started = anyio.Event()
 
@@ -495,13 +482,13 @@ def tracked_case(storage_uri: str) -> Any:
         await anyio.sleep_forever()
         raise AssertionError("unreachable")
 
-    cls = define(wait_forever, load_sync, storage_uri=storage_uri, num=3)
+    cls = define(wait_forever, load_sync, storage_uri=any_storage.uri, num=3)
     with cls() as use_case:
         yield use_case, started
 
 
 @pytest.mark.anyio
-async def test_astart_sandbox_runs_on_the_callers_loop(storage_uri: str) -> None:
+async def test_astart_sandbox_runs_on_the_callers_loop() -> None:
     loops: list[asyncio.AbstractEventLoop] = []
 
     async def handler(self: Any, request: CDSRequest) -> CDSResponse:
@@ -516,15 +503,15 @@ async def test_astart_sandbox_runs_on_the_callers_loop(storage_uri: str) -> None
 
 
 @pytest.mark.anyio
-async def test_astart_sandbox_records_the_experiment(storage_uri: str) -> None:
-    cls = define(async_ok, load_async, storage_uri=storage_uri, num=2, tags={"k": "v"})
+async def test_astart_sandbox_records_the_experiment(any_storage: Storage) -> None:
+    cls = define(async_ok, load_async, storage_uri=any_storage.uri, num=2, tags={"k": "v"})
     # Opening the instance's sync tracker waits for its thread: do it off the loop.
     use_case = await anyio.to_thread.run_sync(cls)
     try:
         result = await use_case.astart_sandbox(save_data=False)
     finally:
         await anyio.to_thread.run_sync(use_case.close)
-    async with AsyncExperimentTracker(storage_uri) as tracker:
+    async with AsyncExperimentTracker(any_storage.uri) as tracker:
         experiment = await tracker.get_experiment(result.experiment_id)  # type: ignore[arg-type]
         stats = await tracker.request_stats(experiment.id)
     assert experiment.status is ExperimentStatus.COMPLETED
@@ -533,14 +520,16 @@ async def test_astart_sandbox_records_the_experiment(storage_uri: str) -> None:
 
 
 @pytest.mark.anyio
-async def test_cancelling_a_run_records_interrupted(tracked_case: Any, storage_uri: str) -> None:
+async def test_cancelling_a_run_records_interrupted(
+    tracked_case: Any, any_storage: Storage
+) -> None:
     use_case, started = tracked_case
     async with anyio.create_task_group() as tg:
         tg.start_soon(functools.partial(use_case.astart_sandbox, save_data=False))
         await started.wait()
         tg.cancel_scope.cancel()
 
-    async with AsyncExperimentTracker(storage_uri) as tracker:
+    async with AsyncExperimentTracker(any_storage.uri) as tracker:
         (experiment,) = await tracker.list_experiments()
     assert experiment.status is ExperimentStatus.INTERRUPTED
     assert experiment.error == "cancelled after 0 of 3 requests"
@@ -548,9 +537,9 @@ async def test_cancelling_a_run_records_interrupted(tracked_case: Any, storage_u
 
 
 def test_start_sandbox_works_where_an_event_loop_is_running(
-    storage_uri: str, blockbuster: BlockBuster
+    any_storage: Storage, blockbuster: BlockBuster
 ) -> None:
-    cls = define(async_ok, load_sync, storage_uri=storage_uri, num=2)
+    cls = define(async_ok, load_sync, storage_uri=any_storage.uri, num=2)
 
     async def notebook_cell(use_case: BaseUseCase) -> SandboxResult:
         # A notebook cell blocks its loop by design: let this one wait.
@@ -569,12 +558,12 @@ def test_start_sandbox_works_where_an_event_loop_is_running(
 
 
 def test_a_progress_bar_is_drawn_only_on_a_terminal(
-    storage_uri: str, monkeypatch: pytest.MonkeyPatch
+    any_storage: Storage, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     master, replica = os.openpty()
     with os.fdopen(replica, "w") as terminal:
         monkeypatch.setattr(sys, "stderr", terminal)
-        result, _ = run(define(async_ok, load_sync, storage_uri=storage_uri, num=5))
+        result, _ = run(define(async_ok, load_sync, storage_uri=any_storage.uri, num=5))
         terminal.flush()
     os.set_blocking(master, False)
     drawn = os.read(master, 1 << 16)
@@ -583,19 +572,15 @@ def test_a_progress_bar_is_drawn_only_on_a_terminal(
     assert b"Sending requests" in drawn
 
 
-def test_a_storage_failure_while_recording_requests_fails_the_run(
-    storage_uri: str, db_path: Path
-) -> None:
+def test_a_storage_failure_while_recording_requests_fails_the_run(any_storage: Storage) -> None:
     def drop_requests_table(self: Any, request: CDSRequest) -> CDSResponse:
         # Runs in a worker thread: breaks the storage under the tracker's feet.
-        with contextlib.closing(sqlite3.connect(db_path)) as conn:
-            conn.execute("DROP TABLE IF EXISTS requests")
-            conn.commit()
+        any_storage.drop_table("requests")
         return CDSResponse(cards=[])
 
-    cls = define(drop_requests_table, load_sync, storage_uri=storage_uri, num=2)
+    cls = define(drop_requests_table, load_sync, storage_uri=any_storage.uri, num=2)
     with pytest.raises(StorageError, match="requests"):
         run(cls)
-    ((status, error),) = query(db_path, "SELECT status, error FROM experiments")
+    ((status, error),) = any_storage.query("SELECT status, error FROM experiments")
     assert status == "FAILED"
     assert "StorageError" in error
