@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import logging
 import os
 import socket
 import sys
@@ -450,16 +451,21 @@ def test_a_bad_service_id_fails_before_any_row(any_storage: Storage) -> None:
     assert any_storage.statuses() == []
 
 
-def test_the_service_is_stopped_when_the_run_returns(any_storage: Storage) -> None:
-    result, _ = run(define(async_ok, load_sync, storage_uri=any_storage.uri, num=1))
-    assert result.service_url is not None
-    host, port = result.service_url.removeprefix("http://").rsplit(":", 1)
+def assert_released(url: str) -> None:
+    """Nothing listens at ``url`` any more, and its port can be bound again."""
+    host, port = url.removeprefix("http://").rsplit(":", 1)
     with pytest.raises(ConnectionRefusedError), socket.create_connection((host, int(port))):
         pass
-    with socket.socket() as again:  # the port is free to listen on again
+    with socket.socket() as again:
         again.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         again.bind((host, int(port)))
         again.listen()
+
+
+def test_the_service_is_stopped_when_the_run_returns(any_storage: Storage) -> None:
+    result, _ = run(define(async_ok, load_sync, storage_uri=any_storage.uri, num=1))
+    assert result.service_url is not None
+    assert_released(result.service_url)
 
 
 def test_a_custom_service_id_is_served(any_storage: Storage) -> None:
@@ -520,14 +526,22 @@ async def test_astart_sandbox_records_the_experiment(any_storage: Storage) -> No
 
 
 @pytest.mark.anyio
-async def test_cancelling_a_run_records_interrupted(
-    tracked_case: Any, any_storage: Storage
+async def test_cancelling_a_run_records_interrupted_and_stops_the_service(
+    tracked_case: Any, any_storage: Storage, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger="healthchain.sandbox")
     use_case, started = tracked_case
     async with anyio.create_task_group() as tg:
         tg.start_soon(functools.partial(use_case.astart_sandbox, save_data=False))
         await started.wait()
         tg.cancel_scope.cancel()
+
+    (url,) = [
+        str(record.args[0])  # type: ignore[index]
+        for record in caplog.records
+        if record.msg == "Sandbox service listening on %s"
+    ]
+    await anyio.to_thread.run_sync(assert_released, url)
 
     async with AsyncExperimentTracker(any_storage.uri) as tracker:
         (experiment,) = await tracker.list_experiments()
