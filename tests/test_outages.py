@@ -6,16 +6,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import anyio
 import pytest
+from sqlalchemy.engine import make_url
+from storage import Storage
 
 from healthchain.tracking import AsyncExperimentTracker, ExperimentStatus, StorageError
 
 pytestmark = pytest.mark.anyio
+
+OUTAGE_SECONDS = 1.0
+"""Twenty SQLite busy timeouts; on PostgreSQL, many refused reconnects."""
 
 
 @asynccontextmanager
@@ -38,19 +44,64 @@ async def exclusive_lock(db_path: Path) -> AsyncIterator[None]:
         await anyio.to_thread.run_sync(release, conn)
 
 
-async def test_writes_wait_out_a_locked_sqlite_file(
-    db_path: Path, caplog: pytest.LogCaptureFixture
+@asynccontextmanager
+async def postgres_down(url: str) -> AsyncIterator[None]:
+    """The database refuses connections and every open one is dropped, until the block ends.
+
+    What a client sees while its server restarts. The switch is flipped from the
+    maintenance database, since a database cannot close its doors to its own session.
+    """
+    import asyncpg
+
+    target = make_url(url)
+    admin = await asyncpg.connect(
+        target.set(drivername="postgresql", database="postgres").render_as_string(False)
+    )
+    name = f'"{target.database}"'
+    try:
+        await admin.execute(f"ALTER DATABASE {name} ALLOW_CONNECTIONS false")
+        try:
+            await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
+                target.database,
+            )
+            yield
+        finally:
+            with anyio.CancelScope(shield=True):
+                await admin.execute(f"ALTER DATABASE {name} ALLOW_CONNECTIONS true")
+    finally:
+        await admin.close()
+
+
+@dataclass(frozen=True)
+class Unavailable:
+    """A backend and a way to take it away for real."""
+
+    uri: str
+    """Short per-attempt waits (SQLite's busy timeout), so an outage spans many retries."""
+    cut: Callable[[], AbstractAsyncContextManager[None]]
+
+
+@pytest.fixture
+def unavailable(any_storage: Storage) -> Unavailable:
+    if any_storage.path is not None:
+        path = any_storage.path
+        return Unavailable(f"{any_storage.uri}?timeout=0.05", lambda: exclusive_lock(path))
+    return Unavailable(any_storage.uri, lambda: postgres_down(any_storage.uri))
+
+
+async def test_writes_wait_out_an_outage(
+    unavailable: Unavailable, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING, logger="healthchain.tracking")
-    uri = f"sqlite:///{db_path}?timeout=0.1"  # busy timeout 0.1 s: the lock outlasts it
-    async with AsyncExperimentTracker(uri) as tracker:
+    async with AsyncExperimentTracker(unavailable.uri) as tracker:
         first = await tracker.start_experiment("before")
-        async with exclusive_lock(db_path):
+        async with unavailable.cut():
             pending = [
                 asyncio.create_task(tracker.start_experiment(f"during{i}")) for i in range(5)
             ]
             ending = asyncio.create_task(tracker.end_experiment(first))
-            await asyncio.sleep(1.0)  # an outage of ten busy timeouts
+            await asyncio.sleep(OUTAGE_SECONDS)
             assert not any(t.done() for t in [*pending, ending])  # waiting, not failed
         ids = await asyncio.gather(*pending)
         await ending
@@ -64,13 +115,12 @@ async def test_writes_wait_out_a_locked_sqlite_file(
 
 
 async def test_storage_that_never_returns_fails_loudly_and_recovers_after(
-    db_path: Path, caplog: pytest.LogCaptureFixture
+    unavailable: Unavailable, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.ERROR, logger="healthchain.tracking")
-    uri = f"sqlite:///{db_path}?timeout=0.05"
-    async with AsyncExperimentTracker(uri, outage_timeout=0.5) as tracker:
+    async with AsyncExperimentTracker(unavailable.uri, outage_timeout=0.5) as tracker:
         kept = await tracker.start_experiment("kept")
-        async with exclusive_lock(db_path):
+        async with unavailable.cut():
             with pytest.raises(StorageError, match=r"not recorded: 1 StartOp") as info:
                 await tracker.start_experiment("lost")
         assert "unavailable for over 0.5 s" in str(info.value)
@@ -81,11 +131,10 @@ async def test_storage_that_never_returns_fails_loudly_and_recovers_after(
     assert names == ["kept"]
 
 
-async def test_queue_bound_refuses_writes_beyond_it(db_path: Path) -> None:
-    uri = f"sqlite:///{db_path}?timeout=0.05"
-    async with AsyncExperimentTracker(uri, max_queued_writes=3) as tracker:
+async def test_queue_bound_refuses_writes_beyond_it(unavailable: Unavailable) -> None:
+    async with AsyncExperimentTracker(unavailable.uri, max_queued_writes=3) as tracker:
         await tracker.list_experiments()
-        async with exclusive_lock(db_path):
+        async with unavailable.cut():
             first = asyncio.create_task(tracker.start_experiment("in-flight"))
             await asyncio.sleep(0.2)  # the writer holds it, retrying
             queued = [asyncio.create_task(tracker.start_experiment(f"q{i}")) for i in range(5)]
@@ -130,7 +179,6 @@ async def test_outage_logs_never_show_the_password(
     postgres_uri: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     import asyncpg
-    from sqlalchemy.engine import make_url
 
     caplog.set_level(logging.WARNING, logger="healthchain.tracking")
     # trust authentication ignores the password; it only has to stay out of every message

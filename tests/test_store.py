@@ -13,6 +13,7 @@ from healthchain.tracking import AsyncExperimentTracker
 from healthchain.tracking._config import resolve_storage_uri
 from healthchain.tracking._migrate import current_revision, load_scripts, run_migrations
 from healthchain.tracking._schema import HEAD_REVISION
+from healthchain.tracking._store import is_transient
 
 pytestmark = pytest.mark.anyio
 
@@ -42,3 +43,35 @@ async def test_postgres_behind_head_is_upgraded_under_the_advisory_lock(
             assert await conn.run_sync(current_revision) == HEAD_REVISION
     finally:
         await engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("error", "retried"),
+    [
+        ("ConnectionDoesNotExistError", True),  # 08003: the connection went away
+        ("AdminShutdownError", True),  # 57P01: pg_terminate_backend, a server stop
+        ("CannotConnectNowError", True),  # 57P03: the server is starting up
+        ("TooManyConnectionsError", True),  # 53300
+        ("SerializationError", True),  # 40001: retry the transaction
+        ("DeadlockDetectedError", True),  # 40P01
+        ("ReadOnlySQLTransactionError", True),  # 25006: a standby, mid-failover
+        ("UniqueViolationError", False),  # 23505: about the operation, final
+        ("UndefinedTableError", False),  # 42P01: a broken schema, final
+        ("InvalidPasswordError", False),  # 28P01: retrying cannot fix credentials
+    ],
+)
+def test_postgres_errors_are_retried_only_when_storage_may_come_back(
+    error: str, retried: bool
+) -> None:
+    import asyncpg
+
+    assert is_transient(getattr(asyncpg.exceptions, error)("from the server")) is retried
+
+
+def test_a_database_closed_to_connections_is_retried_but_other_55000s_are_not() -> None:
+    import asyncpg
+
+    closed = 'database "test" is not currently accepting connections'
+    state = asyncpg.exceptions.ObjectNotInPrerequisiteStateError
+    assert is_transient(state(closed))
+    assert not is_transient(state("cannot drop the currently open database"))
