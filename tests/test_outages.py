@@ -151,6 +151,45 @@ async def test_queue_bound_refuses_writes_beyond_it(unavailable: Unavailable) ->
     assert names == {"in-flight", "q0", "q1", "q2"}
 
 
+async def test_a_postgres_server_that_stops_answering_is_given_up_on_in_time(
+    postgres_uri: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Not refused, just never answered: a lock the tracker's statements wait on."""
+    import asyncpg
+
+    caplog.set_level(logging.ERROR, logger="healthchain.tracking")
+    locked, release = anyio.Event(), anyio.Event()
+    state = {"held": False}
+
+    async def hold_lock() -> None:
+        admin = await asyncpg.connect(postgres_uri)
+        try:
+            async with admin.transaction():
+                await admin.execute("LOCK TABLE experiments IN ACCESS EXCLUSIVE MODE")
+                state["held"] = True
+                locked.set()
+                with anyio.move_on_after(20):  # far beyond the 0.5 s bound under test
+                    await release.wait()
+                state["held"] = False
+        finally:
+            await admin.close()
+
+    async with AsyncExperimentTracker(postgres_uri, outage_timeout=0.5) as tracker:
+        kept = await tracker.start_experiment("kept")
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(hold_lock)
+            await locked.wait()
+            with pytest.raises(StorageError, match=r"not recorded: 1 EndOp") as info:
+                await tracker.end_experiment(kept)
+            assert state["held"]  # given up while the server still had not answered
+            release.set()
+        assert "unavailable for over 0.5 s (TimeoutError" in str(info.value)
+        assert any("not recorded: 1 EndOp" in r.getMessage() for r in caplog.records)
+        await tracker.end_experiment(kept)  # the server answers again
+        (experiment,) = await tracker.list_experiments()
+    assert experiment.status is ExperimentStatus.COMPLETED
+
+
 async def test_a_killed_postgres_connection_is_replaced(postgres_uri: str) -> None:
     import asyncpg
 

@@ -79,3 +79,9 @@ class TrackerClosedError(TrackerError, RuntimeError):
 
 class StorageError(TrackerError, OSError):
     """The database could not be opened, read or written."""
+
+
+def describe(exc: BaseException) -> str:
+    """``Type: text``, or the type alone when the text is empty (as a timeout's often is)."""
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -36,6 +36,7 @@ from ._exceptions import (
     StorageError,
     TrackerClosedError,
     TrackerError,
+    describe,
 )
 from ._ids import new_id
 from ._migrate import ensure_schema, upgrade
@@ -82,10 +83,24 @@ SQLITE_BUSY_TIMEOUT = 30.0
 SQLITE_MMAP_BYTES = 256 * 1024 * 1024
 
 
-def _create_engine(storage: StorageConfig) -> AsyncEngine:
-    """Build the engine (blocking: call it in a worker thread)."""
+def _create_engine(storage: StorageConfig, outage_timeout: float | None) -> AsyncEngine:
+    """Build the engine (blocking: call it in a worker thread).
+
+    ``outage_timeout`` bounds each PostgreSQL statement; None (schema upgrades, which
+    may rewrite large tables) leaves them unbounded.
+    """
     if not storage.is_sqlite:
-        return create_async_engine(storage.url, pool_pre_ping=True)
+        connect_args: dict[str, Any] = {}
+        if outage_timeout is not None and storage.url.drivername == "postgresql+asyncpg":
+            # A server that stops answering (a lock it never grants, a network that drops
+            # packets) must fail an attempt within the outage bound, not hang the writer:
+            # asyncpg cancels the statement on the server when its command_timeout fires.
+            connect_args = {
+                key: outage_timeout
+                for key in ("timeout", "command_timeout")
+                if key not in storage.url.query
+            }
+        return create_async_engine(storage.url, connect_args=connect_args, pool_pre_ping=True)
     _check_sqlite_path(str(storage.url.database))
     # Reads never open a transaction they leave behind, so the pool's reset-on-return
     # rollback (one more thread hop per read) is not needed.
@@ -167,13 +182,8 @@ class _StorageErrors:
                 f"({cause}); check that its directory exists and is writable"
             )
         else:
-            message = f"{self.action} on {self.storage.display!r} failed: {_describe(cause)}"
+            message = f"{self.action} on {self.storage.display!r} failed: {describe(cause)}"
         raise StorageError(message) from exc
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 async def upgrade_database(storage_uri: str = DEFAULT_STORAGE_URI) -> tuple[str | None, str]:
@@ -183,7 +193,7 @@ async def upgrade_database(storage_uri: str = DEFAULT_STORAGE_URI) -> tuple[str 
     (``healthchain db upgrade``). ``before`` is None for a database without a schema.
     """
     storage = resolve_storage_uri(storage_uri)
-    engine = await anyio.to_thread.run_sync(_create_engine, storage)
+    engine = await anyio.to_thread.run_sync(_create_engine, storage, None)
     try:
         with _StorageErrors(storage, "upgrading the schema"):
             before = await upgrade(engine)
@@ -334,7 +344,9 @@ class AsyncExperimentTracker:
         async with self._open_lock:
             if self._writer is None:
                 if self._engine is None:
-                    self._engine = await anyio.to_thread.run_sync(_create_engine, self._storage)
+                    self._engine = await anyio.to_thread.run_sync(
+                        _create_engine, self._storage, self._outage_timeout
+                    )
                     self._backend = (SqliteBackend if self._storage.is_sqlite else CoreBackend)(
                         self._engine
                     )
@@ -470,7 +482,7 @@ class AsyncExperimentTracker:
         if not isinstance(experiment_id, str):
             raise InvalidInputError(f"experiment_id must be a string, got {experiment_id!r}")
         if isinstance(error, BaseException):
-            error = _describe(error)
+            error = describe(error)
         elif error is not None and not isinstance(error, str):
             raise InvalidInputError(f"error must be a string or an exception, got {error!r}")
         writer = await self._ready()
@@ -507,11 +519,11 @@ class AsyncExperimentTracker:
             yield experiment_id
         except (asyncio.CancelledError, KeyboardInterrupt) as exc:
             await self._end_quietly(
-                experiment_id, ExperimentStatus.INTERRUPTED, _describe(exc) or "cancelled"
+                experiment_id, ExperimentStatus.INTERRUPTED, describe(exc) or "cancelled"
             )
             raise
         except BaseException as exc:
-            await self._end_quietly(experiment_id, ExperimentStatus.FAILED, _describe(exc))
+            await self._end_quietly(experiment_id, ExperimentStatus.FAILED, describe(exc))
             raise
         else:
             await self.end_experiment(experiment_id)

@@ -20,7 +20,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ._exceptions import StorageError, TrackerClosedError
+from ._exceptions import StorageError, TrackerClosedError, describe
 from ._store import Backend, Op, StartOp, is_transient
 
 __all__ = ["Writer"]
@@ -123,21 +123,23 @@ class Writer:
         loop = asyncio.get_running_loop()
         delay = 0.05
         while True:
+            attempt = loop.time()
             try:
                 outcomes = await self._backend.write(batch)
             except Exception as exc:
                 if not is_transient(exc):
                     return [exc] * len(batch)
-                now = loop.time()
                 if self._outage_since is None:
-                    self._outage_since = now
+                    # From when the failed attempt began: an attempt that hung until its
+                    # own timeout already spent that time of the outage bound.
+                    self._outage_since = attempt
                     logger.warning(
                         "%s unavailable (%s); retrying, %d writes queued",
                         self._where,
-                        exc,
+                        describe(exc),
                         len(batch) + len(self._pending),
                     )
-                elif now - self._outage_since > self._outage_timeout:
+                if loop.time() - self._outage_since > self._outage_timeout:
                     return self._give_up(batch, exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
@@ -157,7 +159,8 @@ class Writer:
         counts = Counter(type(op).__name__ for op in lost)
         summary = ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items()))
         message = (
-            f"{self._where} unavailable for over {self._outage_timeout:g} s ({cause}); "
+            f"{self._where} unavailable for over {self._outage_timeout:g} s "
+            f"({describe(cause)}); "
             f"not recorded: {summary}"
         )
         logger.error("%s", message)
