@@ -60,11 +60,30 @@ def _postgres_url() -> str:
 async def _reset_postgres(url: str) -> None:
     import asyncpg  # the postgres extra
 
-    conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+    url = url.replace("postgresql+asyncpg://", "postgresql://")
+    try:
+        conn = await asyncpg.connect(url)
+    except asyncpg.ObjectNotInPrerequisiteStateError:
+        # An outage test (tests/storage.py) that was killed mid-outage left the database
+        # closed to connections: open it again, or every later run would fail here.
+        await _reopen_postgres(url)
+        conn = await asyncpg.connect(url)
     try:
         await conn.execute(f"DROP TABLE IF EXISTS {_TABLES} CASCADE")
     finally:
         await conn.close()
+
+
+async def _reopen_postgres(url: str) -> None:
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    target = make_url(url)
+    admin = await asyncpg.connect(target.set(database="postgres").render_as_string(False))
+    try:
+        await admin.execute(f'ALTER DATABASE "{target.database}" ALLOW_CONNECTIONS true')
+    finally:
+        await admin.close()
 
 
 @pytest.fixture

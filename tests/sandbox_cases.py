@@ -34,6 +34,7 @@ def define(
     service: Mapping[str, Any] | None = None,
     name: str = "Case",
     extra: Mapping[str, Any] | None = None,
+    experiment: Mapping[str, Any] | None = None,
 ) -> type[ClinicalDecisionSupport]:
     """A ClinicalDecisionSupport with ``handler`` as @api and ``load`` as @ehr."""
     namespace = {
@@ -47,6 +48,7 @@ def define(
         experiment_config = {"storage_uri": storage_uri, "project_name": "sandbox-tests"}
         if tags is not None:
             experiment_config["tags"] = dict(tags)
+        experiment_config.update(experiment or {})
     return sandbox(
         experiment_config=experiment_config, service_config={"port": 0, **(service or {})}
     )(cls)

@@ -12,9 +12,16 @@ import asyncio
 import contextlib
 import re
 import sqlite3
-from dataclasses import dataclass
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
+
+import anyio
+import anyio.to_thread
+from sqlalchemy.engine import make_url
 
 _QMARK = re.compile(r"\?")
 
@@ -73,3 +80,89 @@ class Storage:
 
     def drop_table(self, name: str) -> None:
         self.query(f"DROP TABLE IF EXISTS {name}")
+
+    def with_short_waits(self) -> Storage:
+        """The same database; on SQLite a 50 ms busy timeout, so an outage spans retries."""
+        if self.path is None:
+            return self
+        return replace(self, uri=f"{self.uri}?timeout=0.05")
+
+
+# -- taking storage away for real --------------------------------------------------------
+
+
+@asynccontextmanager
+async def exclusive_lock(db_path: Path) -> AsyncIterator[None]:
+    """Another writer holding SQLite's exclusive lock until the block ends."""
+
+    def acquire() -> sqlite3.Connection:
+        conn = sqlite3.connect(db_path, check_same_thread=False, isolation_level=None)
+        conn.execute("BEGIN EXCLUSIVE")
+        return conn
+
+    def release(conn: sqlite3.Connection) -> None:
+        conn.execute("ROLLBACK")
+        conn.close()
+
+    conn = await anyio.to_thread.run_sync(acquire)
+    try:
+        yield
+    finally:
+        await anyio.to_thread.run_sync(release, conn)
+
+
+@asynccontextmanager
+async def postgres_down(url: str) -> AsyncIterator[None]:
+    """The database refuses connections and every open one is dropped, until the block ends.
+
+    What a client sees while its server restarts. The switch is flipped from the
+    maintenance database, since a database cannot close its doors to its own session.
+    """
+    import asyncpg
+
+    target = make_url(url)
+    admin = await asyncpg.connect(
+        target.set(drivername="postgresql", database="postgres").render_as_string(False)
+    )
+    name = f'"{target.database}"'
+    try:
+        await admin.execute(f"ALTER DATABASE {name} ALLOW_CONNECTIONS false")
+        try:
+            await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
+                target.database,
+            )
+            yield
+        finally:
+            with anyio.CancelScope(shield=True):
+                await admin.execute(f"ALTER DATABASE {name} ALLOW_CONNECTIONS true")
+    finally:
+        await admin.close()
+
+
+def take_away(storage: Storage) -> contextlib.AbstractAsyncContextManager[None]:
+    """Storage unavailable for real while the block runs: SQLite locked, PostgreSQL down."""
+    if storage.path is not None:
+        return exclusive_lock(storage.path)
+    return postgres_down(storage.uri)
+
+
+def take_away_for(storage: Storage, seconds: float) -> threading.Event:
+    """Take storage away for ``seconds`` from a background thread.
+
+    Returns once storage is unavailable; the event is set once it is back.
+    """
+    away, back = threading.Event(), threading.Event()
+
+    async def outage() -> None:
+        async with take_away(storage):
+            away.set()
+            await asyncio.sleep(seconds)
+        back.set()
+
+    # Not a daemon: should the test fail meanwhile, the interpreter still waits for the
+    # outage to end, so a PostgreSQL database is never left closed to connections.
+    threading.Thread(target=asyncio.run, args=(outage(),), name="outage").start()
+    if not away.wait(30):
+        raise RuntimeError(f"could not take {storage.kind} storage away")
+    return back

@@ -1,20 +1,16 @@
-"""Storage outages injected for real: a SQLite lock held past the busy timeout, a
-PostgreSQL connection killed under the tracker. Writes wait and land, or fail loudly."""
+"""Storage outages injected for real: a SQLite lock held past the busy timeout; a
+PostgreSQL database closed to connections with its sessions killed, or holding a lock
+it never grants. Writes wait and land, or fail loudly within the outage bound."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import dataclass
-from pathlib import Path
 
 import anyio
 import pytest
 from sqlalchemy.engine import make_url
-from storage import Storage
+from storage import Storage, take_away
 
 from healthchain.tracking import AsyncExperimentTracker, ExperimentStatus, StorageError
 
@@ -24,79 +20,19 @@ OUTAGE_SECONDS = 1.0
 """Twenty SQLite busy timeouts; on PostgreSQL, many refused reconnects."""
 
 
-@asynccontextmanager
-async def exclusive_lock(db_path: Path) -> AsyncIterator[None]:
-    """Another writer holding SQLite's exclusive lock until the block ends."""
-
-    def acquire() -> sqlite3.Connection:
-        conn = sqlite3.connect(db_path, check_same_thread=False, isolation_level=None)
-        conn.execute("BEGIN EXCLUSIVE")
-        return conn
-
-    def release(conn: sqlite3.Connection) -> None:
-        conn.execute("ROLLBACK")
-        conn.close()
-
-    conn = await anyio.to_thread.run_sync(acquire)
-    try:
-        yield
-    finally:
-        await anyio.to_thread.run_sync(release, conn)
-
-
-@asynccontextmanager
-async def postgres_down(url: str) -> AsyncIterator[None]:
-    """The database refuses connections and every open one is dropped, until the block ends.
-
-    What a client sees while its server restarts. The switch is flipped from the
-    maintenance database, since a database cannot close its doors to its own session.
-    """
-    import asyncpg
-
-    target = make_url(url)
-    admin = await asyncpg.connect(
-        target.set(drivername="postgresql", database="postgres").render_as_string(False)
-    )
-    name = f'"{target.database}"'
-    try:
-        await admin.execute(f"ALTER DATABASE {name} ALLOW_CONNECTIONS false")
-        try:
-            await admin.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
-                target.database,
-            )
-            yield
-        finally:
-            with anyio.CancelScope(shield=True):
-                await admin.execute(f"ALTER DATABASE {name} ALLOW_CONNECTIONS true")
-    finally:
-        await admin.close()
-
-
-@dataclass(frozen=True)
-class Unavailable:
-    """A backend and a way to take it away for real."""
-
-    uri: str
-    """Short per-attempt waits (SQLite's busy timeout), so an outage spans many retries."""
-    cut: Callable[[], AbstractAsyncContextManager[None]]
-
-
 @pytest.fixture
-def unavailable(any_storage: Storage) -> Unavailable:
-    if any_storage.path is not None:
-        path = any_storage.path
-        return Unavailable(f"{any_storage.uri}?timeout=0.05", lambda: exclusive_lock(path))
-    return Unavailable(any_storage.uri, lambda: postgres_down(any_storage.uri))
+def unavailable(any_storage: Storage) -> Storage:
+    """A backend with short per-attempt waits, so an outage spans many retries."""
+    return any_storage.with_short_waits()
 
 
 async def test_writes_wait_out_an_outage(
-    unavailable: Unavailable, caplog: pytest.LogCaptureFixture
+    unavailable: Storage, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING, logger="healthchain.tracking")
     async with AsyncExperimentTracker(unavailable.uri) as tracker:
         first = await tracker.start_experiment("before")
-        async with unavailable.cut():
+        async with take_away(unavailable):
             pending = [
                 asyncio.create_task(tracker.start_experiment(f"during{i}")) for i in range(5)
             ]
@@ -115,12 +51,12 @@ async def test_writes_wait_out_an_outage(
 
 
 async def test_storage_that_never_returns_fails_loudly_and_recovers_after(
-    unavailable: Unavailable, caplog: pytest.LogCaptureFixture
+    unavailable: Storage, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.ERROR, logger="healthchain.tracking")
     async with AsyncExperimentTracker(unavailable.uri, outage_timeout=0.5) as tracker:
         kept = await tracker.start_experiment("kept")
-        async with unavailable.cut():
+        async with take_away(unavailable):
             with pytest.raises(StorageError, match=r"not recorded: 1 StartOp") as info:
                 await tracker.start_experiment("lost")
         assert "unavailable for over 0.5 s" in str(info.value)
@@ -131,10 +67,10 @@ async def test_storage_that_never_returns_fails_loudly_and_recovers_after(
     assert names == ["kept"]
 
 
-async def test_queue_bound_refuses_writes_beyond_it(unavailable: Unavailable) -> None:
+async def test_queue_bound_refuses_writes_beyond_it(unavailable: Storage) -> None:
     async with AsyncExperimentTracker(unavailable.uri, max_queued_writes=3) as tracker:
         await tracker.list_experiments()
-        async with unavailable.cut():
+        async with take_away(unavailable):
             first = asyncio.create_task(tracker.start_experiment("in-flight"))
             await asyncio.sleep(0.2)  # the writer holds it, retrying
             queued = [asyncio.create_task(tracker.start_experiment(f"q{i}")) for i in range(5)]

@@ -118,6 +118,9 @@ def test_sandbox_on_anything_but_a_use_case_is_a_type_error(target: Any) -> None
         ({"tags": ["a"]}, "\\['tags'\\] must be a dict"),
         ({"tags": {1: "a"}}, "\\['tags'\\] keys must be strings, got 1"),
         ({"heartbeat_interval": 0}, "\\['heartbeat_interval'\\] must be a positive number"),
+        ({"outage_timeout": -1}, "\\['outage_timeout'\\] must be a positive number, got -1"),
+        ({"max_queued_writes": 0}, "\\['max_queued_writes'\\] must be a positive integer"),
+        ({"max_queued_writes": 2.5}, "\\['max_queued_writes'\\] must be .* got 2.5"),
         ("sqlite:///x.db", "experiment_config must be a dict, got str"),
     ],
 )
@@ -150,6 +153,8 @@ def test_configs_have_the_documented_defaults() -> None:
         project_name="healthchain",
         tags=None,
         heartbeat_interval=10.0,
+        outage_timeout=60.0,
+        max_queued_writes=100_000,
     )
     service = ServiceConfig.from_mapping({})
     assert (service.host, service.port) == ("127.0.0.1", 8000)

@@ -51,6 +51,11 @@ class ExperimentConfig:
     """Tags recorded on every experiment, exactly as given."""
     heartbeat_interval: float = 10.0
     """Seconds between the tracker's liveness heartbeats."""
+    outage_timeout: float = 60.0
+    """Seconds writes are retried while storage is unavailable before they are given up
+    on, loudly; the end of a run waits for its records at most this long (plus a grace)."""
+    max_queued_writes: int = 100_000
+    """Writes buffered in memory during an outage; more are refused, loudly."""
 
     @classmethod
     def from_mapping(cls, config: object) -> Self:
@@ -80,10 +85,15 @@ class ExperimentConfig:
                 if not isinstance(key, str):
                     raise SandboxConfigError(f"{kind}['tags'] keys must be strings, got {key!r}")
             values["tags"] = dict(tags)
-        if "heartbeat_interval" in values:
-            values["heartbeat_interval"] = _positive_number(
-                kind, "heartbeat_interval", values["heartbeat_interval"]
-            )
+        for key in ("heartbeat_interval", "outage_timeout"):
+            if key in values:
+                values[key] = _positive_number(kind, key, values[key])
+        if "max_queued_writes" in values:
+            bound = values["max_queued_writes"]
+            if isinstance(bound, bool) or not isinstance(bound, int) or bound < 1:
+                raise SandboxConfigError(
+                    f"{kind}['max_queued_writes'] must be a positive integer, got {bound!r}"
+                )
         return cls(**values)
 
     def tracker_options(self) -> dict[str, Any]:
@@ -93,6 +103,8 @@ class ExperimentConfig:
             "project_name": self.project_name,
             "tags": self.tags,
             "heartbeat_interval": self.heartbeat_interval,
+            "outage_timeout": self.outage_timeout,
+            "max_queued_writes": self.max_queued_writes,
         }
 
 

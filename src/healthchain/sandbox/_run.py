@@ -28,6 +28,7 @@ from healthchain.tracking import (
     ExperimentStatus,
     ExperimentTracker,
     RequestRecord,
+    StorageError,
 )
 from healthchain.use_cases import BaseUseCase, Service
 
@@ -44,8 +45,9 @@ logger = logging.getLogger("healthchain.sandbox")
 
 T = TypeVar("T")
 
-_FINAL_WRITE_SECONDS = 10.0
-"""Upper bound on writing the final status and draining records once a run is over."""
+_FINAL_WRITE_GRACE = 10.0
+"""Added to the tracker's outage bound to bound writing the final status and draining
+records once a run is over: the tracker gives up loudly first, this only stops a hang."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +159,10 @@ class Runner:
     ) -> SandboxResult:
         plan = _plan(use_case, options.service_id)
         out_dir = await _prepare_save_dir(options.save_dir) if options.save_data else None
-        run = _Run(plan, tracker, self.service, out_dir, interrupt)
+        final_bound = _FINAL_WRITE_GRACE
+        if self.experiment is not None:
+            final_bound += self.experiment.outage_timeout
+        run = _Run(plan, tracker, self.service, out_dir, interrupt, final_bound)
         with anyio.CancelScope() as scope:
             interrupt.arm(scope.cancel)
             try:
@@ -274,8 +279,10 @@ class _Run:
         service: ServiceConfig,
         out_dir: Path | None,
         interrupt: _Interrupt,
+        final_bound: float,
     ) -> None:
         self.plan = plan
+        self.final_bound = final_bound
         self.interrupt = interrupt
         self.tracker = tracker
         self.service = service
@@ -355,8 +362,18 @@ class _Run:
         )
         if self.tracker is None or self.experiment_id is None:
             return
-        with anyio.fail_after(_FINAL_WRITE_SECONDS, shield=True):
-            await self.tracker.end_experiment(self.experiment_id, self.status, error=self.error)
+        try:
+            with anyio.fail_after(self.final_bound, shield=True):
+                await self.tracker.end_experiment(self.experiment_id, self.status, error=self.error)
+        except (StorageError, TimeoutError) as exc:
+            logger.error(
+                "Sandbox run %s: its final status %s was not recorded (%s); the experiment "
+                "stays RUNNING until reap_stale() marks it FAILED once its heartbeat stops",
+                self.experiment_id,
+                self.status,
+                exc,
+            )
+            raise
 
     async def _send(self, url: str) -> None:
         plan = self.plan
@@ -378,7 +395,7 @@ class _Run:
             async def log(batch: list[RequestRecord]) -> None:
                 await tracker.log_requests(experiment_id, batch)
 
-            records = _Batcher("request records", log)
+            records = _Batcher("request records", log, bound=self.final_bound)
             sinks.append(records)
         if self.out_dir is not None:
             out_dir, run_id = self.out_dir, self.experiment_id or str(uuid.uuid4())
@@ -386,7 +403,7 @@ class _Run:
             async def save(batch: list[Exchange]) -> None:
                 await anyio.to_thread.run_sync(_write_exchanges, out_dir, run_id, batch)
 
-            files = _Batcher("saved requests", save)
+            files = _Batcher("saved requests", save, bound=self.final_bound)
             sinks.append(files)
         progress = _Progress.create(plan.num)
 
@@ -440,10 +457,13 @@ class _Batcher(Generic[T]):
         what: str,
         flush: Callable[[list[T]], Awaitable[None]],
         *,
+        bound: float,
         max_batch: int = 256,
         interval: float = 0.2,
     ) -> None:
         self._what = what
+        self._bound = bound
+        self._dropped = 0
         self._flush = flush
         self._max_batch = max_batch
         self._interval = interval
@@ -459,7 +479,7 @@ class _Batcher(Generic[T]):
         """No more items: flush what is left now, within a bounded time."""
         self._send.close()
         self._closing.set()
-        self._scope.deadline = anyio.current_time() + _FINAL_WRITE_SECONDS
+        self._scope.deadline = anyio.current_time() + self._bound
 
     def _fill(self, batch: list[T]) -> None:
         while len(batch) < self._max_batch:
@@ -481,16 +501,19 @@ class _Batcher(Generic[T]):
                             await self._closing.wait()
                         self._fill(batch)
                     if self.error is not None:
+                        self._dropped += len(batch)  # counted, and reported below
                         continue
                     try:
                         await self._flush(batch)
                     except Exception as exc:
-                        logger.error("Writing %s failed: %s", self._what, exc)
+                        logger.error("Writing %d %s failed: %s", len(batch), self._what, exc)
                         self.error = exc
         if self._scope.cancelled_caught and self.error is None:
             self.error = TimeoutError(
-                f"writing {self._what} did not finish within {_FINAL_WRITE_SECONDS:g} s"
+                f"writing {self._what} did not finish within {self._bound:g} s"
             )
+        if self._dropped:
+            logger.error("%d further %s were not written after that failure", self._dropped, self._what)
 
 
 def _write_exchanges(directory: Path, run_id: str, batch: list[Exchange]) -> None:
