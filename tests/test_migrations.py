@@ -14,6 +14,7 @@ from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect
+from storage import Storage
 
 from healthchain.tracking import ExperimentStatus, ExperimentTracker, StorageError
 from healthchain.tracking._migrate import load_scripts, run_migrations
@@ -132,13 +133,14 @@ def test_a_database_from_a_newer_healthchain_is_refused(tmp_path: Path) -> None:
         conn.close()
 
 
-def test_processes_opening_one_fresh_file_at_once_do_not_race(tmp_path: Path) -> None:
-    path = tmp_path / "shared.db"
+def test_processes_opening_one_fresh_database_at_once_do_not_race(
+    any_storage: Storage, tmp_path: Path
+) -> None:
     barrier = tmp_path / "barrier"
     barrier.touch()
     children = [
         subprocess.Popen(
-            [sys.executable, CHILD, "open", f"sqlite:///{path}", str(barrier)],
+            [sys.executable, CHILD, "open", any_storage.uri, str(barrier)],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -151,20 +153,16 @@ def test_processes_opening_one_fresh_file_at_once_do_not_race(tmp_path: Path) ->
     for child, (out, err) in zip(children, outputs, strict=True):
         assert child.returncode == 0, err
         assert out.strip() == "ok"
-    with ExperimentTracker(f"sqlite:///{path}") as tracker:
+    with ExperimentTracker(any_storage.uri) as tracker:
         experiments = tracker.list_experiments()
     assert len(experiments) == 8
     assert all(e.status is ExperimentStatus.COMPLETED for e in experiments)
-    conn = sqlite3.connect(path)
-    try:
-        assert conn.execute("SELECT COUNT(*) FROM alembic_version").fetchone() == (1,)
-        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
-    finally:
-        conn.close()
-    assert set(inspect(create_engine(f"sqlite:///{path}")).get_table_names()) >= {
-        "experiments",
-        "pipeline_components",
-    }
+    # one schema, created once: SQLite's write lock or PostgreSQL's advisory lock held
+    assert any_storage.query("SELECT version_num FROM alembic_version") == [(HEAD_REVISION,)]
+    for table in ("experiments", "experiment_tags", "pipeline_components", "requests"):
+        assert any_storage.has_table(table), table
+    if any_storage.path is not None:
+        assert any_storage.query("PRAGMA integrity_check") == [("ok",)]
 
 
 def test_upgrade_database_reports_the_revisions(tmp_path: Path) -> None:
