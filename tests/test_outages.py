@@ -57,10 +57,13 @@ async def test_storage_that_never_returns_fails_loudly_and_recovers_after(
     async with AsyncExperimentTracker(unavailable.uri, outage_timeout=0.5) as tracker:
         kept = await tracker.start_experiment("kept")
         async with take_away(unavailable):
-            with pytest.raises(StorageError, match=r"not recorded: 1 StartOp") as info:
+            with pytest.raises(
+                StorageError,
+                match=r"not recorded: 1 experiment start \(experiment [0-9a-f-]{36}\)$",
+            ) as info:
                 await tracker.start_experiment("lost")
         assert "unavailable for over 0.5 s" in str(info.value)
-        assert any("not recorded: 1 StartOp" in r.getMessage() for r in caplog.records)
+        assert any("not recorded: 1 experiment start" in r.getMessage() for r in caplog.records)
         # storage is back: the tracker goes on working
         await tracker.end_experiment(kept)
         names = [e.name for e in await tracker.list_experiments()]
@@ -115,12 +118,14 @@ async def test_a_postgres_server_that_stops_answering_is_given_up_on_in_time(
         async with anyio.create_task_group() as tg:
             tg.start_soon(hold_lock)
             await locked.wait()
-            with pytest.raises(StorageError, match=r"not recorded: 1 EndOp") as info:
+            with pytest.raises(
+                StorageError, match=rf"not recorded: 1 experiment end \(experiment {kept}\)$"
+            ) as info:
                 await tracker.end_experiment(kept)
             assert state["held"]  # given up while the server still had not answered
             release.set()
         assert "unavailable for over 0.5 s (TimeoutError" in str(info.value)
-        assert any("not recorded: 1 EndOp" in r.getMessage() for r in caplog.records)
+        assert any("not recorded: 1 experiment end" in r.getMessage() for r in caplog.records)
         await tracker.end_experiment(kept)  # the server answers again
         (experiment,) = await tracker.list_experiments()
     assert experiment.status is ExperimentStatus.COMPLETED

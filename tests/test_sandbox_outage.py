@@ -85,16 +85,18 @@ def test_storage_gone_past_the_bound_ends_the_run_loudly_and_it_is_reaped_after(
     bound = {"outage_timeout": 0.5, "heartbeat_interval": 0.2}
     cls = define(handler, load_sync, storage_uri=storage.uri, num=20, experiment=bound)
 
-    with cls() as use_case, pytest.raises(StorageError, match=r"not recorded: .*1 EndOp"):
+    with cls() as use_case, pytest.raises(StorageError, match=r"not recorded: .*1 experiment end"):
         use_case.start_sandbox(save_data=False)
     assert state["answered"] == 20  # the service answered every request regardless
     assert not state["back"].is_set()  # the run did not wait for storage to return
 
     messages = [record.getMessage() for record in caplog.records]
-    assert any(
-        m.startswith("Writing ") and "request records failed" in m and "not recorded" in m
-        for m in messages
-    )
+    (failed,) = [m for m in messages if m.startswith("Writing ")]
+    written = int(failed.split()[1])  # "Writing 7 request records failed: ..."
+    assert "not recorded: " in failed
+    assert f"{written} request records" in failed.split("not recorded: ")[1]
+    skipped = [m for m in messages if "further request records were not written" in m]
+    assert sum(int(m.split()[0]) for m in skipped) == 20 - written  # all 20 accounted for
     assert any("its final status FAILED was not recorded" in m for m in messages)
 
     assert state["back"].wait(30)

@@ -13,7 +13,15 @@ from healthchain.tracking import AsyncExperimentTracker
 from healthchain.tracking._config import resolve_storage_uri
 from healthchain.tracking._migrate import current_revision, load_scripts, run_migrations
 from healthchain.tracking._schema import HEAD_REVISION
-from healthchain.tracking._store import is_transient
+from healthchain.tracking._store import (
+    BeatOp,
+    DeleteOp,
+    EndOp,
+    RequestsOp,
+    StartOp,
+    describe_ops,
+    is_transient,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -75,3 +83,14 @@ def test_a_database_closed_to_connections_is_retried_but_other_55000s_are_not() 
     state = asyncpg.exceptions.ObjectNotInPrerequisiteStateError
     assert is_transient(state(closed))
     assert not is_transient(state("cannot drop the currently open database"))
+
+
+def test_what_was_not_recorded_is_said_in_words_with_the_experiments() -> None:
+    starts = [StartOp({"id": f"e{i}"}, [], []) for i in range(7)]
+    ops = [*starts, RequestsOp("e0", [{}, {}, {}]), RequestsOp("e1", [{}]), BeatOp([])]
+    assert describe_ops(ops) == (
+        "7 experiment starts, 4 request records, 1 heartbeat "
+        "(experiments e0, e1, e2, e3, e4 and 2 more)"
+    )
+    assert describe_ops([EndOp({"b_id": "e9"})]) == "1 experiment end (experiment e9)"
+    assert describe_ops([DeleteOp(["a", "b"])]) == "2 experiment deletions (experiments a, b)"

@@ -513,7 +513,9 @@ class _Batcher(Generic[T]):
                 f"writing {self._what} did not finish within {self._bound:g} s"
             )
         if self._dropped:
-            logger.error("%d further %s were not written after that failure", self._dropped, self._what)
+            logger.error(
+                "%d further %s were not written after that failure", self._dropped, self._what
+            )
 
 
 def _write_exchanges(directory: Path, run_id: str, batch: list[Exchange]) -> None:

@@ -22,9 +22,10 @@ import asyncio
 import contextlib
 import operator
 import sqlite3
+from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, cast
 
 from sqlalchemy import Connection, bindparam, delete, insert, literal_column, select, update
 from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
@@ -57,6 +58,7 @@ __all__ = [
     "SqliteBackend",
     "StartOp",
     "from_db_time",
+    "describe_ops",
     "is_transient",
     "static",
 ]
@@ -158,6 +160,8 @@ class Op:
     """One queued write; ``apply`` runs inside a transaction on an :class:`Executor`."""
 
     __slots__ = ("future",)
+    what: ClassVar[str] = "write"
+    """What one unit of it is, for 'not recorded: ...' messages ("experiment start")."""
 
     def __init__(self) -> None:
         self.future: asyncio.Future[Any] | None = None
@@ -165,9 +169,18 @@ class Op:
     def apply(self, ex: Executor) -> Any:
         raise NotImplementedError
 
+    @property
+    def units(self) -> int:
+        return 1
+
+    @property
+    def experiment_ids(self) -> list[str]:
+        return []
+
 
 class StartOp(Op):
     __slots__ = ("components", "experiment", "tags")
+    what = "experiment start"
 
     def __init__(
         self,
@@ -177,6 +190,10 @@ class StartOp(Op):
     ) -> None:
         super().__init__()
         self.experiment, self.tags, self.components = experiment, tags, components
+
+    @property
+    def experiment_ids(self) -> list[str]:
+        return [self.experiment["id"]]
 
     def apply(self, ex: Executor) -> None:
         ex.run(INSERT_EXPERIMENT, [self.experiment])
@@ -188,10 +205,15 @@ class StartOp(Op):
 
 class EndOp(Op):
     __slots__ = ("row",)
+    what = "experiment end"
 
     def __init__(self, row: dict[str, Any]) -> None:
         super().__init__()
         self.row = row
+
+    @property
+    def experiment_ids(self) -> list[str]:
+        return [self.row["b_id"]]
 
     def apply(self, ex: Executor) -> None:
         if ex.run(END, [self.row], counted=True) == 1:
@@ -208,6 +230,7 @@ class EndOp(Op):
 
 class BeatOp(Op):
     __slots__ = ("rows",)
+    what = "heartbeat"
 
     def __init__(self, rows: list[dict[str, Any]]) -> None:
         super().__init__()
@@ -219,10 +242,19 @@ class BeatOp(Op):
 
 class RequestsOp(Op):
     __slots__ = ("experiment_id", "rows")
+    what = "request record"
 
     def __init__(self, experiment_id: str, rows: list[dict[str, Any]]) -> None:
         super().__init__()
         self.experiment_id, self.rows = experiment_id, rows
+
+    @property
+    def units(self) -> int:
+        return len(self.rows)
+
+    @property
+    def experiment_ids(self) -> list[str]:
+        return [self.experiment_id]
 
     def apply(self, ex: Executor) -> None:
         try:
@@ -242,6 +274,7 @@ class ReapOp(Op):
     """Mark RUNNING experiments whose heartbeat is too old as FAILED; returns their ids."""
 
     __slots__ = ("codec", "now")
+    what = "reap"
 
     def __init__(self, now: datetime, codec: Codec) -> None:
         super().__init__()
@@ -266,13 +299,38 @@ class ReapOp(Op):
 
 class DeleteOp(Op):
     __slots__ = ("ids",)
+    what = "experiment deletion"
 
     def __init__(self, ids: list[str]) -> None:
         super().__init__()
         self.ids = ids
 
+    @property
+    def units(self) -> int:
+        return len(self.ids)
+
+    @property
+    def experiment_ids(self) -> list[str]:
+        return self.ids
+
     def apply(self, ex: Executor) -> int:
         return ex.run(DELETE, [{"b_id": i} for i in self.ids], counted=True)
+
+
+def describe_ops(ops: Sequence[Op], *, max_ids: int = 5) -> str:
+    """What ``ops`` would have written: '7 request records, 1 experiment end (experiment X)'."""
+    units: Counter[str] = Counter()
+    ids: dict[str, None] = {}
+    for op in ops:
+        units[op.what] += op.units
+        ids.update(dict.fromkeys(op.experiment_ids))
+    text = ", ".join(f"{n} {what}{'' if n == 1 else 's'}" for what, n in units.items())
+    if ids:
+        shown = list(ids)[:max_ids]
+        more = f" and {len(ids) - max_ids} more" if len(ids) > max_ids else ""
+        noun = "experiment" if len(ids) == 1 else "experiments"
+        text += f" ({noun} {', '.join(shown)}{more})"
+    return text
 
 
 def is_transient(exc: BaseException) -> bool:

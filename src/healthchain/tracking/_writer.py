@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from ._exceptions import StorageError, TrackerClosedError, describe
-from ._store import Backend, Op, StartOp, is_transient
+from ._store import Backend, Op, StartOp, describe_ops, is_transient
 
 __all__ = ["Writer"]
 
@@ -65,7 +64,7 @@ class Writer:
             raise StorageError("the tracker's writer has stopped; close and reopen the tracker")
         if len(self._pending) >= self._max_queued:
             message = (
-                f"{type(op).__name__} not recorded: {len(self._pending)} writes are already "
+                f"{describe_ops([op])} not recorded: {len(self._pending)} writes are already "
                 f"queued while {self._where} is unavailable (the bound is {self._max_queued})"
             )
             logger.error("%s", message)
@@ -156,12 +155,10 @@ class Writer:
     def _give_up(self, batch: list[Op], cause: Exception) -> Sequence[Any]:
         lost = [*batch, *self._pending]
         self._pending.clear()
-        counts = Counter(type(op).__name__ for op in lost)
-        summary = ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items()))
         message = (
             f"{self._where} unavailable for over {self._outage_timeout:g} s "
             f"({describe(cause)}); "
-            f"not recorded: {summary}"
+            f"not recorded: {describe_ops(lost)}"
         )
         logger.error("%s", message)
         self._outage_since = None
