@@ -1,9 +1,9 @@
 """Run by test_sandbox_signals.py in a subprocess: a sandbox whose handler never answers.
 
-``python sandbox_interrupt_child.py STORAGE_URI sync|async`` runs it through
-``start_sandbox`` or, under ``asyncio.run``, ``astart_sandbox``. It prints ``READY`` once
-the first request reached the handler (the RUNNING row is committed by then), so the
-parent knows when to send its signal.
+``python sandbox_interrupt_child.py STORAGE_URI sync|async PORT`` runs it through
+``start_sandbox`` or, under ``asyncio.run``, ``astart_sandbox``, its service listening on
+127.0.0.1:PORT. It prints ``READY`` once the first request reached the handler (the
+RUNNING row is committed by then), so the parent knows when to send its signal.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from healthchain.use_cases import ClinicalDecisionSupport
 
 @sandbox(
     experiment_config={"storage_uri": sys.argv[1], "project_name": "signals"},
-    service_config={"port": 0},
+    service_config={"host": "127.0.0.1", "port": int(sys.argv[3])},
 )
 class NeverAnswers(ClinicalDecisionSupport):
     @ehr(workflow="patient-view", num=3)
