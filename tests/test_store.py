@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import inspect
+from typing import Any
 
 import aiosqlite
 import anyio
 import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from healthchain.tracking import AsyncExperimentTracker
 from healthchain.tracking._config import resolve_storage_uri
 from healthchain.tracking._migrate import current_revision, load_scripts, run_migrations
-from healthchain.tracking._schema import HEAD_REVISION
+from healthchain.tracking._schema import HEAD_REVISION, metadata
 from healthchain.tracking._store import (
     BeatOp,
     DeleteOp,
@@ -49,8 +53,14 @@ async def test_postgres_behind_head_is_upgraded_under_the_advisory_lock(
             assert (await tracker.request_stats(experiment_id)).count == 0
         async with engine.connect() as conn:
             assert await conn.run_sync(current_revision) == HEAD_REVISION
+            # the upgraded schema is exactly the declared one (json columns, not jsonb)
+            assert await conn.run_sync(_schema_drift) == []
     finally:
         await engine.dispose()
+
+
+def _schema_drift(conn: Connection) -> list[Any]:
+    return list(compare_metadata(MigrationContext.configure(conn), metadata))
 
 
 @pytest.mark.parametrize(

@@ -514,3 +514,15 @@ async def test_closing_while_cancelled_writes_what_was_queued_and_releases_stora
         found = await reader.list_experiments()
     assert sorted(e.id for e in found) == sorted(ids)
     assert {e.status for e in found} == {ExperimentStatus.COMPLETED}
+
+
+async def test_tags_come_back_exactly_as_given(any_storage_uri: str) -> None:
+    # jsonb would return the float 7.144929814816938e+16 as the int 71449298148169380.
+    tags = {"big": 7.144929814816938e16, "round": 1e16, "int": 2**60, "order": {"b": 1, "a": 2}}
+    async with AsyncExperimentTracker(any_storage_uri) as tracker:
+        experiment_id = await tracker.start_experiment(tags=tags, pipeline_config={"lr": 1e-22})
+        stored = await tracker.get_experiment(experiment_id)
+    assert stored.tags == tags
+    assert [type(stored.tags[k]) for k in tags] == [float, float, int, dict]
+    assert list(stored.tags["order"]) == ["b", "a"]
+    assert stored.pipeline_config == {"lr": 1e-22}

@@ -18,7 +18,6 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.dialects.postgresql import JSONB
 
 __all__ = [
     "HEAD_REVISION",
@@ -32,7 +31,7 @@ __all__ = [
 
 # The newest migration in migrations/versions; a fresh database is created from this
 # module and stamped with it, so Alembic is imported only when a database is behind.
-HEAD_REVISION = "0002"
+HEAD_REVISION = "0003"
 
 metadata = MetaData(
     naming_convention={
@@ -44,7 +43,9 @@ metadata = MetaData(
     }
 )
 
-_Json = JSON().with_variant(JSONB(), "postgresql")
+# Plain json on PostgreSQL too, not jsonb: jsonb rewrites numbers (a float in exponent
+# form comes back as an int), and tags must come back exactly as given.
+_Json = JSON()
 _Timestamp = DateTime(timezone=True)
 
 experiments = Table(
