@@ -47,7 +47,7 @@ STRESS_SCALE = max(1, int(os.environ.get("HEALTHCHAIN_STRESS_SCALE", "1")))
 _TABLES = "requests, pipeline_components, experiment_tags, experiments, alembic_version"
 
 
-def _postgres_url() -> str:
+def postgres_url() -> str:
     url = os.environ.get(POSTGRES_URL_ENV)
     if not url:
         pytest.skip(
@@ -57,7 +57,7 @@ def _postgres_url() -> str:
     return url
 
 
-async def _reset_postgres(url: str) -> None:
+async def reset_postgres(url: str) -> None:
     import asyncpg  # the postgres extra
 
     url = url.replace("postgresql+asyncpg://", "postgresql://")
@@ -89,8 +89,8 @@ async def _reopen_postgres(url: str) -> None:
 @pytest.fixture
 async def postgres_uri() -> str:
     """The real PostgreSQL server, emptied of healthchain's tables."""
-    url = _postgres_url()
-    await _reset_postgres(url)
+    url = postgres_url()
+    await reset_postgres(url)
     return url
 
 
@@ -99,8 +99,8 @@ async def any_storage_uri(request: pytest.FixtureRequest, storage_uri: str) -> s
     """The same test on a SQLite file and on the real PostgreSQL server (emptied first)."""
     if request.param == "sqlite":
         return storage_uri
-    url = _postgres_url()
-    await _reset_postgres(url)
+    url = postgres_url()
+    await reset_postgres(url)
     return url
 
 
@@ -112,6 +112,6 @@ def any_storage(request: pytest.FixtureRequest, db_path: Path) -> Storage:
     """
     if request.param == "sqlite":
         return Storage("sqlite", f"sqlite:///{db_path}", db_path)
-    url = _postgres_url()
-    asyncio.run(_reset_postgres(url))
+    url = postgres_url()
+    asyncio.run(reset_postgres(url))
     return Storage("postgresql", url)

@@ -9,6 +9,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from ._exceptions import ConfigurationError, DriverNotInstalledError
+from ._values import check_storable
 
 __all__ = [
     "DEFAULT_STORAGE_URI",
@@ -124,4 +125,5 @@ def validate_project_name(value: object) -> str:
     """Return ``value`` if it is a non-empty string."""
     if not isinstance(value, str) or not value.strip():
         raise ConfigurationError(f"project_name must be a non-empty string, got {value!r}")
+    check_storable(value, "project_name", ConfigurationError)
     return value

@@ -58,8 +58,10 @@ from ._store import (
 from ._values import (
     RequestRecord,
     RequestStats,
+    check_storable,
     dump_json,
     parse_status,
+    printable,
     utcnow,
     validate_components,
     validate_filters,
@@ -410,6 +412,8 @@ class AsyncExperimentTracker:
         """
         if name is not None and (not isinstance(name, str) or not name):
             raise InvalidInputError(f"name must be a non-empty string or None, got {name!r}")
+        if name is not None:
+            check_storable(name, "name")
         user_tags, user_texts = validate_tags(tags)
         config, config_text = validate_pipeline_config(pipeline_config)
         parts = validate_components(components)
@@ -485,6 +489,7 @@ class AsyncExperimentTracker:
             error = describe(error)
         elif error is not None and not isinstance(error, str):
             raise InvalidInputError(f"error must be a string or an exception, got {error!r}")
+        error = printable(error)  # an error message must never stop the end being recorded
         writer = await self._ready()
         row = {
             "b_id": experiment_id,

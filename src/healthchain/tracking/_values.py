@@ -7,8 +7,9 @@ written. It is on the hot path of ``start_experiment``: keep it lean.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, NamedTuple, cast
 
@@ -22,6 +23,8 @@ __all__ = [
     "ValidFilters",
     "dump_json",
     "parse_status",
+    "check_storable",
+    "printable",
     "tag_text",
     "utcnow",
     "validate_components",
@@ -38,6 +41,12 @@ _dumps = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", 
 _dumps_sorted = json.JSONEncoder(
     ensure_ascii=False, allow_nan=False, separators=(",", ":"), sort_keys=True
 ).encode
+
+# PostgreSQL cannot store NUL in text, nor \u0000 in JSON; SQLite can. The tracker
+# refuses it on both, so data moves between them and a filter means the same on each.
+_NUL = "\x00"
+# A NUL inside JSON text as the encoders write it: \u0000 whose backslash is not escaped.
+_JSON_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +95,33 @@ def tag_text(value: object) -> str:
     return _dumps_sorted(value)
 
 
+def check_storable(
+    value: str, what: str, error: type[Exception] = InvalidInputError, *, json_text: bool = False
+) -> None:
+    """Refuse text no backend can store alike: NUL (also as JSON's escape), lone surrogates."""
+    if _JSON_NUL.search(value) if json_text else _NUL in value:
+        raise error(
+            f"{what} contains a NUL character ('\\x00'), which PostgreSQL cannot store; "
+            "remove it (healthchain refuses it on every backend)"
+        )
+    if not value.isascii():
+        try:
+            value.encode()
+        except UnicodeEncodeError as exc:
+            raise error(
+                f"{what} contains {value[exc.start]!r} at position {exc.start}, a lone "
+                "surrogate that is not valid Unicode text and cannot be stored as UTF-8; "
+                "decode the source bytes correctly or drop it"
+            ) from None
+
+
+def printable(text: str | None) -> str | None:
+    """Free text (an error message) made storable: NUL and lone surrogates as escapes."""
+    if text is None or (text.isascii() and _NUL not in text):
+        return text
+    return text.replace(_NUL, "\\x00").encode("utf-8", "backslashreplace").decode()
+
+
 def validate_tags(tags: object, *, what: str = "tags") -> tuple[dict[str, Any], dict[str, str]]:
     """Return ``(tags, {key: canonical value text})`` or raise naming the bad key or value."""
     if tags is None:
@@ -102,7 +138,9 @@ def validate_tags(tags: object, *, what: str = "tags") -> tuple[dict[str, Any], 
                 f"{what} keys must be non-empty strings; {key!r} is not. "
                 f"Use e.g. {{{str(key)!r}: ...}}"
             )
+        check_storable(key, f"{what} key {key!r}")
         if type(value) is str:
+            check_storable(value, f"{what}[{key!r}]")
             texts[key] = _quote(value)
             continue
         try:
@@ -112,6 +150,7 @@ def validate_tags(tags: object, *, what: str = "tags") -> tuple[dict[str, Any], 
                 f"{what}[{key!r}] = {value!r} is not JSON-serialisable ({exc}); "
                 "use strings, finite numbers, booleans, None, lists or dicts of those"
             ) from exc
+        check_storable(texts[key], f"{what}[{key!r}]", json_text=True)
     return dict(tags), texts
 
 
@@ -130,6 +169,7 @@ def validate_pipeline_config(config: object) -> tuple[dict[str, Any] | None, str
             f"pipeline_config is not JSON-serialisable ({exc}); "
             "keep it to strings, finite numbers, booleans, None, lists and dicts"
         ) from exc
+    check_storable(text, "pipeline_config", json_text=True)
     return dict(config), text
 
 
@@ -165,11 +205,14 @@ def validate_components(components: object) -> list[tuple[str, str | None, str |
             raise InvalidInputError(
                 f"components[{position}]['name'] must be a non-empty string, got {name!r}"
             )
+        check_storable(name, f"components[{position}]['name']")
         for field, value in (("type", kind), ("stage", stage)):
             if value is not None and type(value) is not str:
                 raise InvalidInputError(
                     f"components[{position}][{field!r}] must be a string or None, got {value!r}"
                 )
+            if value is not None:
+                check_storable(value, f"components[{position}][{field!r}]")
         out.append((name, kind, stage))
     return out
 
@@ -221,6 +264,8 @@ def validate_filters(filters: object) -> ValidFilters:
         value = filters.get(key)
         if value is not None and not isinstance(value, str):
             raise InvalidFilterError(f"filters[{key!r}] must be a string, got {value!r}")
+        if value is not None:
+            check_storable(value, f"filters[{key!r}]", InvalidFilterError)
         texts.append(value)
     return ValidFilters(tag_texts, statuses, texts[0], texts[1])
 
@@ -238,5 +283,8 @@ def validate_request_records(records: object) -> list[RequestRecord]:
                 f"records[{i}].start_time must be a timezone-aware datetime, "
                 f"got {record.start_time!r}"
             )
+        error = printable(record.error)
+        if error is not record.error:
+            record = replace(record, error=error)
         out.append(record)
     return out
