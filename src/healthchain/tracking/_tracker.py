@@ -81,6 +81,8 @@ logger = logging.getLogger("healthchain.tracking")
 _HOST = socket.gethostname()
 # Seconds a SQLite connection waits for another writer's lock before giving up.
 SQLITE_BUSY_TIMEOUT = 30.0
+# Lower bound on one PostgreSQL connect or statement, whatever the outage_timeout.
+PG_MIN_STATEMENT_TIMEOUT = 5.0
 # Address space for memory-mapped reads; only pages actually read become resident.
 SQLITE_MMAP_BYTES = 256 * 1024 * 1024
 
@@ -97,10 +99,10 @@ def _create_engine(storage: StorageConfig, outage_timeout: float | None) -> Asyn
             # A server that stops answering (a lock it never grants, a network that drops
             # packets) must fail an attempt within the outage bound, not hang the writer:
             # asyncpg cancels the statement on the server when its command_timeout fires.
+            # The floor keeps a tiny bound from failing a merely slow statement.
+            bound = max(outage_timeout, PG_MIN_STATEMENT_TIMEOUT)
             connect_args = {
-                key: outage_timeout
-                for key in ("timeout", "command_timeout")
-                if key not in storage.url.query
+                key: bound for key in ("timeout", "command_timeout") if key not in storage.url.query
             }
         return create_async_engine(storage.url, connect_args=connect_args, pool_pre_ping=True)
     _check_sqlite_path(str(storage.url.database))
