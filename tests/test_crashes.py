@@ -27,7 +27,7 @@ SLACK = timedelta(seconds=1.0)
 """Scheduling allowance for the parent's polling (every INTERVAL / 4) and one reap write,
 on a loaded two-core CI machine; measured 0.04-0.11 s."""
 # SIGKILL points in the churn child: 0 lands before its first churn write, the others in
-# the thick of them. ``nox -s stress`` adds more, spread over the first second.
+# the thick of them. ``nox -s stress`` adds 36 more, spread over the first 3.6 s.
 KILL_DELAYS = [0.0, 0.05, 0.3, 1.0] + [
     round(0.013 + 0.1 * k, 3) for k in range(4 * (STRESS_SCALE - 1))
 ]
