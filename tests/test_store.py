@@ -13,7 +13,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from healthchain.tracking import AsyncExperimentTracker
+from healthchain.tracking import AsyncExperimentTracker, upgrade_database
 from healthchain.tracking._config import resolve_storage_uri
 from healthchain.tracking._migrate import current_revision, load_scripts, run_migrations
 from healthchain.tracking._schema import HEAD_REVISION, metadata
@@ -57,6 +57,20 @@ async def test_postgres_behind_head_is_upgraded_under_the_advisory_lock(
             assert await conn.run_sync(_schema_drift) == []
     finally:
         await engine.dispose()
+
+
+async def test_upgrade_database_upgrades_postgres_without_statement_timeouts(
+    postgres_uri: str,
+) -> None:
+    engine = create_async_engine(resolve_storage_uri(postgres_uri).url)
+    try:
+        scripts = await anyio.to_thread.run_sync(load_scripts)
+        async with engine.begin() as conn:
+            await conn.run_sync(run_migrations, scripts, None, "0001")
+    finally:
+        await engine.dispose()
+    assert await upgrade_database(postgres_uri) == ("0001", HEAD_REVISION)
+    assert await upgrade_database(postgres_uri) == (HEAD_REVISION, HEAD_REVISION)
 
 
 def _schema_drift(conn: Connection) -> list[Any]:

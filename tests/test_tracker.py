@@ -413,6 +413,8 @@ async def test_requests_are_logged_and_summarised(any_storage_uri: str) -> None:
             )
         with pytest.raises(InvalidInputError, match=r"records\[0\] must be a RequestRecord"):
             await tracker.log_requests(experiment_id, [(1, start, 1.0, 200, None)])  # type: ignore[list-item]
+        with pytest.raises(InvalidInputError, match="records must be a sequence of RequestRecord"):
+            await tracker.log_requests(experiment_id, records[0])  # type: ignore[arg-type]
         assert (await tracker.request_stats(experiment_id)) == stats
         listed = await tracker.list_requests(experiment_id)
         with pytest.raises(ExperimentNotFoundError):

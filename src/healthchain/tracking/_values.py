@@ -25,7 +25,6 @@ __all__ = [
     "parse_status",
     "check_storable",
     "printable",
-    "tag_text",
     "utcnow",
     "validate_components",
     "validate_filters",
@@ -88,11 +87,6 @@ def utcnow() -> datetime:
 def dump_json(value: object) -> str:
     """Compact JSON text; NaN and infinities are rejected, since SQLite's JSON functions are."""
     return _dumps(value)
-
-
-def tag_text(value: object) -> str:
-    """Canonical JSON text of a tag value: equal values give equal text."""
-    return _dumps_sorted(value)
 
 
 def check_storable(
