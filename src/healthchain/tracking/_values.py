@@ -45,6 +45,7 @@ _dumps_sorted = json.JSONEncoder(
 # refuses it on both, so data moves between them and a filter means the same on each.
 _NUL = "\x00"
 # A NUL inside JSON text as the encoders write it: \u0000 whose backslash is not escaped.
+_JSON_NUL_ESCAPE = "\\u0000"
 _JSON_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 
 
@@ -93,7 +94,7 @@ def check_storable(
     value: str, what: str, error: type[Exception] = InvalidInputError, *, json_text: bool = False
 ) -> None:
     """Refuse text no backend can store alike: NUL (also as JSON's escape), lone surrogates."""
-    if _JSON_NUL.search(value) if json_text else _NUL in value:
+    if _has_json_nul(value) if json_text else _NUL in value:
         raise error(
             f"{what} contains a NUL character ('\\x00'), which PostgreSQL cannot store; "
             "remove it (healthchain refuses it on every backend)"
@@ -132,10 +133,8 @@ def validate_tags(tags: object, *, what: str = "tags") -> tuple[dict[str, Any], 
                 f"{what} keys must be non-empty strings; {key!r} is not. "
                 f"Use e.g. {{{str(key)!r}: ...}}"
             )
-        check_storable(key, f"{what} key {key!r}")
         if type(value) is str:
-            check_storable(value, f"{what}[{key!r}]")
-            texts[key] = _quote(value)
+            texts[key] = _quote(value)  # a NUL in it becomes JSON's \u0000 escape
             continue
         try:
             texts[key] = _dumps_sorted(value)
@@ -144,8 +143,19 @@ def validate_tags(tags: object, *, what: str = "tags") -> tuple[dict[str, Any], 
                 f"{what}[{key!r}] = {value!r} is not JSON-serialisable ({exc}); "
                 "use strings, finite numbers, booleans, None, lists or dicts of those"
             ) from exc
-        check_storable(texts[key], f"{what}[{key!r}]", json_text=True)
+    # Cheap tests first (this is the hot path of every start): the full check only for
+    # text that is not plain ASCII or may hold a NUL.
+    for key, text in texts.items():
+        if _NUL in key or _JSON_NUL_ESCAPE in text or not (key.isascii() and text.isascii()):
+            check_storable(key, f"{what} key {key!r}")
+            check_storable(text, f"{what}[{key!r}]", json_text=True)
     return dict(tags), texts
+
+
+def _has_json_nul(text: str) -> bool:
+    # The substring test is ~25x cheaper than the regex, which only tells the escape
+    # apart from an escaped backslash followed by "u0000".
+    return _JSON_NUL_ESCAPE in text and _JSON_NUL.search(text) is not None
 
 
 def validate_pipeline_config(config: object) -> tuple[dict[str, Any] | None, str | None]:
