@@ -25,26 +25,21 @@ _COLUMNS = ("tags", "pipeline_config", "components")
 
 
 def upgrade() -> None:
-    if op.get_bind().dialect.name != "postgresql":
-        return
-    for column in _COLUMNS:
-        op.alter_column(
-            "experiments",
-            column,
-            type_=sa.JSON(),
-            existing_type=postgresql.JSONB(astext_type=sa.Text()),
-            postgresql_using=f"{column}::json",
-        )
+    _retype(postgresql.JSONB(astext_type=sa.Text()), sa.JSON(), "json")
 
 
 def downgrade() -> None:
+    _retype(sa.JSON(), postgresql.JSONB(astext_type=sa.Text()), "jsonb")
+
+
+def _retype(old: sa.types.TypeEngine[object], new: sa.types.TypeEngine[object], cast: str) -> None:
     if op.get_bind().dialect.name != "postgresql":
         return
     for column in _COLUMNS:
         op.alter_column(
             "experiments",
             column,
-            type_=postgresql.JSONB(astext_type=sa.Text()),
-            existing_type=sa.JSON(),
-            postgresql_using=f"{column}::jsonb",
+            type_=new,
+            existing_type=old,
+            postgresql_using=f"{column}::{cast}",
         )
