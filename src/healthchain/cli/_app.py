@@ -196,15 +196,18 @@ def _sqlite_path(storage_uri: str) -> Path | None:
 
 
 @contextmanager
-def _tracker(storage_uri: str, *, create: bool = False) -> Iterator[ExperimentTracker]:
-    """Open the storage; a missing SQLite file is an error unless ``create``."""
+def _tracker(storage_uri: str, *, write: bool = False) -> Iterator[ExperimentTracker]:
+    """Open the storage, for reading only unless ``write``; a missing SQLite file is an error.
+
+    Reading needs read access alone: a database in a read-only folder can be listed.
+    """
     path = _sqlite_path(storage_uri)
-    if not create and path is not None and not path.exists():
+    if path is not None and not path.exists():
         raise DatabaseMissingError(
             f"no experiments database at {str(path)!r} ({mask_uri(storage_uri)}); run an "
             f"experiment first, or point --storage-uri (or {STORAGE_ENV}) at an existing one"
         )
-    with ExperimentTracker(storage_uri) as tracker:
+    with ExperimentTracker(storage_uri, read_only=not write) as tracker:
         yield tracker
 
 
@@ -428,7 +431,7 @@ def reap(
     ] = ShowFormat.table,
 ) -> None:
     """Mark RUNNING experiments whose process stopped sending heartbeats as FAILED."""
-    with _tracker(storage_uri) as tracker:
+    with _tracker(storage_uri, write=True) as tracker:
         reaped = tracker.reap_stale()
     if output_format is ShowFormat.json:
         _echo_json({"reaped": reaped})
@@ -454,7 +457,7 @@ def delete(
 ) -> None:
     """Delete experiments with their tags, components and requests (asks first)."""
     ids = list(dict.fromkeys(experiment_ids))
-    with _tracker(storage_uri) as tracker:
+    with _tracker(storage_uri, write=True) as tracker:
         # Every id must exist before anything is deleted: a typo deletes nothing.
         names = [tracker.get_experiment(i).name for i in ids]
         if not yes:

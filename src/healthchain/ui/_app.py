@@ -144,11 +144,12 @@ def create_app(
 ) -> Starlette:
     """The dashboard over ``storage_uri``; read-only (every route is a GET).
 
-    A bad URI fails here; the database is opened when the app starts (its lifespan).
+    A bad URI fails here; the database is opened, for reading only, when the app starts
+    (its lifespan).
     ``allowed_hosts`` are the Host headers served, None for any (when serving beyond
     loopback on purpose).
     """
-    tracker = AsyncExperimentTracker(storage_uri)
+    tracker = AsyncExperimentTracker(storage_uri, read_only=True)
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[dict[str, Any]]:
