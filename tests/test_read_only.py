@@ -109,6 +109,20 @@ def read_only_file(tmp_path: Path) -> Iterator[Callable[[Path], Path]]:
             _umount(database)
 
 
+@pytest.fixture
+def read_only_view(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
+    """A folder, and a read-only view of it (bind-mounted): one writer, other readers."""
+    folder, view = tmp_path / "results", tmp_path / "view"
+    folder.mkdir()
+    view.mkdir()
+    _mount("--bind", str(folder), str(view))
+    try:
+        _mount("-o", "remount,bind,ro", str(view))
+        yield folder, view
+    finally:
+        _umount(view)
+
+
 @pytest.fixture(params=["read-only folder", "read-only file"])
 def shared(
     request: pytest.FixtureRequest,
@@ -217,6 +231,22 @@ def test_uncheckpointed_log_in_a_read_only_folder_is_a_clear_error(
         writer.close()
     uri = f"sqlite:///{database}"
     assert_one_line_error(run("experiments", "list", "--storage-uri", uri), "live.db-wal", "log")
+
+
+def test_reader_of_a_read_only_view_sees_a_writer_that_starts_later(
+    read_only_view: tuple[Path, Path],
+) -> None:
+    folder, view = read_only_view
+    _record(f"sqlite:///{folder / 'runs.db'}")  # closed cleanly: no -shm left beside it
+    with ExperimentTracker(f"sqlite:///{view / 'runs.db'}", read_only=True) as reader:
+        assert len(reader.list_experiments()) == 2
+        with ExperimentTracker(f"sqlite:///{folder / 'runs.db'}") as writer:
+            writer.start_experiment("while-watched")  # a writer at work: -wal and -shm
+            assert Path(f"{folder / 'runs.db'}-shm").exists()
+            assert reader.list_experiments()[0].name == "while-watched"
+            writer.start_experiment("and-another")
+            assert len(reader.list_experiments()) == 4
+        assert len(reader.list_experiments()) == 4
 
 
 # --- a schema that is behind: readers never migrate it ------------------------------------

@@ -19,6 +19,7 @@ import anyio
 from sqlalchemy import URL, event
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
 
 from . import _queries, _requests_view
 from ._config import (
@@ -109,34 +110,38 @@ def _create_engine(
                 key: bound for key in ("timeout", "command_timeout") if key not in storage.url.query
             }
         return create_async_engine(storage.url, connect_args=connect_args, pool_pre_ping=True)
-    url = _sqlite_read_url(storage) if read_only else storage.url
+    url, pooled = _sqlite_read_url(storage) if read_only else (storage.url, True)
     if url is storage.url:
         _check_sqlite_path(str(storage.url.database))
     # Reads never open a transaction they leave behind, so the pool's reset-on-return
     # rollback (one more thread hop per read) is not needed.
     # A ``?timeout=`` in the URL (seconds, pysqlite's own option) overrides the default.
     connect_args = {} if "timeout" in storage.url.query else {"timeout": SQLITE_BUSY_TIMEOUT}
-    engine = create_async_engine(url, connect_args=connect_args, pool_reset_on_return=None)
+    pool = {} if pooled else {"poolclass": NullPool}
+    engine = create_async_engine(url, connect_args=connect_args, pool_reset_on_return=None, **pool)
+    if read_only:
+        event.listen(engine.sync_engine, "do_connect", _read_only_connect)
     event.listen(
         engine.sync_engine, "connect", _sqlite_read_pragmas if read_only else _sqlite_pragmas
     )
     return engine
 
 
-def _sqlite_read_url(storage: StorageConfig) -> URL:
-    """The URL of a read-only SQLite connection (``mode=ro``), or ``storage.url`` unchanged
-    when there is no file to read (an in-memory database).
+def _sqlite_read_url(storage: StorageConfig) -> tuple[URL, bool]:
+    """The URL of read-only SQLite connections (``mode=ro``), and whether they may be
+    pooled; ``storage.url`` unchanged when there is no file (an in-memory database).
 
-    A WAL-mode database needs its ``-shm`` file: SQLite creates it beside the database,
-    which a read-only folder forbids. Without one there, no process is writing the file
-    (a writer keeps a ``-shm``), so it is opened ``immutable`` instead.
+    A WAL-mode database needs its ``-shm`` file, which SQLite creates beside it; in a
+    folder this process cannot write, a connection falls back to ``immutable`` when it
+    cannot (:func:`_read_only_connect`). That choice holds only while no writer is at
+    work, so such connections are not pooled: each read chooses afresh.
     """
     url = storage.url
     database = url.database
     if not database or database == ":memory:":
-        return url
+        return url, True
     if url.query.get("uri") not in (None, "", "0", "false", "False"):
-        return url.update_query_dict({"mode": "ro"})  # already a SQLite URI: keep its path
+        return url.update_query_dict({"mode": "ro"}), False  # a SQLite URI: keep its path
     path = Path(database).absolute()
     if not path.is_file():
         _check_sqlite_path(database)  # names a missing directory, or a directory given
@@ -148,25 +153,45 @@ def _sqlite_read_url(storage: StorageConfig) -> URL:
             f"cannot read the SQLite database {database!r}: {str(path)!r} is not readable "
             "by this process; check its permissions"
         )
-    options = {"uri": "true", "mode": "ro"}
+    writable = os.access(path.parent, os.W_OK)
     shm, wal = Path(f"{path}-shm"), Path(f"{path}-wal")
-    if _is_wal(path) and not shm.exists() and not os.access(path.parent, os.W_OK):
-        if wal.exists() and wal.stat().st_size > 0:
-            raise StorageError(
-                f"cannot read the SQLite database {database!r}: its write-ahead log "
-                f"{str(wal)!r} holds commits, but the folder is read-only and has no "
-                f"{shm.name!r}, so SQLite cannot read them; open the database once where "
-                "it can be written (that checkpoints the log), then copy it here"
-            )
-        options = {"uri": "true", "immutable": "1"}
-    return url.set(database=path.as_uri(), query={**url.query, **options})
+    if not writable and not shm.exists() and _size(wal) > 0:
+        raise StorageError(
+            f"cannot read the SQLite database {database!r}: its write-ahead log "
+            f"{str(wal)!r} holds commits, but the folder is read-only and has no "
+            f"{shm.name!r}, so SQLite cannot read them; open the database once where "
+            "it can be written (that checkpoints the log), then copy it here"
+        )
+    query = {**url.query, "uri": "true", "mode": "ro"}
+    return url.set(database=path.as_uri(), query=query), writable
 
 
-def _is_wal(path: Path) -> bool:
-    # Bytes 18 and 19 of the header are 2 for a database in WAL mode.
-    with path.open("rb") as file:
-        header = file.read(20)
-    return header[18:20] == b"\x02\x02"
+def _read_only_connect(dialect: Any, _record: Any, cargs: list[Any], cparams: Any) -> Any:
+    """Open ``mode=ro``; if SQLite cannot create the WAL index (``-shm``) in a read-only
+    folder, no writer is at work there (a writer keeps one), so open ``immutable``."""
+    connection = dialect.connect(*cargs, **cparams)
+    try:
+        cursor = connection.cursor()
+        try:
+            cursor.execute("PRAGMA schema_version")  # the first read opens the WAL index
+        finally:
+            cursor.close()
+    except sqlite3.OperationalError as exc:
+        connection.close()
+        base, _, query = str(cargs[0]).rpartition("?")
+        options = query.split("&")
+        if exc.sqlite_errorcode != sqlite3.SQLITE_CANTOPEN or "mode=ro" not in options:
+            raise
+        options[options.index("mode=ro")] = "immutable=1"
+        return dialect.connect(f"{base}?{'&'.join(options)}", *cargs[1:], **cparams)
+    return connection
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def _check_sqlite_path(database: str) -> None:
