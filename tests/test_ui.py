@@ -17,6 +17,7 @@ from starlette.types import Receive, Scope, Send
 
 from healthchain.tracking import ExperimentStatus, ExperimentTracker, RequestRecord
 from healthchain.ui import create_app
+from healthchain.ui._hosts import HostCheck
 
 pytestmark = pytest.mark.anyio
 
@@ -225,6 +226,53 @@ async def test_allowed_hosts_default_to_loopback(
                 assert (await c.get("/")).status_code == code, host
 
 
+def test_host_check_parses_the_header_strictly() -> None:
+    check = HostCheck(lambda *_: None, ["dash.example.org", "*.corp.example", "[fd00::7]"])
+    served = [
+        "localhost",
+        "LOCALHOST.:8765",
+        "127.0.0.2:8765",
+        "127.255.255.254",
+        "[::1]:80",
+        "[0:0::1]",
+        "[::ffff:127.0.0.1]:8765",
+        "dash.example.org",
+        "Dash.Example.Org.:443",
+        "a.corp.example",
+        "[fd00:0::7]:8765",
+    ]
+    refused = [
+        None,
+        "",
+        "evil.example",
+        "dash.example.org.evil.example",
+        "corp.example",  # *.corp.example is its subdomains only
+        "localhost.evil.example",
+        "127.0.0.1.evil.example",
+        "::1",  # an IPv6 address in Host must be bracketed
+        "[::1",
+        "[evil.example]:80",
+        "localhost:80:80",
+        "localhost:http",
+        "localhost:",
+        "128.0.0.1",
+        "[fd00::8]",
+    ]
+    assert [h for h in served if not check.allows(h)] == []
+    assert [h for h in refused if check.allows(h)] == []
+
+
+@pytest.mark.parametrize("bad", ["*", "dash.example.org:8765", "http://x", "", "a b", "-x.org"])
+def test_create_app_refuses_an_unusable_allowed_host(storage_uri: str, bad: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(repr(bad))):
+        create_app(storage_uri, allowed_hosts=[bad])
+
+
+def test_the_host_check_cannot_be_switched_off(storage_uri: str) -> None:
+    with pytest.raises(TypeError, match="cannot be switched off"):
+        create_app(storage_uri, allowed_hosts=None)  # type: ignore[arg-type]
+
+
 @pytest.fixture
 def doomed(storage_uri: str) -> str:
     with ExperimentTracker(storage_uri) as tracker, tracker.track("doomed") as experiment_id:
@@ -241,7 +289,7 @@ async def test_storage_failure_is_a_503_page(storage_uri: str, db_path: Path, do
             )
         conn.close()
 
-    app = create_app(storage_uri, allowed_hosts=None)
+    app = create_app(storage_uri, allowed_hosts=["testserver"])
     async with app.router.lifespan_context(app) as state:
 
         async def served(scope: Scope, receive: Receive, send: Send) -> None:

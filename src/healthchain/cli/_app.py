@@ -41,13 +41,13 @@ from healthchain.tracking import (
     upgrade_database,
 )
 from healthchain.ui import (
-    LOOPBACK_HOSTS,
     build_filters,
     create_app,
     experiment_record,
     format_duration,
     format_tag,
     format_time,
+    host_pattern,
 )
 
 from ._exceptions import CommandError, DatabaseMissingError
@@ -196,15 +196,18 @@ def _sqlite_path(storage_uri: str) -> Path | None:
 
 
 @contextmanager
-def _tracker(storage_uri: str, *, create: bool = False) -> Iterator[ExperimentTracker]:
-    """Open the storage; a missing SQLite file is an error unless ``create``."""
+def _tracker(storage_uri: str, *, write: bool = False) -> Iterator[ExperimentTracker]:
+    """Open the storage, for reading only unless ``write``; a missing SQLite file is an error.
+
+    Reading needs read access alone: a database in a read-only folder can be listed.
+    """
     path = _sqlite_path(storage_uri)
-    if not create and path is not None and not path.exists():
+    if path is not None and not path.exists():
         raise DatabaseMissingError(
             f"no experiments database at {str(path)!r} ({mask_uri(storage_uri)}); run an "
             f"experiment first, or point --storage-uri (or {STORAGE_ENV}) at an existing one"
         )
-    with ExperimentTracker(storage_uri) as tracker:
+    with ExperimentTracker(storage_uri, read_only=not write) as tracker:
         yield tracker
 
 
@@ -428,7 +431,7 @@ def reap(
     ] = ShowFormat.table,
 ) -> None:
     """Mark RUNNING experiments whose process stopped sending heartbeats as FAILED."""
-    with _tracker(storage_uri) as tracker:
+    with _tracker(storage_uri, write=True) as tracker:
         reaped = tracker.reap_stale()
     if output_format is ShowFormat.json:
         _echo_json({"reaped": reaped})
@@ -454,7 +457,7 @@ def delete(
 ) -> None:
     """Delete experiments with their tags, components and requests (asks first)."""
     ids = list(dict.fromkeys(experiment_ids))
-    with _tracker(storage_uri) as tracker:
+    with _tracker(storage_uri, write=True) as tracker:
         # Every id must exist before anything is deleted: a typo deletes nothing.
         names = [tracker.get_experiment(i).name for i in ids]
         if not yes:
@@ -521,6 +524,20 @@ def _fail(message: str) -> NoReturn:
     raise CommandError(message)
 
 
+def _host_names(names: list[str] | None) -> list[str]:
+    try:
+        return [host_pattern(name) for name in names or ()]
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+def _wildcard(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_unspecified
+    except ValueError:
+        return False
+
+
 @app.command("ui")
 def ui(
     storage_uri: StorageOption = DEFAULT_STORAGE_URI,
@@ -530,21 +547,45 @@ def ui(
     port: Annotated[
         int, typer.Option("--port", min=0, max=65535, help="Port (0: any free one).")
     ] = 8765,
+    allow_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow-host",
+            metavar="NAME",
+            callback=_host_names,
+            help="Also answer requests addressed to NAME, a host name or address clients "
+            "use (repeatable; *.domain for its subdomains). localhost, loopback addresses "
+            "and the --host address are always answered.",
+        ),
+    ] = None,
 ) -> None:
-    """Serve the read-only experiments dashboard until Ctrl-C."""
+    """Serve the read-only experiments dashboard until Ctrl-C.
+
+    Requests addressed to any other name are refused (400), whatever --host is, so a
+    page elsewhere cannot read the dashboard through a DNS name rebound to it.
+    """
     import uvicorn
 
     with _tracker(storage_uri) as tracker:
         tracker.list_experiments(limit=1)  # fail here, in one line, if it cannot be read
-    loopback = _is_loopback(host)
-    app_ = create_app(storage_uri, allowed_hosts=LOOPBACK_HOSTS if loopback else None)
+    try:
+        names = [host_pattern(host), *(allow_host or ())]
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="'--host'") from None
+    if _wildcard(host):
+        # The machine's own name costs no lookup; its addresses would (DNS, interfaces).
+        names.append(socket.gethostname())
+    app_ = create_app(storage_uri, allowed_hosts=names)
     sock = _listen(host, port)
     bound = sock.getsockname()[1]
     shown = f"[{host.strip('[]')}]" if ":" in host else host
-    if not loopback:
+    if not _is_loopback(host):
+        answered = ", ".join(dict.fromkeys(["localhost", "loopback addresses", *names]))
         typer.echo(
             f"warning: serving on {host}: the dashboard has no login, so anyone who can "
-            "reach this address can read every experiment",
+            "reach this address can read every experiment. It answers only requests "
+            f"addressed to {answered}: add --allow-host NAME for each other name or "
+            "address clients use",
             err=True,
         )
     typer.echo(f"healthchain dashboard on http://{shown}:{bound}/ (Ctrl-C to stop)")

@@ -21,7 +21,14 @@ if TYPE_CHECKING:
     from alembic.script import ScriptDirectory
     from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-__all__ = ["current_revision", "ensure_schema", "load_scripts", "run_migrations", "upgrade"]
+__all__ = [
+    "check_schema",
+    "current_revision",
+    "ensure_schema",
+    "load_scripts",
+    "run_migrations",
+    "upgrade",
+]
 
 # pg_advisory_xact_lock key: the bytes of "hc-track" as a signed 64-bit integer.
 _PG_LOCK_KEY = int.from_bytes(b"hc-track", "big", signed=True)
@@ -40,6 +47,34 @@ async def ensure_schema(engine: AsyncEngine) -> None:
         if await conn.run_sync(current_revision) == HEAD_REVISION:
             return
     await upgrade(engine)
+
+
+async def check_schema(engine: AsyncEngine, where: str) -> None:
+    """For readers: raise :class:`StorageError` unless the schema is at head; never changes it."""
+    async with engine.connect() as conn:
+        revision = await conn.run_sync(current_revision)
+        if revision == HEAD_REVISION:
+            return
+        has_tables = await conn.run_sync(_has_experiments)
+    if revision is None and not has_tables:
+        raise StorageError(
+            f"{where} holds no healthchain experiments (it has no schema yet); record an "
+            "experiment there first, or create the schema with 'healthchain db upgrade'"
+        )
+    if revision is not None and revision not in await anyio.to_thread.run_sync(_known_revisions):
+        raise StorageError(
+            f"{where} is at schema revision {revision!r}, which this version of healthchain "
+            "does not know (was it written by a newer one?); upgrade healthchain to read it"
+        )
+    raise StorageError(
+        f"{where} has an older schema (revision {revision!r}, this healthchain reads "
+        f"{HEAD_REVISION!r}); reading never migrates it: run 'healthchain db upgrade' with "
+        "write access to the database, or open it with a tracker that records"
+    )
+
+
+def _known_revisions() -> set[str]:
+    return {script.revision for script in load_scripts().walk_revisions()}
 
 
 async def upgrade(engine: AsyncEngine, *, force_alembic: bool = False) -> str | None:

@@ -55,6 +55,7 @@ class ExperimentTracker:
         *,
         outage_timeout: float = 60.0,
         max_queued_writes: int = 100_000,
+        read_only: bool = False,
     ) -> None:
         tracker = AsyncExperimentTracker(
             storage_uri,
@@ -63,6 +64,7 @@ class ExperimentTracker:
             heartbeat_interval,
             outage_timeout=outage_timeout,
             max_queued_writes=max_queued_writes,
+            read_only=read_only,
         )
         self._loop_thread = LoopThread(name="healthchain-tracker")
         self._tracker = tracker

@@ -10,14 +10,16 @@ import sqlite3
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
 import anyio
-from sqlalchemy import event
+from sqlalchemy import URL, event
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
 
 from . import _queries, _requests_view
 from ._config import (
@@ -39,7 +41,7 @@ from ._exceptions import (
     describe,
 )
 from ._ids import new_id
-from ._migrate import ensure_schema, upgrade
+from ._migrate import check_schema, ensure_schema, upgrade
 from ._records import Experiment, ExperimentStatus
 from ._schema import HEAD_REVISION
 from ._store import (
@@ -87,11 +89,14 @@ PG_MIN_STATEMENT_TIMEOUT = 5.0
 SQLITE_MMAP_BYTES = 256 * 1024 * 1024
 
 
-def _create_engine(storage: StorageConfig, outage_timeout: float | None) -> AsyncEngine:
+def _create_engine(
+    storage: StorageConfig, outage_timeout: float | None, *, read_only: bool = False
+) -> AsyncEngine:
     """Build the engine (blocking: call it in a worker thread).
 
     ``outage_timeout`` bounds each PostgreSQL statement; None (schema upgrades, which
-    may rewrite large tables) leaves them unbounded.
+    may rewrite large tables) leaves them unbounded. ``read_only`` opens a SQLite file
+    for reading only, so a file or folder this process cannot write can still be read.
     """
     if not storage.is_sqlite:
         connect_args: dict[str, Any] = {}
@@ -105,14 +110,88 @@ def _create_engine(storage: StorageConfig, outage_timeout: float | None) -> Asyn
                 key: bound for key in ("timeout", "command_timeout") if key not in storage.url.query
             }
         return create_async_engine(storage.url, connect_args=connect_args, pool_pre_ping=True)
-    _check_sqlite_path(str(storage.url.database))
+    url, pooled = _sqlite_read_url(storage) if read_only else (storage.url, True)
+    if url is storage.url:
+        _check_sqlite_path(str(storage.url.database))
     # Reads never open a transaction they leave behind, so the pool's reset-on-return
     # rollback (one more thread hop per read) is not needed.
     # A ``?timeout=`` in the URL (seconds, pysqlite's own option) overrides the default.
     connect_args = {} if "timeout" in storage.url.query else {"timeout": SQLITE_BUSY_TIMEOUT}
-    engine = create_async_engine(storage.url, connect_args=connect_args, pool_reset_on_return=None)
-    event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    pool = {} if pooled else {"poolclass": NullPool}
+    engine = create_async_engine(url, connect_args=connect_args, pool_reset_on_return=None, **pool)
+    if read_only:
+        event.listen(engine.sync_engine, "do_connect", _read_only_connect)
+    event.listen(
+        engine.sync_engine, "connect", _sqlite_read_pragmas if read_only else _sqlite_pragmas
+    )
     return engine
+
+
+def _sqlite_read_url(storage: StorageConfig) -> tuple[URL, bool]:
+    """The URL of read-only SQLite connections (``mode=ro``), and whether they may be
+    pooled; ``storage.url`` unchanged when there is no file (an in-memory database).
+
+    A WAL-mode database needs its ``-shm`` file, which SQLite creates beside it; in a
+    folder this process cannot write, a connection falls back to ``immutable`` when it
+    cannot (:func:`_read_only_connect`). That choice holds only while no writer is at
+    work, so such connections are not pooled: each read chooses afresh.
+    """
+    url = storage.url
+    database = url.database
+    if not database or database == ":memory:":
+        return url, True
+    if url.query.get("uri") not in (None, "", "0", "false", "False"):
+        return url.update_query_dict({"mode": "ro"}), False  # a SQLite URI: keep its path
+    path = Path(database).absolute()
+    if not path.is_file():
+        _check_sqlite_path(database)  # names a missing directory, or a directory given
+        raise StorageError(
+            f"cannot read the SQLite database {database!r}: {str(path)!r} does not exist"
+        )
+    if not os.access(path, os.R_OK):
+        raise StorageError(
+            f"cannot read the SQLite database {database!r}: {str(path)!r} is not readable "
+            "by this process; check its permissions"
+        )
+    writable = os.access(path.parent, os.W_OK)
+    shm, wal = Path(f"{path}-shm"), Path(f"{path}-wal")
+    if not writable and not shm.exists() and _size(wal) > 0:
+        raise StorageError(
+            f"cannot read the SQLite database {database!r}: its write-ahead log "
+            f"{str(wal)!r} holds commits, but the folder is read-only and has no "
+            f"{shm.name!r}, so SQLite cannot read them; open the database once where "
+            "it can be written (that checkpoints the log), then copy it here"
+        )
+    query = {**url.query, "uri": "true", "mode": "ro"}
+    return url.set(database=path.as_uri(), query=query), writable
+
+
+def _read_only_connect(dialect: Any, _record: Any, cargs: list[Any], cparams: Any) -> Any:
+    """Open ``mode=ro``; if SQLite cannot create the WAL index (``-shm``) in a read-only
+    folder, no writer is at work there (a writer keeps one), so open ``immutable``."""
+    connection = dialect.connect(*cargs, **cparams)
+    try:
+        cursor = connection.cursor()
+        try:
+            cursor.execute("PRAGMA schema_version")  # the first read opens the WAL index
+        finally:
+            cursor.close()
+    except sqlite3.OperationalError as exc:
+        connection.close()
+        base, _, query = str(cargs[0]).rpartition("?")
+        options = query.split("&")
+        if exc.sqlite_errorcode != sqlite3.SQLITE_CANTOPEN or "mode=ro" not in options:
+            raise
+        options[options.index("mode=ro")] = "immutable=1"
+        return dialect.connect(f"{base}?{'&'.join(options)}", *cargs[1:], **cparams)
+    return connection
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def _check_sqlite_path(database: str) -> None:
@@ -129,11 +208,21 @@ def _check_sqlite_path(database: str) -> None:
             f"cannot open the SQLite database {database!r}: {str(path)!r} is a directory; "
             "give the path of a file, e.g. 'sqlite:///experiments.db'"
         )
-    if not os.access(path if path.exists() else path.parent, os.R_OK | os.W_OK):
+    target = path if path.exists() else path.parent
+    if not os.access(target, os.R_OK | os.W_OK):
+        mounted = " (its file system is mounted read-only)" if _on_read_only_mount(target) else ""
         raise StorageError(
-            f"cannot open the SQLite database {database!r}: {str(path)!r} is not writable "
-            "by this process; check its permissions or choose another path"
+            f"cannot open the SQLite database {database!r} for writing: {str(path)!r} is not "
+            f"writable by this process{mounted}; check its permissions or choose another "
+            "path (reading alone needs no write access: read_only=True)"
         )
+
+
+def _on_read_only_mount(path: Path) -> bool:
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -152,6 +241,13 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
         f"mmap_size={SQLITE_MMAP_BYTES}",
         "wal_autocheckpoint=10000",
     ):
+        cursor.execute(f"PRAGMA {pragma}")
+    cursor.close()
+
+
+def _sqlite_read_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    for pragma in ("query_only=ON", f"mmap_size={SQLITE_MMAP_BYTES}"):
         cursor.execute(f"PRAGMA {pragma}")
     cursor.close()
 
@@ -217,6 +313,11 @@ class AsyncExperimentTracker:
     retried for up to ``outage_timeout`` seconds with at most ``max_queued_writes`` waiting;
     past either bound they fail with :class:`StorageError`, logged with what was lost.
 
+    ``read_only=True`` opens the database for reading only (list, get, stats), as the
+    dashboard and ``healthchain experiments list`` do: read access is enough, nothing is
+    written or migrated (a schema that is behind is a :class:`StorageError` saying to run
+    ``healthchain db upgrade``), and every write method raises :class:`StorageError`.
+
     The tracker binds to the event loop it is first used on. Use it as
     ``async with AsyncExperimentTracker(...) as tracker:`` or call :meth:`aclose`.
     """
@@ -230,8 +331,10 @@ class AsyncExperimentTracker:
         *,
         outage_timeout: float = 60.0,
         max_queued_writes: int = 100_000,
+        read_only: bool = False,
     ) -> None:
         self._storage = resolve_storage_uri(storage_uri)
+        self._read_only = bool(read_only)
         self._outage_timeout = validate_positive("outage_timeout", outage_timeout)
         if (
             isinstance(max_queued_writes, bool)
@@ -253,6 +356,7 @@ class AsyncExperimentTracker:
         self._writer: Writer | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._open_lock: asyncio.Lock | None = None
+        self._opened = False
         self._closed = False
         self._running: set[str] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -275,7 +379,9 @@ class AsyncExperimentTracker:
         return self._heartbeat_interval
 
     def __repr__(self) -> str:
-        state = "closed" if self._closed else "open" if self._writer else "unopened"
+        state = "closed" if self._closed else "open" if self._opened else "unopened"
+        if self._read_only:
+            state += " read-only"
         return (
             f"<{type(self).__name__} {self._storage.display!r} project={self._project!r} {state}>"
         )
@@ -283,7 +389,7 @@ class AsyncExperimentTracker:
     # --- lifecycle ------------------------------------------------------------------
 
     async def __aenter__(self) -> Self:
-        await self._ready()
+        await self._open()
         return self
 
     async def __aexit__(
@@ -331,12 +437,25 @@ class AsyncExperimentTracker:
             )
 
     async def _ready(self) -> Writer:
-        loop = asyncio.get_running_loop()
         writer = self._writer
-        if writer is not None and self._loop is loop:
+        if writer is not None and self._loop is asyncio.get_running_loop():
             return writer
+        if self._read_only:
+            raise StorageError(
+                f"{self!r} was opened with read_only=True; "
+                "open a tracker without read_only to record experiments"
+            )
+        await self._open()
+        assert self._writer is not None
+        return self._writer
+
+    async def _open(self) -> Backend:
+        """Build the engine and check (reader) or bring to head (writer) the schema, once."""
+        loop = asyncio.get_running_loop()
         if self._closed:
             raise TrackerClosedError(f"{self!r} is closed; create a new tracker to keep recording")
+        if self._opened and self._loop is loop and self._backend is not None:
+            return self._backend
         if self._loop is None:
             self._loop, self._open_lock = loop, asyncio.Lock()
         elif self._loop is not loop:
@@ -346,33 +465,42 @@ class AsyncExperimentTracker:
             )
         assert self._open_lock is not None
         async with self._open_lock:
-            if self._writer is None:
+            if not self._opened:
                 if self._engine is None:
                     self._engine = await anyio.to_thread.run_sync(
-                        _create_engine, self._storage, self._outage_timeout
+                        partial(
+                            _create_engine,
+                            self._storage,
+                            self._outage_timeout,
+                            read_only=self._read_only,
+                        )
                     )
                     self._backend = (SqliteBackend if self._storage.is_sqlite else CoreBackend)(
                         self._engine
                     )
                 assert self._backend is not None
                 with self._storage_errors("opening the database"):
-                    await ensure_schema(self._engine)
+                    if self._read_only:
+                        await check_schema(self._engine, self._storage.display)
+                    else:
+                        await ensure_schema(self._engine)
                 if self._closed:  # closed while we were migrating
                     raise TrackerClosedError(f"{self!r} was closed while opening")
-                self._writer = Writer(
-                    self._backend,
-                    on_orphan=self._end_orphan,
-                    outage_timeout=self._outage_timeout,
-                    max_queued=self._max_queued,
-                    where=self._storage.display,
-                )
-                self._spawn(self._heartbeat(), "healthchain-heartbeat")
-            return self._writer
+                if not self._read_only:
+                    self._writer = Writer(
+                        self._backend,
+                        on_orphan=self._end_orphan,
+                        outage_timeout=self._outage_timeout,
+                        max_queued=self._max_queued,
+                        where=self._storage.display,
+                    )
+                    self._spawn(self._heartbeat(), "healthchain-heartbeat")
+                self._opened = True
+            assert self._backend is not None
+            return self._backend
 
     async def _reader(self) -> Backend:
-        await self._ready()
-        assert self._backend is not None
-        return self._backend
+        return await self._open()
 
     def _spawn(self, coro: Any, name: str) -> None:
         task = asyncio.get_running_loop().create_task(coro, name=name)

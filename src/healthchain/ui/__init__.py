@@ -9,6 +9,7 @@ from __future__ import annotations
 from ._app import LOOPBACK_HOSTS, create_app
 from ._exceptions import TagSyntaxError
 from ._filters import build_filters, format_tag, parse_tag
+from ._hosts import host_pattern
 from ._views import experiment_record, format_duration, format_time
 
 __all__ = [
@@ -20,5 +21,6 @@ __all__ = [
     "format_duration",
     "format_tag",
     "format_time",
+    "host_pattern",
     "parse_tag",
 ]

@@ -24,7 +24,6 @@ import jinja2
 from markupsafe import Markup, escape
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
@@ -41,6 +40,7 @@ from healthchain.tracking import (
 )
 
 from ._filters import build_filters, format_tag, parse_tag
+from ._hosts import LOOPBACK_HOSTS, HostCheck, host_pattern
 from ._views import (
     duration_points,
     format_duration,
@@ -56,9 +56,6 @@ PAGE_SIZES = (25, 50, 100, 200, 500)
 the page's experiments, so a larger page shows a longer stretch of time."""
 FAILURES_SHOWN = 100
 """The experiment page lists at most this many failed requests."""
-LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
-"""Host headers accepted by default: a page on another site cannot reach the dashboard
-through a DNS name rebound to 127.0.0.1."""
 
 _HEADERS = {
     # Scripts and styles come only from the dashboard itself: an injected <script> would
@@ -140,15 +137,23 @@ def _tag_value(value: Any) -> str:
 def create_app(
     storage_uri: str = DEFAULT_STORAGE_URI,
     *,
-    allowed_hosts: Sequence[str] | None = LOOPBACK_HOSTS,
+    allowed_hosts: Iterable[str] = (),
 ) -> Starlette:
     """The dashboard over ``storage_uri``; read-only (every route is a GET).
 
-    A bad URI fails here; the database is opened when the app starts (its lifespan).
-    ``allowed_hosts`` are the Host headers served, None for any (when serving beyond
-    loopback on purpose).
+    A bad URI fails here; the database is opened, for reading only, when the app starts
+    (its lifespan). Requests are served only when their Host header is ``localhost``, a
+    loopback address or one of ``allowed_hosts`` (names or IP addresses, ``*.domain``
+    for its subdomains; a bad one is a ``ValueError``); any other is answered 400, so a
+    page elsewhere cannot read the dashboard through a DNS name rebound to its address.
     """
-    tracker = AsyncExperimentTracker(storage_uri)
+    if isinstance(allowed_hosts, str) or allowed_hosts is None:
+        raise TypeError(
+            f"allowed_hosts must be a collection of host names, got {allowed_hosts!r}; "
+            "the Host check cannot be switched off"
+        )
+    host_check = Middleware(HostCheck, allowed=[host_pattern(name) for name in allowed_hosts])
+    tracker = AsyncExperimentTracker(storage_uri, read_only=True)
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[dict[str, Any]]:
@@ -158,16 +163,13 @@ def create_app(
             dashboard = _Dashboard(tracker, _environment(sources, assets), assets, shown)
             yield {"dashboard": dashboard}
 
-    middleware = []
-    if allowed_hosts is not None:
-        middleware.append(Middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts)))
     return Starlette(
         routes=[
             Route("/", _list_page, methods=["GET"], name="experiments"),
             Route("/experiments/{experiment_id}", _experiment_page, methods=["GET"]),
             Route("/static/{name:path}", _static, methods=["GET"]),
         ],
-        middleware=middleware,
+        middleware=[host_check],
         exception_handlers={TrackerError: _tracker_error},
         lifespan=lifespan,
     )
