@@ -184,7 +184,9 @@ def test_unreachable_or_unusable_storage_is_one_line(tmp_path: Path) -> None:
         run("experiments", "list", "--storage-uri", a_directory), 1, "is a directory"
     )
     assert_one_line_error(run("experiments", "list", "--storage-uri", "mysql://db/x"), 1, "'mysql'")
-    assert_one_line_error(run("experiments", "list", "--storage-uri", "not a url"), 1, "not a url")
+    assert_one_line_error(
+        run("experiments", "list", "--storage-uri", "not a url"), 1, "is not a database URL"
+    )
     # Nothing listens on port 1: connection refused, with the password masked.
     refused = run("experiments", "list", "--storage-uri", "postgresql://me:s3cret@127.0.0.1:1/db")
     assert_one_line_error(refused, 1, "127.0.0.1:1")
@@ -365,6 +367,19 @@ def test_db_upgrade(storage_uri: str, db_path: Path) -> None:
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     conn.close()
     assert {"experiments", "pipeline_components", "requests"} <= tables
+
+
+def test_db_upgrade_never_prints_a_password_option(storage_uri: str) -> None:
+    # SQLite ignores the option; it is shown masked all the same, in every format.
+    uri = f"{storage_uri}?password=s3cret-pw&token=t0ken-s3cret"
+    for args in ((), ("--format", "json")):
+        done = run("db", "upgrade", "--storage-uri", uri, *args)
+        assert done.exit_code == 0, done.output
+        assert "s3cret" not in done.output
+        assert "?password=***&token=***" in done.stdout
+    missing = run("experiments", "list", "--storage-uri", uri.replace(".db?", "-none.db?"))
+    assert_one_line_error(missing, 1, "password=***")
+    assert "s3cret" not in missing.output
 
 
 def test_db_upgrade_errors(tmp_path: Path) -> None:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from healthchain.tracking import (
     AsyncExperimentTracker,
@@ -42,7 +46,7 @@ def test_uris_map_to_async_drivers(written: str, driver: str) -> None:
             "'postgresql+psycopg2' names a synchronous",
         ),
         ("mysql+aiomysql://u@h/db", DriverNotInstalledError, "pip install aiomysql"),
-        ("experiments.db", ConfigurationError, "'experiments.db' is not a database URL"),
+        ("experiments.db", ConfigurationError, "is not a database URL: it does not start with"),
         ("sqlite://", ConfigurationError, "in-memory"),
         ("sqlite:///:memory:", ConfigurationError, "in-memory"),
         (None, ConfigurationError, "got None"),
@@ -91,7 +95,7 @@ def test_passwords_are_masked_everywhere() -> None:
     assert "s3cret" not in repr(tracker)
     assert "***" in tracker.storage_uri
     assert mask_uri(uri) == "postgresql://healthchain:***@127.0.0.1:1/db"
-    assert mask_uri("not a url") == "not a url"
+    assert mask_uri("not a url") == "***"  # unparsable text is never echoed
     # An unreachable server (nothing listens on loopback port 1): the error is ours,
     # names the masked URL, and never the password.
     with pytest.raises(StorageError) as info:
@@ -100,3 +104,198 @@ def test_passwords_are_masked_everywhere() -> None:
     assert "***" in str(info.value)
     assert "s3cret" not in str(info.value)
     assert "s3cret" not in repr(info.value.__cause__)
+
+
+# --- secrets in storage URIs, whatever the URL's shape ------------------------------------
+
+SECRET = "s3cretXYZ"
+
+
+def _assert_hidden(text: str, *secrets: str) -> None:
+    for secret in secrets:
+        assert secret not in text, text
+
+
+def _chain(exc: BaseException | None) -> str:
+    """The text of an exception and of everything chained to it, as a traceback shows."""
+    parts = []
+    while exc is not None:
+        parts += [str(exc), repr(exc)]
+        exc = exc.__cause__ or exc.__context__
+    return "\n".join(parts)
+
+
+@pytest.mark.parametrize(
+    "parameter",
+    [
+        "password",
+        "PASSWORD",
+        "Password",
+        "passwd",
+        "pwd",
+        "secret",
+        "client_secret",
+        "token",
+        "access-token",
+        "sslpassword",
+        "api_key",
+        "apikey",
+        "sslkey",
+        "passfile",
+        "auth_token",
+        "something_unknown",  # not a driver option: maybe the rest of a password
+    ],
+)
+def test_query_parameters_holding_secrets_are_masked(parameter: str) -> None:
+    uri = f"postgresql://me@127.0.0.1:5432/db?ssl=prefer&{parameter}={SECRET}"
+    config = resolve_storage_uri(uri)
+    tracker = AsyncExperimentTracker(uri)
+    for shown in (mask_uri(uri), config.display, tracker.storage_uri, repr(tracker), repr(config)):
+        _assert_hidden(shown, SECRET)
+        assert f"{parameter}=***" in shown or "StorageConfig" in shown
+        assert "ssl=prefer" in shown  # a driver option is shown as written
+    assert config.url.query[parameter] == SECRET  # ... and still reaches the driver
+
+
+def test_repeated_and_encoded_secret_parameters_are_masked() -> None:
+    uri = f"postgresql://me@h/db?password={SECRET}&password={SECRET}2&token=a%26{SECRET}"
+    _assert_hidden(mask_uri(uri), SECRET, "%26")
+    assert mask_uri(uri) == "postgresql://me@h/db?password=***&password=***&token=***"
+
+
+@pytest.mark.parametrize(
+    ("uri", "shown"),
+    [
+        # A port that is not a number: only scheme and host.
+        (f"postgresql://u:{SECRET}@127.0.0.1:notaport/db", "postgresql://127.0.0.1/***"),
+        (f"postgresql://u:{SECRET}@db.example.com:1:2/db", "postgresql://db.example.com/***"),
+        # No scheme at all: nothing.
+        ("not a url", "***"),
+        (f"u:{SECRET}@127.0.0.1/db", "***"),
+        (SECRET, "***"),
+        # Where the password ends cannot be told: the scheme only.
+        (f"postgresql://u:pre@{SECRET}/x@127.0.0.1/db", "postgresql://***"),
+        (f"postgresql://u:p@h:bad/db?password=x@{SECRET}", "postgresql://***"),
+    ],
+)
+def test_unparsable_uris_show_scheme_and_host_at_most(uri: str, shown: str) -> None:
+    assert mask_uri(uri) == shown
+    with pytest.raises(ConfigurationError, match="is not a database URL") as info:
+        AsyncExperimentTracker(uri)
+    _assert_hidden(_chain(info.value), SECRET, "pre@", "notaport")
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        f"postgresql://u:pre@{SECRET}@127.0.0.1/db",
+        f"postgresql://u:pre@{SECRET}:more@127.0.0.1:5432/db",
+        f"postgresql://u:a@b@{SECRET}@127.0.0.1/db",
+    ],
+)
+def test_an_unencoded_at_in_a_password_is_read_as_part_of_it(uri: str) -> None:
+    config = resolve_storage_uri(uri)
+    assert config.url.host == "127.0.0.1"
+    assert SECRET in (config.url.password or "")
+    assert config.url.database == "db"
+    for shown in (mask_uri(uri), config.display, repr(AsyncExperimentTracker(uri))):
+        _assert_hidden(shown, SECRET, "pre")
+        assert "u:***@127.0.0.1" in shown
+    # The URL object SQLAlchemy itself makes of it (host 'SECRET@127.0.0.1') is masked too.
+    from sqlalchemy.engine import make_url
+
+    if ":more@" not in uri:  # SQLAlchemy cannot parse that one (port 'more@127.0.0.1:5432')
+        _assert_hidden(mask_uri(make_url(uri)), SECRET)
+        assert resolve_storage_uri(make_url(uri)).url.host == "127.0.0.1"
+
+
+def test_a_password_that_can_be_read_two_ways_is_refused_not_guessed() -> None:
+    # 'pre@SEC' + '/RET' could be the password, or 'SEC' the host and 'RET@...' the database.
+    uri = "postgresql://u:pre@SEC/RET@127.0.0.1/db"
+    with pytest.raises(ConfigurationError, match="percent-encode '@' as %40") as info:
+        resolve_storage_uri(uri)
+    _assert_hidden(_chain(info.value), "SEC", "RET", "pre")
+    assert resolve_storage_uri("postgresql://u:pre%40SEC%2FRET@127.0.0.1/db").url.password == (
+        "pre@SEC/RET"
+    )
+
+
+@given(
+    password=st.text(
+        alphabet=st.sampled_from("abcXYZ019@:/?#&=%+ !*'()[];,$~"), min_size=4, max_size=24
+    )
+)
+@settings(max_examples=400, deadline=None)
+def test_no_written_password_is_ever_shown(password: str) -> None:
+    uri = f"postgresql://alice:{password}@dbhost.example/dbname"
+    shown = mask_uri(uri)
+    assert shown in {
+        "postgresql://alice:***@dbhost.example/dbname",
+        "postgresql://dbhost.example/***",
+        "postgresql://***",
+    }, (password, shown)
+    refused: ConfigurationError | None = None
+    try:
+        config = resolve_storage_uri(uri)
+    except ConfigurationError as exc:
+        refused = exc
+    if refused is not None:
+        assert password not in _chain(refused)
+    else:
+        assert config.display == "postgresql+asyncpg://alice:***@dbhost.example/dbname"
+        assert config.url.host == "dbhost.example"
+
+
+@given(password=st.text(alphabet=st.sampled_from("abcXYZ019@:/?#=%+ !*'()[],$~"), min_size=4))
+@settings(max_examples=200, deadline=None)
+def test_no_password_option_is_ever_shown(password: str) -> None:
+    uri = f"postgresql://alice@dbhost.example/dbname?password={password}&ssl=require"
+    assert mask_uri(uri) in {
+        "postgresql://alice@dbhost.example/dbname?password=***&ssl=require",
+        "postgresql://alice@dbhost.example/dbname?password=***",  # '#' ends the option
+    }
+
+
+@pytest.mark.parametrize("port", ["99999", "65536", "0"])
+def test_ports_outside_tcp_range_are_refused_before_connecting(port: str) -> None:
+    with pytest.raises(ConfigurationError, match=f"has port {port}, which is not a TCP port"):
+        AsyncExperimentTracker(f"postgresql://u:{SECRET}@127.0.0.1:{port}/db")
+
+
+def test_libpq_sslmode_is_asyncpg_ssl() -> None:
+    config = resolve_storage_uri("postgresql://u@h/db?sslmode=require")
+    assert dict(config.url.query) == {"ssl": "require"}
+    # Both given: left as written, for the driver to refuse by name.
+    both = resolve_storage_uri("postgresql://u@h/db?sslmode=require&ssl=disable")
+    assert set(both.url.query) == {"ssl", "sslmode"}
+
+
+def test_a_uri_of_another_type_is_named_by_its_type_only() -> None:
+    with pytest.raises(ConfigurationError, match="got a bytes") as info:
+        AsyncExperimentTracker(f"postgresql://u:{SECRET}@h/db".encode())  # type: ignore[arg-type]
+    _assert_hidden(_chain(info.value), SECRET)
+
+
+def test_the_sandbox_config_repr_masks_its_storage_uri() -> None:
+    from healthchain.sandbox import ExperimentConfig
+
+    config = ExperimentConfig.from_mapping(
+        {"storage_uri": f"postgresql://u:{SECRET}@h/db?password={SECRET}2"}
+    )
+    assert "storage_uri='postgresql://u:***@h/db?password=***'" in repr(config)
+    _assert_hidden(repr(config), SECRET)
+    assert config.tracker_options()["storage_uri"].endswith(f"password={SECRET}2")
+
+
+def test_a_sqlite_option_the_driver_cannot_take_is_a_configuration_error(tmp_path: Path) -> None:
+    uri = f"sqlite:///{tmp_path / 'x.db'}?timeout=soon&password={SECRET}"
+    with pytest.raises(ConfigurationError, match=r"timeout=soon.*driver cannot take") as info:
+        ExperimentTracker(uri)
+    _assert_hidden(_chain(info.value), SECRET)
+
+
+def test_a_host_holding_an_at_is_refused_and_odd_values_mask_to_nothing() -> None:
+    with pytest.raises(ConfigurationError, match="its host holds an '@'") as info:
+        resolve_storage_uri(f"postgresql://u:{SECRET}@a@b#c/db")
+    _assert_hidden(_chain(info.value), SECRET)
+    assert mask_uri(None) == "***"  # type: ignore[arg-type]

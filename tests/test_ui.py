@@ -15,7 +15,12 @@ import httpx
 import pytest
 from starlette.types import Receive, Scope, Send
 
-from healthchain.tracking import ExperimentStatus, ExperimentTracker, RequestRecord
+from healthchain.tracking import (
+    ExperimentStatus,
+    ExperimentTracker,
+    RequestRecord,
+    upgrade_database,
+)
 from healthchain.ui import create_app
 from healthchain.ui._hosts import HostCheck
 
@@ -306,3 +311,40 @@ async def test_storage_failure_is_a_503_page(storage_uri: str, db_path: Path, do
     assert "The experiments database failed" in response.text
     assert "no such table" in response.text
     assert detail.status_code == 503
+
+
+async def test_no_password_reaches_any_page(postgres_uri: str) -> None:
+    # A password with an unencoded '@' and another in a query option: the header and the
+    # 503 page name the database masked. (The test server trusts local connections.)
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    secret = "s3cret-pw"
+    base = make_url(postgres_uri)
+    uri = (
+        f"postgresql://{base.username}:pre@{secret}@{base.host}:{base.port or 5432}/"
+        f"{base.database}?password=q-{secret}&sslmode=prefer"
+    )
+    await upgrade_database(postgres_uri)  # a reader never creates the schema
+    app = create_app(uri, allowed_hosts=["testserver"])
+    async with app.router.lifespan_context(app) as state:
+
+        async def served(scope: Scope, receive: Receive, send: Send) -> None:
+            scope["state"] = dict(state or {})
+            await app(scope, receive, send)
+
+        transport = httpx.ASGITransport(app=served)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+            page = await c.get("/")
+            admin = await asyncpg.connect(postgres_uri)
+            try:
+                await admin.execute("DROP TABLE experiment_tags, experiments CASCADE")
+            finally:
+                await admin.close()
+            failed = await c.get("/")
+    assert page.status_code == 200
+    assert failed.status_code == 503 and "The experiments database failed" in failed.text
+    for response in (page, failed):
+        assert secret not in response.text and "pre@" not in response.text
+        assert f":***@{base.host}" in response.text
+        assert "password=***" in response.text

@@ -65,9 +65,12 @@ class ExperimentConfig:
         if "storage_uri" in values and (
             not isinstance(values["storage_uri"], str) or not values["storage_uri"]
         ):
+            given = values["storage_uri"]
+            # Only the type of a non-string: bytes or a path object may hold a password.
+            got = repr(given) if given is None or given == "" else f"a {type(given).__name__}"
             raise SandboxConfigError(
                 f"{kind}['storage_uri'] must be a database URL such as "
-                f"'sqlite:///experiments.db', got {values['storage_uri']!r}"
+                f"'sqlite:///experiments.db', got {got}"
             )
         if "project_name" in values and (
             not isinstance(values["project_name"], str) or not values["project_name"].strip()
@@ -95,6 +98,13 @@ class ExperimentConfig:
                     f"{kind}['max_queued_writes'] must be a positive integer, got {bound!r}"
                 )
         return cls(**values)
+
+    def __repr__(self) -> str:
+        from healthchain.tracking import mask_uri  # not at import: the sandbox starts lean
+
+        shown = {f.name: getattr(self, f.name) for f in fields(self)}
+        shown["storage_uri"] = mask_uri(self.storage_uri)
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
 
     def tracker_options(self) -> dict[str, Any]:
         """Keyword arguments for ``ExperimentTracker``/``AsyncExperimentTracker``."""

@@ -15,7 +15,8 @@ builtin whose meaning fits, so ``except LookupError`` or ``except ValueError`` w
     └── StorageError (OSError)                 the database could not be opened, read or written
 
 Database driver and SQLAlchemy exceptions never escape: they are translated into
-:class:`StorageError` in one place, with the original chained as ``__cause__``.
+:class:`StorageError` in one place, with the original chained as ``__cause__``, and every
+message names the storage by its masked URL (see :func:`~healthchain.tracking.mask_uri`).
 """
 
 from __future__ import annotations

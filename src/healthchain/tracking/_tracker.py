@@ -7,6 +7,7 @@ import logging
 import os
 import socket
 import sqlite3
+import ssl
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -56,6 +57,7 @@ from ._store import (
     SqliteBackend,
     SqliteCodec,
     StartOp,
+    is_transient,
 )
 from ._values import (
     RequestRecord,
@@ -97,7 +99,30 @@ def _create_engine(
     ``outage_timeout`` bounds each PostgreSQL statement; None (schema upgrades, which
     may rewrite large tables) leaves them unbounded. ``read_only`` opens a SQLite file
     for reading only, so a file or folder this process cannot write can still be read.
+    An option of the URL the driver cannot take is a :class:`ConfigurationError`; any
+    failure to connect, later, is a :class:`StorageError` (see :func:`_connect`).
     """
+    try:
+        engine = _build_engine(storage, outage_timeout, read_only)
+    except TrackerError:
+        raise
+    except (SQLAlchemyError, TypeError, ValueError) as exc:
+        # The dialect reads the URL's options here (a port or cache size that is not a
+        # number, a timeout that is not one): nothing has been connected to yet.
+        raise ConfigurationError(
+            storage.scrub(
+                f"storage_uri {storage.display!r} has an option the "
+                f"{storage.url.get_driver_name()!r} driver cannot take ({describe(exc)}); "
+                "correct or remove it"
+            )
+        ) from exc
+    event.listen(engine.sync_engine, "do_connect", partial(_connect, storage))
+    return engine
+
+
+def _build_engine(
+    storage: StorageConfig, outage_timeout: float | None, read_only: bool
+) -> AsyncEngine:
     if not storage.is_sqlite:
         connect_args: dict[str, Any] = {}
         if outage_timeout is not None and storage.url.drivername == "postgresql+asyncpg":
@@ -194,6 +219,66 @@ def _size(path: Path) -> int:
         return 0
 
 
+def _connect(storage: StorageConfig, dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
+    """Every new connection, whatever the backend: a failure that waiting cannot cure
+    (no such database or role, a wrong password, an option the driver refuses) becomes a
+    :class:`StorageError` at once, naming the database and what to check, so the writer
+    does not retry it for the outage bound. One that waiting may cure (a server down or
+    restarting, refused connections) is left as it is: the writer retries it, and
+    :class:`_StorageErrors` words it for callers."""
+    try:
+        return dialect.connect(*cargs, **cparams)
+    except Exception as exc:
+        if isinstance(exc, TrackerError) or (is_transient(exc) and not _is_tls_failure(exc)):
+            raise
+        raise StorageError(
+            storage.scrub(
+                f"cannot connect to {storage.display!r}: {describe(exc)}; "
+                f"{_what_to_check(exc, storage)}"
+            )
+        ) from exc
+
+
+_OPTION_EXAMPLES = {
+    "asyncpg": " (asyncpg takes e.g. ssl=require, timeout=10, command_timeout=30)",
+    "aiosqlite": " (SQLite takes e.g. timeout=30)",
+}
+
+
+def _is_tls_failure(exc: BaseException) -> bool:
+    # TLS the server does not offer, or a certificate that does not verify, fails the
+    # same way next time. (A handshake cut short, SSLEOFError, may be a server going
+    # down: that stays an outage.)
+    return isinstance(exc, ssl.SSLCertVerificationError) or (
+        isinstance(exc, ConnectionError) and "rejected SSL upgrade" in str(exc)
+    )
+
+
+def _what_to_check(exc: BaseException, storage: StorageConfig) -> str:
+    if _is_tls_failure(exc):
+        return (
+            "check the URL's ssl option (ssl=disable, prefer, require, verify-ca or "
+            "verify-full) against what the server offers, and its certificates"
+        )
+    state = getattr(exc, "sqlstate", None) or getattr(getattr(exc, "orig", None), "sqlstate", None)
+    if state == "3D000":
+        return "check the database name in the URL, or create that database first"
+    if isinstance(state, str) and state.startswith("28"):
+        return (
+            "check the user name and password (given in the URL, a ?password= option, "
+            "PGPASSWORD or ~/.pgpass) and the server's pg_hba.conf"
+        )
+    if state == "42501":
+        return "check that this user may connect to that database (GRANT CONNECT)"
+    if isinstance(exc, TypeError | ValueError | ArithmeticError | LookupError):
+        example = _OPTION_EXAMPLES.get(storage.url.get_driver_name(), "")
+        return (
+            "check the options after '?' in the URL: one is not taken by the driver, or has "
+            f"a value it refuses{example}"
+        )
+    return "check the URL, and that the server accepts connections from this host"
+
+
 def _check_sqlite_path(database: str) -> None:
     # Fail here, naming the path, rather than inside aiosqlite's connect (whose failure
     # path leaves its worker thread posting to the loop after the caller has moved on).
@@ -283,7 +368,15 @@ class _StorageErrors:
             )
         else:
             message = f"{self.action} on {self.storage.display!r} failed: {describe(cause)}"
-        raise StorageError(message) from exc
+            if not self.storage.is_sqlite and isinstance(cause, OSError):
+                message += f"; {_unreachable_hint(cause)}"
+        raise StorageError(self.storage.scrub(message)) from exc
+
+
+def _unreachable_hint(cause: OSError) -> str:
+    if isinstance(cause, socket.gaierror):
+        return "check the host name in the URL"
+    return "check that the database server is running and reachable at that host and port"
 
 
 async def upgrade_database(storage_uri: str = DEFAULT_STORAGE_URI) -> tuple[str | None, str]:
@@ -389,7 +482,13 @@ class AsyncExperimentTracker:
     # --- lifecycle ------------------------------------------------------------------
 
     async def __aenter__(self) -> Self:
-        await self._open()
+        try:
+            await self._open()
+        except BaseException:
+            # ``async with`` never hands over a tracker that failed to open (no such
+            # database, a server down): release what it took rather than leave it to __del__.
+            await self.aclose()
+            raise
         return self
 
     async def __aexit__(
