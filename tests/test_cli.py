@@ -298,6 +298,21 @@ def test_reap_marks_silent_running_experiments_failed(storage_uri: str) -> None:
     assert json.loads(still.stdout)["status"] == "RUNNING"
 
 
+def test_reap_is_not_stopped_by_another_rows_interval(storage_uri: str) -> None:
+    with ExperimentTracker(storage_uri) as tracker:
+        odd, dead = tracker.start_experiment("odd"), tracker.start_experiment("dead")
+    hour_ago = (datetime.now(UTC) - timedelta(hours=1)).replace(tzinfo=None).isoformat(" ")
+    with sqlite3.connect(storage_uri.removeprefix("sqlite:///")) as conn:
+        # An interval no tracker accepts, as another program may have written it.
+        conn.execute("UPDATE experiments SET heartbeat_interval = 1e300 WHERE id = ?", (odd,))
+        conn.execute("UPDATE experiments SET heartbeat_at = ? WHERE id = ?", (hour_ago, dead))
+    conn.close()
+
+    result = run("experiments", "reap", "--storage-uri", storage_uri, "--format", "json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {"reaped": [dead]}
+
+
 def test_reap_on_missing_database(tmp_path: Path) -> None:
     uri = f"sqlite:///{tmp_path / 'none.db'}"
     assert_one_line_error(run("experiments", "reap", "--storage-uri", uri), 1, "none.db")

@@ -22,15 +22,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from . import _queries, _requests_view
 from ._config import (
     DEFAULT_STORAGE_URI,
+    MAX_QUEUED_WRITES_RANGE,
+    OUTAGE_TIMEOUT_RANGE,
     StorageConfig,
     resolve_storage_uri,
     validate_heartbeat_interval,
-    validate_positive,
     validate_project_name,
+    validate_range,
 )
 from ._dataframe import experiments_to_dataframe
 from ._exceptions import (
-    ConfigurationError,
     ExperimentNotFoundError,
     InvalidInputError,
     StorageError,
@@ -212,10 +213,12 @@ class AsyncExperimentTracker:
     ``storage_uri`` is a SQLAlchemy URL as users write it (``sqlite:///experiments.db``,
     ``postgresql://user@host/db``); it is mapped to the async driver. ``tags`` are added to
     every experiment this tracker starts. While an experiment is RUNNING its row is
-    refreshed every ``heartbeat_interval`` seconds, so :meth:`reap_stale` can tell a live
-    run from one whose process died. If the storage becomes unreachable, writes are
-    retried for up to ``outage_timeout`` seconds with at most ``max_queued_writes`` waiting;
-    past either bound they fail with :class:`StorageError`, logged with what was lost.
+    refreshed every ``heartbeat_interval`` seconds (0.05 to 86,400), so :meth:`reap_stale`
+    can tell a live run from one whose process died. If the storage becomes unreachable,
+    writes are retried for up to ``outage_timeout`` seconds (0.1 to 604,800) with at most
+    ``max_queued_writes`` (1 to 10,000,000) waiting; past either bound they fail with
+    :class:`StorageError`, logged with what was lost. A value outside its range raises
+    :class:`~healthchain.tracking.ConfigurationError`.
 
     The tracker binds to the event loop it is first used on. Use it as
     ``async with AsyncExperimentTracker(...) as tracker:`` or call :meth:`aclose`.
@@ -232,16 +235,18 @@ class AsyncExperimentTracker:
         max_queued_writes: int = 100_000,
     ) -> None:
         self._storage = resolve_storage_uri(storage_uri)
-        self._outage_timeout = validate_positive("outage_timeout", outage_timeout)
-        if (
-            isinstance(max_queued_writes, bool)
-            or not isinstance(max_queued_writes, int)
-            or (max_queued_writes < 1)
-        ):
-            raise ConfigurationError(
-                f"max_queued_writes must be a positive integer, got {max_queued_writes!r}"
+        self._outage_timeout = validate_range(
+            "outage_timeout", outage_timeout, OUTAGE_TIMEOUT_RANGE
+        )
+        self._max_queued = int(
+            validate_range(
+                "max_queued_writes",
+                max_queued_writes,
+                MAX_QUEUED_WRITES_RANGE,
+                unit="",
+                integer=True,
             )
-        self._max_queued = max_queued_writes
+        )
         self._project = validate_project_name(project_name)
         self._tags, self._tag_texts = validate_tags(tags)
         self._heartbeat_interval = validate_heartbeat_interval(heartbeat_interval)
@@ -567,7 +572,9 @@ class AsyncExperimentTracker:
     async def reap_stale(self) -> list[str]:
         """Mark RUNNING experiments silent for over 3 heartbeat intervals as FAILED.
 
-        Each row is judged by the interval of the process that wrote it. Returns the ids.
+        Each row is judged by the interval of the process that wrote it (clamped to 0.05
+        to 86,400 s), and never fails because of another row's values. The end time
+        recorded is the run's last heartbeat. Returns the ids.
         """
         writer = await self._ready()
         with self._storage_errors("reap_stale"):
