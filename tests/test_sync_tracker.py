@@ -119,9 +119,11 @@ def test_closed_facade_refuses_calls(storage_uri: str) -> None:
         tracker.end_experiment(experiment_id)
     with pytest.raises(TrackerClosedError):
         tracker.list_experiments()
-    # what was written before closing is there
+    # what was written before closing is there, and the close ended what was still open
     with ExperimentTracker(storage_uri) as reopened:
-        assert reopened.get_experiment(experiment_id).status is ExperimentStatus.RUNNING
+        experiment = reopened.get_experiment(experiment_id)
+    assert experiment.status is ExperimentStatus.INTERRUPTED
+    assert experiment.error == "the tracker was closed while the experiment was open"
 
 
 def test_bad_path_fails_at_construction_and_creates_nothing(tmp_path: Path) -> None:

@@ -33,6 +33,7 @@ from ._config import (
 from ._dataframe import experiments_to_dataframe
 from ._exceptions import (
     ExperimentNotFoundError,
+    ExperimentStateError,
     InvalidInputError,
     StorageError,
     TrackerClosedError,
@@ -80,6 +81,8 @@ __all__ = ["AsyncExperimentTracker", "upgrade_database"]
 logger = logging.getLogger("healthchain.tracking")
 
 _HOST = socket.gethostname()
+CLOSED_WHILE_OPEN = "the tracker was closed while the experiment was open"
+PROCESS_EXITED = "the process exited while the experiment was open"
 # Seconds a SQLite connection waits for another writer's lock before giving up.
 SQLITE_BUSY_TIMEOUT = 30.0
 # Lower bound on one PostgreSQL connect or statement, whatever the outage_timeout.
@@ -260,6 +263,7 @@ class AsyncExperimentTracker:
         self._open_lock: asyncio.Lock | None = None
         self._closed = False
         self._running: set[str] = set()
+        self._closed_over: set[str] = set()  # ended INTERRUPTED by closing the tracker
         self._tasks: set[asyncio.Task[Any]] = set()
 
     # --- properties -----------------------------------------------------------------
@@ -302,16 +306,50 @@ class AsyncExperimentTracker:
     async def aclose(self) -> None:
         """Write everything queued, stop the heartbeat and release the engine. Idempotent.
 
+        Experiments of this tracker still RUNNING (a ``track()`` block not yet left, a
+        start without its end) are ended INTERRUPTED, with an error saying the tracker was
+        closed while they were open; a block left afterwards records nothing more.
+
         A cancellation arriving meanwhile waits until this is done, then propagates: a
         tracker closed from a cancelled task still lands its queued writes and returns
         its connections, instead of leaving them to the garbage collector.
         """
+        await self._shutdown(CLOSED_WHILE_OPEN)
+
+    async def _shutdown(self, reason: str) -> None:
+        """:meth:`aclose`, ending open experiments INTERRUPTED with ``reason`` as error."""
         if self._closed:
             return
         self._closed = True
-        await _run_to_completion(self._release())
+        # Synchronously, before any await: a block left meanwhile must see its end taken.
+        ends = self._interrupt_open(reason)
+        await _run_to_completion(self._release(ends))
 
-    async def _release(self) -> None:
+    def _interrupt_open(self, reason: str) -> list[tuple[str, asyncio.Future[Any]]]:
+        """Queue an INTERRUPTED end for each experiment still open; returns their futures."""
+        open_ids, self._running = self._running, set()
+        self._closed_over |= open_ids
+        writer = self._writer
+        if writer is None or not open_ids:
+            return []
+        now = self._codec.time(utcnow())
+        ends = []
+        for experiment_id in open_ids:
+            row = {
+                "b_id": experiment_id,
+                "b_status": ExperimentStatus.INTERRUPTED.value,
+                "b_end": now,
+                "b_error": reason,
+            }
+            try:
+                ends.append((experiment_id, writer.submit(EndOp(row))))
+            except TrackerError as exc:
+                logger.error(
+                    "could not record INTERRUPTED for experiment %s: %s", experiment_id, exc
+                )
+        return ends
+
+    async def _release(self, ends: Sequence[tuple[str, asyncio.Future[Any]]] = ()) -> None:
         writer, self._writer = self._writer, None
         for task in list(self._tasks):
             if task.get_name() == "healthchain-heartbeat":
@@ -321,6 +359,15 @@ class AsyncExperimentTracker:
         try:
             if writer is not None:
                 await writer.aclose()
+            for experiment_id, end in ends:
+                failure = end.exception() if end.done() and not end.cancelled() else None
+                # Already ended elsewhere (reaped, or ended by another tracker): nothing lost.
+                if failure is not None and not isinstance(failure, ExperimentStateError):
+                    logger.error(
+                        "could not record INTERRUPTED for experiment %s: %s",
+                        experiment_id,
+                        describe(failure),
+                    )
             if self._backend is not None:
                 await self._backend.aclose()
         finally:
@@ -522,7 +569,8 @@ class AsyncExperimentTracker:
         """Run the body as one experiment, yielding its id.
 
         COMPLETED on normal exit; FAILED with the error text if the body raises;
-        INTERRUPTED on cancellation or KeyboardInterrupt. The exception propagates.
+        INTERRUPTED on cancellation or KeyboardInterrupt. The exception propagates. If the
+        tracker is closed while the block is open, the close records it INTERRUPTED.
         """
         experiment_id = await self.start_experiment(
             name, tags=tags, pipeline_config=pipeline_config, components=components
@@ -530,15 +578,18 @@ class AsyncExperimentTracker:
         try:
             yield experiment_id
         except (asyncio.CancelledError, KeyboardInterrupt) as exc:
-            await self._end_quietly(
-                experiment_id, ExperimentStatus.INTERRUPTED, describe(exc) or "cancelled"
-            )
+            if experiment_id not in self._closed_over:
+                await self._end_quietly(
+                    experiment_id, ExperimentStatus.INTERRUPTED, describe(exc) or "cancelled"
+                )
             raise
         except BaseException as exc:
-            await self._end_quietly(experiment_id, ExperimentStatus.FAILED, describe(exc))
+            if experiment_id not in self._closed_over:
+                await self._end_quietly(experiment_id, ExperimentStatus.FAILED, describe(exc))
             raise
         else:
-            await self.end_experiment(experiment_id)
+            if experiment_id not in self._closed_over:
+                await self.end_experiment(experiment_id)
 
     async def _end_quietly(self, experiment_id: str, status: ExperimentStatus, error: str) -> None:
         # Shielded, so a second cancellation cannot lose the final status; a storage error
