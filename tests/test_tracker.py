@@ -369,6 +369,21 @@ async def test_closing_ends_open_experiments_interrupted(
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
 
 
+async def test_a_start_being_written_when_the_tracker_closes_is_ended_too(
+    any_storage_uri: str,
+) -> None:
+    tracker = AsyncExperimentTracker(any_storage_uri)
+    await tracker.list_experiments()  # open
+    starting = asyncio.ensure_future(tracker.start_experiment("racing the close"))
+    await asyncio.sleep(0)  # queued, not yet committed
+    await tracker.aclose()
+    experiment_id = await starting  # the close wrote it first ...
+    async with AsyncExperimentTracker(any_storage_uri) as reader:
+        experiment = await reader.get_experiment(experiment_id)
+    assert experiment.status is ExperimentStatus.INTERRUPTED  # ... then its end
+    assert experiment.error == "the tracker was closed while the experiment was open"
+
+
 async def test_closed_tracker_refuses_every_call(storage_uri: str) -> None:
     tracker = AsyncExperimentTracker(storage_uri)
     async with tracker:

@@ -9,6 +9,7 @@ several threads at once.
 from __future__ import annotations
 
 import atexit
+import logging
 import warnings
 import weakref
 from collections.abc import Iterable, Mapping, Sequence
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Self
 from anyio.from_thread import BlockingPortal
 
 from ._config import DEFAULT_STORAGE_URI
+from ._exceptions import describe
 from ._portal import LoopThread
 from ._records import Experiment, ExperimentStatus
 from ._tracker import CLOSED_WHILE_OPEN, PROCESS_EXITED, AsyncExperimentTracker
@@ -30,6 +32,8 @@ if TYPE_CHECKING:
 
 __all__ = ["ExperimentTracker"]
 
+logger = logging.getLogger("healthchain.tracking")
+
 _open_trackers: weakref.WeakSet[ExperimentTracker] = weakref.WeakSet()
 # Loop threads of trackers garbage-collected while open, still closing them.
 _abandoned: weakref.WeakSet[LoopThread] = weakref.WeakSet()
@@ -38,7 +42,10 @@ _abandoned: weakref.WeakSet[LoopThread] = weakref.WeakSet()
 @atexit.register
 def _close_open_trackers() -> None:
     for tracker in list(_open_trackers):
-        tracker._close(PROCESS_EXITED)
+        try:
+            tracker._close(PROCESS_EXITED)
+        except Exception as exc:  # one tracker's failure must not leave the others open
+            logger.error("closing %r at exit failed: %s", tracker, describe(exc))
     for loop_thread in list(_abandoned):
         loop_thread.join()  # their writes land before the interpreter ends the thread
 

@@ -361,8 +361,11 @@ class AsyncExperimentTracker:
                 await writer.aclose()
             for experiment_id, end in ends:
                 failure = end.exception() if end.done() and not end.cancelled() else None
-                # Already ended elsewhere (reaped, or ended by another tracker): nothing lost.
-                if failure is not None and not isinstance(failure, ExperimentStateError):
+                # Already ended elsewhere (reaped, or ended by another tracker), or its
+                # start failed and was reported to its caller: nothing lost here.
+                if failure is not None and not isinstance(
+                    failure, ExperimentStateError | ExperimentNotFoundError
+                ):
                     logger.error(
                         "could not record INTERRUPTED for experiment %s: %s",
                         experiment_id,
@@ -502,9 +505,14 @@ class AsyncExperimentTracker:
             {"experiment_id": experiment_id, "name": n, "type": t, "stage": s, "position": i}
             for i, (n, t, s) in enumerate(parts)
         ]
-        with self._storage_errors("start_experiment"):
-            await writer.submit(StartOp(row, tag_rows, component_rows))
+        # Open from now: a close while the start is being written ends it too, after it.
         self._running.add(experiment_id)
+        try:
+            with self._storage_errors("start_experiment"):
+                await writer.submit(StartOp(row, tag_rows, component_rows))
+        except BaseException:
+            self._running.discard(experiment_id)
+            raise
         return experiment_id
 
     def _end_orphan(self, op: StartOp) -> None:
