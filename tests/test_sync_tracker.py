@@ -171,3 +171,17 @@ def test_unclosed_facade_warns_and_shuts_down(storage_uri: str) -> None:
         del tracker  # the last reference: collected at once
     thread.join(timeout=10)
     assert not thread.is_alive()
+
+
+def test_a_generator_closed_inside_track_is_interrupted(tracker: ExperimentTracker) -> None:
+    def steps() -> Iterator[str]:
+        with tracker.track("stopped early") as experiment_id:
+            yield experiment_id
+            yield experiment_id
+
+    stopped = steps()
+    experiment_id = next(stopped)
+    stopped.close()  # a loop over it left early
+    experiment = tracker.get_experiment(experiment_id)
+    assert experiment.status is ExperimentStatus.INTERRUPTED
+    assert experiment.error == "GeneratorExit"

@@ -8,10 +8,10 @@ heartbeat, says ``started <id>`` on stdout and waits to be killed. The ``exit-*`
 say ``started <id>`` and let the process end while that experiment is still open:
 ``exit-thread`` (a daemon thread blocked inside ``track()``), ``exit-generator`` (a
 suspended generator holding ``track()``), ``exit-manual`` (``track().__enter__()``
-never left), ``exit-dropped`` (the tracker garbage-collected unclosed),
-``exit-async-closed`` (a task inside ``async with tracker.track()`` when the tracker is
-closed) and ``exit-async-open`` (``asyncio.run()`` ending with that task still inside,
-the tracker never closed).
+never left), ``exit-sys-exit`` (``sys.exit(3)`` inside ``track()``), ``exit-dropped``
+(the tracker garbage-collected unclosed), ``exit-async-closed`` (a task inside ``async
+with tracker.track()`` when the tracker is closed) and ``exit-async-open``
+(``asyncio.run()`` ending with that task still inside, the tracker never closed).
 """
 
 from __future__ import annotations
@@ -56,6 +56,10 @@ def _open_at_exit(mode: str, uri: str) -> None:
         block = tracker.track("entered by hand")
         print(f"started {block.__enter__()}", flush=True)
         globals()["block"], globals()["tracker"] = block, tracker  # as a script's would be
+    elif mode == "exit-sys-exit":
+        with tracker.track("sys.exit() inside") as experiment_id:
+            print(f"started {experiment_id}", flush=True)
+            sys.exit(3)
     elif mode == "exit-dropped":
         # Started, never ended, and the tracker dropped unclosed: collected before exit.
         print(f"started {tracker.start_experiment('dropped')}", flush=True)

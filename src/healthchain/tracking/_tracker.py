@@ -577,19 +577,21 @@ class AsyncExperimentTracker:
         """Run the body as one experiment, yielding its id.
 
         COMPLETED on normal exit; FAILED with the error text if the body raises;
-        INTERRUPTED on cancellation or KeyboardInterrupt. The exception propagates. If the
-        tracker is closed while the block is open, the close records it INTERRUPTED.
+        INTERRUPTED on cancellation, KeyboardInterrupt, ``sys.exit()`` or a generator
+        holding the block being closed. The exception propagates. If the tracker is closed
+        while the block is open, the close records it INTERRUPTED.
         """
         experiment_id = await self.start_experiment(
             name, tags=tags, pipeline_config=pipeline_config, components=components
         )
         try:
             yield experiment_id
-        except (asyncio.CancelledError, KeyboardInterrupt) as exc:
+        except (asyncio.CancelledError, KeyboardInterrupt, SystemExit, GeneratorExit) as exc:
             if experiment_id not in self._closed_over:
-                await self._end_quietly(
-                    experiment_id, ExperimentStatus.INTERRUPTED, describe(exc) or "cancelled"
-                )
+                error = describe(exc)
+                if isinstance(exc, SystemExit):
+                    error = f"{PROCESS_EXITED} ({error})"
+                await self._end_quietly(experiment_id, ExperimentStatus.INTERRUPTED, error)
             raise
         except BaseException as exc:
             if experiment_id not in self._closed_over:
