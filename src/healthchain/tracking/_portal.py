@@ -8,6 +8,7 @@ closed by an ``atexit`` handler while it still runs.
 
 from __future__ import annotations
 
+import concurrent.futures
 import threading
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
@@ -58,7 +59,15 @@ class LoopThread:
 
     def call(self, func: Callable[..., Awaitable[T]], *args: Any) -> T:
         """Run ``func(*args)`` on the loop and wait for its result."""
-        return self.portal.call(func, *args)
+        try:
+            return self.portal.call(func, *args)
+        except concurrent.futures.CancelledError:
+            if self.running:
+                raise
+            raise TrackerClosedError(
+                "the tracker was closed while this call was waiting; create a new one to keep "
+                "recording"
+            ) from None
 
     def wrap(self, cm: AbstractAsyncContextManager[T]) -> AbstractContextManager[T]:
         """A synchronous context manager running ``cm`` on the loop."""
