@@ -15,9 +15,8 @@ from storage import Storage
 
 from healthchain.tracking import ExperimentStatus, ExperimentTracker
 
-NOW = datetime.now(UTC)
-HOUR_AGO = NOW - timedelta(hours=1)
-DAYS_AGO = NOW - timedelta(days=4)  # past 3 x the longest accepted interval (one day)
+HOUR = timedelta(hours=1)
+DAYS = timedelta(days=4)  # past 3 x the longest accepted interval (one day)
 
 
 def _plant(storage: Storage, experiment_id: str, *, beat: Any, interval: Any = 10.0) -> None:
@@ -42,22 +41,24 @@ def _statuses(storage: Storage, ids: dict[str, str]) -> dict[str, str]:
 
 def test_each_row_is_judged_on_its_own_values(any_storage: Storage) -> None:
     sqlite = any_storage.path is not None
+    now = datetime.now(UTC)
+    hour_ago, days_ago = now - HOUR, now - DAYS
     # What a row left by anything may hold, and whether it is stale (True) or not.
     cases: dict[str, tuple[Any, Any, bool]] = {
-        "stale": (HOUR_AGO, 10.0, True),
-        "huge-recent": (HOUR_AGO, 1e300, False),  # judged by the longest interval, one day
-        "huge-old": (DAYS_AGO, 1e300, True),
-        "beyond-accepted": (HOUR_AGO, 1e15, False),
-        "inf-old": (DAYS_AGO, math.inf, True),
-        "negative-recent": (HOUR_AGO, -5.0, False),  # unusable: judged by the longest
-        "negative-old": (DAYS_AGO, -5.0, True),
-        "zero-old": (DAYS_AGO, 0.0, True),
-        "tiny": (NOW - timedelta(seconds=2), 1e-9, True),  # judged by the shortest, 0.05 s
+        "stale": (hour_ago, 10.0, True),
+        "huge-recent": (hour_ago, 1e300, False),  # judged by the longest interval, one day
+        "huge-old": (days_ago, 1e300, True),
+        "beyond-accepted": (hour_ago, 1e15, False),
+        "inf-old": (days_ago, math.inf, True),
+        "negative-recent": (hour_ago, -5.0, False),  # unusable: judged by the longest
+        "negative-old": (days_ago, -5.0, True),
+        "zero-old": (days_ago, 0.0, True),
+        "tiny": (now - timedelta(seconds=2), 1e-9, True),  # judged by the shortest, 0.05 s
         # NaN is NULL to SQLite (refused by NOT NULL); text is what it keeps instead.
-        "unusable-old": (DAYS_AGO, "soon" if sqlite else math.nan, True),
-        "unusable-recent": (HOUR_AGO, "soon" if sqlite else math.nan, False),
+        "unusable-old": (days_ago, "soon" if sqlite else math.nan, True),
+        "unusable-recent": (hour_ago, "soon" if sqlite else math.nan, False),
         "no-beat": (None, 10.0, False),  # nothing to judge it by: left alone
-        "live": (NOW, 10.0, False),
+        "live": (now, 10.0, False),
     }
     with ExperimentTracker(any_storage.uri) as tracker:
         ids = {name: tracker.start_experiment(name) for name in cases}
@@ -95,17 +96,18 @@ def test_each_row_is_judged_on_its_own_values(any_storage: Storage) -> None:
 
 
 def test_a_reaped_run_ends_at_its_last_heartbeat(any_storage: Storage) -> None:
+    hour_ago = datetime.now(UTC) - HOUR
     with ExperimentTracker(any_storage.uri) as tracker:
         died = tracker.start_experiment("died 3 s in")
-        started = HOUR_AGO.astimezone(UTC).replace(tzinfo=None)
+        started = hour_ago.astimezone(UTC).replace(tzinfo=None)
         start = started.isoformat(" ") if any_storage.path is not None else started
         any_storage.query("UPDATE experiments SET start_time = ? WHERE id = ?", start, died)
-        _plant(any_storage, died, beat=HOUR_AGO + timedelta(seconds=3))
+        _plant(any_storage, died, beat=hour_ago + timedelta(seconds=3))
 
         assert tracker.reap_stale() == [died]
         experiment = tracker.get_experiment(died)
     assert experiment.status is ExperimentStatus.FAILED
-    assert experiment.end_time == experiment.heartbeat_at == HOUR_AGO + timedelta(seconds=3)
+    assert experiment.end_time == experiment.heartbeat_at == hour_ago + timedelta(seconds=3)
     assert experiment.duration == timedelta(seconds=3)
     # When it was reaped is kept in the error text.
     assert experiment.error is not None
