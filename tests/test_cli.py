@@ -273,31 +273,52 @@ def test_export_errors(storage_uri: str, recorded: dict[str, str], tmp_path: Pat
 # --- experiments reap -------------------------------------------------------------------
 
 
-def test_reap_marks_silent_running_experiments_failed(storage_uri: str) -> None:
-    with ExperimentTracker(storage_uri, project_name="p") as tracker:
-        alive = tracker.start_experiment("alive")
-    # A run whose process died: RUNNING, last heartbeat an hour ago.
-    with ExperimentTracker(storage_uri, project_name="p") as tracker:
-        dead = tracker.start_experiment("dead")
+def _left_by_a_dead_process(storage_uri: str, experiment_id: str) -> None:
+    """RUNNING, last heartbeat an hour ago: what a process killed mid-run leaves."""
     hour_ago = (datetime.now(UTC) - timedelta(hours=1)).replace(tzinfo=None).isoformat(" ")
     with sqlite3.connect(storage_uri.removeprefix("sqlite:///")) as conn:
-        conn.execute("UPDATE experiments SET heartbeat_at = ? WHERE id = ?", (hour_ago, dead))
+        conn.execute(
+            "UPDATE experiments SET status = 'RUNNING', end_time = NULL, error = NULL, "
+            "heartbeat_at = ? WHERE id = ?",
+            (hour_ago, experiment_id),
+        )
     conn.close()
 
-    result = run("experiments", "reap", "--storage-uri", storage_uri)
+
+def test_reap_marks_silent_running_experiments_failed(storage_uri: str) -> None:
+    with ExperimentTracker(storage_uri, project_name="p") as tracker:
+        dead = tracker.start_experiment("dead")
+    _left_by_a_dead_process(storage_uri, dead)
+    with ExperimentTracker(storage_uri, project_name="p") as live:
+        alive = live.start_experiment("alive")  # its process is alive while we reap
+
+        result = run("experiments", "reap", "--storage-uri", storage_uri)
+        assert result.exit_code == 0, result.output
+        assert result.stdout.splitlines() == ["marked 1 stale experiments FAILED:", dead]
+        again = run("experiments", "reap", "--storage-uri", storage_uri, "--format", "json")
+        assert json.loads(again.stdout) == {"reaped": []}
+        nothing = run("experiments", "reap", "--storage-uri", storage_uri)
+        assert nothing.stdout == "no stale experiments\n"
+        shown = run("experiments", "show", dead, "--storage-uri", storage_uri, "--format", "json")
+        assert json.loads(shown.stdout)["status"] == "FAILED"
+        assert "heartbeat" in json.loads(shown.stdout)["error"]
+        still = run("experiments", "show", alive, "--storage-uri", storage_uri, "--format", "json")
+        assert json.loads(still.stdout)["status"] == "RUNNING"
+
+
+def test_reap_is_not_stopped_by_another_rows_interval(storage_uri: str) -> None:
+    with ExperimentTracker(storage_uri) as tracker:
+        odd, dead = tracker.start_experiment("odd"), tracker.start_experiment("dead")
+    for experiment_id in (odd, dead):
+        _left_by_a_dead_process(storage_uri, experiment_id)
+    with sqlite3.connect(storage_uri.removeprefix("sqlite:///")) as conn:
+        # An interval no tracker accepts, as another program may have written it.
+        conn.execute("UPDATE experiments SET heartbeat_interval = 1e300 WHERE id = ?", (odd,))
+    conn.close()
+
+    result = run("experiments", "reap", "--storage-uri", storage_uri, "--format", "json")
     assert result.exit_code == 0, result.output
-    assert result.stdout.splitlines() == ["marked 1 stale experiments FAILED:", dead]
-    again = run("experiments", "reap", "--storage-uri", storage_uri, "--format", "json")
-    assert json.loads(again.stdout) == {"reaped": []}
-    assert (
-        run("experiments", "reap", "--storage-uri", storage_uri).stdout == "no stale experiments\n"
-    )
-    shown = json.loads(
-        run("experiments", "show", dead, "--storage-uri", storage_uri, "--format", "json").stdout
-    )
-    assert shown["status"] == "FAILED" and "heartbeat" in shown["error"]
-    still = run("experiments", "show", alive, "--storage-uri", storage_uri, "--format", "json")
-    assert json.loads(still.stdout)["status"] == "RUNNING"
+    assert json.loads(result.stdout) == {"reaped": [dead]}
 
 
 def test_reap_on_missing_database(tmp_path: Path) -> None:

@@ -47,20 +47,25 @@ def _assert_sound(storage: Storage) -> None:
         assert orphans == [(0,)], f"orphan rows in {table}"
 
 
-def _assert_reaped_in_time(experiment: Experiment, looking_since: datetime) -> timedelta:
+def _assert_reaped_in_time(
+    experiment: Experiment, looking_since: datetime, reaped_by: datetime
+) -> timedelta:
     """Reaped FAILED after 3 heartbeat intervals of silence, and promptly after that.
 
-    "Promptly": once the row was stale and the parent was polling. Returns the silence.
+    "Promptly": once the row was stale and the parent was polling; ``reaped_by`` is when
+    the reaping call returned. The run ends at its last heartbeat. Returns the silence.
     """
     assert experiment.status is ExperimentStatus.FAILED
     assert experiment.error is not None
     assert "stopped reporting" in experiment.error
     assert experiment.end_time is not None
-    assert experiment.heartbeat_at is not None
-    silence = experiment.end_time - experiment.heartbeat_at
-    stale_at = experiment.heartbeat_at + timedelta(seconds=3 * INTERVAL)
+    assert experiment.end_time == experiment.heartbeat_at
+    reaped_at = datetime.fromisoformat(experiment.error.rsplit("reaped at ", 1)[1])
+    assert reaped_at <= reaped_by
+    silence = reaped_at - experiment.end_time
+    stale_at = experiment.end_time + timedelta(seconds=3 * INTERVAL)
     assert silence > timedelta(seconds=3 * INTERVAL), "reaped while not yet stale"
-    assert experiment.end_time <= max(stale_at, looking_since) + SLACK, "reaped late"
+    assert reaped_at <= max(stale_at, looking_since) + SLACK, "reaped late"
     return silence
 
 
@@ -96,6 +101,7 @@ def test_a_killed_process_is_reaped_and_a_live_one_is_not(any_storage: Storage) 
             while not (reaped := tracker.reap_stale()):
                 assert datetime.now(UTC) - killed_at < 10 * SLACK, "not reaped"
                 time.sleep(INTERVAL / 4)
+            reaped_by = datetime.now(UTC)
             experiment = tracker.get_experiment(doomed)
             assert reaped == [doomed]
             assert tracker.get_experiment(alive).status is ExperimentStatus.RUNNING
@@ -108,7 +114,7 @@ def test_a_killed_process_is_reaped_and_a_live_one_is_not(any_storage: Storage) 
     # It beat until it died, so it is reaped within 3 intervals of the kill, never before.
     assert experiment.heartbeat_at is not None
     assert killed_at - experiment.heartbeat_at <= timedelta(seconds=INTERVAL) + SLACK
-    _assert_reaped_in_time(experiment, killed_at)
+    _assert_reaped_in_time(experiment, killed_at, reaped_by)
     assert experiment.error is not None
     assert f"process {child.pid}" in experiment.error
     _assert_sound(any_storage)
@@ -147,6 +153,7 @@ def test_sigkill_mid_write_leaves_a_sound_database_and_a_reapable_run(
             assert datetime.now(UTC) - killed_at < 10 * SLACK, "not reaped"
             reaped += tracker.reap_stale()
             time.sleep(INTERVAL / 4)
+        reaped_by = datetime.now(UTC)
         doomed = tracker.get_experiment(words[1])
         churned = sorted(tracker.list_experiments({"name": "churn"}), key=lambda e: e.tags["seq"])
         logged = [r.index for r in tracker.list_requests(doomed.id)]
@@ -160,9 +167,9 @@ def test_sigkill_mid_write_leaves_a_sound_database_and_a_reapable_run(
     in_flight = churned[len(completed) :]
     assert len(in_flight) <= 1
     assert sorted(reaped) == sorted([doomed.id] + [e.id for e in in_flight])
-    _assert_reaped_in_time(doomed, killed_at)
+    _assert_reaped_in_time(doomed, killed_at, reaped_by)
     for experiment in in_flight:
-        _assert_reaped_in_time(experiment, killed_at)
+        _assert_reaped_in_time(experiment, killed_at, reaped_by)
     assert logged == list(range(len(logged)))
     assert len(logged) % 20 == 0
     assert 20 * len(completed) <= len(logged) <= 20 * len(churned)

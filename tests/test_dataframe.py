@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from datetime import timedelta
 
 import pandas as pd
@@ -24,15 +25,14 @@ PIPELINE = [
 
 
 @pytest.fixture
-def recorded(storage_uri: str) -> dict[str, str]:
+def recorded(storage_uri: str) -> Iterator[dict[str, str]]:
     with ExperimentTracker(storage_uri, project_name="nb", tags={"env": "prod"}) as tracker:
         done = tracker.start_experiment("a", tags={"epochs": 3}, components=PIPELINE)
         tracker.end_experiment(done)
         failed = tracker.start_experiment("b", tags={"model": "zephyr"})
         tracker.end_experiment(failed, ExperimentStatus.FAILED, error="boom")
-        running = tracker.start_experiment("c")
-        # Left RUNNING on purpose (the tracker does not end it on close).
-    return {"done": done, "failed": failed, "running": running}
+        running = tracker.start_experiment("c")  # RUNNING while the test runs
+        yield {"done": done, "failed": failed, "running": running}
 
 
 def test_frame_columns_types_and_order(storage_uri: str, recorded: dict[str, str]) -> None:

@@ -119,9 +119,11 @@ def test_closed_facade_refuses_calls(storage_uri: str) -> None:
         tracker.end_experiment(experiment_id)
     with pytest.raises(TrackerClosedError):
         tracker.list_experiments()
-    # what was written before closing is there
+    # what was written before closing is there, and the close ended what was still open
     with ExperimentTracker(storage_uri) as reopened:
-        assert reopened.get_experiment(experiment_id).status is ExperimentStatus.RUNNING
+        experiment = reopened.get_experiment(experiment_id)
+    assert experiment.status is ExperimentStatus.INTERRUPTED
+    assert experiment.error == "the tracker was closed while the experiment was open"
 
 
 def test_bad_path_fails_at_construction_and_creates_nothing(tmp_path: Path) -> None:
@@ -169,3 +171,17 @@ def test_unclosed_facade_warns_and_shuts_down(storage_uri: str) -> None:
         del tracker  # the last reference: collected at once
     thread.join(timeout=10)
     assert not thread.is_alive()
+
+
+def test_a_generator_closed_inside_track_is_interrupted(tracker: ExperimentTracker) -> None:
+    def steps() -> Iterator[str]:
+        with tracker.track("stopped early") as experiment_id:
+            yield experiment_id
+            yield experiment_id
+
+    stopped = steps()
+    experiment_id = next(stopped)
+    stopped.close()  # a loop over it left early
+    experiment = tracker.get_experiment(experiment_id)
+    assert experiment.status is ExperimentStatus.INTERRUPTED
+    assert experiment.error == "GeneratorExit"

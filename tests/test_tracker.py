@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 import re
 import sqlite3
 import uuid
@@ -121,7 +122,7 @@ async def test_list_filters_order_and_paging(any_storage_uri: str) -> None:
         assert await tracker.list_experiments({"tags": {"i": "2"}}) == []  # 2 is not "2"
 
         running = await tracker.list_experiments({"status": "RUNNING"})
-        assert {e.id for e in running} == {ids[4], ids[5], other_id}
+        assert {e.id for e in running} == {ids[4], ids[5]}  # closing `other` ended other_id
         several = await tracker.list_experiments(
             {"status": [ExperimentStatus.COMPLETED, "running"], "project": "p1"}
         )
@@ -322,6 +323,65 @@ async def test_bad_end_status_and_paging_arguments(storage_uri: str) -> None:
         with pytest.raises(InvalidInputError, match="offset must be an integer >= 0, got '2'"):
             await tracker.list_experiments(offset="2")  # type: ignore[arg-type]
         assert (await tracker.get_experiment(experiment_id)).status is ExperimentStatus.RUNNING
+
+
+async def test_closing_ends_open_experiments_interrupted(
+    any_storage_uri: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    tracker = AsyncExperimentTracker(any_storage_uri)
+    started = await tracker.start_experiment("started, never ended")
+    elsewhere = await tracker.start_experiment("ended by another tracker")
+    async with AsyncExperimentTracker(any_storage_uri) as other:
+        await other.end_experiment(elsewhere)
+    inside: dict[str, str] = {}
+    entered, release = anyio.Event(), anyio.Event()
+
+    errors: list[Exception] = []
+
+    async def block(name: str, fail: bool) -> None:
+        try:
+            async with tracker.track(name) as experiment_id:
+                inside[name] = experiment_id
+                if len(inside) == 2:
+                    entered.set()
+                await release.wait()
+                if fail:
+                    raise ValueError("left after the close")
+        except Exception as exc:
+            errors.append(exc)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(block, "ok", False)
+        tg.start_soon(block, "fails", True)
+        await entered.wait()
+        await tracker.aclose()
+        release.set()  # the blocks end after the close: nothing more is recorded
+    # The body's own error still propagates, and nothing else does.
+    assert [repr(e) for e in errors] == [repr(ValueError("left after the close"))]
+
+    async with AsyncExperimentTracker(any_storage_uri) as reader:
+        ended = {i: await reader.get_experiment(i) for i in (started, *inside.values())}
+        assert (await reader.get_experiment(elsewhere)).status is ExperimentStatus.COMPLETED
+    for experiment in ended.values():
+        assert experiment.status is ExperimentStatus.INTERRUPTED
+        assert experiment.error == "the tracker was closed while the experiment was open"
+        assert experiment.end_time is not None
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+async def test_a_start_being_written_when_the_tracker_closes_is_ended_too(
+    any_storage_uri: str,
+) -> None:
+    tracker = AsyncExperimentTracker(any_storage_uri)
+    await tracker.list_experiments()  # open
+    starting = asyncio.ensure_future(tracker.start_experiment("racing the close"))
+    await asyncio.sleep(0)  # queued, not yet committed
+    await tracker.aclose()
+    experiment_id = await starting  # the close wrote it first ...
+    async with AsyncExperimentTracker(any_storage_uri) as reader:
+        experiment = await reader.get_experiment(experiment_id)
+    assert experiment.status is ExperimentStatus.INTERRUPTED  # ... then its end
+    assert experiment.error == "the tracker was closed while the experiment was open"
 
 
 async def test_closed_tracker_refuses_every_call(storage_uri: str) -> None:

@@ -4,16 +4,84 @@ Modes: ``open`` opens the tracker (racing other children to create the schema) a
 records one experiment; ``write N`` records N full lifecycles (tags, components, end);
 ``churn`` starts one long experiment, says ``started <id>``, then writes lifecycles and
 request records without pause until killed; ``hang`` starts an experiment with a short
-heartbeat, says ``started <id>`` on stdout and waits to be killed.
+heartbeat, says ``started <id>`` on stdout and waits to be killed. The ``exit-*`` modes
+say ``started <id>`` and let the process end while that experiment is still open:
+``exit-thread`` (a daemon thread blocked inside ``track()``), ``exit-generator`` (a
+suspended generator holding ``track()``), ``exit-manual`` (``track().__enter__()``
+never left), ``exit-sys-exit`` (``sys.exit(3)`` inside ``track()``), ``exit-dropped``
+(the tracker garbage-collected unclosed), ``exit-async-closed`` (a task inside ``async
+with tracker.track()`` when the tracker is closed) and ``exit-async-open``
+(``asyncio.run()`` ending with that task still inside, the tracker never closed).
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 import threading
+from collections.abc import Iterator
 
-from healthchain.tracking import ExperimentTracker
+from healthchain.tracking import AsyncExperimentTracker, ExperimentTracker
+
+
+def _open_at_exit(mode: str, uri: str) -> None:
+    """Leave one experiment open in the way ``mode`` names, and return."""
+    if mode.startswith("exit-async"):
+        asyncio.run(_open_at_loop_end(mode, uri))
+        return
+    tracker = ExperimentTracker(uri)
+    if mode == "exit-thread":
+        entered = threading.Event()
+
+        def blocked() -> None:
+            with tracker.track("in a daemon thread") as experiment_id:
+                print(f"started {experiment_id}", flush=True)
+                entered.set()
+                threading.Event().wait()
+
+        threading.Thread(target=blocked, daemon=True).start()
+        entered.wait()
+    elif mode == "exit-generator":
+
+        def steps() -> Iterator[str]:
+            with tracker.track("in a generator") as experiment_id:
+                yield experiment_id
+                yield experiment_id
+
+        suspended = steps()
+        print(f"started {next(suspended)}", flush=True)
+        globals()["suspended"] = suspended  # kept alive until the interpreter's teardown
+    elif mode == "exit-manual":
+        block = tracker.track("entered by hand")
+        print(f"started {block.__enter__()}", flush=True)
+        globals()["block"], globals()["tracker"] = block, tracker  # as a script's would be
+    elif mode == "exit-sys-exit":
+        with tracker.track("sys.exit() inside") as experiment_id:
+            print(f"started {experiment_id}", flush=True)
+            sys.exit(3)
+    elif mode == "exit-dropped":
+        # Started, never ended, and the tracker dropped unclosed: collected before exit.
+        print(f"started {tracker.start_experiment('dropped')}", flush=True)
+    else:
+        raise SystemExit(f"unknown mode {mode!r}")
+
+
+async def _open_at_loop_end(mode: str, uri: str) -> None:
+    tracker = AsyncExperimentTracker(uri)
+    entered = asyncio.Event()
+
+    async def blocked() -> None:
+        async with tracker.track("in a task") as experiment_id:
+            print(f"started {experiment_id}", flush=True)
+            entered.set()
+            await asyncio.Event().wait()
+
+    # Held until asyncio.run() cancels it on the way out (the loop keeps tasks weakly).
+    globals()["task"] = asyncio.create_task(blocked())
+    await entered.wait()
+    if mode == "exit-async-closed":
+        await tracker.aclose()
 
 
 def main() -> None:
@@ -59,6 +127,8 @@ def main() -> None:
         experiment_id = tracker.start_experiment("doomed")
         print(f"started {experiment_id}", flush=True)
         threading.Event().wait()
+    elif mode.startswith("exit-"):
+        _open_at_exit(mode, uri)
 
 
 if __name__ == "__main__":

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import difflib
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any, Self
+
+from healthchain.tracking._config import (
+    HEARTBEAT_INTERVAL_RANGE,
+    MAX_QUEUED_WRITES_RANGE,
+    OUTAGE_TIMEOUT_RANGE,
+    validate_range,
+)
 
 from ._exceptions import SandboxConfigError
 
@@ -28,15 +34,12 @@ def _check_keys(kind: str, given: object, cls: type[Any]) -> Mapping[str, Any]:
     return given
 
 
-def _positive_number(kind: str, key: str, value: object) -> float:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or value <= 0
-    ):
-        raise SandboxConfigError(f"{kind}[{key!r}] must be a positive number, got {value!r}")
-    return float(value)
+TIMEOUT_RANGE = (0.001, 86_400.0)
+"""Seconds the client waits for one response: a millisecond to a day."""
+
+
+def _in_range(kind: str, key: str, value: object, bounds: tuple[float, float]) -> float:
+    return validate_range(f"{kind}[{key!r}]", value, bounds, error=SandboxConfigError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,12 +53,14 @@ class ExperimentConfig:
     tags: dict[str, Any] | None = None
     """Tags recorded on every experiment, exactly as given."""
     heartbeat_interval: float = 10.0
-    """Seconds between the tracker's liveness heartbeats."""
+    """Seconds between the tracker's liveness heartbeats, from 0.05 to 86,400."""
     outage_timeout: float = 60.0
     """Seconds writes are retried while storage is unavailable before they are given up
-    on, loudly; the end of a run waits for its records at most this long (plus a grace)."""
+    on, loudly; the end of a run waits for its records at most this long (plus a grace).
+    From 0.1 to 604,800 (a week)."""
     max_queued_writes: int = 100_000
-    """Writes buffered in memory during an outage; more are refused, loudly."""
+    """Writes buffered in memory during an outage; more are refused, loudly. At most
+    10,000,000."""
 
     @classmethod
     def from_mapping(cls, config: object) -> Self:
@@ -88,15 +93,23 @@ class ExperimentConfig:
                 if not isinstance(key, str):
                     raise SandboxConfigError(f"{kind}['tags'] keys must be strings, got {key!r}")
             values["tags"] = dict(tags)
-        for key in ("heartbeat_interval", "outage_timeout"):
+        for key, bounds in (
+            ("heartbeat_interval", HEARTBEAT_INTERVAL_RANGE),
+            ("outage_timeout", OUTAGE_TIMEOUT_RANGE),
+        ):
             if key in values:
-                values[key] = _positive_number(kind, key, values[key])
+                values[key] = _in_range(kind, key, values[key], bounds)
         if "max_queued_writes" in values:
-            bound = values["max_queued_writes"]
-            if isinstance(bound, bool) or not isinstance(bound, int) or bound < 1:
-                raise SandboxConfigError(
-                    f"{kind}['max_queued_writes'] must be a positive integer, got {bound!r}"
+            values["max_queued_writes"] = int(
+                validate_range(
+                    f"{kind}['max_queued_writes']",
+                    values["max_queued_writes"],
+                    MAX_QUEUED_WRITES_RANGE,
+                    unit="",
+                    integer=True,
+                    error=SandboxConfigError,
                 )
+            )
         return cls(**values)
 
     def __repr__(self) -> str:
@@ -127,7 +140,8 @@ class ServiceConfig:
     port: int = 8000
     """TCP port; 0 picks a free one."""
     timeout: float = 30.0
-    """Seconds the client waits for each response before the request fails."""
+    """Seconds the client waits for each response before the request fails, from 0.001
+    to 86,400."""
     max_concurrency: int = 1
     """Requests the client keeps in flight at once. One keeps the event loop's steps
     short (the server, the client and the tracker share it); raise it for handlers that
@@ -149,7 +163,7 @@ class ServiceConfig:
                 f"got {port!r}"
             )
         if "timeout" in values:
-            values["timeout"] = _positive_number(kind, "timeout", values["timeout"])
+            values["timeout"] = _in_range(kind, "timeout", values["timeout"], TIMEOUT_RANGE)
         limit = values.get("max_concurrency", 1)
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise SandboxConfigError(

@@ -22,13 +22,16 @@ from ._values import check_storable
 
 __all__ = [
     "DEFAULT_STORAGE_URI",
+    "HEARTBEAT_INTERVAL_RANGE",
+    "MAX_QUEUED_WRITES_RANGE",
+    "OUTAGE_TIMEOUT_RANGE",
     "StorageConfig",
     "is_secret_parameter",
     "mask_uri",
     "resolve_storage_uri",
     "validate_heartbeat_interval",
-    "validate_positive",
     "validate_project_name",
+    "validate_range",
 ]
 
 DEFAULT_STORAGE_URI = "sqlite:///experiments.db"
@@ -332,21 +335,49 @@ def resolve_storage_uri(uri: object) -> StorageConfig:
     return StorageConfig(url=url, display=shown, secrets=_secrets(url))
 
 
-def validate_positive(name: str, value: object) -> float:
-    """Return ``value`` as a positive, finite number of seconds, or raise naming ``name``."""
+HEARTBEAT_INTERVAL_RANGE = (0.05, 86_400.0)
+"""Seconds between heartbeats: faster burns a core, slower than daily is not liveness."""
+OUTAGE_TIMEOUT_RANGE = (0.1, 7 * 86_400.0)
+"""Seconds writes are retried while storage is away: a tenth of a second to a week."""
+MAX_QUEUED_WRITES_RANGE = (1, 10_000_000)
+"""Writes held in memory during an outage."""
+
+
+def validate_range(
+    name: str,
+    value: object,
+    bounds: tuple[float, float],
+    *,
+    unit: str = "s",
+    integer: bool = False,
+    error: type[Exception] = ConfigurationError,
+) -> float:
+    """Return ``value`` if it is a number within ``bounds`` (inclusive), or raise naming both.
+
+    ``integer`` asks for an ``int``. A number from outside bounds everything it drives:
+    timers, waits and queues take it as given, so a huge one overflows and a tiny one spins.
+    """
+    low, high = bounds
+    kinds = int if integer else int | float
     if (
         isinstance(value, bool)
-        or not isinstance(value, int | float)
+        or not isinstance(value, kinds)
         or not math.isfinite(value)
-        or value <= 0
+        or not low <= value <= high
     ):
-        raise ConfigurationError(f"{name} must be a positive number of seconds, got {value!r}")
-    return float(value)
+        what = "an integer" if integer else "a number"
+        span = f"from {_number(low)} to {_number(high)}{f' {unit}' if unit else ''}"
+        raise error(f"{name} must be {what} {span}, got {value!r}")
+    return value if integer else float(value)
+
+
+def _number(value: float) -> str:
+    return f"{int(value):,}" if float(value).is_integer() else f"{value:g}"
 
 
 def validate_heartbeat_interval(value: object) -> float:
-    """Return ``value`` as a positive, finite number of seconds."""
-    return validate_positive("heartbeat_interval", value)
+    """Return ``value`` as a number of seconds from 0.05 to 86,400 (one day)."""
+    return validate_range("heartbeat_interval", value, HEARTBEAT_INTERVAL_RANGE)
 
 
 def validate_project_name(value: object) -> str:

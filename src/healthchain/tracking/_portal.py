@@ -8,9 +8,11 @@ closed by an ``atexit`` handler while it still runs.
 
 from __future__ import annotations
 
+import concurrent.futures
 import threading
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
+from types import TracebackType
 from typing import Any, TypeVar
 
 import anyio
@@ -57,14 +59,26 @@ class LoopThread:
 
     def call(self, func: Callable[..., Awaitable[T]], *args: Any) -> T:
         """Run ``func(*args)`` on the loop and wait for its result."""
-        return self.portal.call(func, *args)
+        try:
+            return self.portal.call(func, *args)
+        except concurrent.futures.CancelledError:
+            if self.running:
+                raise
+            raise TrackerClosedError(
+                "the tracker was closed while this call was waiting; create a new one to keep "
+                "recording"
+            ) from None
 
     def wrap(self, cm: AbstractAsyncContextManager[T]) -> AbstractContextManager[T]:
         """A synchronous context manager running ``cm`` on the loop."""
-        return self.portal.wrap_async_context_manager(cm)
+        return _SyncContext(self, cm)
 
     def stop(self, final: Callable[[], Awaitable[Any]] | None = None) -> None:
-        """Await ``final()`` on the loop, then stop it and join the thread."""
+        """Await ``final()`` on the loop, then stop it and join the thread.
+
+        Calls still waiting on the loop from other threads are cancelled, so stopping
+        never waits on a thread that is itself waiting (a daemon thread at exit).
+        """
         portal, self._portal = self._portal, None
         if portal is None:
             return
@@ -72,8 +86,12 @@ class LoopThread:
             if final is not None:
                 portal.call(final)
         finally:
-            portal.call(portal.stop)
+            portal.call(portal.stop, True)
             self._thread.join()
+
+    def join(self) -> None:
+        """Wait until the thread has ended (after :meth:`stop` or :meth:`stop_soon`)."""
+        self._thread.join()
 
     def stop_soon(self, final: Callable[[], Awaitable[Any]]) -> None:
         """Like :meth:`stop`, without waiting; safe from any thread, the loop's included."""
@@ -86,4 +104,39 @@ class LoopThread:
         try:
             await final()
         finally:
-            await portal.stop()
+            await portal.stop(cancel_remaining=True)
+
+
+class _SyncContext(AbstractContextManager[T]):
+    """An async context manager entered and left through the portal, one call each.
+
+    anyio's ``wrap_async_context_manager`` keeps a task on the loop for as long as the
+    block is open, and stopping the loop waits for it: a block never left (a daemon
+    thread, a suspended generator, ``__enter__`` called by hand) hung the process at
+    exit. Here nothing waits on the loop between the two calls; a block left after the
+    loop stopped does nothing, since closing the tracker already recorded its end.
+    """
+
+    __slots__ = ("_cm", "_loop_thread")
+
+    def __init__(self, loop_thread: LoopThread, cm: AbstractAsyncContextManager[T]) -> None:
+        self._loop_thread, self._cm = loop_thread, cm
+
+    def __enter__(self) -> T:
+        return self._loop_thread.call(self._cm.__aenter__)
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        portal = self._loop_thread._portal
+        if portal is None:
+            return None
+        try:
+            return portal.call(self._cm.__aexit__, exc_type, exc, tb)
+        except RuntimeError:
+            if self._loop_thread.running:
+                raise
+            return None  # the loop stopped between the check and the call

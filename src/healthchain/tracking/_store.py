@@ -24,7 +24,7 @@ import operator
 import sqlite3
 from collections import Counter
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, cast
 
 from sqlalchemy import Connection, bindparam, delete, insert, literal_column, select, update
@@ -34,6 +34,7 @@ from sqlalchemy.sql import ClauseElement, Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ColumnClause
 
+from ._config import HEARTBEAT_INTERVAL_RANGE
 from ._exceptions import (
     ExperimentNotFoundError,
     ExperimentStateError,
@@ -41,6 +42,7 @@ from ._exceptions import (
     TrackerError,
 )
 from ._schema import experiment_tags, experiments, pipeline_components, requests
+from ._values import printable
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -271,7 +273,14 @@ class RequestsOp(Op):
 
 
 class ReapOp(Op):
-    """Mark RUNNING experiments whose heartbeat is too old as FAILED; returns their ids."""
+    """Mark RUNNING experiments whose heartbeat is too old as FAILED; returns their ids.
+
+    Each row is judged on its own values, which another program may have written: a row
+    without a readable heartbeat is left alone; an interval outside
+    ``HEARTBEAT_INTERVAL_RANGE`` is judged by the nearest bound, an unusable one (NULL,
+    NaN, not positive) by the longest. The end time recorded is the last heartbeat, when
+    the process was last known alive; the error says when it was reaped.
+    """
 
     __slots__ = ("codec", "now")
     what = "reap"
@@ -283,18 +292,35 @@ class ReapOp(Op):
     def apply(self, ex: Executor) -> list[str]:
         reaped: list[str] = []
         for experiment_id, beat, interval, host, pid in ex.query(RUNNING_ROWS):
-            seen = from_db_time(beat)
-            if seen is None or self.now - seen <= timedelta(seconds=3 * interval):
+            try:
+                seen = from_db_time(beat)
+            except (ValueError, TypeError, AttributeError, OverflowError):
+                seen = None
+            if seen is None:
+                continue
+            judged = _judged_interval(interval)
+            if not (self.now - seen).total_seconds() > 3 * judged:
                 continue
             error = (
                 f"process {pid} on host {host!r} stopped reporting: last heartbeat at "
-                f"{seen.isoformat()}, more than 3 x {interval:g} s before {self.now.isoformat()}"
+                f"{seen.isoformat()}, more than 3 x {judged:g} s before it was reaped at "
+                f"{self.now.isoformat()}"
             )
-            row = {"b_id": experiment_id, "b_seen": beat, "b_end": self.codec.time(self.now)}
-            row["b_error"] = error
+            if judged != interval:
+                error += f" (its recorded heartbeat interval, {interval!r}, is out of range)"
+            row = {"b_id": experiment_id, "b_seen": beat, "b_end": self.codec.time(seen)}
+            row["b_error"] = printable(error)
             if ex.run(REAP, [row], counted=True):
                 reaped.append(experiment_id)
         return reaped
+
+
+def _judged_interval(interval: Any) -> float:
+    """A row's heartbeat interval clamped to the range trackers accept; the longest if unusable."""
+    low, high = HEARTBEAT_INTERVAL_RANGE
+    if isinstance(interval, bool) or not isinstance(interval, int | float) or not interval > 0:
+        return high  # NULL, text, NaN, zero or negative: written by something else
+    return min(max(float(interval), low), high)
 
 
 class DeleteOp(Op):

@@ -9,6 +9,7 @@ several threads at once.
 from __future__ import annotations
 
 import atexit
+import logging
 import warnings
 import weakref
 from collections.abc import Iterable, Mapping, Sequence
@@ -20,9 +21,10 @@ from typing import TYPE_CHECKING, Any, Self
 from anyio.from_thread import BlockingPortal
 
 from ._config import DEFAULT_STORAGE_URI
+from ._exceptions import describe
 from ._portal import LoopThread
 from ._records import Experiment, ExperimentStatus
-from ._tracker import AsyncExperimentTracker
+from ._tracker import CLOSED_WHILE_OPEN, PROCESS_EXITED, AsyncExperimentTracker
 from ._values import RequestRecord, RequestStats
 
 if TYPE_CHECKING:
@@ -30,13 +32,22 @@ if TYPE_CHECKING:
 
 __all__ = ["ExperimentTracker"]
 
+logger = logging.getLogger("healthchain.tracking")
+
 _open_trackers: weakref.WeakSet[ExperimentTracker] = weakref.WeakSet()
+# Loop threads of trackers garbage-collected while open, still closing them.
+_abandoned: weakref.WeakSet[LoopThread] = weakref.WeakSet()
 
 
 @atexit.register
 def _close_open_trackers() -> None:
     for tracker in list(_open_trackers):
-        tracker.close()
+        try:
+            tracker._close(PROCESS_EXITED)
+        except Exception as exc:  # one tracker's failure must not leave the others open
+            logger.error("closing %r at exit failed: %s", tracker, describe(exc))
+    for loop_thread in list(_abandoned):
+        loop_thread.join()  # their writes land before the interpreter ends the thread
 
 
 class ExperimentTracker:
@@ -100,9 +111,17 @@ class ExperimentTracker:
         return f"<ExperimentTracker {self.storage_uri!r} project={self.project_name!r} {state}>"
 
     def close(self) -> None:
-        """Write everything queued, release the engine and stop the loop thread. Idempotent."""
+        """Write everything queued, release the engine and stop the loop thread. Idempotent.
+
+        Experiments still open (a ``track()`` block in another thread or a suspended
+        generator) are ended INTERRUPTED, as :meth:`AsyncExperimentTracker.aclose` does;
+        at interpreter exit, with an error saying the process exited while they were open.
+        """
+        self._close(CLOSED_WHILE_OPEN)
+
+    def _close(self, reason: str) -> None:
         _open_trackers.discard(self)
-        self._loop_thread.stop(self._tracker.aclose)
+        self._loop_thread.stop(partial(self._tracker._shutdown, reason))
 
     def __enter__(self) -> Self:
         return self
@@ -119,6 +138,7 @@ class ExperimentTracker:
         loop_thread = getattr(self, "_loop_thread", None)
         if loop_thread is not None and loop_thread.running:
             _warn(f"unclosed {self!r}; use 'with' or call close()", ResourceWarning, source=self)
+            _abandoned.add(loop_thread)
             loop_thread.stop_soon(self._tracker.aclose)
 
     def start_experiment(

@@ -25,16 +25,19 @@ from sqlalchemy.pool import NullPool
 from . import _queries, _requests_view
 from ._config import (
     DEFAULT_STORAGE_URI,
+    MAX_QUEUED_WRITES_RANGE,
+    OUTAGE_TIMEOUT_RANGE,
     StorageConfig,
     resolve_storage_uri,
     validate_heartbeat_interval,
-    validate_positive,
     validate_project_name,
+    validate_range,
 )
 from ._dataframe import experiments_to_dataframe
 from ._exceptions import (
     ConfigurationError,
     ExperimentNotFoundError,
+    ExperimentStateError,
     InvalidInputError,
     StorageError,
     TrackerClosedError,
@@ -83,6 +86,8 @@ __all__ = ["AsyncExperimentTracker", "upgrade_database"]
 logger = logging.getLogger("healthchain.tracking")
 
 _HOST = socket.gethostname()
+CLOSED_WHILE_OPEN = "the tracker was closed while the experiment was open"
+PROCESS_EXITED = "the process exited while the experiment was open"
 # Seconds a SQLite connection waits for another writer's lock before giving up.
 SQLITE_BUSY_TIMEOUT = 30.0
 # Lower bound on one PostgreSQL connect or statement, whatever the outage_timeout.
@@ -401,10 +406,12 @@ class AsyncExperimentTracker:
     ``storage_uri`` is a SQLAlchemy URL as users write it (``sqlite:///experiments.db``,
     ``postgresql://user@host/db``); it is mapped to the async driver. ``tags`` are added to
     every experiment this tracker starts. While an experiment is RUNNING its row is
-    refreshed every ``heartbeat_interval`` seconds, so :meth:`reap_stale` can tell a live
-    run from one whose process died. If the storage becomes unreachable, writes are
-    retried for up to ``outage_timeout`` seconds with at most ``max_queued_writes`` waiting;
-    past either bound they fail with :class:`StorageError`, logged with what was lost.
+    refreshed every ``heartbeat_interval`` seconds (0.05 to 86,400), so :meth:`reap_stale`
+    can tell a live run from one whose process died. If the storage becomes unreachable,
+    writes are retried for up to ``outage_timeout`` seconds (0.1 to 604,800) with at most
+    ``max_queued_writes`` (1 to 10,000,000) waiting; past either bound they fail with
+    :class:`StorageError`, logged with what was lost. A value outside its range raises
+    :class:`~healthchain.tracking.ConfigurationError`.
 
     ``read_only=True`` opens the database for reading only (list, get, stats), as the
     dashboard and ``healthchain experiments list`` do: read access is enough, nothing is
@@ -428,16 +435,18 @@ class AsyncExperimentTracker:
     ) -> None:
         self._storage = resolve_storage_uri(storage_uri)
         self._read_only = bool(read_only)
-        self._outage_timeout = validate_positive("outage_timeout", outage_timeout)
-        if (
-            isinstance(max_queued_writes, bool)
-            or not isinstance(max_queued_writes, int)
-            or (max_queued_writes < 1)
-        ):
-            raise ConfigurationError(
-                f"max_queued_writes must be a positive integer, got {max_queued_writes!r}"
+        self._outage_timeout = validate_range(
+            "outage_timeout", outage_timeout, OUTAGE_TIMEOUT_RANGE
+        )
+        self._max_queued = int(
+            validate_range(
+                "max_queued_writes",
+                max_queued_writes,
+                MAX_QUEUED_WRITES_RANGE,
+                unit="",
+                integer=True,
             )
-        self._max_queued = max_queued_writes
+        )
         self._project = validate_project_name(project_name)
         self._tags, self._tag_texts = validate_tags(tags)
         self._heartbeat_interval = validate_heartbeat_interval(heartbeat_interval)
@@ -452,6 +461,7 @@ class AsyncExperimentTracker:
         self._opened = False
         self._closed = False
         self._running: set[str] = set()
+        self._closed_over: set[str] = set()  # ended INTERRUPTED by closing the tracker
         self._tasks: set[asyncio.Task[Any]] = set()
 
     # --- properties -----------------------------------------------------------------
@@ -502,16 +512,50 @@ class AsyncExperimentTracker:
     async def aclose(self) -> None:
         """Write everything queued, stop the heartbeat and release the engine. Idempotent.
 
+        Experiments of this tracker still RUNNING (a ``track()`` block not yet left, a
+        start without its end) are ended INTERRUPTED, with an error saying the tracker was
+        closed while they were open; a block left afterwards records nothing more.
+
         A cancellation arriving meanwhile waits until this is done, then propagates: a
         tracker closed from a cancelled task still lands its queued writes and returns
         its connections, instead of leaving them to the garbage collector.
         """
+        await self._shutdown(CLOSED_WHILE_OPEN)
+
+    async def _shutdown(self, reason: str) -> None:
+        """:meth:`aclose`, ending open experiments INTERRUPTED with ``reason`` as error."""
         if self._closed:
             return
         self._closed = True
-        await _run_to_completion(self._release())
+        # Synchronously, before any await: a block left meanwhile must see its end taken.
+        ends = self._interrupt_open(reason)
+        await _run_to_completion(self._release(ends))
 
-    async def _release(self) -> None:
+    def _interrupt_open(self, reason: str) -> list[tuple[str, asyncio.Future[Any]]]:
+        """Queue an INTERRUPTED end for each experiment still open; returns their futures."""
+        open_ids, self._running = self._running, set()
+        self._closed_over |= open_ids
+        writer = self._writer
+        if writer is None or not open_ids:
+            return []
+        now = self._codec.time(utcnow())
+        ends = []
+        for experiment_id in open_ids:
+            row = {
+                "b_id": experiment_id,
+                "b_status": ExperimentStatus.INTERRUPTED.value,
+                "b_end": now,
+                "b_error": reason,
+            }
+            try:
+                ends.append((experiment_id, writer.submit(EndOp(row))))
+            except TrackerError as exc:
+                logger.error(
+                    "could not record INTERRUPTED for experiment %s: %s", experiment_id, exc
+                )
+        return ends
+
+    async def _release(self, ends: Sequence[tuple[str, asyncio.Future[Any]]] = ()) -> None:
         writer, self._writer = self._writer, None
         for task in list(self._tasks):
             if task.get_name() == "healthchain-heartbeat":
@@ -521,6 +565,18 @@ class AsyncExperimentTracker:
         try:
             if writer is not None:
                 await writer.aclose()
+            for experiment_id, end in ends:
+                failure = end.exception() if end.done() and not end.cancelled() else None
+                # Already ended elsewhere (reaped, or ended by another tracker), or its
+                # start failed and was reported to its caller: nothing lost here.
+                if failure is not None and not isinstance(
+                    failure, ExperimentStateError | ExperimentNotFoundError
+                ):
+                    logger.error(
+                        "could not record INTERRUPTED for experiment %s: %s",
+                        experiment_id,
+                        describe(failure),
+                    )
             if self._backend is not None:
                 await self._backend.aclose()
         finally:
@@ -677,9 +733,14 @@ class AsyncExperimentTracker:
             {"experiment_id": experiment_id, "name": n, "type": t, "stage": s, "position": i}
             for i, (n, t, s) in enumerate(parts)
         ]
-        with self._storage_errors("start_experiment"):
-            await writer.submit(StartOp(row, tag_rows, component_rows))
+        # Open from now: a close while the start is being written ends it too, after it.
         self._running.add(experiment_id)
+        try:
+            with self._storage_errors("start_experiment"):
+                await writer.submit(StartOp(row, tag_rows, component_rows))
+        except BaseException:
+            self._running.discard(experiment_id)
+            raise
         return experiment_id
 
     def _end_orphan(self, op: StartOp) -> None:
@@ -744,23 +805,29 @@ class AsyncExperimentTracker:
         """Run the body as one experiment, yielding its id.
 
         COMPLETED on normal exit; FAILED with the error text if the body raises;
-        INTERRUPTED on cancellation or KeyboardInterrupt. The exception propagates.
+        INTERRUPTED on cancellation, KeyboardInterrupt, ``sys.exit()`` or a generator
+        holding the block being closed. The exception propagates. If the tracker is closed
+        while the block is open, the close records it INTERRUPTED.
         """
         experiment_id = await self.start_experiment(
             name, tags=tags, pipeline_config=pipeline_config, components=components
         )
         try:
             yield experiment_id
-        except (asyncio.CancelledError, KeyboardInterrupt) as exc:
-            await self._end_quietly(
-                experiment_id, ExperimentStatus.INTERRUPTED, describe(exc) or "cancelled"
-            )
+        except (asyncio.CancelledError, KeyboardInterrupt, SystemExit, GeneratorExit) as exc:
+            if experiment_id not in self._closed_over:
+                error = describe(exc)
+                if isinstance(exc, SystemExit):
+                    error = f"{PROCESS_EXITED} ({error})"
+                await self._end_quietly(experiment_id, ExperimentStatus.INTERRUPTED, error)
             raise
         except BaseException as exc:
-            await self._end_quietly(experiment_id, ExperimentStatus.FAILED, describe(exc))
+            if experiment_id not in self._closed_over:
+                await self._end_quietly(experiment_id, ExperimentStatus.FAILED, describe(exc))
             raise
         else:
-            await self.end_experiment(experiment_id)
+            if experiment_id not in self._closed_over:
+                await self.end_experiment(experiment_id)
 
     async def _end_quietly(self, experiment_id: str, status: ExperimentStatus, error: str) -> None:
         # Shielded, so a second cancellation cannot lose the final status; a storage error
@@ -794,7 +861,9 @@ class AsyncExperimentTracker:
     async def reap_stale(self) -> list[str]:
         """Mark RUNNING experiments silent for over 3 heartbeat intervals as FAILED.
 
-        Each row is judged by the interval of the process that wrote it. Returns the ids.
+        Each row is judged by the interval of the process that wrote it (clamped to 0.05
+        to 86,400 s), and never fails because of another row's values. The end time
+        recorded is the run's last heartbeat. Returns the ids.
         """
         writer = await self._ready()
         with self._storage_errors("reap_stale"):

@@ -15,6 +15,7 @@ and logged as an error, by kind and count: never a silent loss, never a hang.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -31,6 +32,9 @@ logger = logging.getLogger("healthchain.tracking")
 MAX_BATCH = 256
 # Callers woken per loop iteration when a batch commits.
 WAKE_CHUNK = 16
+# Loop steps without a new write after which a writer cancelled by the loop's shutdown
+# stops; a task cancelled at the same time queues its last write within two.
+SHUTDOWN_IDLE_STEPS = 8
 
 
 class Writer:
@@ -87,7 +91,11 @@ class Writer:
                 if self._closing:
                     return
                 self._wakeup.clear()
-                await self._wakeup.wait()
+                try:
+                    await self._wakeup.wait()
+                except asyncio.CancelledError:
+                    await self._last_writes()
+                    raise
                 continue
             batch = self._pending[:MAX_BATCH]
             del self._pending[:MAX_BATCH]
@@ -98,24 +106,52 @@ class Writer:
                 self._fail(batch, closing)
                 self._fail(self._pending, closing)
                 raise
-            for n, (op, outcome) in enumerate(zip(batch, outcomes, strict=True), 1):
-                if n % WAKE_CHUNK == 0:
-                    # Let the woken callers (and everyone else) run before waking more:
-                    # a batch no longer wakes all its callers in one loop iteration.
+            await self._deliver(batch, outcomes)
+
+    async def _last_writes(self) -> None:
+        """Cancelled while idle: write what the tasks cancelled along with us still queue.
+
+        ``asyncio.run()`` ends by cancelling every task at once; a task leaving ``track()``
+        queues its INTERRUPTED end a step or two later. Serve until no write has come for
+        a few loop steps, then refuse more.
+        """
+        try:
+            idle = 0
+            while idle < SHUTDOWN_IDLE_STEPS:
+                if not self._pending:
+                    idle += 1
                     await asyncio.sleep(0)
-                future = op.future
-                if future is None or future.done():
-                    if (
-                        self._on_orphan is not None
-                        and isinstance(op, StartOp)
-                        and not isinstance(outcome, BaseException)
-                    ):
-                        self._on_orphan(op)  # its caller was cancelled; the row exists
                     continue
-                if isinstance(outcome, BaseException):
-                    future.set_exception(outcome)
-                else:
-                    future.set_result(outcome)
+                idle = 0
+                batch = self._pending[:MAX_BATCH]
+                del self._pending[:MAX_BATCH]
+                await self._deliver(batch, await self._write(batch))
+        finally:
+            self._closing = True
+            self._fail(self._pending, TrackerClosedError("the tracker's event loop has stopped"))
+            self._pending.clear()
+            with contextlib.suppress(Exception):  # hand back the connection while we can
+                await self._backend.aclose()
+
+    async def _deliver(self, batch: list[Op], outcomes: Sequence[Any]) -> None:
+        for n, (op, outcome) in enumerate(zip(batch, outcomes, strict=True), 1):
+            if n % WAKE_CHUNK == 0:
+                # Let the woken callers (and everyone else) run before waking more:
+                # a batch no longer wakes all its callers in one loop iteration.
+                await asyncio.sleep(0)
+            future = op.future
+            if future is None or future.done():
+                if (
+                    self._on_orphan is not None
+                    and isinstance(op, StartOp)
+                    and not isinstance(outcome, BaseException)
+                ):
+                    self._on_orphan(op)  # its caller was cancelled; the row exists
+                continue
+            if isinstance(outcome, BaseException):
+                future.set_exception(outcome)
+            else:
+                future.set_result(outcome)
 
     async def _write(self, batch: list[Op]) -> Sequence[Any]:
         """Write ``batch``, retrying while the storage itself is failing."""
