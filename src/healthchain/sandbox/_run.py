@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import logging
 import math
 import signal
 import sys
-import threading
 import uuid
-from collections.abc import Awaitable, Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 from typing import Any, Generic, TypeVar
 
 import anyio
@@ -37,6 +33,7 @@ from ._client import EHRClient, Exchange, RequestOutcome
 from ._config import ExperimentConfig, ServiceConfig
 from ._exceptions import SandboxConfigError, SandboxDefinitionError, SandboxRunError
 from ._handlers import find_handlers
+from ._interrupt import Interrupt
 from ._server import collapse_exception_groups, serve
 
 __all__ = ["RequestOutcome", "Runner", "SandboxResult"]
@@ -106,7 +103,7 @@ class Runner:
         save_dir: str = "./output/",
     ) -> SandboxResult:
         """Run on the tracker's portal loop (or a fresh one), blocking this thread."""
-        interrupt = _Interrupt()
+        interrupt = Interrupt()
         tracker = use_case.experiment_tracker
         with interrupt.handling_signals():
             if tracker is not None:
@@ -139,7 +136,7 @@ class Runner:
         save_dir: str = "./output/",
     ) -> SandboxResult:
         """Run on the running loop, with an async tracker opened on it."""
-        interrupt = _Interrupt()
+        interrupt = Interrupt()
         options = _Options(service_id, save_data, save_dir)
         with interrupt.handling_signals():
             if self.experiment is not None:
@@ -154,7 +151,7 @@ class Runner:
         self,
         use_case: BaseUseCase,
         tracker: AsyncExperimentTracker | None,
-        interrupt: _Interrupt,
+        interrupt: Interrupt,
         options: _Options,
     ) -> SandboxResult:
         plan = _plan(use_case, options.service_id)
@@ -278,7 +275,7 @@ class _Run:
         tracker: AsyncExperimentTracker | None,
         service: ServiceConfig,
         out_dir: Path | None,
-        interrupt: _Interrupt,
+        interrupt: Interrupt,
         final_bound: float,
     ) -> None:
         self.plan = plan
@@ -563,64 +560,3 @@ class _Progress:
     def stop(self) -> None:
         self._progress.refresh()
         self._progress.stop()
-
-
-@dataclass(slots=True)
-class _Interrupt:
-    """SIGINT/SIGTERM handling for one run: cancel the run, then re-deliver the signal.
-
-    The handler only schedules the cancellation on the run's loop, so the run can write
-    INTERRUPTED and stop the service; once the handlers are restored, :meth:`redeliver`
-    raises the signal again for the previous handler (``KeyboardInterrupt`` for Ctrl-C,
-    termination for SIGTERM). A second signal while the run winds down acts at once.
-    """
-
-    signum: int | None = None
-    _loop: asyncio.AbstractEventLoop | None = None
-    _cancel: Callable[[], None] | None = None
-    _previous: dict[int, Any] = field(default_factory=dict)
-
-    @contextlib.contextmanager
-    def handling_signals(self) -> Iterator[None]:
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-        try:
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._previous[sig] = signal.signal(sig, self._on_signal)
-            yield
-        finally:
-            for number, handler in self._previous.items():
-                signal.signal(number, handler)
-
-    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
-        if self.signum is not None:
-            for number, handler in self._previous.items():
-                signal.signal(number, handler)
-            signal.raise_signal(signum)
-            return
-        self.signum = signum
-        logger.warning("Received %s: stopping the sandbox run", signal.Signals(signum).name)
-        loop = self._loop
-        if loop is not None:
-            loop.call_soon_threadsafe(self._fire)
-
-    def arm(self, cancel: Callable[[], None]) -> None:
-        """On the run's loop: ``cancel`` is what a signal triggers."""
-        self._cancel = cancel
-        self._loop = asyncio.get_running_loop()
-        if self.signum is not None:
-            cancel()
-
-    def disarm(self) -> None:
-        self._loop = None
-        self._cancel = None
-
-    def _fire(self) -> None:
-        if self._cancel is not None:
-            self._cancel()
-
-    def redeliver(self) -> None:
-        """Raise the received signal again, now that the previous handlers are back."""
-        if self.signum is not None:
-            signal.raise_signal(self.signum)
