@@ -28,7 +28,7 @@ from healthchain.tracking import (
 )
 from healthchain.use_cases import BaseUseCase, Service
 
-from ._callables import as_async
+from ._callables import as_async, is_async_callable
 from ._client import EHRClient, Exchange, RequestOutcome
 from ._config import ExperimentConfig, ServiceConfig
 from ._exceptions import SandboxConfigError, SandboxDefinitionError, SandboxRunError
@@ -192,6 +192,8 @@ class _Plan:
     num: int
     pipeline_config: dict[str, Any] | None
     components: list[Mapping[str, Any]] | None
+    loop_code: str
+    """The user's code that runs on the event loop, named in a blocked-loop error."""
 
 
 def _plan(use_case: BaseUseCase, service_id: str | None) -> _Plan:
@@ -231,6 +233,11 @@ def _plan(use_case: BaseUseCase, service_id: str | None) -> _Plan:
         if isinstance(value, CdsDataGenerator):
             value.workflow = workflow
 
+    on_loop = [
+        f"the async {kind} {name!r}"
+        for kind, name in (("@api handler", handlers.api), ("@ehr method", handlers.ehr))
+        if is_async_callable(getattr(use_case, name))
+    ]
     pipeline = getattr(use_case, "pipeline", None)
     pipeline_config: dict[str, Any] | None = None
     components: list[Mapping[str, Any]] | None = None
@@ -248,6 +255,7 @@ def _plan(use_case: BaseUseCase, service_id: str | None) -> _Plan:
         num=handlers.ehr_spec.num,
         pipeline_config=pipeline_config,
         components=components,
+        loop_code=" or ".join(on_loop) or "async code on the sandbox's event loop",
     )
 
 
@@ -382,6 +390,7 @@ class _Run:
             path=plan.path,
             timeout=self.service.timeout,
             max_concurrency=self.service.max_concurrency,
+            loop_code=plan.loop_code,
         )
         sinks: list[_Batcher[Any]] = []
         records: _Batcher[RequestRecord] | None = None
