@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import signal
@@ -34,6 +33,7 @@ from ._config import ExperimentConfig, ServiceConfig
 from ._exceptions import SandboxConfigError, SandboxDefinitionError, SandboxRunError
 from ._handlers import find_handlers
 from ._interrupt import Interrupt
+from ._saving import ExchangeWriter, prepare_save_dir
 from ._server import collapse_exception_groups, serve
 
 __all__ = ["RequestOutcome", "Runner", "SandboxResult"]
@@ -155,7 +155,7 @@ class Runner:
         options: _Options,
     ) -> SandboxResult:
         plan = _plan(use_case, options.service_id)
-        out_dir = await _prepare_save_dir(options.save_dir) if options.save_data else None
+        out_dir = await prepare_save_dir(options.save_dir) if options.save_data else None
         final_bound = _FINAL_WRITE_GRACE
         if self.experiment is not None:
             final_bound += self.experiment.outage_timeout
@@ -259,21 +259,6 @@ def _plan(use_case: BaseUseCase, service_id: str | None) -> _Plan:
     )
 
 
-async def _prepare_save_dir(save_dir: str) -> Path:
-    if not isinstance(save_dir, str | Path) or not str(save_dir):
-        raise SandboxConfigError(f"save_dir must be a directory path, got {save_dir!r}")
-    directory = anyio.Path(save_dir)
-    try:
-        await directory.mkdir(parents=True, exist_ok=True)
-        resolved = await directory.resolve()
-    except OSError as exc:
-        raise SandboxConfigError(
-            f"save_dir {str(save_dir)!r} cannot hold the saved requests: {exc.strerror or exc}; "
-            "pass another save_dir or save_data=False"
-        ) from exc
-    return Path(resolved)
-
-
 class _Run:
     """The part of a run between the service starting and stopping."""
 
@@ -298,6 +283,7 @@ class _Run:
         self.finished = 0
         self.status = ExperimentStatus.COMPLETED
         self.error: str | None = None
+        self.save_error: str | None = None
 
     def result(self, status: ExperimentStatus) -> SandboxResult:
         return SandboxResult(
@@ -329,13 +315,17 @@ class _Run:
                 await self._finish()
                 raise
             failures = [o for o in self.outcomes if not o.ok]
+            errors = [self.save_error] if self.save_error is not None else []
             if failures:
                 first = failures[0]
-                self.status = ExperimentStatus.FAILED
-                self.error = (
+                errors.insert(
+                    0,
                     f"{len(failures)} of {plan.num} requests failed; "
-                    f"first (request {first.index}): {first.error}"
+                    f"first (request {first.index}): {first.error}",
                 )
+            if errors:
+                self.status = ExperimentStatus.FAILED
+                self.error = "; ".join(errors)
             await self._finish()
 
     def _describe_abort(self, exc: BaseException) -> tuple[ExperimentStatus, str]:
@@ -403,11 +393,13 @@ class _Run:
 
             records = _Batcher("request records", log, bound=self.final_bound)
             sinks.append(records)
+        writer: ExchangeWriter | None = None
         if self.out_dir is not None:
-            out_dir, run_id = self.out_dir, self.experiment_id or str(uuid.uuid4())
+            writer = ExchangeWriter(self.out_dir, self.experiment_id or str(uuid.uuid4()))
+            write = writer.write
 
             async def save(batch: list[Exchange]) -> None:
-                await anyio.to_thread.run_sync(_write_exchanges, out_dir, run_id, batch)
+                await anyio.to_thread.run_sync(write, batch)
 
             files = _Batcher("saved requests", save, bound=self.final_bound)
             sinks.append(files)
@@ -445,9 +437,16 @@ class _Run:
         finally:
             if progress is not None:
                 progress.stop()
-        for sink in sinks:
-            if sink.error is not None:
-                raise sink.error
+        if records is not None and records.error is not None:
+            raise records.error
+        if files is not None and files.error is not None and writer is not None:
+            # Like a failed request, a failed save fails the run; it is not an error of
+            # the sandbox itself, which StorageError (the records) is.
+            self.save_error = (
+                f"saving requests and responses failed: {files.error}; {writer.saved} of "
+                f"{plan.num} requests were saved in {str(writer.directory)!r} (free space "
+                "there, or pass another save_dir or save_data=False)"
+            )
 
 
 class _Batcher(Generic[T]):
@@ -522,24 +521,6 @@ class _Batcher(Generic[T]):
             logger.error(
                 "%d further %s were not written after that failure", self._dropped, self._what
             )
-
-
-def _write_exchanges(directory: Path, run_id: str, batch: list[Exchange]) -> None:
-    """Pretty-print each request and response to ``{run_id}_{kind}_{index}.json``."""
-    for exchange in batch:
-        index = exchange.outcome.index
-        for kind, body in (
-            ("request", exchange.request_body),
-            ("response", exchange.response_body),
-        ):
-            if body is None:
-                continue
-            try:
-                text = json.dumps(json.loads(body), indent=2, ensure_ascii=False) + "\n"
-            except ValueError:
-                logger.debug("%s %d is not JSON; not saved", kind, index)
-                continue
-            (directory / f"{run_id}_{kind}_{index:04d}.json").write_text(text, encoding="utf-8")
 
 
 class _Progress:
