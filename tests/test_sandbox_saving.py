@@ -1,19 +1,15 @@
-"""Saving requests and responses on a real filesystem that refuses writes or fills up.
-
-Run as root (as CI does): the tests mount small tmpfs filesystems of their own, since
-root writes through file modes.
-"""
+"""Saving requests and responses on a real filesystem that refuses writes or fills up."""
 
 from __future__ import annotations
 
 import json
 import os
 import re
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from filesystems import tmpfs
 from sandbox_cases import async_ok, define, load_sync
 from storage import Storage
 from test_sandbox import run
@@ -22,32 +18,18 @@ from healthchain.sandbox import SandboxConfigError
 from healthchain.tracking import ExperimentStatus
 
 
-def _mount_tmpfs(target: Path, options: str) -> Iterator[Path]:
-    target.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(target)],
-        capture_output=True,
-        text=True,
-    )
-    assert mounted.returncode == 0, (
-        f"these tests mount a tmpfs and need root (as in CI): {mounted.stderr.strip()}"
-    )
-    try:
-        yield target
-    finally:
-        subprocess.run(["umount", str(target)], check=True)
-
-
 @pytest.fixture
 def read_only_folder(tmp_path: Path) -> Iterator[Path]:
     """A folder on a read-only filesystem: not writable, not even by root."""
-    yield from _mount_tmpfs(tmp_path / "read-only", "ro,size=64k")
+    with tmpfs(tmp_path / "read-only", "ro,size=64k") as folder:
+        yield folder
 
 
 @pytest.fixture
 def tiny_disk(tmp_path: Path) -> Iterator[Path]:
     """A 64 KiB filesystem: 16 pages, so it fills after a few saved requests."""
-    yield from _mount_tmpfs(tmp_path / "tiny", "size=64k")
+    with tmpfs(tmp_path / "tiny", "size=64k") as folder:
+        yield folder
 
 
 @pytest.mark.parametrize("where", ["read-only mount", "procfs"])

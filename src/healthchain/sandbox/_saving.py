@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
 import tempfile
-import uuid
 from pathlib import Path
 
 import anyio
 import anyio.to_thread
+
+from healthchain._files import whole_file
 
 from ._client import Exchange
 from ._exceptions import SandboxConfigError
@@ -91,21 +91,8 @@ class ExchangeWriter:
                     continue
                 path = self.directory / f"{self.run_id}_{kind}_{index:04d}.json"
                 try:
-                    _write_whole(path, text)
+                    with whole_file(path) as file:
+                        file.write(text)
                 except OSError as exc:
                     raise WriteFailed(path, exc) from exc
             self.saved += 1
-
-
-def _write_whole(path: Path, text: str) -> None:
-    temp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
-    # Created as open() would create the file itself: mode 0666 less the umask.
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with open(fd, "w", encoding="utf-8") as file:
-            file.write(text)
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise
