@@ -172,8 +172,7 @@ def test_two_sigterms_close_together_still_record_interrupted(
         assert "RETURNED" not in out
         assert "Received SIGTERM: stopping the sandbox run" in err
 
-    experiments = ExperimentTracker(any_storage.uri)
-    with experiments as tracker:
+    with ExperimentTracker(any_storage.uri) as tracker:
         runs = tracker.list_experiments()
     assert len(runs) == tries
     assert [run.status for run in runs] == [ExperimentStatus.INTERRUPTED] * tries
