@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from filesystems import tmpfs
 from typer.testing import CliRunner, Result
 
 from healthchain.cli import app
@@ -268,6 +269,27 @@ def test_export_errors(storage_uri: str, recorded: dict[str, str], tmp_path: Pat
     assert_one_line_error(run("experiments", "export", "--storage-uri", storage_uri), 2, "--output")
     bad_tag = run("experiments", "export", "--storage-uri", storage_uri, "--tag", "x", "-o", "-")
     assert_one_line_error(bad_tag, 1, "'x'")
+
+
+def test_export_to_a_full_disk_leaves_the_previous_file_and_no_partial_one(
+    storage_uri: str, tmp_path: Path
+) -> None:
+    with ExperimentTracker(storage_uri, project_name="many") as tracker:
+        for index in range(80):
+            tracker.end_experiment(tracker.start_experiment(f"run-{index:03d}", tags={"i": index}))
+    with tmpfs(tmp_path / "disk", "size=8k") as disk:  # two pages: the old file and 4 KiB
+        out = disk / "out.csv"
+        out.write_text("previous export\n")
+        result = run("experiments", "export", "--storage-uri", storage_uri, "-o", str(out))
+        assert_one_line_error(result, 1, f"cannot write {str(out)!r}: No space left on device")
+        assert sorted(path.name for path in disk.iterdir()) == ["out.csv"]
+        assert out.read_text() == "previous export\n"
+
+
+def test_export_to_a_device_writes_through_it(storage_uri: str, recorded: dict[str, str]) -> None:
+    result = run("experiments", "export", "--storage-uri", storage_uri, "-o", "/dev/null")
+    assert result.exit_code == 0, result.output
+    assert Path("/dev/null").is_char_device()
 
 
 # --- experiments reap -------------------------------------------------------------------

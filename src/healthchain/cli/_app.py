@@ -29,6 +29,7 @@ from sqlalchemy.exc import ArgumentError
 from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
 from typer.core import TyperGroup
 
+from healthchain._files import whole_file
 from healthchain.tracking import (
     DEFAULT_STORAGE_URI,
     Experiment,
@@ -415,7 +416,7 @@ def export(
         write(sys.stdout, found)
     else:
         try:
-            with open(output, "w", encoding="utf-8", newline="") as out:
+            with whole_file(output, newline="") as out:  # a full disk leaves no half file
                 write(out, found)
         except OSError as exc:
             raise CommandError(f"cannot write {output!r}: {exc.strerror or exc}") from exc

@@ -2,26 +2,72 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import contextvars
+import threading
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio.to_thread
 
 from healthchain._callables import is_async_callable
 
-__all__ = ["as_async", "is_async_callable"]
+__all__ = ["as_async", "is_async_callable", "run_in_daemon_thread"]
+
+T = TypeVar("T")
 
 
 def as_async(func: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
-    """``func`` as an awaitable callable; a sync one runs in a worker thread.
+    """``func`` as an awaitable callable; a sync one runs in a daemon thread.
 
-    A worker thread is abandoned on cancellation, so an interrupt never waits for a
-    blocked handler.
+    The thread is abandoned on cancellation, so an interrupt never waits for a blocked
+    handler (see :func:`run_in_daemon_thread`).
     """
     if is_async_callable(func):
         return func
 
     async def call_in_thread(*args: Any) -> Any:
-        return await anyio.to_thread.run_sync(func, *args, abandon_on_cancel=True)
+        return await run_in_daemon_thread(func, *args)
 
     return call_in_thread
+
+
+async def run_in_daemon_thread(func: Callable[..., T], *args: Any) -> T:
+    """Call ``func(*args)`` in a new daemon thread; abandon the thread if cancelled.
+
+    Not anyio's worker threads: they are daemons only when the loop's thread is, and
+    the interpreter joins the others at exit, so one user function that never returns
+    would keep the process from ever exiting. Starting a thread costs about what handing
+    a call to a pooled worker does. Calls in flight are bounded by anyio's default
+    thread limiter, as ``anyio.to_thread.run_sync`` bounds them.
+    """
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+    context = contextvars.copy_context()
+
+    def settle(result: Any, error: BaseException | None) -> None:
+        if future.done():  # the caller gave up on it
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+
+    def call() -> None:
+        result: Any = None
+        error: BaseException | None = None
+        try:
+            result = context.run(func, *args)
+        except StopIteration as exc:  # a Future refuses StopIteration
+            error = RuntimeError("the function raised StopIteration")
+            error.__cause__ = exc
+        except BaseException as exc:
+            error = exc
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting
+            loop.call_soon_threadsafe(settle, result, error)
+
+    async with anyio.to_thread.current_default_thread_limiter():
+        name = f"healthchain sandbox: {getattr(func, '__qualname__', 'call')}"
+        threading.Thread(target=call, name=name, daemon=True).start()
+        return await future

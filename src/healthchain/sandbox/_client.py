@@ -17,12 +17,16 @@ from pydantic import BaseModel, ValidationError
 
 from healthchain.use_cases import BaseUseCase
 
-from ._callables import is_async_callable
+from ._callables import is_async_callable, run_in_daemon_thread
 from ._server import collapse_exception_groups
 
 __all__ = ["EHRClient", "Exchange", "RequestOutcome"]
 
 logger = logging.getLogger("healthchain.sandbox")
+
+LOOP_BLOCKED_AFTER = 0.1
+"""Seconds past a deadline after which the only explanation is a blocked event loop:
+a free loop fires the deadline's timer within milliseconds."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +75,7 @@ class EHRClient:
         path: str,
         timeout: float,
         max_concurrency: int,
+        loop_code: str = "async code on the sandbox's event loop",
     ) -> None:
         self._use_case = use_case
         self._ehr_name = ehr_name
@@ -80,6 +85,7 @@ class EHRClient:
         self._path = path
         self._timeout = timeout
         self._max_concurrency = max_concurrency
+        self._loop_code = loop_code
 
     async def run(self, num: int, on_exchange: Callable[[Exchange], None]) -> None:
         """Send the requests; ``on_exchange`` sees each one as it finishes, on the loop."""
@@ -114,42 +120,51 @@ class EHRClient:
             on_exchange(await self._exchange(client, index))
 
     async def _exchange(self, client: httpx.AsyncClient, index: int) -> Exchange:
+        started = perf_counter()
+        body: bytes | None = None
         try:
-            body = await self._request_body()
+            with anyio.move_on_after(self._timeout):
+                body = await self._request_body()
         except Exception as exc:
             logger.debug("request %d: the @ehr method failed", index, exc_info=True)
-            outcome = RequestOutcome(
-                index=index,
-                start_time=datetime.now(UTC),
-                latency_ms=0.0,
-                status_code=None,
-                response=None,
-                error=f"the @ehr method {self._ehr_name!r} raised {type(exc).__name__}: {exc}",
+            reason = f"the @ehr method {self._ehr_name!r} raised {type(exc).__name__}: {exc}"
+            return self._not_sent(index, reason)
+        waited = perf_counter() - started
+        if body is None or waited > self._timeout:
+            reason = (
+                f"the @ehr method {self._ehr_name!r} did not return within "
+                f"{self._timeout:g} s (service_config['timeout']){self._blocked(waited)}"
             )
-            return Exchange(outcome, None, None)
+            return self._not_sent(index, reason)
 
         start_time = datetime.now(UTC)
         started = perf_counter()
-        status_code: int | None = None
-        content: bytes | None = None
-        response: BaseModel | None = None
+        reply: httpx.Response | None = None
+        error: str | None = None
         try:
-            reply = await client.post(self._path, content=body)
-            status_code = reply.status_code
-            content = reply.content
+            # One deadline for the whole exchange (httpx's bounds each phase on its own).
+            with anyio.move_on_after(self._timeout):
+                reply = await client.post(self._path, content=body)
         except httpx.TimeoutException:
-            error: str | None = f"no response within {self._timeout:g} s (timeout)"
+            pass
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}: {exc or 'request failed'}"
-        else:
-            error = None
-        latency_ms = (perf_counter() - started) * 1000.0
-        if content is not None and error is None:
-            if status_code != 200:
-                error = f"HTTP {status_code}: {_error_message(reply)}"
+        elapsed = perf_counter() - started
+        latency_ms = elapsed * 1000.0
+        if error is None and (reply is None or elapsed > self._timeout):
+            # A response that came after the deadline is a timeout too: the deadline
+            # could not fire because the event loop was blocked.
+            reply = None
+            error = f"no response within {self._timeout:g} s (timeout){self._blocked(elapsed)}"
+        status_code = None if reply is None else reply.status_code
+        content = None if reply is None else reply.content
+        response: BaseModel | None = None
+        if reply is not None and error is None:
+            if reply.status_code != 200:
+                error = f"HTTP {reply.status_code}: {_error_message(reply)}"
             else:
                 try:
-                    response = self._use_case.parse_response(content)
+                    response = self._use_case.parse_response(reply.content)
                 except ValidationError as exc:
                     first = exc.errors(include_url=False)[0]
                     where = ".".join(str(part) for part in first["loc"]) or "body"
@@ -167,12 +182,34 @@ class EHRClient:
         )
         return Exchange(outcome, body, content)
 
+    def _blocked(self, elapsed: float) -> str:
+        """Why a deadline was missed by more than a timer's slack: the loop was blocked."""
+        late = elapsed - self._timeout
+        if late <= LOOP_BLOCKED_AFTER:
+            return ""
+        return (
+            f"; it took {elapsed:.2f} s because the event loop was blocked for at least "
+            f"{late:.2f} s, so the timeout could not fire: look for a blocking call "
+            f"(time.sleep, sync I/O, heavy computation) in {self._loop_code}"
+        )
+
+    def _not_sent(self, index: int, error: str) -> Exchange:
+        outcome = RequestOutcome(
+            index=index,
+            start_time=datetime.now(UTC),
+            latency_ms=0.0,
+            status_code=None,
+            response=None,
+            error=error,
+        )
+        return Exchange(outcome, None, None)
+
     async def _request_body(self) -> bytes:
         """Call the ``@ehr`` method and serialise its request; a sync one in a thread."""
         if is_async_callable(self._ehr):
             data = await self._ehr()
             return self._serialise(data)
-        return await anyio.to_thread.run_sync(self._build_sync, abandon_on_cancel=True)
+        return await run_in_daemon_thread(self._build_sync)
 
     def _build_sync(self) -> bytes:
         return self._serialise(self._ehr())

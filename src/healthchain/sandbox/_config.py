@@ -140,8 +140,10 @@ class ServiceConfig:
     port: int = 8000
     """TCP port; 0 picks a free one."""
     timeout: float = 30.0
-    """Seconds the client waits for each response before the request fails, from 0.001
-    to 86,400."""
+    """Seconds the client waits for each call of the ``@ehr`` method and for each whole
+    response before the request fails. A response that comes later (a blocking call held
+    up the event loop) is a timeout too; a sync method still running is abandoned.
+    From 0.001 to 86,400."""
     max_concurrency: int = 1
     """Requests the client keeps in flight at once. One keeps the event loop's steps
     short (the server, the client and the tracker share it); raise it for handlers that

@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import json
 import logging
 import math
 import signal
 import sys
-import threading
 import uuid
-from collections.abc import Awaitable, Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 from typing import Any, Generic, TypeVar
 
 import anyio
@@ -32,11 +27,13 @@ from healthchain.tracking import (
 )
 from healthchain.use_cases import BaseUseCase, Service
 
-from ._callables import as_async
+from ._callables import as_async, is_async_callable
 from ._client import EHRClient, Exchange, RequestOutcome
 from ._config import ExperimentConfig, ServiceConfig
 from ._exceptions import SandboxConfigError, SandboxDefinitionError, SandboxRunError
 from ._handlers import find_handlers
+from ._interrupt import Interrupt
+from ._saving import ExchangeWriter, prepare_save_dir
 from ._server import collapse_exception_groups, serve
 
 __all__ = ["RequestOutcome", "Runner", "SandboxResult"]
@@ -106,7 +103,7 @@ class Runner:
         save_dir: str = "./output/",
     ) -> SandboxResult:
         """Run on the tracker's portal loop (or a fresh one), blocking this thread."""
-        interrupt = _Interrupt()
+        interrupt = Interrupt()
         tracker = use_case.experiment_tracker
         with interrupt.handling_signals():
             if tracker is not None:
@@ -139,7 +136,7 @@ class Runner:
         save_dir: str = "./output/",
     ) -> SandboxResult:
         """Run on the running loop, with an async tracker opened on it."""
-        interrupt = _Interrupt()
+        interrupt = Interrupt()
         options = _Options(service_id, save_data, save_dir)
         with interrupt.handling_signals():
             if self.experiment is not None:
@@ -154,11 +151,11 @@ class Runner:
         self,
         use_case: BaseUseCase,
         tracker: AsyncExperimentTracker | None,
-        interrupt: _Interrupt,
+        interrupt: Interrupt,
         options: _Options,
     ) -> SandboxResult:
         plan = _plan(use_case, options.service_id)
-        out_dir = await _prepare_save_dir(options.save_dir) if options.save_data else None
+        out_dir = await prepare_save_dir(options.save_dir) if options.save_data else None
         final_bound = _FINAL_WRITE_GRACE
         if self.experiment is not None:
             final_bound += self.experiment.outage_timeout
@@ -195,6 +192,8 @@ class _Plan:
     num: int
     pipeline_config: dict[str, Any] | None
     components: list[Mapping[str, Any]] | None
+    loop_code: str
+    """The user's code that runs on the event loop, named in a blocked-loop error."""
 
 
 def _plan(use_case: BaseUseCase, service_id: str | None) -> _Plan:
@@ -234,6 +233,11 @@ def _plan(use_case: BaseUseCase, service_id: str | None) -> _Plan:
         if isinstance(value, CdsDataGenerator):
             value.workflow = workflow
 
+    on_loop = [
+        f"the async {kind} {name!r}"
+        for kind, name in (("@api handler", handlers.api), ("@ehr method", handlers.ehr))
+        if is_async_callable(getattr(use_case, name))
+    ]
     pipeline = getattr(use_case, "pipeline", None)
     pipeline_config: dict[str, Any] | None = None
     components: list[Mapping[str, Any]] | None = None
@@ -251,22 +255,8 @@ def _plan(use_case: BaseUseCase, service_id: str | None) -> _Plan:
         num=handlers.ehr_spec.num,
         pipeline_config=pipeline_config,
         components=components,
+        loop_code=" or ".join(on_loop) or "async code on the sandbox's event loop",
     )
-
-
-async def _prepare_save_dir(save_dir: str) -> Path:
-    if not isinstance(save_dir, str | Path) or not str(save_dir):
-        raise SandboxConfigError(f"save_dir must be a directory path, got {save_dir!r}")
-    directory = anyio.Path(save_dir)
-    try:
-        await directory.mkdir(parents=True, exist_ok=True)
-        resolved = await directory.resolve()
-    except OSError as exc:
-        raise SandboxConfigError(
-            f"save_dir {str(save_dir)!r} cannot hold the saved requests: {exc.strerror or exc}; "
-            "pass another save_dir or save_data=False"
-        ) from exc
-    return Path(resolved)
 
 
 class _Run:
@@ -278,7 +268,7 @@ class _Run:
         tracker: AsyncExperimentTracker | None,
         service: ServiceConfig,
         out_dir: Path | None,
-        interrupt: _Interrupt,
+        interrupt: Interrupt,
         final_bound: float,
     ) -> None:
         self.plan = plan
@@ -293,6 +283,7 @@ class _Run:
         self.finished = 0
         self.status = ExperimentStatus.COMPLETED
         self.error: str | None = None
+        self.save_error: str | None = None
 
     def result(self, status: ExperimentStatus) -> SandboxResult:
         return SandboxResult(
@@ -324,13 +315,17 @@ class _Run:
                 await self._finish()
                 raise
             failures = [o for o in self.outcomes if not o.ok]
+            errors = [self.save_error] if self.save_error is not None else []
             if failures:
                 first = failures[0]
-                self.status = ExperimentStatus.FAILED
-                self.error = (
+                errors.insert(
+                    0,
                     f"{len(failures)} of {plan.num} requests failed; "
-                    f"first (request {first.index}): {first.error}"
+                    f"first (request {first.index}): {first.error}",
                 )
+            if errors:
+                self.status = ExperimentStatus.FAILED
+                self.error = "; ".join(errors)
             await self._finish()
 
     def _describe_abort(self, exc: BaseException) -> tuple[ExperimentStatus, str]:
@@ -385,6 +380,7 @@ class _Run:
             path=plan.path,
             timeout=self.service.timeout,
             max_concurrency=self.service.max_concurrency,
+            loop_code=plan.loop_code,
         )
         sinks: list[_Batcher[Any]] = []
         records: _Batcher[RequestRecord] | None = None
@@ -397,11 +393,13 @@ class _Run:
 
             records = _Batcher("request records", log, bound=self.final_bound)
             sinks.append(records)
+        writer: ExchangeWriter | None = None
         if self.out_dir is not None:
-            out_dir, run_id = self.out_dir, self.experiment_id or str(uuid.uuid4())
+            writer = ExchangeWriter(self.out_dir, self.experiment_id or str(uuid.uuid4()))
+            write = writer.write
 
             async def save(batch: list[Exchange]) -> None:
-                await anyio.to_thread.run_sync(_write_exchanges, out_dir, run_id, batch)
+                await anyio.to_thread.run_sync(write, batch)
 
             files = _Batcher("saved requests", save, bound=self.final_bound)
             sinks.append(files)
@@ -439,9 +437,16 @@ class _Run:
         finally:
             if progress is not None:
                 progress.stop()
-        for sink in sinks:
-            if sink.error is not None:
-                raise sink.error
+        if records is not None and records.error is not None:
+            raise records.error
+        if files is not None and files.error is not None and writer is not None:
+            # Like a failed request, a failed save fails the run; it is not an error of
+            # the sandbox itself, which StorageError (the records) is.
+            self.save_error = (
+                f"saving requests and responses failed: {files.error}; {writer.saved} of "
+                f"{plan.num} requests were saved in {str(writer.directory)!r} (free space "
+                "there, or pass another save_dir or save_data=False)"
+            )
 
 
 class _Batcher(Generic[T]):
@@ -518,24 +523,6 @@ class _Batcher(Generic[T]):
             )
 
 
-def _write_exchanges(directory: Path, run_id: str, batch: list[Exchange]) -> None:
-    """Pretty-print each request and response to ``{run_id}_{kind}_{index}.json``."""
-    for exchange in batch:
-        index = exchange.outcome.index
-        for kind, body in (
-            ("request", exchange.request_body),
-            ("response", exchange.response_body),
-        ):
-            if body is None:
-                continue
-            try:
-                text = json.dumps(json.loads(body), indent=2, ensure_ascii=False) + "\n"
-            except ValueError:
-                logger.debug("%s %d is not JSON; not saved", kind, index)
-                continue
-            (directory / f"{run_id}_{kind}_{index:04d}.json").write_text(text, encoding="utf-8")
-
-
 class _Progress:
     """A rich progress bar for the requests, drawn only when stderr is a terminal."""
 
@@ -563,64 +550,3 @@ class _Progress:
     def stop(self) -> None:
         self._progress.refresh()
         self._progress.stop()
-
-
-@dataclass(slots=True)
-class _Interrupt:
-    """SIGINT/SIGTERM handling for one run: cancel the run, then re-deliver the signal.
-
-    The handler only schedules the cancellation on the run's loop, so the run can write
-    INTERRUPTED and stop the service; once the handlers are restored, :meth:`redeliver`
-    raises the signal again for the previous handler (``KeyboardInterrupt`` for Ctrl-C,
-    termination for SIGTERM). A second signal while the run winds down acts at once.
-    """
-
-    signum: int | None = None
-    _loop: asyncio.AbstractEventLoop | None = None
-    _cancel: Callable[[], None] | None = None
-    _previous: dict[int, Any] = field(default_factory=dict)
-
-    @contextlib.contextmanager
-    def handling_signals(self) -> Iterator[None]:
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-        try:
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._previous[sig] = signal.signal(sig, self._on_signal)
-            yield
-        finally:
-            for number, handler in self._previous.items():
-                signal.signal(number, handler)
-
-    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
-        if self.signum is not None:
-            for number, handler in self._previous.items():
-                signal.signal(number, handler)
-            signal.raise_signal(signum)
-            return
-        self.signum = signum
-        logger.warning("Received %s: stopping the sandbox run", signal.Signals(signum).name)
-        loop = self._loop
-        if loop is not None:
-            loop.call_soon_threadsafe(self._fire)
-
-    def arm(self, cancel: Callable[[], None]) -> None:
-        """On the run's loop: ``cancel`` is what a signal triggers."""
-        self._cancel = cancel
-        self._loop = asyncio.get_running_loop()
-        if self.signum is not None:
-            cancel()
-
-    def disarm(self) -> None:
-        self._loop = None
-        self._cancel = None
-
-    def _fire(self) -> None:
-        if self._cancel is not None:
-            self._cancel()
-
-    def redeliver(self) -> None:
-        """Raise the received signal again, now that the previous handlers are back."""
-        if self.signum is not None:
-            signal.raise_signal(self.signum)

@@ -127,6 +127,9 @@ class BaseUseCase:
         COMPLETED, FAILED or INTERRUPTED (Ctrl-C, SIGTERM). Returns a
         ``healthchain.sandbox.SandboxResult`` with the experiment id and the responses.
         Works from scripts and from a thread already running an event loop (a notebook).
+        With ``save_data``, ``save_dir`` must be writable (checked before the run starts,
+        a ``SandboxConfigError`` otherwise); a file that cannot be written during the run
+        (a full disk) fails it, and only whole files are left.
         """
         return _runner(self).start(
             self, service_id=service_id, save_data=save_data, save_dir=save_dir
