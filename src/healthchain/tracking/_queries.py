@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import math
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Integer, and_, bindparam, case, func, select
+from sqlalchemy import BigInteger, Text, and_, bindparam, case, cast, func, select
 from sqlalchemy.sql import Select
 
 from ._records import Component, Experiment, ExperimentStatus
@@ -21,7 +22,12 @@ from ._schema import experiment_tags, experiments, requests
 from ._store import STATUS_OF, Executor, from_db_time, static
 from ._values import RequestStats, ValidFilters
 
-__all__ = ["get_experiment", "list_experiments", "request_stats"]
+__all__ = ["LIST_QUERY_CACHE_SIZE", "get_experiment", "list_experiments", "request_stats"]
+
+logger = logging.getLogger("healthchain.tracking")
+
+LIST_QUERY_CACHE_SIZE = 64
+"""Distinct list-query shapes kept built; a shape beyond it is rebuilt when used."""
 
 _COLUMNS = (
     experiments.c.id,
@@ -30,9 +36,11 @@ _COLUMNS = (
     experiments.c.start_time,
     experiments.c.end_time,
     experiments.c.status,
-    experiments.c.tags,
-    experiments.c.pipeline_config,
-    experiments.c.components,
+    # As text, decoded here on every backend: asyncpg would decode json itself, by
+    # recursion, and one row nested too deep would fail the whole read.
+    cast(experiments.c.tags, Text),
+    cast(experiments.c.pipeline_config, Text),
+    cast(experiments.c.components, Text),
     experiments.c.error,
     experiments.c.host,
     experiments.c.pid,
@@ -80,11 +88,11 @@ def _json(value: Any) -> Any:
 
 
 def _components(value: Any) -> tuple[Component, ...]:
-    if value is None:
+    parts = _json(value)  # PostgreSQL's json column holds None as JSON 'null'
+    if parts is None:
         return ()
     return tuple(
-        Component(name, kind, stage, position)
-        for position, (name, kind, stage) in enumerate(_json(value))
+        Component(name, kind, stage, position) for position, (name, kind, stage) in enumerate(parts)
     )
 
 
@@ -97,10 +105,14 @@ def _records(rows: Iterable[Any]) -> list[Experiment]:
     out: list[Experiment] = []
     append = out.append
     for id_, name, project, start, end, status, tags, config, parts, error, host, pid, beat in rows:
-        key = parts if parts is None or isinstance(parts, str) else repr(parts)
-        components = pipelines.get(key)
-        if components is None:
-            components = pipelines[key] = _components(parts)
+        try:
+            key = parts if parts is None or isinstance(parts, str) else repr(parts)
+            components = pipelines.get(key)
+            if components is None:
+                components = pipelines[key] = _components(parts)
+            tags, config = json(tags), json(config)
+        except RecursionError:  # written by something else: list the row all the same
+            tags, config, components = _too_deep(id_, tags, config, parts)
         append(
             Experiment(
                 id_,
@@ -109,8 +121,8 @@ def _records(rows: Iterable[Any]) -> list[Experiment]:
                 time(start),  # type: ignore[arg-type]
                 time(end),
                 status_of[status],
-                json(tags),
-                json(config),
+                tags,
+                config,
                 components,
                 error,
                 host,
@@ -119,6 +131,26 @@ def _records(rows: Iterable[Any]) -> list[Experiment]:
             )
         )
     return out
+
+
+def _too_deep(experiment_id: str, tags: Any, config: Any, parts: Any) -> tuple[Any, Any, Any]:
+    """Decode what can be; a column nested too deep to decode reads as empty, with a warning."""
+    out: list[Any] = []
+    for column, value, empty, decode in (
+        ("tags", tags, {}, _json),
+        ("pipeline_config", config, None, _json),
+        ("components", parts, (), _components),
+    ):
+        try:
+            out.append(decode(value))
+        except RecursionError:
+            logger.warning(
+                "experiment %s: its %s JSON is nested too deep to decode; shown as empty",
+                experiment_id,
+                column,
+            )
+            out.append(empty)
+    return out[0], out[1], out[2]
 
 
 def get_experiment(ex: Executor, experiment_id: str) -> Experiment | None:
@@ -159,7 +191,7 @@ def build_list_query(
     return query, params
 
 
-@functools.cache  # a handful of shapes; cached for the process, so their ids stay unique
+@functools.lru_cache(maxsize=LIST_QUERY_CACHE_SIZE)
 def _list_query(
     tags: int, statuses: int, name: bool, project: bool, limit: bool, offset: bool
 ) -> Select[Any]:
@@ -191,10 +223,10 @@ def _list_query(
         query = query.where(experiments.c.project == bindparam("project"))
     query = query.order_by(newest_first)
     if limit:
-        query = query.limit(bindparam("limit", type_=Integer))
+        query = query.limit(bindparam("limit", type_=BigInteger))
     if offset:
-        query = query.offset(bindparam("offset", type_=Integer))
-    return static(query)
+        query = query.offset(bindparam("offset", type_=BigInteger))
+    return query
 
 
 def list_experiments(ex: Executor, query: Select[Any], params: dict[str, Any]) -> list[Experiment]:
