@@ -145,6 +145,10 @@ async def test_dashboard_pages_out_of_range_are_400_and_high_pages_empty(
                 response = await c.get("/", params={"page": page, "per_page": "500"})
                 assert response.status_code == 200, response.text
                 assert "No experiments match." in response.text
+            for unknown in ("a%00b", "x" * 100, "%ED%A0%80"):
+                response = await c.get(f"/experiments/{unknown}")
+                assert response.status_code == 404
+                assert "Experiment not found" in response.text
 
 
 def test_cli_limit_out_of_range_is_one_line(storage_uri: str) -> None:
