@@ -73,13 +73,16 @@ def test_json_nested_deeper_than_64_levels_is_refused(any_storage: Storage) -> N
         ]
 
 
+@pytest.mark.parametrize("depth", [65, 960, 5000])
 def test_rows_nested_too_deep_by_another_writer_still_list(
-    any_storage: Storage, caplog: pytest.LogCaptureFixture
+    any_storage: Storage, caplog: pytest.LogCaptureFixture, depth: int
 ) -> None:
+    # 65: past the limit; 960: decodes, but encoders recursing on it would fail when
+    # rendering; 5000: the decoder itself fails.
     with ExperimentTracker(any_storage.uri) as tracker:
         ordinary = tracker.start_experiment("ordinary", tags={"a": 1})
         odd = tracker.start_experiment("odd", tags={"a": 1}, components=[{"name": "x"}])
-    deep = "[" * 5000 + "1" + "]" * 5000  # json.dumps itself cannot write it
+    deep = "[" * depth + "1" + "]" * depth  # json.dumps itself cannot write 5000
     any_storage.query(
         "UPDATE experiments SET tags = ?, pipeline_config = ?, components = ? WHERE id = ?",
         f'{{"deep": {deep}}}',
@@ -97,7 +100,24 @@ def test_rows_nested_too_deep_by_another_writer_still_list(
         assert (listed[odd].tags, listed[odd].pipeline_config) == ({}, None)
         assert listed[odd].components == ()
         assert tracker.get_experiment(odd).name == "odd"
-    assert f"experiment {odd}: its tags JSON is nested too deep" in caplog.text
+    for args in (["list", "--format", "json"], ["show", odd], ["export", "-o", "-"]):
+        result = CliRunner().invoke(
+            cli_app, ["experiments", *args, "--storage-uri", any_storage.uri]
+        )
+        assert result.exit_code == 0, result.output
+    assert f"experiment {odd}: its tags JSON cannot be read (nested too deep)" in caplog.text
+
+
+def test_rows_with_malformed_json_by_another_writer_still_list(any_storage: Storage) -> None:
+    with ExperimentTracker(any_storage.uri) as tracker:
+        odd = tracker.start_experiment("odd", tags={"a": 1}, components=[{"name": "x"}])
+    if any_storage.kind == "sqlite":  # PostgreSQL's json type refuses text that is not JSON
+        any_storage.query("UPDATE experiments SET tags = '{\"a\": ' WHERE id = ?", odd)
+    any_storage.query("UPDATE experiments SET components = '[1, [2]]' WHERE id = ?", odd)
+    with ExperimentTracker(any_storage.uri) as tracker:
+        (found,) = tracker.list_experiments()
+        assert (found.id, found.components) == (odd, ())
+        assert found.tags == ({} if any_storage.kind == "sqlite" else {"a": 1})
 
 
 # --- item 6: limit, offset and page out of range ---------------------------------------

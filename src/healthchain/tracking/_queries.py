@@ -20,7 +20,7 @@ from sqlalchemy.sql import Select
 from ._records import Component, Experiment, ExperimentStatus
 from ._schema import experiment_tags, experiments, requests
 from ._store import STATUS_OF, Executor, from_db_time, static
-from ._values import RequestStats, ValidFilters
+from ._values import MAX_JSON_DEPTH, RequestStats, ValidFilters, check_depth
 
 __all__ = ["LIST_QUERY_CACHE_SIZE", "get_experiment", "list_experiments", "request_stats"]
 
@@ -78,13 +78,27 @@ REQUEST_LATENCIES = static(
 )
 
 
+_READ_DEPTH = MAX_JSON_DEPTH + 1
+
+
+class _TooDeep(Exception):
+    """Stored JSON nested deeper than the tracker writes (another writer's row)."""
+
+
 def _json(value: Any) -> Any:
     if value is None or value.__class__ is not str:
         return value
     try:
-        return _scan(value, 0)[0]
+        decoded = _scan(value, 0)[0]
     except StopIteration:  # written by someone else, with leading whitespace
-        return json.loads(value)
+        decoded = json.loads(value)
+    # JSON nested N deep is at least 2N characters with N brackets: the cheap tests
+    # spare the walk to nearly every row. Deeper than the tracker writes (a tags object
+    # around values of the maximum depth), it could break whatever renders it (encoders
+    # recurse too), so it is not handed out.
+    if len(value) > 2 * _READ_DEPTH and value.count("[") + value.count("{") > _READ_DEPTH:
+        check_depth(decoded, "stored JSON", _TooDeep, _READ_DEPTH)
+    return decoded
 
 
 def _components(value: Any) -> tuple[Component, ...]:
@@ -111,8 +125,8 @@ def _records(rows: Iterable[Any]) -> list[Experiment]:
             if components is None:
                 components = pipelines[key] = _components(parts)
             tags, config = json(tags), json(config)
-        except RecursionError:  # written by something else: list the row all the same
-            tags, config, components = _too_deep(id_, tags, config, parts)
+        except _UNREADABLE:  # another writer's row: list it all the same
+            tags, config, components = _unreadable(id_, tags, config, parts)
         append(
             Experiment(
                 id_,
@@ -133,8 +147,13 @@ def _records(rows: Iterable[Any]) -> list[Experiment]:
     return out
 
 
-def _too_deep(experiment_id: str, tags: Any, config: Any, parts: Any) -> tuple[Any, Any, Any]:
-    """Decode what can be; a column nested too deep to decode reads as empty, with a warning."""
+# What another writer's JSON can raise: too deep to decode or to render, not JSON, or
+# components that are not [name, type, stage] triples.
+_UNREADABLE = (RecursionError, _TooDeep, ValueError, TypeError)
+
+
+def _unreadable(experiment_id: str, tags: Any, config: Any, parts: Any) -> tuple[Any, Any, Any]:
+    """Decode what can be; a column that cannot be read is empty, with a warning."""
     out: list[Any] = []
     for column, value, empty, decode in (
         ("tags", tags, {}, _json),
@@ -143,11 +162,12 @@ def _too_deep(experiment_id: str, tags: Any, config: Any, parts: Any) -> tuple[A
     ):
         try:
             out.append(decode(value))
-        except RecursionError:
+        except _UNREADABLE as exc:
             logger.warning(
-                "experiment %s: its %s JSON is nested too deep to decode; shown as empty",
+                "experiment %s: its %s JSON cannot be read (%s); shown as empty",
                 experiment_id,
                 column,
+                "nested too deep" if isinstance(exc, RecursionError | _TooDeep) else exc,
             )
             out.append(empty)
     return out[0], out[1], out[2]

@@ -27,6 +27,7 @@ __all__ = [
     "ValidFilters",
     "dump_json",
     "parse_status",
+    "check_depth",
     "check_storable",
     "printable",
     "utcnow",
@@ -138,17 +139,18 @@ def printable(text: str | None) -> str | None:
     return text.replace(_NUL, "\\x00").encode("utf-8", "backslashreplace").decode()
 
 
-def _check_depth(value: object, what: str, error: type[Exception]) -> None:
-    """Refuse lists and dicts nested deeper than :data:`MAX_JSON_DEPTH` (or containing
-    themselves), which JSON encoders and decoders handle by recursion."""
+def check_depth(
+    value: object, what: str, error: type[Exception], limit: int = MAX_JSON_DEPTH
+) -> None:
+    """Refuse lists and dicts nested deeper than ``limit`` (or containing themselves),
+    which JSON encoders and decoders handle by recursion."""
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
         node, depth = stack.pop()
-        if depth > MAX_JSON_DEPTH:
+        if depth > limit:
             raise error(
-                f"{what} nests lists or dicts more than {MAX_JSON_DEPTH} levels deep (or "
-                f"contains itself); healthchain stores JSON at most {MAX_JSON_DEPTH} levels "
-                "deep: flatten it"
+                f"{what} nests lists or dicts more than {limit} levels deep (or contains "
+                f"itself); healthchain stores JSON at most {limit} levels deep: flatten it"
             )
         for child in node.values() if isinstance(node, dict) else node:
             if isinstance(child, dict | list | tuple):
@@ -181,7 +183,7 @@ def validate_tags(
             texts[key] = _quote(value)
             continue
         if isinstance(value, dict | list | tuple):
-            _check_depth(value, f"{what}[{show(key)}]", error)
+            check_depth(value, f"{what}[{show(key)}]", error)
         try:
             texts[key] = _dumps_sorted(value)
         except (TypeError, ValueError) as exc:
@@ -218,7 +220,7 @@ def validate_pipeline_config(config: object) -> tuple[dict[str, Any] | None, str
         raise InvalidInputError(
             f"pipeline_config must be a dict or None, got {type(config).__name__} {show(config)}"
         )
-    _check_depth(
+    check_depth(
         config if isinstance(config, dict) else dict(config), "pipeline_config", InvalidInputError
     )
     try:
