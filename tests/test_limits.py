@@ -253,6 +253,28 @@ def test_ids_no_experiment_can_have_are_not_found(any_storage: Storage) -> None:
         assert tracker.delete_experiments([*unknown, experiment_id]) == 1
 
 
+def test_request_records_out_of_range_are_refused_naming_the_field(any_storage: Storage) -> None:
+    now = datetime.now(UTC)
+    with ExperimentTracker(any_storage.uri) as tracker:
+        experiment_id = tracker.start_experiment()
+        for record, needle in (
+            (RequestRecord(2**70, now, 1.0, 200), "records[0].index must be an integer from"),
+            (RequestRecord(2**31, now, 1.0, 200), "got 2147483648"),
+            (RequestRecord(True, now, 1.0, 200), "records[0].index"),  # type: ignore[arg-type]
+            (RequestRecord(0, now, 1.0, 2**70), "records[0].status_code must be an integer"),
+            (RequestRecord(0, now, 1.0, "200"), "records[0].status_code"),  # type: ignore[arg-type]
+            (RequestRecord(0, now, float("nan"), 200), "latency_ms must be a finite number"),
+            (RequestRecord(0, now, float("inf"), 200), "got inf"),
+            (RequestRecord(0, now, 10**400, 200), "records[0].latency_ms"),
+            (RequestRecord(0, now, "x", 200), "records[0].latency_ms"),  # type: ignore[arg-type]
+        ):
+            with pytest.raises(InvalidInputError) as info:
+                tracker.log_requests(experiment_id, [record])
+            assert needle in str(info.value)
+        tracker.log_requests(experiment_id, [RequestRecord(2**31 - 1, now, 10**6, 599)])
+        assert [r.index for r in tracker.list_requests(experiment_id)] == [2**31 - 1]
+
+
 # --- item 20: a tag's size --------------------------------------------------------------
 
 

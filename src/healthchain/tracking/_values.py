@@ -7,6 +7,7 @@ written. It is on the hot path of ``start_experiment``: keep it lean.
 from __future__ import annotations
 
 import json
+import math
 import reprlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
@@ -386,8 +387,38 @@ def validate_request_records(records: object) -> list[RequestRecord]:
                 f"records[{i}].start_time must be a timezone-aware datetime, "
                 f"got {record.start_time!r}"
             )
+        for field in ("index", "status_code"):
+            number = getattr(record, field)
+            if number is None and field == "status_code":
+                continue
+            if (
+                isinstance(number, bool)
+                or not isinstance(number, int)
+                or not (_INT_MIN <= number <= _INT_MAX)
+            ):
+                raise InvalidInputError(
+                    f"records[{i}].{field} must be an integer from {_INT_MIN:,} to "
+                    f"{_INT_MAX:,} (SQL's INTEGER), got {show(number)}"
+                )
+        if not _finite(record.latency_ms):
+            raise InvalidInputError(
+                f"records[{i}].latency_ms must be a finite number of milliseconds, "
+                f"got {show(record.latency_ms)}"
+            )
         error = printable(record.error)
         if error is not record.error:
             record = replace(record, error=error)
         out.append(record)
     return out
+
+
+_INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
+
+
+def _finite(value: object) -> bool:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int too large for a float
+        return False
