@@ -139,6 +139,8 @@ async def test_list_filters(client: httpx.AsyncClient, recorded: dict[str, str])
         ({"per_page": "1" + "0" * 30}, "per_page must be a whole number from 1 to 500"),
         ([("tag", f"k{i}=v") for i in range(70)], "a filter may match at most 32 tags"),
         ([("tag", f"k{i}=v") for i in range(500)], "filters[&#39;tags&#39;] has 500 tags"),
+        ({"tag": "k=" + "x" * 3000}, "takes 3,003 bytes"),
+        ({"tag": "k:=" + "[" * 3000 + "]" * 3000}, "is not a JSON value"),
     ],
 )
 async def test_bad_filters_are_a_400_page(
