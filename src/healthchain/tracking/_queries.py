@@ -15,7 +15,10 @@ from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import BigInteger, Text, and_, bindparam, case, cast, func, select
-from sqlalchemy.sql import Select
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql import ColumnElement, Select
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 
 from ._records import Component, Experiment, ExperimentStatus
 from ._schema import experiment_tags, experiments, requests
@@ -29,6 +32,29 @@ logger = logging.getLogger("healthchain.tracking")
 LIST_QUERY_CACHE_SIZE = 64
 """Distinct list-query shapes kept built; a shape beyond it is rebuilt when used."""
 
+
+class _JsonText(FunctionElement[str]):
+    """A JSON column read as its text, decoded here on every backend.
+
+    asyncpg would decode PostgreSQL's json itself, by recursion, so one row nested too
+    deep would fail the whole read. SQLite returns the stored text as it is.
+    """
+
+    type = Text()
+    inherit_cache = True
+
+
+@compiles(_JsonText)
+def _cast_to_text(element: _JsonText, compiler: SQLCompiler, **kw: Any) -> str:
+    column: ColumnElement[Any] = next(iter(element.clauses))
+    return compiler.process(cast(column, Text), **kw)
+
+
+@compiles(_JsonText, "sqlite")
+def _as_stored(element: _JsonText, compiler: SQLCompiler, **kw: Any) -> str:
+    return compiler.process(next(iter(element.clauses)), **kw)
+
+
 _COLUMNS = (
     experiments.c.id,
     experiments.c.name,
@@ -36,11 +62,9 @@ _COLUMNS = (
     experiments.c.start_time,
     experiments.c.end_time,
     experiments.c.status,
-    # As text, decoded here on every backend: asyncpg would decode json itself, by
-    # recursion, and one row nested too deep would fail the whole read.
-    cast(experiments.c.tags, Text),
-    cast(experiments.c.pipeline_config, Text),
-    cast(experiments.c.components, Text),
+    _JsonText(experiments.c.tags),
+    _JsonText(experiments.c.pipeline_config),
+    _JsonText(experiments.c.components),
     experiments.c.error,
     experiments.c.host,
     experiments.c.pid,
