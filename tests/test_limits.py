@@ -21,6 +21,7 @@ from typer.testing import CliRunner
 
 from healthchain.cli import app as cli_app
 from healthchain.tracking import (
+    AsyncExperimentTracker,
     ExperimentNotFoundError,
     ExperimentTracker,
     InvalidFilterError,
@@ -146,6 +147,8 @@ def test_limit_and_offset_beyond_bigint_are_refused(any_storage: Storage) -> Non
 async def test_dashboard_pages_out_of_range_are_400_and_high_pages_empty(
     any_storage_uri: str,
 ) -> None:
+    async with AsyncExperimentTracker(any_storage_uri) as tracker:
+        await tracker.start_experiment()  # the dashboard reads an existing database
     app = create_app(any_storage_uri, allowed_hosts=["testserver"])
     async with app.router.lifespan_context(app) as state:
 

@@ -594,8 +594,6 @@ class AsyncExperimentTracker:
             )
         checked = [validate_id(v, f"experiment_ids[{i}]") for i, v in enumerate(experiment_ids)]
         ids = [i for i in checked if i is not None]  # the others name no experiment
-        if not ids:
-            return 0
         writer = await self._ready()
         with self._storage_errors("delete_experiments"):
             deleted: int = await writer.submit(DeleteOp(ids))
