@@ -57,7 +57,7 @@ scalars = st.one_of(
     st.floats(allow_nan=False, allow_infinity=False),
     st.sampled_from([*NASTY, "\x00", "a\x00b"]),
     value_text(max_size=30),
-    st.just("x" * 20_000),
+    st.just("x" * 250),  # six leaves of it stay within a tag's 2,048 bytes
 )
 values = st.recursive(
     scalars,
@@ -148,6 +148,9 @@ bad_tags = st.one_of(
     st.builds(lambda k, u: {k: {"deep": [u, 1]}}, keys, st.sampled_from(SURROGATES)),
     st.lists(keys, min_size=1),
     st.text(min_size=1),
+    # over the documented limits: a tag of more than 2,048 bytes, JSON over 64 levels deep
+    st.builds(lambda k, n: {k: "x" * n}, keys, st.integers(2048, 100_000)),
+    st.builds(lambda k, v: {k: functools.reduce(lambda x, _: [x], range(65), v)}, keys, values),
 )
 
 

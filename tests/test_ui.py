@@ -135,12 +135,22 @@ async def test_list_filters(client: httpx.AsyncClient, recorded: dict[str, str])
         ({"tag": "novalue"}, "tag filter &#39;novalue&#39; has no &#39;=&#39;"),
         ({"status": "DONE"}, "unknown filters[&#39;status&#39;] &#39;DONE&#39;"),
         ({"page": "x"}, "page must be a whole number"),
-        ({"page": "0"}, "page must be 1 or more"),
+        (
+            {"page": "0"},
+            "page must be a whole number from 1 to 1,000,000,000,000,000, got &#39;0&#39;",
+        ),
+        ({"page": "9" * 23}, "page must be a whole number from 1 to 1,000,000,000,000,000"),
+        ({"page": "9" * 5000}, "(5,000 characters)"),
         ({"per_page": "7"}, "per_page must be one of"),
+        ({"per_page": "1" + "0" * 30}, "per_page must be a whole number from 1 to 500"),
+        ([("tag", f"k{i}=v") for i in range(70)], "a filter may match at most 32 tags"),
+        ([("tag", f"k{i}=v") for i in range(500)], "filters[&#39;tags&#39;] has 500 tags"),
+        ({"tag": "k=" + "x" * 3000}, "takes 3,003 bytes"),
+        ({"tag": "k:=" + "[" * 3000 + "]" * 3000}, "is not a JSON value"),
     ],
 )
 async def test_bad_filters_are_a_400_page(
-    client: httpx.AsyncClient, params: dict[str, str], message: str
+    client: httpx.AsyncClient, params: Any, message: str
 ) -> None:
     response = await client.get("/", params=params)
     assert response.status_code == 400

@@ -7,12 +7,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any, Self
 
+from healthchain.tracking import InvalidInputError
 from healthchain.tracking._config import (
     HEARTBEAT_INTERVAL_RANGE,
     MAX_QUEUED_WRITES_RANGE,
     OUTAGE_TIMEOUT_RANGE,
     validate_range,
 )
+from healthchain.tracking._values import validate_tags
 
 from ._exceptions import SandboxConfigError
 
@@ -92,6 +94,10 @@ class ExperimentConfig:
             for key in tags:
                 if not isinstance(key, str):
                     raise SandboxConfigError(f"{kind}['tags'] keys must be strings, got {key!r}")
+            try:  # the tracker's own rules (JSON, depth, size), checked when decorating
+                validate_tags(tags, what=f"{kind}['tags']")
+            except InvalidInputError as exc:
+                raise SandboxConfigError(str(exc)) from None
             values["tags"] = dict(tags)
         for key, bounds in (
             ("heartbeat_interval", HEARTBEAT_INTERVAL_RANGE),

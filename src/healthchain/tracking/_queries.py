@@ -9,19 +9,51 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import math
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Integer, and_, bindparam, case, func, select
-from sqlalchemy.sql import Select
+from sqlalchemy import BigInteger, Text, and_, bindparam, case, cast, func, select
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql import ColumnElement, Select
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 
 from ._records import Component, Experiment, ExperimentStatus
 from ._schema import experiment_tags, experiments, requests
 from ._store import STATUS_OF, Executor, from_db_time, static
-from ._values import RequestStats, ValidFilters
+from ._values import MAX_JSON_DEPTH, RequestStats, ValidFilters, check_depth
 
-__all__ = ["get_experiment", "list_experiments", "request_stats"]
+__all__ = ["LIST_QUERY_CACHE_SIZE", "get_experiment", "list_experiments", "request_stats"]
+
+logger = logging.getLogger("healthchain.tracking")
+
+LIST_QUERY_CACHE_SIZE = 64
+"""Distinct list-query shapes kept built; a shape beyond it is rebuilt when used."""
+
+
+class _JsonText(FunctionElement[str]):
+    """A JSON column read as its text, decoded here on every backend.
+
+    asyncpg would decode PostgreSQL's json itself, by recursion, so one row nested too
+    deep would fail the whole read. SQLite returns the stored text as it is.
+    """
+
+    type = Text()
+    inherit_cache = True
+
+
+@compiles(_JsonText)
+def _cast_to_text(element: _JsonText, compiler: SQLCompiler, **kw: Any) -> str:
+    column: ColumnElement[Any] = next(iter(element.clauses))
+    return compiler.process(cast(column, Text), **kw)
+
+
+@compiles(_JsonText, "sqlite")
+def _as_stored(element: _JsonText, compiler: SQLCompiler, **kw: Any) -> str:
+    return compiler.process(next(iter(element.clauses)), **kw)
+
 
 _COLUMNS = (
     experiments.c.id,
@@ -30,9 +62,9 @@ _COLUMNS = (
     experiments.c.start_time,
     experiments.c.end_time,
     experiments.c.status,
-    experiments.c.tags,
-    experiments.c.pipeline_config,
-    experiments.c.components,
+    _JsonText(experiments.c.tags),
+    _JsonText(experiments.c.pipeline_config),
+    _JsonText(experiments.c.components),
     experiments.c.error,
     experiments.c.host,
     experiments.c.pid,
@@ -70,21 +102,35 @@ REQUEST_LATENCIES = static(
 )
 
 
+_READ_DEPTH = MAX_JSON_DEPTH + 1
+
+
+class _TooDeep(Exception):
+    """Stored JSON nested deeper than the tracker writes (another writer's row)."""
+
+
 def _json(value: Any) -> Any:
     if value is None or value.__class__ is not str:
         return value
     try:
-        return _scan(value, 0)[0]
+        decoded = _scan(value, 0)[0]
     except StopIteration:  # written by someone else, with leading whitespace
-        return json.loads(value)
+        decoded = json.loads(value)
+    # JSON nested N deep is at least 2N characters with N brackets: the cheap tests
+    # spare the walk to nearly every row. Deeper than the tracker writes (a tags object
+    # around values of the maximum depth), it could break whatever renders it (encoders
+    # recurse too), so it is not handed out.
+    if len(value) > 2 * _READ_DEPTH and value.count("[") + value.count("{") > _READ_DEPTH:
+        check_depth(decoded, "stored JSON", _TooDeep, _READ_DEPTH)
+    return decoded
 
 
 def _components(value: Any) -> tuple[Component, ...]:
-    if value is None:
+    parts = _json(value)  # PostgreSQL's json column holds None as JSON 'null'
+    if parts is None:
         return ()
     return tuple(
-        Component(name, kind, stage, position)
-        for position, (name, kind, stage) in enumerate(_json(value))
+        Component(name, kind, stage, position) for position, (name, kind, stage) in enumerate(parts)
     )
 
 
@@ -97,10 +143,14 @@ def _records(rows: Iterable[Any]) -> list[Experiment]:
     out: list[Experiment] = []
     append = out.append
     for id_, name, project, start, end, status, tags, config, parts, error, host, pid, beat in rows:
-        key = parts if parts is None or isinstance(parts, str) else repr(parts)
-        components = pipelines.get(key)
-        if components is None:
-            components = pipelines[key] = _components(parts)
+        try:
+            key = parts if parts is None or isinstance(parts, str) else repr(parts)
+            components = pipelines.get(key)
+            if components is None:
+                components = pipelines[key] = _components(parts)
+            tags, config = json(tags), json(config)
+        except _UNREADABLE:  # another writer's row: list it all the same
+            tags, config, components = _unreadable(id_, tags, config, parts)
         append(
             Experiment(
                 id_,
@@ -109,8 +159,8 @@ def _records(rows: Iterable[Any]) -> list[Experiment]:
                 time(start),  # type: ignore[arg-type]
                 time(end),
                 status_of[status],
-                json(tags),
-                json(config),
+                tags,
+                config,
                 components,
                 error,
                 host,
@@ -119,6 +169,32 @@ def _records(rows: Iterable[Any]) -> list[Experiment]:
             )
         )
     return out
+
+
+# What another writer's JSON can raise: too deep to decode or to render, not JSON, or
+# components that are not [name, type, stage] triples.
+_UNREADABLE = (RecursionError, _TooDeep, ValueError, TypeError)
+
+
+def _unreadable(experiment_id: str, tags: Any, config: Any, parts: Any) -> tuple[Any, Any, Any]:
+    """Decode what can be; a column that cannot be read is empty, with a warning."""
+    out: list[Any] = []
+    for column, value, empty, decode in (
+        ("tags", tags, {}, _json),
+        ("pipeline_config", config, None, _json),
+        ("components", parts, (), _components),
+    ):
+        try:
+            out.append(decode(value))
+        except _UNREADABLE as exc:
+            logger.warning(
+                "experiment %s: its %s JSON cannot be read (%s); shown as empty",
+                experiment_id,
+                column,
+                "nested too deep" if isinstance(exc, RecursionError | _TooDeep) else exc,
+            )
+            out.append(empty)
+    return out[0], out[1], out[2]
 
 
 def get_experiment(ex: Executor, experiment_id: str) -> Experiment | None:
@@ -159,7 +235,7 @@ def build_list_query(
     return query, params
 
 
-@functools.cache  # a handful of shapes; cached for the process, so their ids stay unique
+@functools.lru_cache(maxsize=LIST_QUERY_CACHE_SIZE)
 def _list_query(
     tags: int, statuses: int, name: bool, project: bool, limit: bool, offset: bool
 ) -> Select[Any]:
@@ -191,10 +267,10 @@ def _list_query(
         query = query.where(experiments.c.project == bindparam("project"))
     query = query.order_by(newest_first)
     if limit:
-        query = query.limit(bindparam("limit", type_=Integer))
+        query = query.limit(bindparam("limit", type_=BigInteger))
     if offset:
-        query = query.offset(bindparam("offset", type_=Integer))
-    return static(query)
+        query = query.offset(bindparam("offset", type_=BigInteger))
+    return query
 
 
 def list_experiments(ex: Executor, query: Select[Any], params: dict[str, Any]) -> list[Experiment]:

@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import operator
 import sqlite3
+import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -33,6 +34,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, Operation
 from sqlalchemy.sql import ClauseElement, Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ColumnClause
+from sqlalchemy.util import LRUCache
 
 from ._config import HEARTBEAT_INTERVAL_RANGE
 from ._exceptions import (
@@ -48,6 +50,7 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 __all__ = [
+    "COMPILED_CACHE_SIZE",
     "Backend",
     "BeatOp",
     "CoreBackend",
@@ -110,7 +113,8 @@ RUNNING_ROWS = select(
 STATUS_OF = select(experiments.c.status).where(experiments.c.id == bindparam("b_id"))
 DELETE = delete(experiments).where(experiments.c.id == bindparam("b_id"))
 
-# Statements built once, whose compiled SQL is cached; ``_queries`` adds its own.
+# Module-level statements, alive for the whole process: their compiled SQL is kept for
+# good, keyed by id. ``_queries`` adds its own.
 STATIC_STATEMENTS: set[int] = {
     id(s)
     for s in (INSERT_EXPERIMENT, INSERT_TAG, INSERT_COMPONENT, INSERT_REQUEST, END, BEAT, REAP)
@@ -118,8 +122,13 @@ STATIC_STATEMENTS: set[int] = {
 STATIC_STATEMENTS.update(id(s) for s in (RUNNING_ROWS, STATUS_OF, DELETE))
 
 
+COMPILED_CACHE_SIZE = 64
+"""Compiled statements kept per backend besides the static ones (filtered lists come in
+many shapes); the least recently compiled is dropped first."""
+
+
 def static(stmt: E) -> E:
-    """Mark a module-level statement so its compiled SQL is cached."""
+    """Mark a module-level statement (never one built per call): its compiled SQL is kept."""
     STATIC_STATEMENTS.add(id(stmt))
     return stmt
 
@@ -492,25 +501,64 @@ class SqliteCodec(Codec):
 # --- executors and backends -------------------------------------------------------------
 
 
+_Compiled = tuple[str, Callable[[Any], Any], dict[str, Any]]
+
+
+class CompiledCache:
+    """Compiled SQL by statement: static statements for good, others up to a bound.
+
+    Shared by the threads of one backend's connections. Entries of non-static statements
+    hold the statement itself, so its ``id`` cannot be reused while the entry lives, and a
+    hit is checked by identity.
+    """
+
+    __slots__ = ("_lock", "_others", "_static", "maxsize")
+
+    def __init__(self, maxsize: int = COMPILED_CACHE_SIZE) -> None:
+        self.maxsize = maxsize
+        self._static: dict[int, _Compiled] = {}
+        self._others: dict[int, tuple[Executable, _Compiled]] = {}
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._static) + len(self._others)
+
+    def get(self, stmt: Executable) -> _Compiled | None:
+        key = id(stmt)
+        entry = self._static.get(key)
+        if entry is not None:
+            return entry
+        found = self._others.get(key)
+        return found[1] if found is not None and found[0] is stmt else None
+
+    def put(self, stmt: Executable, entry: _Compiled) -> None:
+        key = id(stmt)
+        if key in STATIC_STATEMENTS:
+            self._static[key] = entry
+            return
+        with self._lock:
+            self._others[key] = (stmt, entry)
+            while len(self._others) > self.maxsize:
+                del self._others[next(iter(self._others))]
+
+
 class _SqliteExecutor:
     """Runs Core statements on a plain sqlite3 connection.
 
     Statements are compiled with positional parameters, which sqlite3 binds faster than
     named ones; each row's values are picked in the compiled order by a C-level
-    ``itemgetter``. Module-level statements are compiled once and cached by identity;
-    statements built per call (filtered lists) are compiled each time.
+    ``itemgetter``. Compiled statements are kept in a bounded :class:`CompiledCache`.
     """
 
     __slots__ = ("_cache", "_conn")
 
     _dialect = SQLiteDialect_pysqlite(paramstyle="qmark")
 
-    def __init__(self, conn: sqlite3.Connection, cache: dict[int, Any]) -> None:
+    def __init__(self, conn: sqlite3.Connection, cache: CompiledCache) -> None:
         self._conn, self._cache = conn, cache
 
-    def _compiled(self, stmt: Executable) -> tuple[str, Callable[[Any], Any], dict[str, Any]]:
-        key = id(stmt)
-        entry = self._cache.get(key)
+    def _compiled(self, stmt: Executable) -> _Compiled:
+        entry = self._cache.get(stmt)
         if entry is None:
             compiled = cast(
                 SQLCompiler,
@@ -519,10 +567,8 @@ class _SqliteExecutor:
                 ),
             )
             names = compiled.positiontup or []
-            pick = _picker(names)
-            entry = (compiled.string, pick, compiled.params)
-            if key in STATIC_STATEMENTS:
-                self._cache[key] = entry
+            entry = (compiled.string, _picker(names), compiled.params)
+            self._cache.put(stmt, entry)
         return entry
 
     def begin(self) -> None:
@@ -608,7 +654,7 @@ class SqliteBackend(Backend):
         super().__init__(engine)
         self._writer: AsyncConnection | None = None
         self._driver: Any = None
-        self._compiled: dict[int, Any] = {}
+        self._compiled = CompiledCache()
 
     async def write(self, ops: Sequence[Op]) -> list[Any]:
         if self._writer is None:
@@ -674,10 +720,17 @@ class CoreBackend(Backend):
     def __init__(self, engine: AsyncEngine) -> None:
         super().__init__(engine)
         self._writer: AsyncConnection | None = None
+        # SQLAlchemy's own compiled cache, bounded tighter than the engine's 500 entries:
+        # a compiled list query keeps its statement alive, hundreds of KiB with many tags.
+        self._compiled: LRUCache[Any, Any] = LRUCache(COMPILED_CACHE_SIZE)
+
+    async def _connect(self) -> AsyncConnection:
+        conn = await self.engine.connect()
+        return await conn.execution_options(compiled_cache=self._compiled)
 
     async def write(self, ops: Sequence[Op]) -> list[Any]:
         if self._writer is None:
-            self._writer = await self.engine.connect()
+            self._writer = await self._connect()
         try:
             return await self._writer.run_sync(lambda conn: apply_batch(_CoreExecutor(conn), ops))
         except Exception as exc:
@@ -688,6 +741,7 @@ class CoreBackend(Backend):
 
     async def read(self, fn: Callable[[Executor], T]) -> T:
         async with self.engine.connect() as conn:
+            await conn.execution_options(compiled_cache=self._compiled)
             return await conn.run_sync(lambda sync_conn: fn(_CoreExecutor(sync_conn)))
 
     async def aclose(self) -> None:

@@ -194,7 +194,8 @@ class ExperimentTracker:
     def list_experiments(
         self, filters: Mapping[str, Any] | None = None, *, limit: int | None = None, offset: int = 0
     ) -> list[Experiment]:
-        """Experiments newest first; filter keys ``tags``, ``status``, ``name``, ``project``."""
+        """Experiments newest first; filter keys ``tags`` (at most 32), ``status``, ``name``,
+        ``project``; ``limit`` and ``offset`` from 0 to 2**63 - 1."""
         return self._loop_thread.call(
             partial(self._tracker.list_experiments, filters, limit=limit, offset=offset)
         )

@@ -69,11 +69,14 @@ from ._values import (
     dump_json,
     parse_status,
     printable,
+    show,
     utcnow,
     validate_components,
     validate_filters,
+    validate_id,
     validate_pipeline_config,
     validate_request_records,
+    validate_row_count,
     validate_tags,
 )
 from ._writer import Writer
@@ -694,6 +697,8 @@ class AsyncExperimentTracker:
 
         ``tags`` are merged over the tracker's own; ``components`` is the ordered pipeline,
         each a ``{"name", "type", "stage"}`` mapping, stored with its 0-based position.
+        A tag's key plus its JSON value take at most 2,048 bytes of UTF-8; tag values and
+        ``pipeline_config`` nest lists and dicts at most 64 levels deep.
         """
         if name is not None and (not isinstance(name, str) or not name):
             raise InvalidInputError(f"name must be a non-empty string or None, got {name!r}")
@@ -773,8 +778,8 @@ class AsyncExperimentTracker:
                 f"status {final.value!r} is not a final status; "
                 "end an experiment as COMPLETED, FAILED or INTERRUPTED"
             )
-        if not isinstance(experiment_id, str):
-            raise InvalidInputError(f"experiment_id must be a string, got {experiment_id!r}")
+        if validate_id(experiment_id) is None:
+            raise ExperimentNotFoundError(experiment_id)
         if isinstance(error, BaseException):
             error = describe(error)
         elif error is not None and not isinstance(error, str):
@@ -839,6 +844,8 @@ class AsyncExperimentTracker:
 
     async def log_requests(self, experiment_id: str, records: Sequence[RequestRecord]) -> None:
         """Store per-request records (index, start, latency, HTTP status, error) of a run."""
+        if validate_id(experiment_id) is None:
+            raise ExperimentNotFoundError(experiment_id)
         checked = validate_request_records(records)
         if not checked:
             return
@@ -872,10 +879,17 @@ class AsyncExperimentTracker:
 
     async def delete_experiments(self, experiment_ids: Iterable[str]) -> int:
         """Delete experiments with their tags, components and requests; returns how many."""
-        ids = [experiment_ids] if isinstance(experiment_ids, str) else list(experiment_ids)
-        for i in ids:
-            if not isinstance(i, str):
-                raise InvalidInputError(f"experiment ids must be strings, got {i!r}")
+        if isinstance(experiment_ids, str):
+            experiment_ids = [experiment_ids]
+        elif not isinstance(experiment_ids, Iterable) or isinstance(
+            experiment_ids, bytes | Mapping
+        ):
+            raise InvalidInputError(
+                "experiment_ids must be an id or an iterable of ids, "
+                f"got {type(experiment_ids).__name__} {show(experiment_ids)}"
+            )
+        checked = [validate_id(v, f"experiment_ids[{i}]") for i, v in enumerate(experiment_ids)]
+        ids = [i for i in checked if i is not None]  # the others name no experiment
         writer = await self._ready()
         with self._storage_errors("delete_experiments"):
             deleted: int = await writer.submit(DeleteOp(ids))
@@ -885,6 +899,8 @@ class AsyncExperimentTracker:
 
     async def get_experiment(self, experiment_id: str) -> Experiment:
         """The experiment with its components; :class:`ExperimentNotFoundError` if unknown."""
+        if validate_id(experiment_id) is None:
+            raise ExperimentNotFoundError(experiment_id)
         backend = await self._reader()
         with self._storage_errors("get_experiment"):
             found = await backend.read(lambda ex: _queries.get_experiment(ex, experiment_id))
@@ -902,14 +918,12 @@ class AsyncExperimentTracker:
         """Experiments newest first, across all projects unless filtered.
 
         Filter keys: ``tags`` (dict; every pair must match), ``status`` (one or several),
-        ``name`` and ``project`` (exact). An unknown key raises ``InvalidFilterError``.
+        ``name`` and ``project`` (exact). An unknown key raises ``InvalidFilterError``, as
+        do more than 32 tags. ``limit`` and ``offset`` range from 0 to 2**63 - 1.
         """
         valid = validate_filters(filters)
-        for label, value, least in (("limit", limit, 0), ("offset", offset, 0)):
-            if value is None and label == "limit":
-                continue
-            if isinstance(value, bool) or not isinstance(value, int) or value < least:
-                raise InvalidInputError(f"{label} must be an integer >= {least}, got {value!r}")
+        limit = validate_row_count(limit, "limit", optional=True)
+        offset = validate_row_count(offset, "offset") or 0
         query, params = _queries.build_list_query(valid, limit, offset)
         backend = await self._reader()
         with self._storage_errors("list_experiments"):
@@ -917,6 +931,8 @@ class AsyncExperimentTracker:
 
     async def list_requests(self, experiment_id: str) -> list[RequestRecord]:
         """Every request record of an experiment, in the order they were sent."""
+        if validate_id(experiment_id) is None:
+            raise ExperimentNotFoundError(experiment_id)
         backend = await self._reader()
         with self._storage_errors("list_requests"):
             found = await backend.read(lambda ex: _requests_view.list_requests(ex, experiment_id))
@@ -941,6 +957,8 @@ class AsyncExperimentTracker:
 
     async def request_stats(self, experiment_id: str) -> RequestStats:
         """Request count, failures and latency p50/p95 (ms) of an experiment."""
+        if validate_id(experiment_id) is None:
+            raise ExperimentNotFoundError(experiment_id)
         backend = await self._reader()
         with self._storage_errors("request_stats"):
             stats = await backend.read(lambda ex: _queries.request_stats(ex, experiment_id))

@@ -7,7 +7,9 @@ written. It is on the hot path of ``start_experiment``: keep it lean.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+import math
+import reprlib
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, NamedTuple, cast
@@ -17,21 +19,44 @@ from ._records import ExperimentStatus
 
 __all__ = [
     "FILTER_KEYS",
+    "MAX_JSON_DEPTH",
+    "MAX_ROWS",
+    "MAX_TAG_BYTES",
+    "MAX_TAG_FILTERS",
     "RequestRecord",
     "RequestStats",
     "ValidFilters",
     "dump_json",
     "parse_status",
+    "check_depth",
     "check_storable",
     "printable",
     "utcnow",
     "validate_components",
     "validate_filters",
+    "validate_id",
     "validate_pipeline_config",
+    "validate_row_count",
     "validate_tags",
 ]
 
 FILTER_KEYS = ("tags", "status", "name", "project")
+
+MAX_JSON_DEPTH = 64
+"""Lists and dicts nest at most this deep in a tag value or a pipeline_config."""
+MAX_TAG_BYTES = 2048
+"""A tag's key plus its canonical JSON value, in bytes of UTF-8. PostgreSQL indexes the
+pair (a B-tree entry holds at most ~2,700 bytes of incompressible text), and SQLite keeps
+the same limit so data moves between them."""
+MAX_TAG_FILTERS = 32
+"""Tags one ``list_experiments`` filter may match on (each is one join)."""
+MAX_ROWS = 2**63 - 1
+"""Largest ``limit`` and ``offset``: a signed 64-bit integer, SQL's BIGINT."""
+
+# Values echoed in messages: shortened, and safe for deeply nested containers.
+_repr = reprlib.Repr()
+_repr.maxlevel, _repr.maxstring, _repr.maxother = 3, 80, 80
+show = _repr.repr
 
 # The quoted JSON text of a str, as the encoders below write it (the C function).
 _quote = json.encoder.encode_basestring
@@ -115,49 +140,90 @@ def printable(text: str | None) -> str | None:
     return text.replace(_NUL, "\\x00").encode("utf-8", "backslashreplace").decode()
 
 
-def validate_tags(tags: object, *, what: str = "tags") -> tuple[dict[str, Any], dict[str, str]]:
-    """Return ``(tags, {key: canonical value text})`` or raise naming the bad key or value."""
+def check_depth(
+    value: object, what: str, error: type[Exception], limit: int = MAX_JSON_DEPTH
+) -> None:
+    """Refuse lists and dicts nested deeper than ``limit`` (or containing themselves),
+    which JSON encoders and decoders handle by recursion."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            raise error(
+                f"{what} nests lists or dicts more than {limit} levels deep (or contains "
+                f"itself); healthchain stores JSON at most {limit} levels deep: flatten it"
+            )
+        for child in node.values() if isinstance(node, dict) else node:
+            if isinstance(child, dict | list | tuple):
+                stack.append((child, depth + 1))
+
+
+def validate_tags(
+    tags: object, *, what: str = "tags", error: type[InvalidInputError] = InvalidInputError
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """Return ``(tags, {key: canonical value text})`` or raise naming the bad key or value.
+
+    A value may nest at most :data:`MAX_JSON_DEPTH` levels, and a key plus its value's JSON
+    text may take at most :data:`MAX_TAG_BYTES` bytes of UTF-8.
+    """
     if tags is None:
         return {}, {}
     if type(tags) is not dict and not isinstance(tags, Mapping):
-        raise InvalidInputError(
+        raise error(
             f"{what} must be a dict of string keys to JSON values, got {type(tags).__name__} "
-            f"{tags!r}"
+            f"{show(tags)}"
         )
     texts: dict[str, str] = {}
     for key, value in tags.items():
         if not isinstance(key, str) or not key:
-            raise InvalidInputError(
-                f"{what} keys must be non-empty strings; {key!r} is not. "
-                f"Use e.g. {{{str(key)!r}: ...}}"
+            raise error(
+                f"{what} keys must be non-empty strings; {show(key)} is not. "
+                f"Use e.g. {{{show(str(key))}: ...}}"
             )
         if type(value) is str:
             texts[key] = _quote(value)
             continue
+        if isinstance(value, dict | list | tuple):
+            check_depth(value, f"{what}[{show(key)}]", error)
         try:
             texts[key] = _dumps_sorted(value)
         except (TypeError, ValueError) as exc:
-            raise InvalidInputError(
-                f"{what}[{key!r}] = {value!r} is not JSON-serialisable ({exc}); "
+            raise error(
+                f"{what}[{show(key)}] = {show(value)} is not JSON-serialisable ({exc}); "
                 "use strings, finite numbers, booleans, None, lists or dicts of those"
             ) from exc
     # Cheap tests first (this is the hot path of every start): the full check only for
     # text that is not plain ASCII or may hold a NUL.
     for key, text in texts.items():
+        size = len(key) + len(text)
         if _NUL in key or not (key.isascii() and text.isascii()):
-            check_storable(key, f"{what} key {key!r}")
-            check_storable(text, f"{what}[{key!r}]")
+            check_storable(key, f"{what} key {show(key)}", error)
+            check_storable(text, f"{what}[{show(key)}]", error)
+            size = len(key.encode()) + len(text.encode())
+        if size > MAX_TAG_BYTES:
+            raise error(
+                f"{what}[{show(key)}] takes {size:,} bytes (its key plus the value's JSON text, "
+                f"in UTF-8); a tag may take at most {MAX_TAG_BYTES:,}, since its key and value "
+                "are indexed: store large values in pipeline_config instead"
+            )
     return dict(tags), texts
 
 
 def validate_pipeline_config(config: object) -> tuple[dict[str, Any] | None, str | None]:
-    """Return ``(config, its JSON text)`` if it is None or a JSON-serialisable dict."""
+    """Return ``(config, its JSON text)`` if it is None or a JSON-serialisable dict.
+
+    Lists and dicts in it nest at most :data:`MAX_JSON_DEPTH` levels (the config itself
+    being the first).
+    """
     if config is None:
         return None, None
     if not isinstance(config, Mapping):
         raise InvalidInputError(
-            f"pipeline_config must be a dict or None, got {type(config).__name__} {config!r}"
+            f"pipeline_config must be a dict or None, got {type(config).__name__} {show(config)}"
         )
+    check_depth(
+        config if isinstance(config, dict) else dict(config), "pipeline_config", InvalidInputError
+    )
     try:
         text = _dumps(config)
     except (TypeError, ValueError) as exc:
@@ -240,20 +306,23 @@ def validate_filters(filters: object) -> ValidFilters:
         raise InvalidFilterError(
             f"unknown filter key {unknown[0]!r}; filters accept {', '.join(FILTER_KEYS)}"
         )
-    try:
-        _, tag_texts = validate_tags(filters.get("tags"), what="filters['tags']")
-    except InvalidInputError as exc:
-        raise InvalidFilterError(str(exc)) from exc
+    wanted = filters.get("tags")
+    if isinstance(wanted, Mapping) and len(wanted) > MAX_TAG_FILTERS:
+        raise InvalidFilterError(
+            f"filters['tags'] has {len(wanted):,} tags; a filter may match at most "
+            f"{MAX_TAG_FILTERS} tags at once: narrow it with fewer tags"
+        )
+    _, tag_texts = validate_tags(wanted, what="filters['tags']", error=InvalidFilterError)
 
     status = filters.get("status")
     statuses: tuple[ExperimentStatus, ...] = ()
     if status is not None:
-        items: Sequence[object] = (
-            [status]
-            if isinstance(status, str) or not isinstance(status, Iterable)
-            else list(status)
+        items: Iterable[object] = (
+            [status] if isinstance(status, str) or not isinstance(status, Iterable) else status
         )
-        statuses = tuple(parse_status(s, what="filters['status']") for s in items)
+        wanted_statuses = {parse_status(s, what="filters['status']") for s in items}
+        # In one fixed order, each once: the query's shape depends only on which are asked.
+        statuses = tuple(s for s in ExperimentStatus if s in wanted_statuses)
 
     texts: list[str | None] = []
     for key in ("name", "project"):
@@ -264,6 +333,45 @@ def validate_filters(filters: object) -> ValidFilters:
             check_storable(value, f"filters[{key!r}]", InvalidFilterError)
         texts.append(value)
     return ValidFilters(tag_texts, statuses, texts[0], texts[1])
+
+
+def validate_row_count(value: object, what: str, *, optional: bool = False) -> int | None:
+    """``limit`` or ``offset``: an int from 0 to :data:`MAX_ROWS` (None if ``optional``)."""
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_ROWS:
+        raise InvalidInputError(
+            f"{what} must be an integer from 0 to {MAX_ROWS:,} (2**63 - 1), got {show(value)}"
+        )
+    return value
+
+
+_ID_LENGTH = 36
+
+
+def validate_id(value: object, what: str = "experiment_id") -> str | None:
+    """An experiment id argument: it must be a str; None if no experiment can have it.
+
+    Ids are UUID text of 36 characters. A longer string, or one no backend can store
+    (NUL, lone surrogates), names no experiment: callers treat it as unknown rather than
+    send it to the database (PostgreSQL's ``varchar(36)`` would refuse it on a write).
+    """
+    if type(value) is not str and not isinstance(value, str):
+        raise InvalidInputError(
+            f"{what} must be a string (an experiment id such as "
+            f"'0190b5c8-4f7e-7d2a-9c1e-2f3a4b5c6d7e'), got {type(value).__name__} {show(value)}"
+        )
+    if len(value) > _ID_LENGTH or _NUL in value or not (value.isascii() or _is_utf8(value)):
+        return None
+    return value
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def validate_request_records(records: object) -> list[RequestRecord]:
@@ -279,8 +387,38 @@ def validate_request_records(records: object) -> list[RequestRecord]:
                 f"records[{i}].start_time must be a timezone-aware datetime, "
                 f"got {record.start_time!r}"
             )
+        for field in ("index", "status_code"):
+            number = getattr(record, field)
+            if number is None and field == "status_code":
+                continue
+            if (
+                isinstance(number, bool)
+                or not isinstance(number, int)
+                or not (_INT_MIN <= number <= _INT_MAX)
+            ):
+                raise InvalidInputError(
+                    f"records[{i}].{field} must be an integer from {_INT_MIN:,} to "
+                    f"{_INT_MAX:,} (SQL's INTEGER), got {show(number)}"
+                )
+        if not _finite(record.latency_ms):
+            raise InvalidInputError(
+                f"records[{i}].latency_ms must be a finite number of milliseconds, "
+                f"got {show(record.latency_ms)}"
+            )
         error = printable(record.error)
         if error is not record.error:
             record = replace(record, error=error)
         out.append(record)
     return out
+
+
+_INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
+
+
+def _finite(value: object) -> bool:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int too large for a float
+        return False

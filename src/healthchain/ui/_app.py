@@ -49,11 +49,14 @@ from ._views import (
     latency_histogram,
 )
 
-__all__ = ["LOOPBACK_HOSTS", "PAGE_SIZES", "create_app"]
+__all__ = ["LOOPBACK_HOSTS", "MAX_PAGE", "PAGE_SIZES", "create_app"]
 
 PAGE_SIZES = (25, 50, 100, 200, 500)
 """Rows per page the list offers (the second is the default); the durations chart plots
 the page's experiments, so a larger page shows a longer stretch of time."""
+MAX_PAGE = 10**15
+"""The highest page number served: its offset, at the largest page size, fits in SQL's
+BIGINT with room to spare."""
 FAILURES_SHOWN = 100
 """The experiment page lists at most this many failed requests."""
 
@@ -195,14 +198,17 @@ def _render(
     return HTMLResponse(html, status_code=status_code, headers=_HEADERS)
 
 
-def _int_param(request: Request, name: str, default: int) -> int:
+def _int_param(request: Request, name: str, default: int, largest: int) -> int:
     text = request.query_params.get(name) or str(default)
+    shown = repr(text) if len(text) <= 40 else f"{text[:40]!r}... ({len(text):,} characters)"
     try:
-        value = int(text)
+        value = int(text) if len(text) <= 40 else None
     except ValueError:
-        raise InvalidFilterError(f"{name} must be a whole number, got {text!r}") from None
-    if value < 1:
-        raise InvalidFilterError(f"{name} must be 1 or more, got {value}")
+        value = None
+    if value is None or not 1 <= value <= largest:
+        raise InvalidFilterError(
+            f"{name} must be a whole number from 1 to {largest:,}, got {shown}"
+        )
     return value
 
 
@@ -214,8 +220,8 @@ async def _list_page(request: Request) -> Response:
     tag_texts = [t.strip() for t in params.getlist("tag") if t.strip()]
     form = {"project": project, "status": status, "tags": tag_texts}
     try:
-        page = _int_param(request, "page", 1)
-        per_page = _int_param(request, "per_page", PAGE_SIZES[1])
+        page = _int_param(request, "page", 1, MAX_PAGE)
+        per_page = _int_param(request, "per_page", PAGE_SIZES[1], PAGE_SIZES[-1])
         if per_page not in PAGE_SIZES:
             raise InvalidFilterError(f"per_page must be one of {PAGE_SIZES}, got {per_page}")
         filters = build_filters(

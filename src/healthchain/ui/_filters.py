@@ -30,14 +30,18 @@ def parse_tag(text: str) -> tuple[str, Any]:
         key = key[:-1]
         try:
             parsed = json.loads(value)
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):  # also nested too deep, or a 5,000-digit number
             raise TagSyntaxError(
-                f"tag filter {text!r}: {value!r} is not a JSON value; "
-                "quote strings (key:='\"text\"') or use key=text"
+                f"tag filter {_short(text)}: {_short(value)} is not a JSON value healthchain "
+                "can read; quote strings (key:='\"text\"') or use key=text"
             ) from None
     if not key.strip():
         raise TagSyntaxError(f"tag filter {text!r} has an empty key; {_EXAMPLE}")
     return key, parsed
+
+
+def _short(text: str) -> str:
+    return repr(text) if len(text) <= 80 else f"{text[:80]!r}... ({len(text):,} characters)"
 
 
 def format_tag(key: str, value: Any) -> str:

@@ -1,0 +1,70 @@
+"""Memory stays bounded however many filter shapes a long-lived process sees."""
+
+from __future__ import annotations
+
+import gc
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+from sqlalchemy import literal_column, select
+from storage import Storage
+
+from healthchain.tracking import _queries
+from healthchain.tracking._store import (
+    COMPILED_CACHE_SIZE,
+    INSERT_TAG,
+    STATIC_STATEMENTS,
+    CompiledCache,
+    _SqliteExecutor,
+)
+from healthchain.tracking._values import ValidFilters
+
+CHILD = str(Path(__file__).parent / "memory_child.py")
+
+
+def test_list_query_shapes_are_cached_up_to_a_bound() -> None:
+    for tags in range(33):
+        for statuses in range(5):
+            _queries.build_list_query(
+                ValidFilters({f"k{i}": "1" for i in range(tags)}, (), None, None), 10, statuses
+            )
+    info = _queries._list_query.cache_info()
+    assert info.maxsize == _queries.LIST_QUERY_CACHE_SIZE == 64
+    assert info.currsize <= 64
+
+
+def test_compiled_cache_is_bounded_and_never_returns_another_statements_sql() -> None:
+    cache = CompiledCache(maxsize=4)
+    static_entry = ("INSERT ...", lambda row: (), {})
+    cache.put(INSERT_TAG, static_entry)
+    ex = _SqliteExecutor(sqlite3.connect(":memory:"), cache)
+    # Statements built and dropped one after another: CPython reuses their ids as soon as
+    # an evicted one is freed, so a cache trusting ids alone would answer with stale SQL.
+    for i in range(2000):
+        stmt = select(literal_column(str(i)))
+        assert ex.query(stmt) == [(i,)]
+        del stmt
+        if i % 100 == 0:
+            gc.collect()
+        assert len(cache) <= 4 + len(STATIC_STATEMENTS)
+    assert COMPILED_CACHE_SIZE == 64
+    # Module-level statements are kept for good, beside the bounded rest.
+    assert id(INSERT_TAG) in STATIC_STATEMENTS
+    assert cache.get(INSERT_TAG) is static_entry
+
+
+def test_resident_memory_stays_flat_across_hundreds_of_filter_shapes(
+    any_storage: Storage,
+) -> None:
+    out = subprocess.run(
+        [sys.executable, CHILD, any_storage.uri],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=True,
+    ).stdout
+    before, after = map(int, out.split())
+    # Before the bounds, 300 new shapes added ~75 MB (SQLite) and ~60 MB (PostgreSQL).
+    assert after - before < 25 * 2**20, (before, after)
