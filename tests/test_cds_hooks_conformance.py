@@ -796,6 +796,24 @@ async def test_bad_feedback_is_422_naming_the_field(
     assert [error["loc"] for error in reply.json()["detail"]] == [location]
 
 
+@pytest.mark.anyio
+async def test_a_failing_feedback_handler_keeps_its_http_status_or_is_a_non_echoing_500() -> None:
+    async def conflict(feedback: Any) -> None:
+        raise HTTPException(409, "card already resolved")
+
+    async def leaks(feedback: Any) -> None:
+        raise RuntimeError("secret=hunter2")
+
+    app = create_cds_app([service(feedback=conflict), service(id="leaky", feedback=leaks)])
+    async with client_for(app) as client:
+        chosen = await client.post("/cds-services/svc/feedback", json=FEEDBACK_ACCEPTED_EXAMPLE)
+        failed = await client.post("/cds-services/leaky/feedback", json=FEEDBACK_ACCEPTED_EXAMPLE)
+        unknown = await client.post("/cds-services/nope/feedback", json=FEEDBACK_ACCEPTED_EXAMPLE)
+    assert (chosen.status_code, chosen.json()) == (409, {"error": "card already resolved"})
+    assert failed.status_code == 500 and "hunter2" not in failed.text
+    assert unknown.status_code == 404
+
+
 def test_feedback_received_in_a_tracked_run_is_counted_by_outcome(any_storage: Storage) -> None:
     port = free_port()
     handled: list[int] = []
@@ -950,6 +968,12 @@ async def test_the_client_token_carries_the_spec_claims_and_is_verified() -> Non
     assert time.time() < claims["exp"]
 
 
+@pytest.mark.parametrize("value", ["yes", 1, None])
+def test_jwt_in_service_config_is_true_or_false(value: Any) -> None:
+    with pytest.raises(SandboxConfigError, match=r"\['jwt'\] must be True or False"):
+        hc.sandbox(service_config={"jwt": value})
+
+
 def test_a_sandbox_run_with_jwt_signs_every_call_and_the_service_checks_it() -> None:
     @hc.sandbox(service_config={"port": 0, "jwt": True})
     class Signed(ClinicalDecisionSupport):
@@ -964,3 +988,30 @@ def test_a_sandbox_run_with_jwt_signs_every_call_and_the_service_checks_it() -> 
     result = Signed().start_sandbox(save_data=False)
     result.raise_for_status()
     assert [o.status_code for o in result.outcomes] == [200, 200, 200]
+
+
+@pytest.mark.anyio
+async def test_with_jwt_on_the_sandbox_service_refuses_unsigned_calls() -> None:
+    @hc.sandbox(service_config={"port": 0, "jwt": True})
+    class Signed(ClinicalDecisionSupport):
+        @hc.ehr(workflow="patient-view")
+        def load(self) -> CDSRequest:
+            return CDSRequest.model_validate(new_body())
+
+        @hc.api
+        def svc(self, request: CDSRequest) -> CDSResponse:
+            return CDSResponse(cards=[])
+
+    from healthchain.sandbox._run import _plan
+
+    plan = _plan(Signed(), None, ServiceConfig(jwt=True))
+    assert plan.bearer_token is not None
+    async with client_for(plan.app) as client:
+        unsigned = await client.post("/cds-services/svc", json=new_body())
+        signed = await client.post(
+            "/cds-services/svc",
+            json=new_body(),
+            headers={"Authorization": f"Bearer {plan.bearer_token('http://cds/cds-services/svc')}"},
+        )
+    assert unsigned.status_code == 401
+    assert signed.status_code == 200

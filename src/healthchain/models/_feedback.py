@@ -51,8 +51,6 @@ class CardFeedback(WireModel):
     def _fields_fit_outcome(self) -> Self:
         if self.outcome == "accepted" and not self.acceptedSuggestions:
             raise ValueError("an 'accepted' outcome needs 'acceptedSuggestions'")
-        if self.outcome == "accepted" and self.overrideReason is not None:
-            raise ValueError("'overrideReason' is only for an 'overridden' outcome")
         return self
 
 
