@@ -52,9 +52,9 @@ class CdsFhirData(BaseModel):
     ) -> CDSRequest:
         """Build the :class:`CDSRequest` for ``hook``; a new UUID if ``hook_instance`` is None.
 
-        ``prefetch_templates`` fills each key from the Bundle (``ValueError`` names a
-        template that cannot be answered); without them the Bundle goes under
-        ``prefetch_key``.
+        ``prefetch_templates`` fills each key from the Bundle as the template's FHIR
+        query would answer (a key it cannot satisfy is left out, with a warning);
+        without them the Bundle goes under ``prefetch_key``.
         """
         prefetch: Mapping[str, Any] = (
             fill_prefetch(prefetch_templates, self.context, self.prefetch)

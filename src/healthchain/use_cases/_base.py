@@ -41,6 +41,8 @@ class Service:
     """What the EHR must arrange before using the service (``usageRequirements``)."""
     feedback: Callable[[Any], Awaitable[Any]] | None = None
     """Awaitable handler taking the validated ``CDSFeedback``; None: feedback is accepted."""
+    extension: Mapping[str, Any] | None = None
+    """The service's ``extension`` object in discovery."""
 
     def __post_init__(self) -> None:
         for name in ("id", "hook", "description"):

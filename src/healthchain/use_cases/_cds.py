@@ -7,8 +7,8 @@ a JSON body ``{"error": ...}`` with a 4xx/5xx status; the server itself never fa
 of one. A handler answers 412 (or any status) by raising Starlette's ``HTTPException``;
 any other exception is a 500 whose body does not repeat the exception (it is logged).
 Browser-based EHRs are served through CORS (allowed origins configurable, ``*`` by
-default), and a :class:`~healthchain.use_cases.JwtVerifier` makes every service and
-feedback call carry a valid signed JWT (401 otherwise).
+default), and a :class:`~healthchain.use_cases.JwtVerifier` makes every call carry a
+valid signed JWT (401 otherwise).
 """
 
 from __future__ import annotations
@@ -125,7 +125,8 @@ def create_cds_app(
     """A Starlette app with CDS Hooks discovery and one endpoint (and feedback) per service.
 
     ``cors_origins`` are the browser origins allowed to call it (``"*"``: any); with a
-    ``verifier``, service and feedback calls need ``Authorization: Bearer <JWT>``.
+    ``verifier``, every call (discovery too, as the spec has clients sign every call)
+    needs ``Authorization: Bearer <JWT>``.
     Plain Starlette rather than FastAPI: requests are validated by the CDS models here,
     and the lighter stack keeps each request's step on the event loop short.
     """
@@ -148,6 +149,10 @@ def create_cds_app(
     discovery = {"services": [_describe(service) for service in services]}
 
     async def list_services(request: Request) -> Response:
+        if verifier is not None:
+            refused = _check_token(verifier, request)
+            if refused is not None:
+                return refused
         return JSONResponse(discovery)
 
     async def read_call(request: Request, model: type[_M]) -> tuple[Service, _M] | Response:
@@ -273,6 +278,7 @@ def _describe(service: Service) -> dict[str, Any]:
         "description": service.description,
         "prefetch": dict(service.prefetch),
         "usageRequirements": service.usage_requirements,
+        "extension": dict(service.extension) if service.extension is not None else None,
     }
     # CDS Hooks 2.0: "JSON elements SHALL NOT be null or empty".
     return {key: value for key, value in entry.items() if value}
