@@ -299,46 +299,187 @@ REQUEST_EXTENSION_EXAMPLE: dict[str, Any] = {
     },
 }
 
-_DRAFT_ORDERS = {
-    "resourceType": "Bundle",
-    "type": "collection",
-    "entry": [
-        {
-            "resource": {
-                "resourceType": "MedicationRequest",
-                "id": "smart-MedicationRequest-103",
-                "status": "draft",
-                "intent": "order",
-                "medicationCodeableConcept": {"text": "Amoxicillin 120 MG/ML"},
-                "subject": {"reference": "Patient/smart-1288992"},
-            }
-        }
+# The "Example (R4)" context of the order-select hook page, as published.
+ORDER_SELECT_R4_EXAMPLE: dict[str, Any] = {
+    "userId": "PractitionerRole/123",
+    "patientId": "1288992",
+    "encounterId": "89284",
+    "selections": [
+        "NutritionOrder/pureeddiet-simple",
+        "MedicationRequest/smart-MedicationRequest-103",
     ],
+    "draftOrders": {
+        "resourceType": "Bundle",
+        "entry": [
+            {
+                "resource": {
+                    "resourceType": "NutritionOrder",
+                    "id": "pureeddiet-simple",
+                    "identifier": [
+                        {
+                            "system": "http://goodhealthhospital.org/nutrition-requests",
+                            "value": "123",
+                        }
+                    ],
+                    "status": "draft",
+                    "patient": {"reference": "Patient/1288992"},
+                    "dateTime": "2014-09-17",
+                    "orderer": {"reference": "Practitioner/example", "display": "Dr Adam Careful"},
+                    "oralDiet": {
+                        "type": [
+                            {
+                                "coding": [
+                                    {
+                                        "system": "http://snomed.info/sct",
+                                        "code": "226211001",
+                                        "display": "Pureed diet",
+                                    },
+                                    {
+                                        "system": "http://goodhealthhospital.org/diet-type-codes",
+                                        "code": "1010",
+                                        "display": "Pureed diet",
+                                    },
+                                ],
+                                "text": "Pureed diet",
+                            }
+                        ],
+                        "schedule": [
+                            {
+                                "repeat": {
+                                    "boundsPeriod": {"start": "2015-02-10"},
+                                    "frequency": 3,
+                                    "period": 1,
+                                    "periodUnit": "d",
+                                }
+                            }
+                        ],
+                        "texture": [
+                            {
+                                "modifier": {
+                                    "coding": [
+                                        {
+                                            "system": "http://snomed.info/sct",
+                                            "code": "228055009",
+                                            "display": "Liquidized food",
+                                        }
+                                    ],
+                                    "text": "Pureed",
+                                }
+                            }
+                        ],
+                        "fluidConsistencyType": [
+                            {
+                                "coding": [
+                                    {
+                                        "system": "http://snomed.info/sct",
+                                        "code": "439021000124105",
+                                        "display": "Dietary liquid consistency - nectar thick liquid",  # noqa: E501 (the spec's text)
+                                    }
+                                ],
+                                "text": "Nectar thick liquids",
+                            }
+                        ],
+                    },
+                    "supplement": [
+                        {
+                            "type": {
+                                "coding": [
+                                    {
+                                        "system": "http://snomed.info/sct",
+                                        "code": "442971000124100",
+                                        "display": "Adult high energy formula",
+                                    },
+                                    {
+                                        "system": "http://goodhealthhospital.org/supplement-type-codes",
+                                        "code": "1040",
+                                        "display": "Adult high energy pudding",
+                                    },
+                                ],
+                                "text": "Adult high energy pudding",
+                            },
+                            "productName": "Ensure Pudding 4 oz container",
+                            "instruction": "Ensure Pudding at breakfast, lunch, supper",
+                        }
+                    ],
+                }
+            },
+            {
+                "resource": {
+                    "resourceType": "MedicationRequest",
+                    "id": "smart-MedicationRequest-103",
+                    "meta": {"lastUpdated": "2018-04-30T13:25:40.845-04:00"},
+                    "text": {
+                        "status": "generated",
+                        "div": '<div xmlns="http://www.w3.org/1999/xhtml">Amoxicillin 120 MG/ML / clavulanate potassium 8.58 MG/ML Oral Suspension (rxnorm: 617993)</div>',  # noqa: E501 (the spec's text)
+                    },
+                    "status": "draft",
+                    "intent": "order",
+                    "medicationCodeableConcept": {
+                        "coding": [
+                            {
+                                "system": "http://www.nlm.nih.gov/research/umls/rxnorm",
+                                "code": "617993",
+                                "display": "Amoxicillin 120 MG/ML / clavulanate potassium 8.58 MG/ML Oral Suspension",  # noqa: E501 (the spec's text)
+                            }
+                        ],
+                        "text": "Amoxicillin 120 MG/ML / clavulanate potassium 8.58 MG/ML Oral Suspension",  # noqa: E501 (the spec's text)
+                    },
+                    "subject": {"reference": "Patient/1288992"},
+                    "dosageInstruction": [
+                        {
+                            "text": "5 mL bid x 10 days",
+                            "timing": {
+                                "repeat": {
+                                    "boundsPeriod": {"start": "2005-01-04"},
+                                    "frequency": 2,
+                                    "period": 1,
+                                    "periodUnit": "d",
+                                }
+                            },
+                            "doseAndRate": {
+                                "doseQuantity": {
+                                    "value": 5,
+                                    "unit": "mL",
+                                    "system": "http://unitsofmeasure.org",
+                                    "code": "mL",
+                                }
+                            },
+                        }
+                    ],
+                    "dispenseRequest": {
+                        "numberOfRepeatsAllowed": 1,
+                        "quantity": {
+                            "value": 1,
+                            "unit": "mL",
+                            "system": "http://unitsofmeasure.org",
+                            "code": "mL",
+                        },
+                        "expectedSupplyDuration": {
+                            "value": 10,
+                            "unit": "days",
+                            "system": "http://unitsofmeasure.org",
+                            "code": "d",
+                        },
+                    },
+                }
+            },
+        ],
+    },
 }
 
-# The "Context" examples of the hook pages (patient-view 1.0, order-select 1.0,
-# order-sign 1.1, encounter-discharge 1.0).
+# order-sign's R4 example is the same Bundle without "selections", with the dose given as
+# Dosage.doseQuantity (an STU3 element) instead of Dosage.doseAndRate.
+ORDER_SIGN_R4_EXAMPLE: dict[str, Any] = copy.deepcopy(
+    {key: value for key, value in ORDER_SELECT_R4_EXAMPLE.items() if key != "selections"}
+)
+_DOSAGE = ORDER_SIGN_R4_EXAMPLE["draftOrders"]["entry"][1]["resource"]["dosageInstruction"][0]
+_DOSAGE["doseQuantity"] = _DOSAGE.pop("doseAndRate")["doseQuantity"]
+
+# The "Examples" contexts of the patient-view and encounter-discharge hook pages.
 HOOK_CONTEXTS: dict[str, dict[str, Any]] = {
-    "patient-view": {
-        "userId": "Practitioner/123",
-        "patientId": "1288992",
-        "encounterId": "456",
-    },
-    "order-select": {
-        "userId": "Practitioner/123",
-        "patientId": "1288992",
-        "encounterId": "89284",
-        "selections": ["MedicationRequest/smart-MedicationRequest-103"],
-        "draftOrders": _DRAFT_ORDERS,
-    },
-    "order-sign": {
-        "userId": "PractitionerRole/123",
-        "patientId": "1288992",
-        "encounterId": "89284",
-        "draftOrders": _DRAFT_ORDERS,
-    },
+    "patient-view": {"userId": "Practitioner/abc", "patientId": "1288992", "encounterId": "456"},
     "encounter-discharge": {
-        "userId": "Practitioner/example",
+        "userId": "PractitionerRole/A2340113",
         "patientId": "1288992",
         "encounterId": "456",
     },
@@ -352,7 +493,7 @@ def new_body(hook: str = "patient-view", **changes: Any) -> dict[str, Any]:
     return {
         "hook": hook,
         "hookInstance": str(uuid.uuid4()),
-        "context": copy.deepcopy(HOOK_CONTEXTS[hook]),
+        "context": copy.deepcopy(HOOK_CONTEXTS.get(hook, {})),
         **changes,
     }
 
@@ -535,10 +676,82 @@ async def test_the_spec_request_example_is_answered() -> None:
     assert isinstance(seen[0].prefetch["patientToGreet"], Patient)
 
 
-@pytest.mark.parametrize("hook", sorted(HOOK_CONTEXTS))
-def test_the_hook_pages_context_examples_are_valid_requests(hook: str) -> None:
-    request = CDSRequest.model_validate(new_body(hook))
-    assert request.context.model_dump(mode="json", exclude_none=True) == HOOK_CONTEXTS[hook]
+@pytest.mark.parametrize(
+    ("hook", "context"),
+    [
+        ("patient-view", {"userId": "PractitionerRole/123", "patientId": "1288992"}),
+        ("patient-view", HOOK_CONTEXTS["patient-view"]),
+        ("encounter-discharge", HOOK_CONTEXTS["encounter-discharge"]),
+    ],
+)
+def test_the_hook_pages_context_examples_are_valid_requests(
+    hook: str, context: dict[str, Any]
+) -> None:
+    request = CDSRequest.model_validate(new_body(hook, context=context))
+    assert request.context.model_dump(mode="json", exclude_none=True) == context
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("hook", "context", "not_fhir_r4"),
+    [
+        (
+            "order-select",
+            ORDER_SELECT_R4_EXAMPLE,
+            [
+                ["context", "draftOrders", "entry", 0, "resource", "intent"],
+                [
+                    "context",
+                    "draftOrders",
+                    "entry",
+                    1,
+                    "resource",
+                    "dosageInstruction",
+                    0,
+                    "doseAndRate",
+                ],
+            ],
+        ),
+        (
+            "order-sign",
+            ORDER_SIGN_R4_EXAMPLE,
+            [
+                ["context", "draftOrders", "entry", 0, "resource", "intent"],
+                [
+                    "context",
+                    "draftOrders",
+                    "entry",
+                    1,
+                    "resource",
+                    "dosageInstruction",
+                    0,
+                    "doseQuantity",
+                ],
+            ],
+        ),
+    ],
+)
+async def test_the_order_hook_pages_r4_examples_fail_only_where_they_are_not_fhir_r4(
+    hook: str, context: dict[str, Any], not_fhir_r4: list[list[Any]]
+) -> None:
+    """The order-select and order-sign pages' R4 draftOrders are not valid FHIR R4:
+    NutritionOrder.intent (1..1) is missing, the dose is not in a Dosage.doseAndRate
+    array, and Bundle.type (1..1) is missing. Our service keeps rejecting missing required
+    FHIR elements and wrong types, naming each; with those three corrected, the page's
+    context, otherwise unchanged, is accepted."""
+    async with client_for(create_cds_app([service(hook=hook)])) as client:
+        published = await client.post("/cds-services/svc", json=new_body(hook, context=context))
+        fixed = copy.deepcopy(context)
+        orders = fixed["draftOrders"]
+        orders["type"] = "collection"
+        orders["entry"][0]["resource"]["intent"] = "order"
+        dosage = orders["entry"][1]["resource"]["dosageInstruction"][0]
+        quantity = dosage.pop("doseQuantity", None) or dosage.pop("doseAndRate")["doseQuantity"]
+        dosage["doseAndRate"] = [{"doseQuantity": quantity}]
+        corrected = await client.post("/cds-services/svc", json=new_body(hook, context=fixed))
+    assert published.status_code == 422
+    assert [error["loc"] for error in published.json()["detail"]] == not_fhir_r4
+    assert corrected.status_code == 200, corrected.text
 
 
 @pytest.mark.anyio
