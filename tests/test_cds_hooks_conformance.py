@@ -1385,3 +1385,32 @@ async def test_with_jwt_on_the_sandbox_service_refuses_unsigned_calls() -> None:
     assert unsigned.status_code == 401
     assert signed.status_code == 200
     assert discovery.status_code == 200
+
+
+@pytest.mark.anyio
+async def test_unsigned_symmetric_and_untrusted_tokens_are_refused() -> None:
+    """JWT Signing Algorithm: "JWTs SHALL NOT be signed used the none algorithm" and "SHALL
+    NOT be signed using any symmetric algorithm"; "CDS Services SHOULD maintain an
+    allowlist of the iss and jku fields to only the CDS Clients they trust"."""
+    from healthchain.use_cases import generate_key_pair
+
+    signer, verifier = generate_key_pair(issuer="https://ehr.example.org")
+    stranger, _ = generate_key_pair(issuer="https://stranger.example")
+    audience = "http://cds/cds-services/svc"
+    now = int(time.time())
+    claims = {
+        "iss": "https://ehr.example.org",
+        "aud": audience,
+        "iat": now,
+        "exp": now + 60,
+        "jti": str(uuid.uuid4()),
+    }
+    unsigned = jwt.encode(claims, key=None, algorithm="none")
+    symmetric = jwt.encode(claims, "s" * 48, algorithm="HS384")
+    assert verifier.verify(signer.token(audience), audience=audience) is None
+    for token in (unsigned, symmetric):
+        problem = verifier.verify(token, audience=audience)
+        assert problem is not None and "algorithm" in problem.lower()
+    assert verifier.verify(stranger.token(audience), audience=audience) == (
+        "issuer 'https://stranger.example' is not trusted by this service"
+    )
