@@ -27,10 +27,14 @@ def build_pipeline() -> Pipeline[CDSRequest, CDSResponse]:
 
     @pipeline.add_node(stage="preprocessing")
     def count_findings(request: CDSRequest) -> dict[str, Any]:
-        bundle = (request.prefetch or {}).get("bundle")
+        # The searchset Bundles the service's default prefetch templates ask for.
+        prefetch = request.prefetch or {}
+        conditions, medications = prefetch.get("conditions"), prefetch.get("medications")
         return {
-            "conditions": len(list(iter_resources(bundle, Condition))) if bundle else 0,
-            "medications": len(list(iter_resources(bundle, MedicationRequest))) if bundle else 0,
+            "conditions": len(list(iter_resources(conditions, Condition))) if conditions else 0,
+            "medications": (
+                len(list(iter_resources(medications, MedicationRequest))) if medications else 0
+            ),
         }
 
     @pipeline.add_node(stage="card-creation")

@@ -23,6 +23,7 @@ CONTRACT = {
         "sandbox",
         "api",
         "ehr",
+        "feedback",
     },
     "healthchain.use_cases": {"BaseUseCase", "ClinicalDecisionSupport"},
     "healthchain.models": {"CDSRequest", "CDSResponse", "Card", "CdsFhirData"},
@@ -53,6 +54,7 @@ def test_top_level_decorators_are_the_sandbox_ones() -> None:
     assert hc.sandbox is sandbox_package.sandbox
     assert hc.api is sandbox_package.api
     assert hc.ehr is sandbox_package.ehr
+    assert hc.feedback is sandbox_package.feedback
 
 
 def test_importing_the_tracker_does_not_load_the_sandbox_stack() -> None:

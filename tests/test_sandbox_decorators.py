@@ -41,6 +41,7 @@ def test_exports_are_pinned() -> None:
         "ServiceStartError",
         "api",
         "ehr",
+        "feedback",
         "sandbox",
     ]
     for name in sandbox_package.__all__:

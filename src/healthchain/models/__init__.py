@@ -12,6 +12,7 @@ Every model round-trips through JSON::
 from __future__ import annotations
 
 from ._data import DEFAULT_PREFETCH_KEY, CdsFhirData
+from ._feedback import AcceptedSuggestion, CardFeedback, CDSFeedback, OverrideReason
 from ._fhir import FHIR_VERSION, FhirBundle, FhirResource, iter_resources
 from ._hooks import (
     CONTEXT_MODELS,
@@ -29,10 +30,13 @@ __all__ = [
     "CONTEXT_MODELS",
     "DEFAULT_PREFETCH_KEY",
     "FHIR_VERSION",
+    "AcceptedSuggestion",
     "Action",
+    "CDSFeedback",
     "CDSRequest",
     "CDSResponse",
     "Card",
+    "CardFeedback",
     "CdsFhirData",
     "Coding",
     "EncounterDischargeContext",
@@ -43,6 +47,7 @@ __all__ = [
     "Link",
     "OrderSelectContext",
     "OrderSignContext",
+    "OverrideReason",
     "PatientViewContext",
     "Source",
     "Suggestion",

@@ -1,7 +1,9 @@
 """CDS Hooks 2.0 hook names and the ``context`` each hook carries.
 
-A known hook's context is validated strictly (unknown keys are rejected, so a typo such as
-``patientID`` fails naming the field); any other hook gets a permissive :class:`HookContext`.
+A known hook's context must have its required fields with the right types (a typo such as
+``patientID`` fails naming the missing ``patientId``); other keys, such as ``extension`` or
+an optional field a later version of the hook adds, are accepted and kept. Any other hook
+gets a permissive :class:`HookContext`.
 """
 
 from __future__ import annotations
@@ -10,9 +12,10 @@ from collections.abc import Mapping
 from enum import StrEnum
 from types import MappingProxyType
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from ._fhir import FhirBundle
+from ._wire import WireModel
 
 __all__ = [
     "CONTEXT_MODELS",
@@ -34,15 +37,11 @@ class Workflow(StrEnum):
     ENCOUNTER_DISCHARGE = "encounter-discharge"
 
 
-class HookContext(BaseModel):
+class HookContext(WireModel):
     """The context of a hook call; the base of the per-hook contexts, open to any keys."""
-
-    model_config = ConfigDict(extra="allow")
 
 
 class _KnownHookContext(HookContext):
-    model_config = ConfigDict(extra="forbid")
-
     userId: str = Field(min_length=1)
     """The FHIR id of the current user, e.g. ``"Practitioner/123"``."""
     patientId: str = Field(min_length=1)

@@ -12,8 +12,6 @@ from typing import Any, Literal, Self
 from uuid import UUID
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     SerializeAsAny,
     ValidationInfo,
@@ -25,14 +23,13 @@ from pydantic import (
 from ._fhir import FhirResource
 from ._hooks import CONTEXT_MODELS, HookContext
 from ._types import Url
+from ._wire import WireModel
 
 __all__ = ["CDSRequest", "FhirAuthorization"]
 
 
-class FhirAuthorization(BaseModel):
+class FhirAuthorization(WireModel):
     """An OAuth 2.0 bearer token the service may use to call the EHR's FHIR server."""
-
-    model_config = ConfigDict(extra="forbid")
 
     access_token: str = Field(min_length=1)
     """The bearer token."""
@@ -48,10 +45,8 @@ class FhirAuthorization(BaseModel):
     """The patient the token is restricted to, if any."""
 
 
-class CDSRequest(BaseModel):
+class CDSRequest(WireModel):
     """A hook call: which hook fired, its context, and data the EHR prefetched."""
-
-    model_config = ConfigDict(extra="forbid")
 
     hook: str = Field(min_length=1)
     """The hook that fired, e.g. ``"encounter-discharge"``."""

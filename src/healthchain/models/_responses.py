@@ -1,17 +1,21 @@
 """The CDS Hooks 2.0 response: cards with their source, suggestions, actions and links.
 
-Serialise for the wire with ``model_dump(mode="json", by_alias=True, exclude_none=True)``;
-read with ``model_validate``. Unknown keys are rejected so a misspelt field fails by name.
+Serialise for the wire with ``model_dump(mode="json", by_alias=True, exclude_none=True)``:
+optional elements that are None or empty are left out, as CDS Hooks 2.0 requires ("JSON
+elements SHALL NOT be null or empty"). Read with ``model_validate``. Every object may carry
+an ``extension``, and keys a later version of the spec adds are tolerated and kept; a
+missing required field or a wrong type is still an error naming the field.
 """
 
 from __future__ import annotations
 
 from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from ._fhir import FhirResource
 from ._types import Url
+from ._wire import WireModel
 
 __all__ = [
     "Action",
@@ -24,8 +28,9 @@ __all__ = [
 ]
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class _Model(WireModel):
+    extension: dict[str, Any] | None = None
+    """Vendor extensions, passed through unchanged."""
 
 
 class Coding(_Model):
@@ -33,10 +38,10 @@ class Coding(_Model):
 
     code: str = Field(min_length=1)
     """The code within the system."""
-    system: str | None = None
-    """The code system's URI."""
+    system: str = Field(min_length=1)
+    """The code system's URI (required)."""
     display: str | None = None
-    """Text shown to the user."""
+    """Text shown to the user; required for a card's override reasons."""
 
 
 class Source(_Model):
@@ -61,8 +66,8 @@ class Action(_Model):
     """Human-readable description of the action."""
     resource: FhirResource | None = None
     """The resource to create, or the whole updated resource (required for those types)."""
-    resourceId: list[str] | None = None
-    """Relative references of the resources to delete, e.g. ``["MedicationRequest/1"]``."""
+    resourceId: str | None = Field(default=None, min_length=1)
+    """A relative reference to the resource to delete, e.g. ``"MedicationRequest/1"``."""
 
     @model_validator(mode="after")
     def _resource_fits_type(self) -> Self:
@@ -110,8 +115,8 @@ class Link(_Model):
 class Card(_Model):
     """One piece of decision support shown to the user."""
 
-    summary: str = Field(min_length=1, max_length=140)
-    """A one-sentence summary, at most 140 characters."""
+    summary: str = Field(min_length=1, max_length=139)
+    """A one-sentence summary, shorter than 140 characters."""
     indicator: Literal["info", "warning", "critical"]
     """Urgency: ``info``, ``warning`` or ``critical``."""
     source: Source
@@ -128,13 +133,17 @@ class Card(_Model):
     """Reasons the user may give for dismissing the card."""
     links: list[Link] | None = None
     """Links to web pages or SMART apps."""
-    extension: dict[str, Any] | None = None
-    """Vendor extensions, passed through unchanged."""
 
     @model_validator(mode="after")
     def _suggestions_need_selection_behavior(self) -> Self:
         if self.suggestions and self.selectionBehavior is None:
             raise ValueError("a card with 'suggestions' needs a 'selectionBehavior'")
+        for index, reason in enumerate(self.overrideReasons or ()):
+            if not reason.display:
+                raise ValueError(
+                    f"overrideReasons[{index}] (code {reason.code!r}) needs a 'display': "
+                    "the EHR shows it to the user who dismisses the card"
+                )
         return self
 
 
@@ -145,5 +154,3 @@ class CDSResponse(_Model):
     """The cards to show; an empty list when there is nothing to say."""
     systemActions: list[Action] | None = None
     """Actions the EHR applies without showing them to the user."""
-    extension: dict[str, Any] | None = None
-    """Vendor extensions, passed through unchanged."""

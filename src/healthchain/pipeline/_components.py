@@ -74,7 +74,7 @@ def split_summary_lines(summary: str) -> list[str]:
     return [line for line in lines if line]
 
 
-def _shorten(text: str, width: int = 140) -> str:
+def _shorten(text: str, width: int = 139) -> str:
     if len(text) <= width:
         return text
     cut = text[: width - 1]
@@ -86,7 +86,7 @@ def _shorten(text: str, width: int = 140) -> str:
 class CardCreator:
     """Renders each summary line through a Jinja2 JSON template into a :class:`Card`.
 
-    The template sees ``text`` (the line), ``summary`` (the line cut to 140 characters at a
+    The template sees ``text`` (the line), ``summary`` (the line cut below 140 characters at a
     word boundary), ``index`` (0-based) and ``count`` (the number of lines); use
     ``{{ text | tojson }}`` to embed text in JSON. The template is read, and checked by
     rendering a sample line, when the creator is made.

@@ -13,6 +13,9 @@
         @hc.api
         async def my_service(self, request: CDSRequest) -> CDSResponse: ...
 
+        @hc.feedback  # optional: the EHR's outcome for each card
+        async def on_feedback(self, feedback: CDSFeedback) -> None: ...
+
     result = MyCDS().start_sandbox()
 """
 
@@ -21,7 +24,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ._config import ExperimentConfig, ServiceConfig
-from ._decorators import api, ehr, sandbox
+from ._decorators import api, ehr, feedback, sandbox
 from ._exceptions import (
     SandboxConfigError,
     SandboxDefinitionError,
@@ -46,6 +49,7 @@ __all__ = [
     "ServiceStartError",
     "api",
     "ehr",
+    "feedback",
     "sandbox",
 ]
 

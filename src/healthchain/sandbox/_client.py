@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from time import perf_counter
@@ -76,7 +76,11 @@ class EHRClient:
         timeout: float,
         max_concurrency: int,
         loop_code: str = "async code on the sandbox's event loop",
+        prefetch: Mapping[str, str] | None = None,
+        bearer_token: Callable[[str], str] | None = None,
     ) -> None:
+        self._prefetch = prefetch
+        self._bearer_token = bearer_token
         self._use_case = use_case
         self._ehr_name = ehr_name
         self._ehr: Callable[[], Any] = getattr(use_case, ehr_name)
@@ -144,7 +148,7 @@ class EHRClient:
         try:
             # One deadline for the whole exchange (httpx's bounds each phase on its own).
             with anyio.move_on_after(self._timeout):
-                reply = await client.post(self._path, content=body)
+                reply = await client.post(self._path, content=body, headers=self._auth_headers())
         except httpx.TimeoutException:
             pass
         except httpx.HTTPError as exc:
@@ -204,6 +208,13 @@ class EHRClient:
         )
         return Exchange(outcome, None, None)
 
+    def _auth_headers(self) -> dict[str, str] | None:
+        """``Authorization: Bearer <JWT>`` for the endpoint's URL, when the client signs."""
+        if self._bearer_token is None:
+            return None
+        audience = self._base_url.rstrip("/") + self._path
+        return {"Authorization": f"Bearer {self._bearer_token(audience)}"}
+
     async def _request_body(self) -> bytes:
         """Call the ``@ehr`` method and serialise its request; a sync one in a thread."""
         if is_async_callable(self._ehr):
@@ -215,7 +226,9 @@ class EHRClient:
         return self._serialise(self._ehr())
 
     def _serialise(self, data: Any) -> bytes:
-        request = self._use_case.make_request(data, workflow=self._workflow)
+        request = self._use_case.make_request(
+            data, workflow=self._workflow, prefetch=self._prefetch
+        )
         return request.model_dump_json(by_alias=True, exclude_none=True).encode()
 
 

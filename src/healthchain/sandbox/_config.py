@@ -154,6 +154,12 @@ class ServiceConfig:
     """Requests the client keeps in flight at once. One keeps the event loop's steps
     short (the server, the client and the tracker share it); raise it for handlers that
     mostly wait, such as calls to a remote model."""
+    cors_origins: tuple[str, ...] = ("*",)
+    """Browser origins allowed to call the service (CORS), e.g.
+    ``["https://sandbox.cds-hooks.org"]``; ``*`` allows any."""
+    jwt: bool = False
+    """Require a signed JWT bearer token on every service call (CDS Hooks "Trusting CDS
+    Clients"): the sandbox generates a key pair, its EHR client signs, the service verifies."""
 
     @classmethod
     def from_mapping(cls, config: object) -> Self:
@@ -177,4 +183,19 @@ class ServiceConfig:
             raise SandboxConfigError(
                 f"{kind}['max_concurrency'] must be an integer of at least 1, got {limit!r}"
             )
+        if "cors_origins" in values:
+            origins = values["cors_origins"]
+            if (
+                isinstance(origins, str)
+                or not isinstance(origins, list | tuple)
+                or not origins
+                or not all(isinstance(origin, str) and origin for origin in origins)
+            ):
+                raise SandboxConfigError(
+                    f"{kind}['cors_origins'] must be a list of origins such as "
+                    f"['https://sandbox.cds-hooks.org'] (or ['*'] for any), got {origins!r}"
+                )
+            values["cors_origins"] = tuple(origins)
+        if "jwt" in values and not isinstance(values["jwt"], bool):
+            raise SandboxConfigError(f"{kind}['jwt'] must be True or False, got {values['jwt']!r}")
         return cls(**values)

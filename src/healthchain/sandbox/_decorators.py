@@ -1,4 +1,5 @@
-"""``@sandbox``, ``@api`` and ``@ehr``: marking a use case's service handler and EHR data method."""
+"""``@sandbox``, ``@api``, ``@ehr`` and ``@feedback``: marking a use case's service handler,
+EHR data method and feedback handler."""
 
 from __future__ import annotations
 
@@ -10,31 +11,117 @@ from healthchain.use_cases import BaseUseCase
 
 from ._config import ExperimentConfig, ServiceConfig
 from ._exceptions import SandboxConfigError, SandboxDefinitionError
-from ._handlers import API_MARK, EHR_MARK, EhrSpec, find_handlers, mark
+from ._handlers import (
+    API_MARK,
+    API_SPEC,
+    EHR_MARK,
+    FEEDBACK_MARK,
+    ApiSpec,
+    EhrSpec,
+    find_handlers,
+    mark,
+)
 
 if TYPE_CHECKING:
     from healthchain.tracking import ExperimentTracker
 
     from ._run import Runner, SandboxResult
 
-__all__ = ["api", "ehr", "sandbox"]
+__all__ = ["api", "ehr", "feedback", "sandbox"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
 U = TypeVar("U", bound=BaseUseCase)
 
 
-def api(func: Callable[P, R]) -> Callable[P, R]:
+@overload
+def api(func: Callable[P, R], /) -> Callable[P, R]: ...
+
+
+@overload
+def api(
+    func: None = None,
+    /,
+    *,
+    title: str | None = None,
+    description: str | None = None,
+    usage_requirements: str | None = None,
+    prefetch: Mapping[str, str] | None = None,
+) -> Callable[[Callable[P, R]], Callable[P, R]]: ...
+
+
+def api(
+    func: Callable[P, R] | None = None,
+    /,
+    *,
+    title: str | None = None,
+    description: str | None = None,
+    usage_requirements: str | None = None,
+    prefetch: Mapping[str, str] | None = None,
+) -> Callable[P, R] | Callable[[Callable[P, R]], Callable[P, R]]:
     """Mark the service handler: it takes the request and returns the response.
 
     ``def`` or ``async def`` (also behind ``functools.partial`` or an object's
     ``__call__``, which are called without ``self``); a sync handler runs in a worker
-    thread, an async one on the sandbox's event loop.
+    thread, an async one on the sandbox's event loop. Bare, or with what CDS Hooks
+    discovery advertises: ``title``, ``description`` (default: the docstring's first
+    line), ``usage_requirements`` and ``prefetch`` templates by key (default: the use
+    case's for the workflow, e.g. ``{"patient": "Patient/{{context.patientId}}"}``); the
+    EHR client fills each template from the ``@ehr`` method's data.
+    """
+    spec = ApiSpec(
+        title=_optional_text("title", title),
+        description=_optional_text("description", description),
+        usage_requirements=_optional_text("usage_requirements", usage_requirements),
+        prefetch=_templates(prefetch),
+    )
+
+    def decorate(handler: Callable[P, R]) -> Callable[P, R]:
+        if not callable(handler):
+            raise SandboxDefinitionError(f"@api marks a function or method, got {handler!r}")
+        mark(handler, API_MARK, True)
+        if spec != ApiSpec():
+            mark(handler, API_SPEC, spec)
+        return handler
+
+    if func is not None:
+        return decorate(func)
+    return decorate
+
+
+def feedback(func: Callable[P, R]) -> Callable[P, R]:
+    """Mark the feedback handler: it takes the ``CDSFeedback`` the EHR posts to
+    ``/cds-services/{id}/feedback`` (which cards were accepted or overridden).
+
+    Optional: without one, feedback is accepted (200) and, in a tracked run, counted.
+    ``def`` or ``async def``, like ``@api``.
     """
     if not callable(func):
-        raise SandboxDefinitionError(f"@api marks a function or method, got {func!r}")
-    mark(func, API_MARK, True)
+        raise SandboxDefinitionError(f"@feedback marks a function or method, got {func!r}")
+    mark(func, FEEDBACK_MARK, True)
     return func
+
+
+def _optional_text(name: str, value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise SandboxConfigError(f"@api({name}=...) must be a non-empty string, got {value!r}")
+    return value
+
+
+def _templates(prefetch: object) -> Mapping[str, str] | None:
+    if prefetch is None:
+        return None
+    if not isinstance(prefetch, Mapping) or not all(
+        isinstance(key, str) and key and isinstance(template, str) and template
+        for key, template in prefetch.items()
+    ):
+        raise SandboxConfigError(
+            "@api(prefetch=...) maps prefetch keys to FHIR query templates, e.g. "
+            f"{{'patient': 'Patient/{{{{context.patientId}}}}'}}, got {prefetch!r}"
+        )
+    return dict(prefetch)
 
 
 def ehr(
@@ -94,7 +181,9 @@ def sandbox(
     ``heartbeat_interval``) turns experiment tracking on: ``self.experiment_tracker``
     is then an :class:`~healthchain.tracking.ExperimentTracker`, set before ``__init__``
     runs. ``service_config`` takes ``host`` (``"127.0.0.1"``), ``port`` (8000; 0 picks a
-    free one), ``timeout`` (seconds per request, 30) and ``max_concurrency`` (1).
+    free one), ``timeout`` (seconds per request, 30), ``max_concurrency`` (1),
+    ``cors_origins`` (browser origins allowed to call the service, ``["*"]``) and ``jwt``
+    (False; True: the EHR client signs a JWT per call and the service requires it).
     Options are validated here: an unknown key is a :class:`SandboxConfigError`.
     """
     experiment = (

@@ -1,17 +1,44 @@
-"""Finding the ``@api`` handler and ``@ehr`` method a use case class defines."""
+"""Finding the ``@api`` handler, ``@ehr`` method and ``@feedback`` handler a use case defines."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from healthchain.use_cases import BaseUseCase
 
 from ._exceptions import SandboxDefinitionError
 
-__all__ = ["API_MARK", "EHR_MARK", "EhrSpec", "Handlers", "find_handlers", "mark"]
+__all__ = [
+    "API_MARK",
+    "API_SPEC",
+    "EHR_MARK",
+    "FEEDBACK_MARK",
+    "ApiSpec",
+    "EhrSpec",
+    "Handlers",
+    "find_handlers",
+    "mark",
+]
 
 API_MARK = "__healthchain_api__"
+API_SPEC = "__healthchain_api_spec__"
 EHR_MARK = "__healthchain_ehr__"
+FEEDBACK_MARK = "__healthchain_feedback__"
+
+
+@dataclass(frozen=True, slots=True)
+class ApiSpec:
+    """What ``@api(...)`` declares about the service, for CDS Hooks discovery."""
+
+    title: str | None = None
+    """Title in discovery; None: made from the handler's name."""
+    description: str | None = None
+    """Description in discovery; None: the first line of the handler's docstring."""
+    usage_requirements: str | None = None
+    """``usageRequirements`` in discovery."""
+    prefetch: Mapping[str, str] | None = None
+    """Prefetch templates by key; None: the use case's defaults for the workflow."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +58,8 @@ class Handlers:
     api: str | None
     ehr: str | None
     ehr_spec: EhrSpec | None
+    feedback: str | None = None
+    api_spec: ApiSpec = ApiSpec()
 
 
 def mark(func: object, name: str, value: object) -> None:
@@ -45,13 +74,15 @@ def mark(func: object, name: str, value: object) -> None:
 
 
 def find_handlers(cls: type[BaseUseCase]) -> Handlers:
-    """Find the ``@api`` handler and ``@ehr`` method along ``cls``'s MRO.
+    """Find the ``@api`` handler, ``@ehr`` method and ``@feedback`` handler along the MRO.
 
-    A second one of either kind is a :class:`SandboxDefinitionError` naming both.
+    A second one of any kind is a :class:`SandboxDefinitionError` naming both.
     """
     seen: set[str] = set()
     apis: list[str] = []
     ehrs: list[tuple[str, EhrSpec]] = []
+    feedbacks: list[str] = []
+    api_spec = ApiSpec()
     for klass in cls.__mro__:
         for name, value in vars(klass).items():
             if name in seen:
@@ -59,6 +90,11 @@ def find_handlers(cls: type[BaseUseCase]) -> Handlers:
             seen.add(name)
             if getattr(value, API_MARK, False) is True:
                 apis.append(name)
+                declared = getattr(value, API_SPEC, None)
+                if isinstance(declared, ApiSpec) and len(apis) == 1:
+                    api_spec = declared
+            if getattr(value, FEEDBACK_MARK, False) is True:
+                feedbacks.append(name)
             spec = getattr(value, EHR_MARK, None)
             if isinstance(spec, EhrSpec):
                 ehrs.append((name, spec))
@@ -73,5 +109,16 @@ def find_handlers(cls: type[BaseUseCase]) -> Handlers:
             f"{cls.__name__} has more than one @ehr method ({names}); "
             "a sandbox's client calls exactly one"
         )
+    if len(feedbacks) > 1:
+        raise SandboxDefinitionError(
+            f"{cls.__name__} has more than one @feedback handler "
+            f"({', '.join(map(repr, feedbacks))}); a service has one feedback endpoint"
+        )
     ehr_name, ehr_spec = ehrs[0] if ehrs else (None, None)
-    return Handlers(api=apis[0] if apis else None, ehr=ehr_name, ehr_spec=ehr_spec)
+    return Handlers(
+        api=apis[0] if apis else None,
+        ehr=ehr_name,
+        ehr_spec=ehr_spec,
+        feedback=feedbacks[0] if feedbacks else None,
+        api_spec=api_spec,
+    )

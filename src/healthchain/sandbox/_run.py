@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import math
 import signal
 import sys
 import uuid
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 import anyio
 import anyio.from_thread
 import anyio.to_thread
+from starlette.exceptions import HTTPException
 
 from healthchain.data_generators import CdsDataGenerator
 from healthchain.pipeline import Pipeline
@@ -63,6 +67,9 @@ class SandboxResult:
     """The error summary recorded with a FAILED or INTERRUPTED experiment."""
     save_dir: Path | None = None
     """Where requests and responses were saved; None when ``save_data`` was False."""
+    feedback: Mapping[str, int] = field(default_factory=dict)
+    """CDS Hooks feedback the service received during the run: count by outcome
+    (``accepted``, ``overridden``)."""
 
     @property
     def responses(self) -> list[Any]:
@@ -154,7 +161,7 @@ class Runner:
         interrupt: Interrupt,
         options: _Options,
     ) -> SandboxResult:
-        plan = _plan(use_case, options.service_id)
+        plan = _plan(use_case, options.service_id, self.service)
         out_dir = await prepare_save_dir(options.save_dir) if options.save_data else None
         final_bound = _FINAL_WRITE_GRACE
         if self.experiment is not None:
@@ -194,9 +201,47 @@ class _Plan:
     components: list[Mapping[str, Any]] | None
     loop_code: str
     """The user's code that runs on the event loop, named in a blocked-loop error."""
+    log: _ServiceLog
+    bearer_token: Callable[[str], str] | None
 
 
-def _plan(use_case: BaseUseCase, service_id: str | None) -> _Plan:
+@dataclass(slots=True)
+class _ServiceLog:
+    """What the service saw, recorded on the sandbox's side."""
+
+    errors: dict[str, str] = field(default_factory=dict)
+    """Why the handler failed, by hookInstance: the 500 body does not say, the run does."""
+    feedback: Counter[str] = field(default_factory=Counter)
+    """Feedback received, counted by outcome."""
+
+
+def _recording_errors(
+    handler: Callable[[Any], Awaitable[Any]], name: str, log: _ServiceLog
+) -> Callable[[Any], Awaitable[Any]]:
+    async def call(request: Any) -> Any:
+        try:
+            return await handler(request)
+        except HTTPException:
+            raise  # an answer the handler chose, such as 412: the body carries it
+        except Exception as exc:
+            key = str(getattr(request, "hookInstance", ""))
+            log.errors[key] = f"handler {name!r} raised {type(exc).__name__}: {exc}"
+            raise
+
+    return call
+
+
+def _counting_feedback(
+    handler: Callable[[Any], Awaitable[Any]] | None, log: _ServiceLog
+) -> Callable[[Any], Awaitable[Any]]:
+    async def take(feedback: Any) -> Any:
+        log.feedback.update(item.outcome for item in feedback.feedback)
+        return await handler(feedback) if handler is not None else None
+
+    return take
+
+
+def _plan(use_case: BaseUseCase, service_id: str | None, config: ServiceConfig) -> _Plan:
     cls = type(use_case)
     handlers = find_handlers(cls)
     if handlers.api is None:
@@ -213,18 +258,33 @@ def _plan(use_case: BaseUseCase, service_id: str | None) -> _Plan:
         raise SandboxConfigError(f"service_id must be a non-empty string, got {service_id!r}")
     workflow = handlers.ehr_spec.workflow
     handler = getattr(use_case, handlers.api)
+    spec = handlers.api_spec
     doc = (getattr(handler, "__doc__", None) or "").strip()
+    log = _ServiceLog()
+    feedback = getattr(use_case, handlers.feedback) if handlers.feedback else None
     service = Service(
         id=service_id or handlers.api,
         hook=workflow,
-        handler=as_async(handler),
+        handler=_recording_errors(as_async(handler), handlers.api, log),
         name=handlers.api,
-        title=handlers.api.replace("_", " ").strip().capitalize() or handlers.api,
-        description=doc.splitlines()[0] if doc else f"{cls.__name__} on {workflow}",
-        prefetch=use_case.default_prefetch(workflow),
+        title=spec.title or handlers.api.replace("_", " ").strip().capitalize() or handlers.api,
+        description=spec.description
+        or (doc.splitlines()[0] if doc else f"{cls.__name__} on {workflow}"),
+        prefetch=spec.prefetch
+        if spec.prefetch is not None
+        else use_case.default_prefetch(workflow),
+        usage_requirements=spec.usage_requirements,
+        feedback=_counting_feedback(as_async(feedback) if feedback else None, log),
     )
+    bearer_token: Callable[[str], str] | None = None
+    verifier = None
+    if config.jwt:
+        from healthchain.use_cases._jwt import generate_key_pair
+
+        signer, verifier = generate_key_pair()
+        bearer_token = signer.token
     try:
-        app = use_case.build_app(service)
+        app = use_case.build_app(service, cors_origins=config.cors_origins, verifier=verifier)
         path = use_case.service_path(service.id)
     except NotImplementedError as exc:
         raise SandboxDefinitionError(str(exc)) from exc
@@ -256,6 +316,8 @@ def _plan(use_case: BaseUseCase, service_id: str | None) -> _Plan:
         pipeline_config=pipeline_config,
         components=components,
         loop_code=" or ".join(on_loop) or "async code on the sandbox's event loop",
+        log=log,
+        bearer_token=bearer_token,
     )
 
 
@@ -293,6 +355,7 @@ class _Run:
             outcomes=tuple(sorted(self.outcomes, key=lambda outcome: outcome.index)),
             error=self.error,
             save_dir=self.out_dir,
+            feedback=dict(self.plan.log.feedback),
         )
 
     async def execute(self) -> None:
@@ -381,6 +444,8 @@ class _Run:
             timeout=self.service.timeout,
             max_concurrency=self.service.max_concurrency,
             loop_code=plan.loop_code,
+            prefetch=plan.service.prefetch,
+            bearer_token=plan.bearer_token,
         )
         sinks: list[_Batcher[Any]] = []
         records: _Batcher[RequestRecord] | None = None
@@ -407,6 +472,7 @@ class _Run:
 
         def on_exchange(exchange: Exchange) -> None:
             self.finished += 1
+            exchange = _with_handler_error(exchange, plan.log)
             outcome = exchange.outcome
             self.outcomes.append(outcome)  # kept as they come, should the run be cut short
             if records is not None:
@@ -447,6 +513,21 @@ class _Run:
                 f"{plan.num} requests were saved in {str(writer.directory)!r} (free space "
                 "there, or pass another save_dir or save_data=False)"
             )
+
+
+def _with_handler_error(exchange: Exchange, log: _ServiceLog) -> Exchange:
+    """A 500's error names the handler's exception, recorded when the service caught it."""
+    if exchange.outcome.status_code != 500 or not log.errors or exchange.request_body is None:
+        return exchange
+    try:
+        key = str(json.loads(exchange.request_body).get("hookInstance"))
+    except (ValueError, AttributeError):
+        return exchange
+    message = log.errors.pop(key, None)
+    if message is None:
+        return exchange
+    outcome = dataclasses.replace(exchange.outcome, error=f"HTTP 500: {message}")
+    return dataclasses.replace(exchange, outcome=outcome)
 
 
 class _Batcher(Generic[T]):

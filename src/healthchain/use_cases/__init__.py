@@ -5,17 +5,22 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._base import BaseUseCase, SandboxRunner, Service
+from ._base import BaseUseCase, SandboxRunner, Service, TokenVerifier
 
 if TYPE_CHECKING:
     from ._cds import ClinicalDecisionSupport, create_cds_app
+    from ._jwt import JwtSigner, JwtVerifier, generate_key_pair
 
 __all__ = [
     "BaseUseCase",
     "ClinicalDecisionSupport",
+    "JwtSigner",
+    "JwtVerifier",
     "SandboxRunner",
     "Service",
+    "TokenVerifier",
     "create_cds_app",
+    "generate_key_pair",
 ]
 
 
@@ -25,4 +30,8 @@ def __getattr__(name: str) -> Any:
         from . import _cds
 
         return getattr(_cds, name)
+    if name in ("JwtSigner", "JwtVerifier", "generate_key_pair"):
+        from . import _jwt
+
+        return getattr(_jwt, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

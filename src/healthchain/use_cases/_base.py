@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import weakref
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Self
 
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from healthchain.sandbox import SandboxResult
     from healthchain.tracking import ExperimentTracker
 
-__all__ = ["BaseUseCase", "SandboxRunner", "Service"]
+__all__ = ["BaseUseCase", "SandboxRunner", "Service", "TokenVerifier"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,9 +34,32 @@ class Service:
     title: str | None = None
     """A human-friendly title for discovery."""
     description: str = ""
-    """What the service does, for discovery."""
+    """What the service does, for discovery (required there, so it must not be empty)."""
     prefetch: Mapping[str, str] = field(default_factory=dict)
     """Prefetch templates advertised in discovery, by prefetch key."""
+    usage_requirements: str | None = None
+    """What the EHR must arrange before using the service (``usageRequirements``)."""
+    feedback: Callable[[Any], Awaitable[Any]] | None = None
+    """Awaitable handler taking the validated ``CDSFeedback``; None: feedback is accepted."""
+    extension: Mapping[str, Any] | None = None
+    """The service's ``extension`` object in discovery."""
+
+    def __post_init__(self) -> None:
+        for name in ("id", "hook", "description"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or not value.strip():
+                raise ValueError(
+                    f"Service {name!r} must be a non-empty string (CDS Hooks discovery "
+                    f"requires it), got {value!r} for handler {self.name!r}"
+                )
+
+
+class TokenVerifier(Protocol):
+    """Checks the bearer token of a call: None when it is valid, else why not."""
+
+    def verify(self, token: str, *, audience: str) -> str | None:
+        """Check ``token`` for a call to the endpoint URL ``audience``."""
+        ...
 
 
 class SandboxRunner(Protocol):
@@ -90,8 +113,15 @@ class BaseUseCase:
 
     # The service: what a concrete use case defines.
 
-    def build_app(self, service: Service) -> ASGIApp:
-        """Return the ASGI app serving ``service``."""
+    def build_app(
+        self,
+        service: Service,
+        *,
+        cors_origins: Sequence[str] = ("*",),
+        verifier: TokenVerifier | None = None,
+    ) -> ASGIApp:
+        """Return the ASGI app serving ``service``: browsers from ``cors_origins`` may call
+        it, and with a ``verifier`` every call needs a valid bearer token."""
         raise NotImplementedError(
             f"{type(self).__name__} defines no service; derive it from a concrete use case "
             "such as healthchain.use_cases.ClinicalDecisionSupport"
@@ -105,8 +135,11 @@ class BaseUseCase:
         """The prefetch templates a service for ``workflow`` advertises."""
         return {}
 
-    def make_request(self, data: Any, *, workflow: str) -> BaseModel:
-        """Turn what the ``@ehr`` method returned into the request the client sends."""
+    def make_request(
+        self, data: Any, *, workflow: str, prefetch: Mapping[str, str] | None = None
+    ) -> BaseModel:
+        """Turn what the ``@ehr`` method returned into the request the client sends,
+        answering the service's ``prefetch`` templates from it."""
         raise NotImplementedError
 
     def parse_response(self, content: bytes) -> BaseModel:
