@@ -28,17 +28,12 @@ def tests(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def stress(session: nox.Session) -> None:
-    """The reliability tests, ten times longer: writers, crashes, outages, hostile input."""
+    """The reliability tests (marked ``stress``), ten times longer: writers, crashes, outages."""
     session.install("-e", ".[dev,postgres]")
     session.run(
         "pytest",
-        "tests/test_many_writers.py",
-        "tests/test_crashes.py",
-        "tests/test_outages.py",
-        "tests/test_sandbox_outage.py",
-        "tests/test_sandbox_signals.py",
-        "tests/test_migrations.py",
-        "tests/test_hostile_input.py",
+        "-m",
+        "stress",
         *session.posargs,
         env={"HEALTHCHAIN_STRESS_SCALE": "10", **os.environ},
     )

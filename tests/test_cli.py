@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from filesystems import tmpfs
+from helpers.filesystems import tmpfs
 from typer.testing import CliRunner, Result
 
 from healthchain.cli import app
