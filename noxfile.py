@@ -50,8 +50,10 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
-    """Benchmarks against MLflow's tracking store; writes bench/RESULTS.md."""
+    """Benchmarks (tracker, dashboard, sandbox); writes bench/RESULTS*.md."""
     session.install("-e", ".", "mlflow-skinny>=2.14", "psutil>=5.9")
     session.run("python", "bench/run.py", *session.posargs)
-    session.run("python", "bench/bench_ui.py")
-    session.run("python", "bench/bench_sandbox.py")
+    # "nox -s bench -- --quick" smoke-runs all three (each writes nothing then).
+    quick = ["--quick"] if "--quick" in session.posargs else []
+    session.run("python", "bench/bench_ui.py", *quick)
+    session.run("python", "bench/bench_sandbox.py", *quick)
