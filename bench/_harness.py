@@ -2,7 +2,7 @@
 
 - time with :func:`clock` (``time.perf_counter``); only the cold-start
   scripts compare timestamps across processes, and use the system-wide ``time.monotonic``;
-- summarise repeats with :func:`median`;
+- summarise repeats with :func:`median`, latency samples with :func:`percentile`;
 - say where and when with :func:`machine` (collected before the run) and
   :func:`machine_section` (the markdown every results file ends with);
 - write with :func:`write_results`: ``--quick`` runs write nothing unless ``--out`` is given.
@@ -26,6 +26,7 @@ __all__ = [
     "machine",
     "machine_section",
     "median",
+    "percentile",
     "results_path",
     "source_state",
     "write_results",
@@ -40,6 +41,12 @@ clock = time.perf_counter
 def median(values: Iterable[float]) -> float:
     """The summary of repeated measurements: the median, robust to one noisy repeat."""
     return statistics.median(values)
+
+
+def percentile(ordered: list[float], q: float) -> float:
+    """The ``q`` quantile (0-1) of already sorted values, nearest rank: ``p99`` is
+    ``percentile(ordered, 0.99)``."""
+    return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
 
 
 def _utc_now() -> str:

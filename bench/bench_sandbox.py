@@ -25,7 +25,16 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-from _harness import clock, finish, machine, machine_section, median, results_path, write_results
+from _harness import (
+    clock,
+    finish,
+    machine,
+    machine_section,
+    median,
+    percentile,
+    results_path,
+    write_results,
+)
 
 from healthchain.models import CDSRequest, CDSResponse
 from healthchain.sandbox import SandboxResult, ServiceConfig, api, ehr, sandbox
@@ -146,7 +155,7 @@ async def measure(use_case: ClinicalDecisionSupport) -> Measurement:
     return Measurement(
         rps=len(result.outcomes) / (last - first),
         lag_p50_ms=median(window),
-        lag_p99_ms=window[min(len(window) - 1, int(len(window) * 0.99))],
+        lag_p99_ms=percentile(window, 0.99),
         lag_max_ms=window[-1],
         ticks=len(window),
         gc_max_ms=max(pauses, default=0.0),
@@ -164,7 +173,7 @@ async def idle_lag(seconds: float) -> Measurement:
     return Measurement(
         0.0,
         median(samples),
-        samples[int(len(samples) * 0.99)],
+        percentile(samples, 0.99),
         samples[-1],
         len(samples),
     )
