@@ -1,16 +1,14 @@
-"""Helpers for the benchmark subprocesses (stdlib only, so they add nothing to RSS)."""
+"""How a benchmark subprocess takes its orders and hands back its result (stdlib only, so
+it adds nothing to RSS); timing and medians are ``_harness``'s, as for every script."""
 
 from __future__ import annotations
 
 import json
 import resource
-import statistics
 import sys
-import time
-from collections.abc import Callable
 from typing import Any
 
-__all__ = ["emit", "maxrss_mb", "median", "parse_args", "timed"]
+__all__ = ["emit", "maxrss_mb", "parse_args"]
 
 
 def parse_args() -> tuple[str, str, dict[str, Any]]:
@@ -29,13 +27,3 @@ def emit(out: str, result: dict[str, Any]) -> None:
 def maxrss_mb() -> float:
     """Peak resident set size of this process in MiB (Linux reports KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def median(values: list[float]) -> float:
-    return statistics.median(values)
-
-
-def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
-    t0 = time.perf_counter()
-    value = fn()
-    return time.perf_counter() - t0, value

@@ -13,13 +13,12 @@ import asyncio
 import os
 import random
 import sqlite3
-import statistics
 import tempfile
-import time
 from typing import Any
 
-from _child import emit, median, parse_args
+from _child import emit, parse_args
 from _data import PROJECT, TEAM_QUERIES, spec
+from _harness import clock, median, percentile
 
 from healthchain.tracking import AsyncExperimentTracker
 
@@ -38,10 +37,10 @@ async def lifecycle(tracker: AsyncExperimentTracker, i: int) -> str:
 
 async def sequential(tracker: AsyncExperimentTracker, lo: int, n: int) -> float:
     """Lifecycles per second, awaited one after another."""
-    t0 = time.perf_counter()
+    t0 = clock()
     for i in range(lo, lo + n):
         await lifecycle(tracker, i)
-    return n / (time.perf_counter() - t0)
+    return n / (clock() - t0)
 
 
 async def concurrent(
@@ -55,26 +54,26 @@ async def concurrent(
         for i in counter:
             ids.append(await lifecycle(tracker, i))
 
-    t0 = time.perf_counter()
+    t0 = clock()
     async with asyncio.TaskGroup() as tg:
         for _ in range(tasks):
             tg.create_task(worker())
-    return n / (time.perf_counter() - t0), ids
+    return n / (clock() - t0), ids
 
 
 async def sleeper(stop: asyncio.Event, samples: list[float]) -> None:
     """Oversleep of ``asyncio.sleep(0.001)`` in ms, one sample per tick."""
     while not stop.is_set():
-        t0 = time.perf_counter()
+        t0 = clock()
         await asyncio.sleep(0.001)
-        samples.append((time.perf_counter() - t0 - 0.001) * 1000)
+        samples.append((clock() - t0 - 0.001) * 1000)
 
 
 def lag_stats(samples: list[float]) -> dict[str, float]:
     ordered = sorted(samples)
     return {
-        "p50_ms": statistics.median(ordered),
-        "p99_ms": ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))],
+        "p50_ms": median(ordered),
+        "p99_ms": percentile(ordered, 0.99),
         "max_ms": ordered[-1],
         "ticks": len(ordered),
     }
@@ -107,11 +106,11 @@ async def lag(tracker: AsyncExperimentTracker, seconds: float, lo: int) -> dict[
             tg.create_task(writer())
         await asyncio.sleep(0.2)  # writers saturated before sampling starts
         sample_task = tg.create_task(sleeper(stop, samples))
-        t0 = time.perf_counter()
+        t0 = clock()
         start_done = done
         await asyncio.sleep(seconds)
         stop.set()
-        rate = (done - start_done) / (time.perf_counter() - t0)
+        rate = (done - start_done) / (clock() - t0)
         await sample_task
     return {"idle": lag_stats(idle), "load": lag_stats(samples), "writes_per_s": rate}
 
@@ -150,9 +149,9 @@ async def data(opts: dict[str, Any], workdir: str) -> dict[str, Any]:
         expected = (n + 2) // 3
         times = []
         for _ in range(reps + 1):
-            t0 = time.perf_counter()
+            t0 = clock()
             rows = await tracker.list_experiments(filters={"tags": {"environment": "production"}})
-            times.append(time.perf_counter() - t0)
+            times.append(clock() - t0)
             assert len(rows) == expected, (len(rows), expected)
             del rows  # one result alive at a time: RSS is the tracker's, not the loop's
         result["list_times"] = times[1:]
@@ -162,10 +161,10 @@ async def data(opts: dict[str, Any], workdir: str) -> dict[str, Any]:
         picks = [rng.choice(ids) for _ in range(gets + 20)]
         for experiment_id in picks[:20]:
             await tracker.get_experiment(experiment_id)
-        t0 = time.perf_counter()
+        t0 = clock()
         for experiment_id in picks[20:]:
             experiment = await tracker.get_experiment(experiment_id)
-        result["get_us"] = (time.perf_counter() - t0) / gets * 1e6
+        result["get_us"] = (clock() - t0) / gets * 1e6
         assert len(experiment.components) == 3, experiment
     return result
 
@@ -181,11 +180,11 @@ async def team_filter(
     values = [TEAM_QUERIES[k % len(TEAM_QUERIES)] for k in range(reps + 1)]
     for k, value in enumerate(values):
         expected = sum(1 for i in range(n) if i % 100 == int(value[-3:]))
-        t0 = time.perf_counter()
+        t0 = clock()
         scanned = con.execute(scan_sql, (value,)).fetchall()
-        t1 = time.perf_counter()
+        t1 = clock()
         rows = await tracker.list_experiments(filters={"tags": {"team": value}})
-        t2 = time.perf_counter()
+        t2 = clock()
         assert len(scanned) == len(rows) == expected, (len(scanned), len(rows), expected)
         if k:  # the first pair warms both up
             scan_t.append(t1 - t0)

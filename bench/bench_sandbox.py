@@ -8,6 +8,7 @@ longer each sleep took than asked: the event-loop lag. Every configuration is re
 untracked runs alternate) and its median reported. Writes ``bench/RESULTS_sandbox.md``::
 
     python bench/bench_sandbox.py [--num 2000] [--repeat 5]
+    python bench/bench_sandbox.py --quick   # smoke run: prints the table (add --out to write it)
 """
 
 from __future__ import annotations
@@ -15,9 +16,7 @@ from __future__ import annotations
 import argparse
 import gc
 import os
-import platform
 import shutil
-import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -26,6 +25,16 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+from _harness import (
+    clock,
+    finish,
+    machine,
+    machine_section,
+    median,
+    percentile,
+    results_path,
+    write_results,
+)
 
 from healthchain.models import CDSRequest, CDSResponse
 from healthchain.sandbox import SandboxResult, ServiceConfig, api, ehr, sandbox
@@ -95,7 +104,7 @@ class GcPauses:
         self._start = 0.0
 
     def __call__(self, phase: str, info: dict[str, Any]) -> None:
-        now = time.perf_counter()
+        now = clock()
         if phase == "start":
             self._start = now
         else:
@@ -115,9 +124,9 @@ async def measure(use_case: ClinicalDecisionSupport) -> Measurement:
 
     async def sleeper() -> None:
         while not done.is_set():
-            start = time.perf_counter()
+            start = clock()
             await anyio.sleep(0.001)
-            lags.append((start, time.perf_counter() - start - 0.001))
+            lags.append((start, clock() - start - 0.001))
 
     result: SandboxResult | None = None
     with GcPauses() as collections:
@@ -132,7 +141,7 @@ async def measure(use_case: ClinicalDecisionSupport) -> Measurement:
     # Throughput and lag over the request phase: first request sent to last answer read.
     first = min(o.start_time for o in result.outcomes).timestamp()
     last = max(o.start_time.timestamp() + o.latency_ms / 1000 for o in result.outcomes)
-    offset = time.time() - time.perf_counter()  # map perf_counter to wall time
+    offset = time.time() - clock()  # map perf_counter to wall time
     window = [lag * 1000 for start, lag in lags if first <= start + offset <= last]
     if os.environ.get("BENCH_DEBUG"):
         slow = [
@@ -145,8 +154,8 @@ async def measure(use_case: ClinicalDecisionSupport) -> Measurement:
     pauses = [p * 1000 for start, p in collections.pauses if first <= start + offset <= last]
     return Measurement(
         rps=len(result.outcomes) / (last - first),
-        lag_p50_ms=statistics.median(window),
-        lag_p99_ms=window[min(len(window) - 1, int(len(window) * 0.99))],
+        lag_p50_ms=median(window),
+        lag_p99_ms=percentile(window, 0.99),
         lag_max_ms=window[-1],
         ticks=len(window),
         gc_max_ms=max(pauses, default=0.0),
@@ -155,16 +164,16 @@ async def measure(use_case: ClinicalDecisionSupport) -> Measurement:
 
 async def idle_lag(seconds: float) -> Measurement:
     samples: list[float] = []
-    end = time.perf_counter() + seconds
-    while time.perf_counter() < end:
-        start = time.perf_counter()
+    end = clock() + seconds
+    while clock() < end:
+        start = clock()
         await anyio.sleep(0.001)
-        samples.append((time.perf_counter() - start - 0.001) * 1000)
+        samples.append((clock() - start - 0.001) * 1000)
     samples.sort()
     return Measurement(
         0.0,
-        statistics.median(samples),
-        samples[int(len(samples) * 0.99)],
+        median(samples),
+        percentile(samples, 0.99),
         samples[-1],
         len(samples),
     )
@@ -185,16 +194,25 @@ def run_once(handler: Callable[..., Any], num: int, tracked: bool, db: Path) -> 
             gc.unfreeze()
 
 
-def median(values: list[Measurement], field: str) -> float:
-    return statistics.median(getattr(m, field) for m in values)
+def median_of(values: list[Measurement], field: str) -> float:
+    return median(getattr(m, field) for m in values)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--num", type=int, default=2000)
-    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="small smoke variant")
+    parser.add_argument("--num", type=int, default=None, help="requests per run (default 2000)")
+    parser.add_argument("--repeat", type=int, default=None, help="rounds (default 5)")
     parser.add_argument("--concurrency", type=int, default=None)
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="where to write (default bench/RESULTS_sandbox.md; --quick: nowhere)",
+    )
     args = parser.parse_args()
+    args.num = args.num or (200 if args.quick else 2000)
+    args.repeat = args.repeat or (1 if args.quick else 5)
+    meta = machine(["uvicorn", "httpx", "starlette"])
     global CONCURRENCY
     CONCURRENCY = args.concurrency
 
@@ -256,16 +274,16 @@ def main() -> None:
         "|---|---:|---:|---:|---:|---:|",
     ]
     for label, values in [*rows, ("idle loop, no run (0.5 s)", runs["idle"])]:
-        rps = f"{median(values, 'rps'):.0f}" if values[0].rps else "-"
+        rps = f"{median_of(values, 'rps'):.0f}" if values[0].rps else "-"
         lines.append(
-            f"| {label} | {rps} | {median(values, 'lag_p50_ms'):.2f} | "
-            f"{median(values, 'lag_p99_ms'):.2f} | {median(values, 'lag_max_ms'):.2f} | "
-            f"{median(values, 'ticks'):.0f} |"
+            f"| {label} | {rps} | {median_of(values, 'lag_p50_ms'):.2f} | "
+            f"{median_of(values, 'lag_p99_ms'):.2f} | {median_of(values, 'lag_max_ms'):.2f} | "
+            f"{median_of(values, 'ticks'):.0f} |"
         )
     tracked = runs["on"] + runs["sync"]
     lines += [
         "",
-        f"Throughput with tracking on / off: median **{statistics.median(ratios):.3f}** "
+        f"Throughput with tracking on / off: median **{median(ratios):.3f}** "
         f"(per round {', '.join(f'{r:.3f}' for r in ratios)}; target at least 0.9).",
         "",
         f"Tracked runs meeting both lag targets (p99 at most 2 ms, no tick over 5 ms): "
@@ -279,12 +297,9 @@ def main() -> None:
         "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         *per_round,
         "",
-        f"Machine: {platform.platform()}, Python {platform.python_version()}, "
-        f"{os.cpu_count()} CPUs.",
-        "",
+        *machine_section(finish(meta)),
     ]
-    RESULTS.write_text("\n".join(lines))
-    print("\n".join(lines))
+    write_results(results_path(args.out, args.quick, RESULTS), "\n".join(lines))
 
 
 if __name__ == "__main__":

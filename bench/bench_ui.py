@@ -3,6 +3,7 @@ against MLflow's ``search_runs`` answering the same query (same filter, newest f
 page of 50). Writes ``bench/RESULTS_ui.md``::
 
     python bench/bench_ui.py [--n 10000] [--repeat 40] [--mlflow-python PATH]
+    python bench/bench_ui.py --quick   # smoke run: prints the table (add --out to write it)
 
 Ours: the page as the dashboard serves it (filters parsed, the tracker queried, the
 Jinja2 template rendered, the chart's JSON embedded), requested in-process through
@@ -23,15 +24,14 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
+
+from _harness import clock, finish, machine, machine_section, median, results_path, write_results
 
 HERE = Path(__file__).resolve().parent
 WORK = HERE / "_work" / "ui"
@@ -103,9 +103,9 @@ def mlflow_side(n: int, repeat: int, out: str) -> None:
         for round_ in range(repeat + 2):
             for label, _, flt, offset in QUERIES:
                 for side, fn in (("store", via_store), ("client", via_client)):
-                    t0 = time.perf_counter()
+                    t0 = clock()
                     got = fn(flt, offset)
-                    elapsed = time.perf_counter() - t0
+                    elapsed = clock() - t0
                     assert got == PAGE, (label, side, got)
                     if round_ >= 2:  # two warm-up rounds
                         times[label][side].append(elapsed)
@@ -155,7 +155,7 @@ async def measure_ours(storage_uri: str, repeat: int) -> dict[str, dict[str, lis
 
     from healthchain.ui import create_app
 
-    app = create_app(storage_uri, allowed_hosts=None)
+    app = create_app(storage_uri)  # served as users serve it: the Host check on
     times: dict[str, dict[str, list[float]]] = {
         label: {"server": [], "page": [], "list": []} for label, *_ in QUERIES
     }
@@ -165,25 +165,25 @@ async def measure_ours(storage_uri: str, repeat: int) -> dict[str, dict[str, lis
 
         async def served(scope: Any, receive: Any, send: Any) -> None:
             scope["state"] = dict(state)
-            t0 = time.perf_counter()
+            t0 = clock()
             await app(scope, receive, send)
-            server_times.append(time.perf_counter() - t0)
+            server_times.append(clock() - t0)
 
         transport = httpx.ASGITransport(app=served)
         async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
             for round_ in range(repeat + 2):
                 for label, params, _, offset in QUERIES:
                     query = {"project": PROJECT, **params}
-                    t0 = time.perf_counter()
+                    t0 = clock()
                     response = await client.get("/", params=query)
-                    page_s = time.perf_counter() - t0
+                    page_s = clock() - t0
                     assert response.status_code == 200, response.text
                     assert response.text.count('class="name"') == PAGE, label
                     tags = dict([params["tag"].split("=", 1)]) if "tag" in params else None
                     filters = {"project": PROJECT, **({"tags": tags} if tags else {})}
-                    t0 = time.perf_counter()
+                    t0 = clock()
                     rows = await tracker.list_experiments(filters, limit=PAGE + 1, offset=offset)
-                    list_s = time.perf_counter() - t0
+                    list_s = clock() - t0
                     assert len(rows) == PAGE + 1
                     if round_ >= 2:
                         times[label]["server"].append(server_times[-1])
@@ -193,48 +193,55 @@ async def measure_ours(storage_uri: str, repeat: int) -> dict[str, dict[str, lis
 
 
 def ms(values: list[float]) -> float:
-    return statistics.median(values) * 1000
+    return median(values) * 1000
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--n", type=int, default=10_000)
-    parser.add_argument("--repeat", type=int, default=40)
+    parser.add_argument("--quick", action="store_true", help="small smoke variant")
+    parser.add_argument("--n", type=int, default=None, help="experiments (default 10,000)")
+    parser.add_argument("--repeat", type=int, default=None, help="rounds (default 40)")
     parser.add_argument("--mlflow-python", help="an interpreter with mlflow-skinny installed")
     parser.add_argument("--mlflow-side", metavar="OUT", help=argparse.SUPPRESS)
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--out", type=Path, help="where to write (default bench/RESULTS_ui.md; --quick: nowhere)"
+    )
     args = parser.parse_args()
+    args.n = args.n or (6_000 if args.quick else 10_000)  # the 1 % query needs 51 rows
+    args.repeat = args.repeat or (3 if args.quick else 40)
     WORK.mkdir(parents=True, exist_ok=True)
     if args.mlflow_side:
         mlflow_side(args.n, args.repeat, args.mlflow_side)
         return
 
     sys.path.insert(0, str(HERE))
+    meta = machine(["mlflow-skinny", "httpx", "starlette", "jinja2"])
     python = mlflow_python(args.mlflow_python)
     workdir = Path(tempfile.mkdtemp(prefix="bench-ui-", dir=WORK))
     try:
         storage_uri = f"sqlite:///{workdir / 'ours.db'}"
-        t0 = time.perf_counter()
+        t0 = clock()
         asyncio.run(populate_ours(storage_uri, args.n))
-        print(f"ours: {args.n} experiments written in {time.perf_counter() - t0:.1f} s")
+        print(f"ours: {args.n} experiments written in {clock() - t0:.1f} s")
         ours = asyncio.run(measure_ours(storage_uri, args.repeat))
         mlflow_out = workdir / "mlflow.json"
-        t0 = time.perf_counter()
+        t0 = clock()
         subprocess.run(
             [python, __file__, "--n", str(args.n), "--repeat", str(args.repeat),
              "--mlflow-side", str(mlflow_out)],
             check=True, env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"},
         )  # fmt: skip
-        print(f"mlflow: populated and measured in {time.perf_counter() - t0:.1f} s")
+        print(f"mlflow: populated and measured in {clock() - t0:.1f} s")
         theirs = json.loads(mlflow_out.read_text(encoding="utf-8"))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    report = render(args, ours, theirs)
-    print(report)
-    args.out.write_text(report, encoding="utf-8")
+    report = render(args, ours, theirs, finish(meta))
+    write_results(results_path(args.out, args.quick, RESULTS), report)
 
 
-def render(args: argparse.Namespace, ours: dict[str, Any], theirs: dict[str, Any]) -> str:
+def render(
+    args: argparse.Namespace, ours: dict[str, Any], theirs: dict[str, Any], meta: dict[str, Any]
+) -> str:
     lines = [
         "# Dashboard benchmark",
         "",
@@ -264,13 +271,7 @@ def render(args: argparse.Namespace, ours: dict[str, Any], theirs: dict[str, Any
             f"| {label} | {server:.2f} | {page:.2f} | {listed:.2f} | {store:.2f} | {client:.2f} "
             f"| {server / store:.3f} | {server / client:.3f} | < {TARGET} | {verdict} |"
         )
-    load = os.getloadavg()[0]
-    lines += [
-        "",
-        f"Machine: {platform.platform()}, Python {platform.python_version()}, "
-        f"{os.cpu_count()} CPUs, 1-minute load {load:.2f} at the end (the machine may be shared).",
-        "",
-    ]
+    lines += ["", *machine_section(meta)]
     return "\n".join(lines)
 
 

@@ -11,25 +11,20 @@ sides alternate within each repeat, and the table shows medians over the repeats
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import hashlib
 import json
 import os
-import platform
 import resource
-import sqlite3
-import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import psutil
+from _harness import clock, finish, machine, machine_section, median, results_path
 
 HERE = Path(__file__).resolve().parent
 
@@ -154,7 +149,7 @@ def run_child(args: list[str], workdir: Path, timeout: float = 600) -> Child:
     peak = 0.0
     stop = threading.Event()
     watch = CpuWatch().__enter__()
-    t0 = time.monotonic()
+    t0 = clock()
     with open(workdir / "stderr.txt", "w+") as err:
         proc = subprocess.Popen(cmd, cwd=workdir, env=env, stdout=err, stderr=err)
 
@@ -175,7 +170,7 @@ def run_child(args: list[str], workdir: Path, timeout: float = 600) -> Child:
         except subprocess.TimeoutExpired:
             proc.kill()
             rc = proc.wait()
-        wall = time.monotonic() - t0
+        wall = clock() - t0
         stop.set()
         sampler.join()
         watch.__exit__()
@@ -223,7 +218,7 @@ def cold_start(script: str, workdir: Path) -> dict[str, float] | None:
 
 def med(values: list[float]) -> float | None:
     values = [v for v in values if v is not None]
-    return statistics.median(values) if values else None
+    return median(values) if values else None
 
 
 def collect(plan: Plan, workdir: Path) -> dict[str, Any]:
@@ -350,7 +345,7 @@ def fmt_num(v: float | None, unit: str) -> str:
 
 
 def spread(values: list[float]) -> str:
-    return "n/a" if not values else f"{statistics.median(values):.2f}, {max(values):.2f}"
+    return "n/a" if not values else f"{median(values):.2f}, {max(values):.2f}"
 
 
 def ratio(a: float | None, b: float | None) -> float | None:
@@ -475,60 +470,6 @@ def summarize(raw: dict[str, Any], plan: Plan) -> tuple[list[Row], dict[str, Any
     return rows, s
 
 
-def versions() -> dict[str, str]:
-    out = {}
-    for dist in (
-        "healthchain",
-        "sqlalchemy",
-        "aiosqlite",
-        "alembic",
-        "anyio",
-        "mlflow-skinny",
-        "psutil",
-    ):
-        try:
-            out[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            out[dist] = "not installed"
-    return out
-
-
-def source_state() -> tuple[str, str]:
-    """The git commit measured (``+dirty`` with uncommitted changes under src/), and a
-    hash of the tracker's sources, to notice an edit in the middle of a run."""
-    root = HERE.parent
-    digest = hashlib.sha256()
-    for path in sorted((root / "src" / "healthchain" / "tracking").rglob("*.py")):
-        digest.update(path.read_bytes())
-    try:
-        commit = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(root), "status", "--porcelain", "src"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        described = commit + (" + uncommitted changes under src/" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        described = "unknown (not a git checkout)"
-    return described, digest.hexdigest()[:12]
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def render(
     rows: list[Row], s: dict[str, Any], raw: dict[str, Any], plan: Plan, meta: dict[str, Any]
 ) -> str:
@@ -537,7 +478,7 @@ def render(
         "# Benchmark results",
         "",
         f"Written by `python bench/run.py{' --quick' if meta['quick'] else ''}` "
-        f"({meta['started']} → {meta['finished']}, {meta['elapsed']:.0f} s). "
+        f"({meta['started']} → {meta['finished']}, {meta['elapsed']:.0f} s; machine below). "
         f"Medians of {plan.repeats} repeat(s), each in fresh subprocesses, the two sides "
         f"alternating (cold start: {plan.cold_pairs} pairs). "
         "How each figure is measured: bench/README.md.",
@@ -576,19 +517,7 @@ def render(
         f"beside more than {NOISY_CPUS:g} CPUs of other work was measured again (the quieter "
         f"run kept), {plan.retry_budget_s:g} s of such repeats at most.",
         "",
-        "## Machine",
-        "",
-        f"- healthchain measured at {meta['commit']}"
-        + (
-            " — **its tracker sources changed during the run: figures mix versions**"
-            if meta["sources_changed"]
-            else ""
-        ),
-        f"- CPU: {meta['cpu']}, {meta['cpus']} logical CPUs; {meta['ram_gb']:.0f} GiB RAM; "
-        f"load average before/after: {meta['load_before']} / {meta['load_after']}",
-        f"- {meta['os']}; Python {meta['python']} ({sys.executable}); SQLite {meta['sqlite']}",
-        "- " + ", ".join(f"{k} {v}" for k, v in meta["versions"].items()),
-        "",
+        *machine_section(meta),
         "## Raw figures per repeat",
         "",
         "<details><summary>JSON</summary>",
@@ -619,32 +548,16 @@ def main() -> int:
     plan = QUICK if args.quick else FULL
     if args.repeats:
         plan = Plan(**{**plan.__dict__, "repeats": args.repeats})
-    out = args.out or (None if args.quick else HERE / "RESULTS.md")
+    out = results_path(args.out, args.quick, HERE / "RESULTS.md")
 
-    meta: dict[str, Any] = {
-        "quick": args.quick,
-        "started": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "cpu": cpu_model(),
-        "cpus": os.cpu_count(),
-        "ram_gb": psutil.virtual_memory().total / 2**30,
-        "load_before": " ".join(f"{x:.2f}" for x in os.getloadavg()),
-        "os": platform.platform(),
-        "python": platform.python_version(),
-        "sqlite": sqlite3.sqlite_version,
-        "versions": versions(),
-    }
-    meta["commit"], source_hash = source_state()
-    t0 = time.monotonic()
+    meta = machine(["mlflow-skinny", "psutil"])
+    meta["quick"] = args.quick
     with tempfile.TemporaryDirectory(prefix="healthchain-bench-", dir=args.tmp) as workdir:
         raw = collect(plan, Path(workdir))
-    meta["elapsed"] = time.monotonic() - t0
-    meta["finished"] = dt.datetime.now(dt.UTC).strftime("%H:%M UTC")
-    meta["load_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    meta["sources_changed"] = source_state()[1] != source_hash
+    finish(meta)
     rows, s = summarize(raw, plan)
     text = render(rows, s, raw, plan, meta)
-    table = text.split("## Context")[0]
-    print("\n" + table)
+    print("\n" + text.split("## Context")[0])
     if out:
         out.write_text(text)
         print(f"wrote {out}")

@@ -1,15 +1,18 @@
-"""Fixtures shared by the whole suite: the anyio backend, a blocking-call detector, storage."""
+"""Fixtures shared by the whole suite: the anyio backend, a blocking-call detector, storage.
+
+Only fixtures live here; the helpers tests import are the ``helpers`` package.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from blockbuster import BlockBuster, blockbuster_ctx
-from storage import Storage
+from helpers.postgres import postgres_url, reset_postgres
+from helpers.storage import Storage
 
 
 @pytest.fixture
@@ -39,51 +42,6 @@ def db_path(tmp_path: Path) -> Path:
 def storage_uri(db_path: Path) -> str:
     """The storage URI as users write it."""
     return f"sqlite:///{db_path}"
-
-
-POSTGRES_URL_ENV = "HEALTHCHAIN_TEST_POSTGRES_URL"
-STRESS_SCALE = max(1, int(os.environ.get("HEALTHCHAIN_STRESS_SCALE", "1")))
-"""``nox -s stress`` sets this to run the reliability tests longer and harder."""
-_TABLES = "requests, pipeline_components, experiment_tags, experiments, alembic_version"
-
-
-def postgres_url() -> str:
-    url = os.environ.get(POSTGRES_URL_ENV)
-    if not url:
-        pytest.skip(
-            f"PostgreSQL tests need a server: set {POSTGRES_URL_ENV}="
-            "postgresql://user@127.0.0.1:5432/dbname (.ci/run does)"
-        )
-    return url
-
-
-async def reset_postgres(url: str) -> None:
-    import asyncpg  # the postgres extra
-
-    url = url.replace("postgresql+asyncpg://", "postgresql://")
-    try:
-        conn = await asyncpg.connect(url)
-    except asyncpg.ObjectNotInPrerequisiteStateError:
-        # An outage test (tests/storage.py) that was killed mid-outage left the database
-        # closed to connections: open it again, or every later run would fail here.
-        await _reopen_postgres(url)
-        conn = await asyncpg.connect(url)
-    try:
-        await conn.execute(f"DROP TABLE IF EXISTS {_TABLES} CASCADE")
-    finally:
-        await conn.close()
-
-
-async def _reopen_postgres(url: str) -> None:
-    import asyncpg
-    from sqlalchemy.engine import make_url
-
-    target = make_url(url)
-    admin = await asyncpg.connect(target.set(database="postgres").render_as_string(False))
-    try:
-        await admin.execute(f'ALTER DATABASE "{target.database}" ALLOW_CONNECTIONS true')
-    finally:
-        await admin.close()
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import sys
 
 import anyio
 import anyio.to_thread
-from sandbox_cases import new_request
+from helpers.sandbox_cases import new_request
 
 from healthchain.models import CDSRequest, CDSResponse
 from healthchain.sandbox import api, ehr, sandbox

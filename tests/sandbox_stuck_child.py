@@ -13,7 +13,7 @@ import sys
 import threading
 from typing import Any
 
-from sandbox_cases import card, new_request
+from helpers.sandbox_cases import card, new_request
 
 from healthchain.models import CDSRequest, CDSResponse
 from healthchain.sandbox import api, ehr, sandbox

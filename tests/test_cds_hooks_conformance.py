@@ -22,9 +22,9 @@ from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.condition import Condition
 from fhir.resources.R4B.encounter import Encounter
 from fhir.resources.R4B.patient import Patient
+from helpers.storage import Storage
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException
-from storage import Storage
 
 import healthchain as hc
 from healthchain import models

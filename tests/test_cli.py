@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import socket
 import sqlite3
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from filesystems import tmpfs
+from helpers.filesystems import tmpfs
 from typer.testing import CliRunner, Result
 
 from healthchain.cli import app
-from healthchain.tracking import ExperimentStatus, ExperimentTracker, RequestRecord
+from healthchain.tracking import Experiment, ExperimentStatus, ExperimentTracker, RequestRecord
 
 runner = CliRunner()
 
@@ -32,13 +35,18 @@ def run(*args: str, input: str | None = None, env: dict[str, str] | None = None)
 
 
 def assert_one_line_error(result: Result, code: int, *needles: str) -> None:
+    """healthchain's own errors are one line; usage errors (exit 2) are Click's report."""
     assert result.exit_code == code, result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
     assert "Traceback" not in result.output
     lines = result.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    if code == 2:
+        assert lines[0].startswith("Usage: healthchain "), result.stderr
+        assert "--help' for help." in lines[1] and lines[-1].startswith("Error: "), result.stderr
+    else:
+        assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
     for needle in needles:
-        assert needle in lines[0]
+        assert needle in lines[-1]
 
 
 @pytest.fixture
@@ -88,6 +96,68 @@ def test_list_table_shows_every_id_whole_newest_first(
     assert "[bold red]not markup[/]" in result.stdout  # user text is never Rich markup
     assert "epochs:=3" in result.stdout and "model=zephyr" in result.stdout
     assert "COMPLETED" in result.stdout and "triage" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["experiments", "list"],
+        ["experiments", "list", "--format", "csv"],
+        ["experiments", "show", "{triage}", "--format", "json"],
+        ["experiments", "export", "-o", "-"],
+        ["db", "upgrade"],
+    ],
+)
+def test_terminal_commands_load_no_web_stack(
+    storage_uri: str, recorded: dict[str, str], command: list[str]
+) -> None:
+    argv = ["healthchain", *(c.format(**recorded) for c in command), "--storage-uri", storage_uri]
+    code = (
+        "import sys\n"
+        "from healthchain.cli import main\n"
+        f"sys.argv = {argv!r}\n"
+        "try:\n"
+        "    main()\n"
+        "except SystemExit as exc:\n"
+        "    assert exc.code == 0, exc.code\n"
+        "web = ('starlette', 'jinja2', 'uvicorn', 'httpx', 'fastapi')\n"
+        "print('loaded:', sorted(m for m in sys.modules if m.split('.')[0] in web))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    if command[0] == "experiments":
+        assert recorded["triage"] in done.stdout  # it did run
+    assert done.stdout.splitlines()[-1] == "loaded: []"
+
+
+def test_json_records_carry_every_field_of_the_experiment(
+    storage_uri: str, recorded: dict[str, str]
+) -> None:
+    document = json.loads(
+        run(
+            "experiments",
+            "show",
+            recorded["first"],
+            "--storage-uri",
+            storage_uri,
+            "--format",
+            "json",
+        ).stdout
+    )
+    fields = [f.name for f in dataclasses.fields(Experiment)]
+    assert set(document) == {*fields, "duration_s", "requests"}
+    header = next(
+        csv.reader(
+            io.StringIO(
+                run("experiments", "list", "--storage-uri", storage_uri, "--format", "csv").stdout
+            )
+        )
+    )
+    assert header == [
+        *fields[: fields.index("end_time") + 1],
+        "duration_s",
+        *fields[fields.index("end_time") + 1 :],
+    ]
 
 
 def test_list_json_is_one_document_with_filters(storage_uri: str, recorded: dict[str, str]) -> None:

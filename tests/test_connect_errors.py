@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import anyio
 import pytest
-from conftest import postgres_url, reset_postgres
+from helpers.postgres import postgres_url, reset_postgres
 from sqlalchemy.engine import URL, make_url
 
 from healthchain.tracking import (

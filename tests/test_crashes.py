@@ -15,10 +15,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import STRESS_SCALE
-from storage import Storage
+from helpers import STRESS_SCALE
+from helpers.storage import Storage
 
 from healthchain.tracking import Component, Experiment, ExperimentStatus, ExperimentTracker
+
+pytestmark = pytest.mark.stress
 
 CHILD = str(Path(__file__).parent / "tracker_child.py")
 INTERVAL = 0.2

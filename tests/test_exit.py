@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from storage import Storage
+from helpers.storage import Storage
 
 from healthchain.tracking import ExperimentStatus, ExperimentTracker
 

@@ -108,3 +108,30 @@ def test_error_hierarchy_subclasses_the_fitting_builtins() -> None:
     assert issubclass(t.DriverNotInstalledError, ImportError)
     assert issubclass(t.TrackerClosedError, RuntimeError)
     assert issubclass(t.StorageError, OSError)
+
+
+def test_the_top_level_names_load_on_first_use() -> None:
+    # ``import healthchain.cli`` runs healthchain/__init__: it must not pull in the sandbox.
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, healthchain as hc\n"
+        "heavy = ('healthchain.sandbox', 'healthchain.use_cases')\n"
+        "loaded = [m for m in heavy if m in sys.modules]\n"
+        "assert not loaded, loaded\n"
+        "assert set(hc.__all__) <= set(dir(hc)), dir(hc)\n"
+        "import healthchain.sandbox\n"  # the subpackage first: hc.sandbox stays the decorator
+        "assert hc.sandbox is sys.modules['healthchain.sandbox'].sandbox, hc.sandbox\n"
+        "from healthchain import BaseUseCase, sandbox\n"
+        "assert sandbox is hc.sandbox and BaseUseCase.__module__.startswith('healthchain.')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+
+
+def test_an_unknown_top_level_name_is_an_attribute_error() -> None:
+    import healthchain
+
+    with pytest.raises(AttributeError, match="no_such_name"):
+        healthchain.no_such_name  # noqa: B018

@@ -11,10 +11,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from conftest import STRESS_SCALE, postgres_url, reset_postgres
+from helpers import STRESS_SCALE
+from helpers.postgres import postgres_url, reset_postgres
+from helpers.storage import Storage
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from storage import Storage
 
 from healthchain.tracking import (
     ConfigurationError,
@@ -23,6 +24,8 @@ from healthchain.tracking import (
     InvalidInputError,
     RequestRecord,
 )
+
+pytestmark = pytest.mark.stress
 
 NASTY = [
     "'; DROP TABLE experiments; --",

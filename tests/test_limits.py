@@ -15,8 +15,8 @@ from typing import Any
 
 import httpx
 import pytest
+from helpers.storage import Storage
 from starlette.types import Receive, Scope, Send
-from storage import Storage
 from typer.testing import CliRunner
 
 from healthchain.cli import app as cli_app

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import anyio
 import pytest
-from conftest import STRESS_SCALE
+from helpers import STRESS_SCALE
 
 from healthchain.tracking import AsyncExperimentTracker, ExperimentStatus
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.stress]
 
 CHILD = str(Path(__file__).parent / "tracker_child.py")
 PROCESSES, EACH = 8, 200 * STRESS_SCALE

@@ -8,8 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from helpers.storage import Storage
 from sqlalchemy import literal_column, select
-from storage import Storage
 
 from healthchain.tracking import _queries
 from healthchain.tracking._store import (

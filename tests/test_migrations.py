@@ -13,12 +13,14 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from helpers.storage import Storage
 from sqlalchemy import create_engine, inspect
-from storage import Storage
 
 from healthchain.tracking import ExperimentStatus, ExperimentTracker, StorageError
 from healthchain.tracking._migrate import load_scripts, run_migrations
 from healthchain.tracking._schema import HEAD_REVISION, metadata
+
+pytestmark = pytest.mark.stress
 
 HERE = Path(__file__).parent
 CHILD = str(HERE / "tracker_child.py")

@@ -9,12 +9,12 @@ import logging
 
 import anyio
 import pytest
+from helpers.storage import Storage, take_away
 from sqlalchemy.engine import make_url
-from storage import Storage, take_away
 
 from healthchain.tracking import AsyncExperimentTracker, ExperimentStatus, StorageError
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.stress]
 
 OUTAGE_SECONDS = 1.0
 """Twenty SQLite busy timeouts; on PostgreSQL, many refused reconnects."""

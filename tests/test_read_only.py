@@ -19,9 +19,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from helpers.storage import Storage
 from sqlalchemy.ext.asyncio import create_async_engine
 from starlette.types import Receive, Scope, Send
-from storage import Storage
 from typer.testing import CliRunner, Result
 
 from healthchain.cli import app

@@ -11,7 +11,7 @@ import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from storage import Storage
+from helpers.storage import Storage
 
 from healthchain.tracking import ExperimentStatus, ExperimentTracker
 

@@ -17,8 +17,17 @@ import anyio
 import anyio.to_thread
 import pytest
 from blockbuster import BlockBuster
-from sandbox_cases import async_ok, card, define, load_async, load_sync, new_request, sync_ok
-from storage import Storage
+from helpers.sandbox_cases import (
+    async_ok,
+    card,
+    define,
+    load_async,
+    load_sync,
+    new_request,
+    run,
+    sync_ok,
+)
+from helpers.storage import Storage
 
 from healthchain.data_generators import CdsDataGenerator
 from healthchain.models import Card, CdsFhirData, CDSRequest, CDSResponse, Source
@@ -35,19 +44,6 @@ from healthchain.sandbox import (
 )
 from healthchain.tracking import AsyncExperimentTracker, ExperimentStatus, StorageError
 from healthchain.use_cases import BaseUseCase, ClinicalDecisionSupport
-
-
-def run(cls: type[BaseUseCase], **options: Any) -> tuple[SandboxResult, Any]:
-    """Start the sandbox; return the result and the experiment it recorded (or None)."""
-    options.setdefault("save_data", False)
-    with cls() as use_case:
-        result = use_case.start_sandbox(**options)
-        tracker = use_case.experiment_tracker
-        experiment = None
-        if tracker is not None and result.experiment_id is not None:
-            experiment = tracker.get_experiment(result.experiment_id)
-    return result, experiment
-
 
 # -- COMPLETED -------------------------------------------------------------------------
 

@@ -14,12 +14,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sandbox_cases import card, define, load_sync
-from storage import Storage, take_away_for
-from test_sandbox import run
+from helpers.sandbox_cases import card, define, load_sync, run
+from helpers.storage import Storage, take_away_for
 
 from healthchain.models import CDSRequest, CDSResponse
 from healthchain.tracking import ExperimentStatus, ExperimentTracker, StorageError
+
+pytestmark = pytest.mark.stress
 
 OUTAGE_SECONDS = 1.0
 

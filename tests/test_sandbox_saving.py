@@ -9,10 +9,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from filesystems import tmpfs
-from sandbox_cases import async_ok, define, load_sync
-from storage import Storage
-from test_sandbox import run
+from helpers.filesystems import tmpfs
+from helpers.sandbox_cases import async_ok, define, load_sync, run
+from helpers.storage import Storage
 
 from healthchain.sandbox import SandboxConfigError
 from healthchain.tracking import ExperimentStatus

@@ -23,11 +23,11 @@ from pathlib import Path
 
 import anyio.to_thread
 import pytest
-from storage import Storage, take_away
+from helpers.storage import Storage, take_away
 
 from healthchain.tracking import ExperimentStatus, ExperimentTracker
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.stress]
 
 CHILD = Path(__file__).with_name("sandbox_interrupt_child.py")
 HOST = "127.0.0.1"

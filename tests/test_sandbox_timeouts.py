@@ -15,9 +15,8 @@ from typing import Any
 
 import anyio
 import pytest
-from sandbox_cases import async_ok, define, load_async, load_sync, new_request, sync_ok
-from storage import Storage
-from test_sandbox import run
+from helpers.sandbox_cases import async_ok, define, load_async, load_sync, new_request, run, sync_ok
+from helpers.storage import Storage
 
 from healthchain.models import CDSRequest, CDSResponse
 from healthchain.tracking import ExperimentStatus

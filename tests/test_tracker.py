@@ -13,7 +13,7 @@ from pathlib import Path
 
 import anyio
 import pytest
-from storage import Storage
+from helpers.storage import Storage
 
 from healthchain.tracking import (
     AsyncExperimentTracker,

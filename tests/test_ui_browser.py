@@ -17,6 +17,7 @@ import anyio
 import pytest
 import uvicorn
 from blockbuster import BlockBuster
+from helpers import unavailable
 from playwright.async_api import Browser, ConsoleMessage, Dialog, Page, async_playwright, expect
 
 from healthchain.tracking import ExperimentStatus, ExperimentTracker, RequestRecord
@@ -25,6 +26,7 @@ from healthchain.ui import create_app
 pytestmark = [pytest.mark.slow, pytest.mark.anyio]
 
 CHROMIUM = "/usr/bin/chromium"
+HAVE_CHROMIUM = Path(CHROMIUM).is_file()  # here: a stat in the async fixture would block
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -115,6 +117,8 @@ def base_url(storage_uri: str, recorded: dict[str, str]) -> Iterator[str]:
 
 @pytest.fixture
 async def browser() -> AsyncIterator[Browser]:
+    if not HAVE_CHROMIUM:
+        unavailable(f"no Chromium at {CHROMIUM}: apt-get install chromium (.ci/run does)")
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield browser

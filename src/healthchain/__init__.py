@@ -2,16 +2,21 @@
 
 Everything a script or a notebook uses is importable from here: the sandbox decorators
 (``sandbox``, ``api``, ``ehr``, ``feedback``), the trackers and the use-case base class.
+They are imported on first use, so ``import healthchain.cli`` or ``healthchain.tracking``
+loads neither the sandbox nor the use cases.
 """
 
 from __future__ import annotations
 
-# ``healthchain.sandbox`` is also the subpackage's name: binding the decorator here is
-# deliberate (``hc.sandbox`` is the decorator; ``import healthchain.sandbox`` still
-# imports the package through sys.modules).
-from .sandbox import api, ehr, feedback, sandbox
-from .tracking import AsyncExperimentTracker, ExperimentStatus, ExperimentTracker
-from .use_cases import BaseUseCase
+import importlib
+import sys
+import types
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .sandbox import api, ehr, feedback, sandbox
+    from .tracking import AsyncExperimentTracker, ExperimentStatus, ExperimentTracker
+    from .use_cases import BaseUseCase
 
 __all__ = [
     "AsyncExperimentTracker",
@@ -23,3 +28,40 @@ __all__ = [
     "feedback",
     "sandbox",
 ]
+
+_HOMES = {
+    "AsyncExperimentTracker": ".tracking",
+    "ExperimentStatus": ".tracking",
+    "ExperimentTracker": ".tracking",
+    "BaseUseCase": ".use_cases",
+    "api": ".sandbox",
+    "ehr": ".sandbox",
+    "feedback": ".sandbox",
+    "sandbox": ".sandbox",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(home, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
+
+class _Package(types.ModuleType):
+    # ``healthchain.sandbox`` is also the subpackage's name, and importing a subpackage
+    # binds it on its parent: ``hc.sandbox`` stays the decorator whichever is imported
+    # first (``import healthchain.sandbox`` still imports the package via sys.modules).
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "sandbox" and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

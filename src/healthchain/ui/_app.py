@@ -28,6 +28,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from healthchain._filters import build_filters, format_tag, parse_tag
+from healthchain._formatting import format_duration, format_time
 from healthchain.tracking import (
     DEFAULT_STORAGE_URI,
     AsyncExperimentTracker,
@@ -39,15 +41,8 @@ from healthchain.tracking import (
     mask_uri,
 )
 
-from ._filters import build_filters, format_tag, parse_tag
 from ._hosts import LOOPBACK_HOSTS, HostCheck, host_pattern
-from ._views import (
-    duration_points,
-    format_duration,
-    format_time,
-    is_failure,
-    latency_histogram,
-)
+from ._views import duration_points, is_failure, latency_histogram
 
 __all__ = ["LOOPBACK_HOSTS", "MAX_PAGE", "PAGE_SIZES", "create_app"]
 

@@ -11,10 +11,7 @@ whether the tracker or the dashboard's parsing rejected it::
 
 from __future__ import annotations
 
-from healthchain.tracking import InvalidFilterError
+# Defined with the filter parsing the command line shares, below the web stack.
+from healthchain._filters import TagSyntaxError
 
 __all__ = ["TagSyntaxError"]
-
-
-class TagSyntaxError(InvalidFilterError):
-    """A tag filter is not ``key=value`` (or ``key:=JSON``)."""

@@ -1,26 +1,18 @@
-"""Experiments as people read them: formatted times and durations, JSON records, chart data.
+"""The dashboard's chart data and request verdicts: pure functions over tracker records.
 
-Pure functions over tracker records, shared by the command line and the dashboard.
+Times, durations and JSON records, which the command line shows too, are in
+``healthchain._formatting``.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timedelta
 from typing import Any
 
 from healthchain.tracking import Experiment, ExperimentStatus, RequestRecord
 
-__all__ = [
-    "STATUS_COLORS",
-    "duration_points",
-    "experiment_record",
-    "format_duration",
-    "format_time",
-    "is_failure",
-    "latency_histogram",
-]
+__all__ = ["STATUS_COLORS", "duration_points", "is_failure", "latency_histogram"]
 
 # Colour-blind-safe (Okabe-Ito) hues; the same in the table badges and the charts.
 STATUS_COLORS = {
@@ -29,55 +21,6 @@ STATUS_COLORS = {
     ExperimentStatus.FAILED: "#D55E00",
     ExperimentStatus.INTERRUPTED: "#E69F00",
 }
-
-
-def format_time(value: datetime | None) -> str:
-    """``2026-11-27 16:35:24`` in UTC, or an empty string."""
-    return "" if value is None else value.strftime("%Y-%m-%d %H:%M:%S")
-
-
-def format_duration(value: timedelta | None) -> str:
-    """A short human duration (``420 ms``, ``4.20 s``, ``2m 05s``, ``1h 02m``), or empty if None."""
-    if value is None:
-        return ""
-    seconds = value.total_seconds()
-    if seconds < 1:
-        return f"{seconds * 1000:.1f} ms" if seconds < 0.01 else f"{seconds * 1000:.0f} ms"
-    if seconds < 60:
-        return f"{seconds:.2f} s" if seconds < 10 else f"{seconds:.1f} s"
-    minutes, secs = divmod(int(seconds), 60)
-    if minutes < 60:
-        return f"{minutes}m {secs:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 24:
-        return f"{hours}h {minutes:02d}m"
-    days, hours = divmod(hours, 24)
-    return f"{days}d {hours:02d}h"
-
-
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat()
-
-
-def experiment_record(experiment: Experiment) -> dict[str, Any]:
-    """A JSON-ready dict of every field; times in ISO 8601 UTC, duration in seconds."""
-    duration = experiment.duration
-    return {
-        "id": experiment.id,
-        "name": experiment.name,
-        "project": experiment.project,
-        "status": experiment.status.value,
-        "start_time": _iso(experiment.start_time),
-        "end_time": _iso(experiment.end_time),
-        "duration_s": None if duration is None else duration.total_seconds(),
-        "tags": experiment.tags,
-        "pipeline_config": experiment.pipeline_config,
-        "components": [c._asdict() for c in experiment.components],
-        "error": experiment.error,
-        "host": experiment.host,
-        "pid": experiment.pid,
-        "heartbeat_at": _iso(experiment.heartbeat_at),
-    }
 
 
 def duration_points(experiments: Iterable[Experiment]) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """Filters as people type them (``--tag k=v``, ``?tag=k=v``) turned into tracker filters.
 
-The command line and the dashboard share these, so a filter means the same in both.
+The command line and the dashboard share these, so a filter means the same in both; this
+module sits below both and imports no web stack.
 """
 
 from __future__ import annotations
@@ -9,9 +10,14 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from ._exceptions import TagSyntaxError
+from healthchain.tracking import InvalidFilterError
 
-__all__ = ["build_filters", "format_tag", "parse_tag"]
+__all__ = ["TagSyntaxError", "build_filters", "format_tag", "parse_tag"]
+
+
+class TagSyntaxError(InvalidFilterError):
+    """A tag filter is not ``key=value`` (or ``key:=JSON``)."""
+
 
 _EXAMPLE = "write it as key=value, e.g. environment=production (key:=3 for a JSON value)"
 

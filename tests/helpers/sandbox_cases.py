@@ -1,4 +1,4 @@
-"""Use cases the sandbox tests run (imported by tests/test_sandbox*.py)."""
+"""Use cases the sandbox tests run, and running them (imported by tests/test_sandbox*.py)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from healthchain.models import Card, CDSRequest, CDSResponse
-from healthchain.sandbox import api, ehr, sandbox
-from healthchain.use_cases import ClinicalDecisionSupport
+from healthchain.sandbox import SandboxResult, api, ehr, sandbox
+from healthchain.use_cases import BaseUseCase, ClinicalDecisionSupport
 
 CONTEXT = {"userId": "Practitioner/1", "patientId": "Patient/1"}
 
@@ -68,3 +68,15 @@ def load_sync(self: Any) -> CDSRequest:
 
 async def load_async(self: Any) -> CDSRequest:
     return new_request()
+
+
+def run(cls: type[BaseUseCase], **options: Any) -> tuple[SandboxResult, Any]:
+    """Start the sandbox; return the result and the experiment it recorded (or None)."""
+    options.setdefault("save_data", False)
+    with cls() as use_case:
+        result = use_case.start_sandbox(**options)
+        tracker = use_case.experiment_tracker
+        experiment = None
+        if tracker is not None and result.experiment_id is not None:
+            experiment = tracker.get_experiment(result.experiment_id)
+    return result, experiment

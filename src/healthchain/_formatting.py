@@ -1,0 +1,81 @@
+"""Experiments as people read them: times, durations and JSON records of every field.
+
+Pure functions over tracker records, shared by the command line and the dashboard; this
+module sits below both and imports no web stack.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from enum import Enum
+from typing import Any
+
+from healthchain.tracking import Experiment
+
+__all__ = ["EXPERIMENT_COLUMNS", "experiment_record", "format_duration", "format_time"]
+
+
+def format_time(value: datetime | None) -> str:
+    """``2026-11-27 16:35:24`` in UTC, or an empty string."""
+    return "" if value is None else value.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def format_duration(value: timedelta | None) -> str:
+    """A short human duration (``420 ms``, ``4.20 s``, ``2m 05s``, ``1h 02m``), or empty if None."""
+    if value is None:
+        return ""
+    seconds = value.total_seconds()
+    if seconds < 1:
+        return f"{seconds * 1000:.1f} ms" if seconds < 0.01 else f"{seconds * 1000:.0f} ms"
+    if seconds < 60:
+        return f"{seconds:.2f} s" if seconds < 10 else f"{seconds:.1f} s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m {secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours}h {minutes:02d}m"
+    days, hours = divmod(hours, 24)
+    return f"{days}d {hours:02d}h"
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, tuple):  # components: named tuples
+        return [item._asdict() for item in value]
+    return value
+
+
+def _field(name: str) -> Callable[[Experiment], Any]:
+    return lambda experiment: _json_value(getattr(experiment, name))
+
+
+def _duration_s(experiment: Experiment) -> float | None:
+    duration = experiment.duration
+    return None if duration is None else duration.total_seconds()
+
+
+def _columns() -> dict[str, Callable[[Experiment], Any]]:
+    # Every field of the record, in its order, and the derived duration after end_time:
+    # a field added to Experiment shows up in the CLI's JSON/CSV and here with no edit.
+    columns: dict[str, Callable[[Experiment], Any]] = {}
+    for field in dataclasses.fields(Experiment):
+        columns[field.name] = _field(field.name)
+        if field.name == "end_time":
+            columns["duration_s"] = _duration_s
+    return columns
+
+
+_COLUMNS = _columns()
+EXPERIMENT_COLUMNS = tuple(_COLUMNS)
+"""The keys of :func:`experiment_record`, in order: the CSV export's header."""
+
+
+def experiment_record(experiment: Experiment) -> dict[str, Any]:
+    """A JSON-ready dict of every field; times in ISO 8601 UTC, duration in seconds."""
+    return {name: value(experiment) for name, value in _COLUMNS.items()}

@@ -1,0 +1,90 @@
+"""How commands print: Rich tables on a terminal, JSON documents, CSV and JSON Lines."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Sequence
+from typing import IO, Any
+
+import typer
+from rich.console import Console
+from rich.text import Text
+
+from healthchain._filters import format_tag
+from healthchain._formatting import EXPERIMENT_COLUMNS, experiment_record
+from healthchain.tracking import Experiment, ExperimentStatus, RequestStats
+
+__all__ = [
+    "console",
+    "echo_json",
+    "requests_doc",
+    "status_text",
+    "tags_text",
+    "write_csv",
+    "write_jsonl",
+]
+
+
+def console() -> Console:
+    """A console for tables: the terminal's width, or 200 columns when piped."""
+    out = Console(highlight=False)
+    if not out.is_terminal:
+        # Piped or captured: no terminal width to respect, and ids must stay whole.
+        out = Console(highlight=False, width=200)
+    return out
+
+
+def echo_json(document: Any) -> None:
+    """One indented JSON document on stdout."""
+    typer.echo(json.dumps(document, indent=2, ensure_ascii=False))
+
+
+def tags_text(tags: dict[str, Any]) -> str:
+    """Tags as the filters that match them, sorted by key."""
+    return ", ".join(format_tag(k, v) for k, v in sorted(tags.items()))
+
+
+_STATUS_STYLE = {
+    ExperimentStatus.RUNNING: "bold blue",
+    ExperimentStatus.COMPLETED: "bold green",
+    ExperimentStatus.FAILED: "bold red",
+    ExperimentStatus.INTERRUPTED: "bold yellow",
+}
+
+
+def status_text(status: ExperimentStatus) -> Text:
+    """The status name in its colour."""
+    return Text(status.value, style=_STATUS_STYLE[status])
+
+
+def requests_doc(stats: RequestStats) -> dict[str, Any]:
+    """The request summary as a JSON-ready dict."""
+    return {
+        "count": stats.count,
+        "failures": stats.failures,
+        "p50_ms": stats.p50_ms,
+        "p95_ms": stats.p95_ms,
+    }
+
+
+def _csv_cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, dict | list):  # tags, pipeline config, components
+        return json.dumps(value, ensure_ascii=False)
+    return value
+
+
+def write_csv(out: IO[str], experiments: Sequence[Experiment]) -> None:
+    """A header of every column, then one row per experiment; JSON for nested values."""
+    writer = csv.writer(out)
+    writer.writerow(EXPERIMENT_COLUMNS)
+    for experiment in experiments:
+        writer.writerow(_csv_cell(v) for v in experiment_record(experiment).values())
+
+
+def write_jsonl(out: IO[str], experiments: Sequence[Experiment]) -> None:
+    """One JSON record per line."""
+    for experiment in experiments:
+        out.write(json.dumps(experiment_record(experiment), ensure_ascii=False) + "\n")

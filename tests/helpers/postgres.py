@@ -1,0 +1,51 @@
+"""The PostgreSQL server the suite runs against: where it is, and emptying it."""
+
+from __future__ import annotations
+
+import os
+
+from . import unavailable
+
+__all__ = ["POSTGRES_URL_ENV", "postgres_url", "reset_postgres"]
+
+POSTGRES_URL_ENV = "HEALTHCHAIN_TEST_POSTGRES_URL"
+_TABLES = "requests, pipeline_components, experiment_tags, experiments, alembic_version"
+
+
+def postgres_url() -> str:
+    url = os.environ.get(POSTGRES_URL_ENV)
+    if not url:
+        unavailable(
+            f"PostgreSQL tests need a server: set {POSTGRES_URL_ENV}="
+            "postgresql://user@127.0.0.1:5432/dbname (.ci/run does)"
+        )
+    return url
+
+
+async def reset_postgres(url: str) -> None:
+    import asyncpg  # the postgres extra
+
+    url = url.replace("postgresql+asyncpg://", "postgresql://")
+    try:
+        conn = await asyncpg.connect(url)
+    except asyncpg.ObjectNotInPrerequisiteStateError:
+        # An outage test (tests/storage.py) that was killed mid-outage left the database
+        # closed to connections: open it again, or every later run would fail here.
+        await _reopen_postgres(url)
+        conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(f"DROP TABLE IF EXISTS {_TABLES} CASCADE")
+    finally:
+        await conn.close()
+
+
+async def _reopen_postgres(url: str) -> None:
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    target = make_url(url)
+    admin = await asyncpg.connect(target.set(database="postgres").render_as_string(False))
+    try:
+        await admin.execute(f'ALTER DATABASE "{target.database}" ALLOW_CONNECTIONS true')
+    finally:
+        await admin.close()
