@@ -11,11 +11,11 @@ from healthchain.data_generators import CdsDataGenerator
 from healthchain.pipeline import Pipeline
 from healthchain.use_cases import BaseUseCase, Service
 
-from ._callables import as_async
 from ._config import ServiceConfig
 from ._exceptions import SandboxConfigError, SandboxDefinitionError
 from ._handlers import find_handlers
 from ._service_log import ServiceLog, counting_feedback, recording_errors
+from ._threads import as_async
 
 __all__ = ["Plan", "make_plan"]
 
