@@ -12,7 +12,7 @@ from healthchain.pipeline import Pipeline
 from healthchain.use_cases import BaseUseCase, Service
 
 from ._config import ServiceConfig
-from ._exceptions import SandboxConfigError, SandboxDefinitionError
+from ._exceptions import SandboxDefinitionError
 from ._handlers import find_handlers
 from ._service_log import ServiceLog, counting_feedback, recording_errors
 from ._threads import as_async
@@ -53,8 +53,6 @@ def make_plan(use_case: BaseUseCase, service_id: str | None, config: ServiceConf
             f"{cls.__name__} has no @ehr method; mark the method that returns the EHR's "
             "data with @healthchain.ehr(workflow=...)"
         )
-    if service_id is not None and (not isinstance(service_id, str) or not service_id):
-        raise SandboxConfigError(f"service_id must be a non-empty string, got {service_id!r}")
     workflow = handlers.ehr_spec.workflow
     handler = getattr(use_case, handlers.api)
     spec = handlers.api_spec

@@ -1,146 +1,41 @@
-"""One sandbox run = one experiment: serve the handler, send the EHR's requests, record it all."""
+"""``Run``: the part of a run between the service starting and stopping: one experiment
+started, the EHR's requests sent and recorded, its final status written."""
 
 from __future__ import annotations
 
 import logging
 import signal
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import anyio
-import anyio.from_thread
 import anyio.to_thread
 
 from healthchain.tracking import (
     AsyncExperimentTracker,
     ExperimentStatus,
-    ExperimentTracker,
     RequestRecord,
     StorageError,
 )
-from healthchain.use_cases import BaseUseCase
 
 from ._batcher import Batcher
 from ._client import EHRClient, Exchange, RequestOutcome
-from ._config import ExperimentConfig, ServiceConfig
+from ._config import ServiceConfig
 from ._interrupt import Interrupt
-from ._plan import Plan, make_plan
+from ._plan import Plan
 from ._progress import ProgressBar
 from ._result import SandboxResult
-from ._saving import ExchangeWriter, prepare_save_dir
+from ._saving import ExchangeWriter
 from ._server import collapse_exception_groups, serve
 from ._service_log import with_handler_error
 
-__all__ = ["RequestOutcome", "Runner", "SandboxResult"]
+__all__ = ["Run"]
 
 logger = logging.getLogger("healthchain.sandbox")
 
 
-_FINAL_WRITE_GRACE = 10.0
-"""Added to the tracker's outage bound to bound writing the final status and draining
-records once a run is over: the tracker gives up loudly first, this only stops a hang."""
-
-
-@dataclass(frozen=True, slots=True)
-class _Options:
-    service_id: str | None
-    save_data: bool
-    save_dir: str
-
-
-class Runner:
-    """What ``@sandbox`` attaches to a use case class: its options and how to run it."""
-
-    def __init__(self, experiment: ExperimentConfig | None, service: ServiceConfig) -> None:
-        self.experiment = experiment
-        self.service = service
-
-    def open_tracker(self) -> ExperimentTracker | None:
-        """The sync tracker for a new instance; None when tracking is off."""
-        if self.experiment is None:
-            return None
-        return ExperimentTracker(**self.experiment.tracker_options())
-
-    def start(
-        self,
-        use_case: BaseUseCase,
-        *,
-        service_id: str | None = None,
-        save_data: bool = True,
-        save_dir: str = "./output/",
-    ) -> SandboxResult:
-        """Run on the tracker's portal loop (or a fresh one), blocking this thread."""
-        interrupt = Interrupt()
-        tracker = use_case.experiment_tracker
-        with interrupt.handling_signals():
-            if tracker is not None:
-                future = tracker.portal.start_task_soon(
-                    self._run,
-                    use_case,
-                    tracker.async_tracker,
-                    interrupt,
-                    _Options(service_id, save_data, save_dir),
-                )
-                result = future.result()
-            else:
-                with anyio.from_thread.start_blocking_portal() as portal:
-                    result = portal.call(
-                        self._run,
-                        use_case,
-                        None,
-                        interrupt,
-                        _Options(service_id, save_data, save_dir),
-                    )
-        interrupt.redeliver()
-        return result
-
-    async def astart(
-        self,
-        use_case: BaseUseCase,
-        *,
-        service_id: str | None = None,
-        save_data: bool = True,
-        save_dir: str = "./output/",
-    ) -> SandboxResult:
-        """Run on the running loop, with an async tracker opened on it."""
-        interrupt = Interrupt()
-        options = _Options(service_id, save_data, save_dir)
-        with interrupt.handling_signals():
-            if self.experiment is not None:
-                async with AsyncExperimentTracker(**self.experiment.tracker_options()) as tracker:
-                    result = await self._run(use_case, tracker, interrupt, options)
-            else:
-                result = await self._run(use_case, None, interrupt, options)
-        interrupt.redeliver()
-        return result
-
-    async def _run(
-        self,
-        use_case: BaseUseCase,
-        tracker: AsyncExperimentTracker | None,
-        interrupt: Interrupt,
-        options: _Options,
-    ) -> SandboxResult:
-        plan = make_plan(use_case, options.service_id, self.service)
-        out_dir = await prepare_save_dir(options.save_dir) if options.save_data else None
-        final_bound = _FINAL_WRITE_GRACE
-        if self.experiment is not None:
-            final_bound += self.experiment.outage_timeout
-        run = _Run(plan, tracker, self.service, out_dir, interrupt, final_bound)
-        with anyio.CancelScope() as scope:
-            interrupt.arm(scope.cancel)
-            try:
-                await run.execute()
-            finally:
-                interrupt.disarm()
-        if scope.cancelled_caught:
-            return run.result(ExperimentStatus.INTERRUPTED)
-        return run.result(run.status)
-
-
-class _Run:
+class Run:
     """The part of a run between the service starting and stopping."""
 
     def __init__(

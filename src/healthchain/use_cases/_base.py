@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from healthchain.sandbox import SandboxResult
     from healthchain.tracking import ExperimentTracker
 
-__all__ = ["BaseUseCase", "SandboxRunner", "Service", "TokenVerifier"]
+__all__ = ["BaseUseCase", "Service", "TokenVerifier"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,26 +62,6 @@ class TokenVerifier(Protocol):
         ...
 
 
-class SandboxRunner(Protocol):
-    """What ``@sandbox`` attaches to a class (as ``__healthchain_sandbox__``) to run it."""
-
-    def open_tracker(self) -> ExperimentTracker | None:
-        """Open the instance's sync tracker, or return None when tracking is off."""
-        ...
-
-    def start(
-        self, use_case: BaseUseCase, *, service_id: str | None, save_data: bool, save_dir: str
-    ) -> SandboxResult:
-        """Run the sandbox to completion, blocking."""
-        ...
-
-    async def astart(
-        self, use_case: BaseUseCase, *, service_id: str | None, save_data: bool, save_dir: str
-    ) -> SandboxResult:
-        """Run the sandbox on the running event loop."""
-        ...
-
-
 class BaseUseCase:
     """Base of the use cases a sandbox can run; subclass a concrete one such as
     :class:`~healthchain.use_cases.ClinicalDecisionSupport`.
@@ -97,14 +77,17 @@ class BaseUseCase:
     experiment_tracker: ExperimentTracker | None = None
     """The sync tracker ``@sandbox(experiment_config=...)`` opens; None without tracking."""
 
-    __healthchain_sandbox__: ClassVar[SandboxRunner | None] = None
+    __healthchain_tracker__: ClassVar[Callable[[], ExperimentTracker | None] | None] = None
+    """Opens each new instance's :attr:`experiment_tracker` (None: no tracker); set by
+    ``@healthchain.sandbox``, which also gives the class its ``start_sandbox``."""
+
     _finalizer: weakref.finalize[Any, Any] | None = None
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Self:
         """Open the experiment tracker before the subclass's ``__init__`` body runs."""
         self = super().__new__(cls)
-        runner = cls.__healthchain_sandbox__
-        tracker = runner.open_tracker() if runner is not None else None
+        open_tracker = cls.__healthchain_tracker__
+        tracker = open_tracker() if open_tracker is not None else None
         self.experiment_tracker = tracker
         if tracker is not None:
             # Closed with the instance, or at interpreter exit when it never was.
@@ -146,43 +129,29 @@ class BaseUseCase:
         """Validate a service's response body; raises pydantic's ``ValidationError``."""
         raise NotImplementedError
 
-    # Running it.
+    # Running it: ``@healthchain.sandbox`` installs the real methods on the class.
 
-    def start_sandbox(
-        self,
-        service_id: str | None = None,
-        save_data: bool = True,
-        save_dir: str = "./output/",
-    ) -> SandboxResult:
-        """Serve the ``@api`` handler and send it the ``@ehr`` method's requests; blocks.
+    if TYPE_CHECKING:
 
-        One call is one experiment, recorded RUNNING before the first request and then
-        COMPLETED, FAILED or INTERRUPTED (Ctrl-C, SIGTERM). Returns a
-        ``healthchain.sandbox.SandboxResult`` with the experiment id and the responses.
-        Works from scripts and from a thread already running an event loop (a notebook).
-        With ``save_data``, ``save_dir`` must be writable (checked before the run starts,
-        a ``SandboxConfigError`` otherwise); a file that cannot be written during the run
-        (a full disk) fails it, and only whole files are left.
-        """
-        return _runner(self).start(
-            self, service_id=service_id, save_data=save_data, save_dir=save_dir
-        )
+        def start_sandbox(
+            self, service_id: str | None = None, save_data: bool = True, save_dir: str = ...
+        ) -> SandboxResult:
+            """Run the sandbox, blocking (the method ``@healthchain.sandbox`` installs)."""
 
-    async def astart_sandbox(
-        self,
-        service_id: str | None = None,
-        save_data: bool = True,
-        save_dir: str = "./output/",
-    ) -> SandboxResult:
-        """Like :meth:`start_sandbox`, on the running event loop (cancellation interrupts it).
+        async def astart_sandbox(
+            self, service_id: str | None = None, save_data: bool = True, save_dir: str = ...
+        ) -> SandboxResult:
+            """Run the sandbox on the running event loop."""
 
-        With tracking on, build the instance before the loop starts or in a worker
-        thread (``await anyio.to_thread.run_sync(MyUseCase)``): opening its sync tracker
-        waits for the tracker's thread.
-        """
-        return await _runner(self).astart(
-            self, service_id=service_id, save_data=save_data, save_dir=save_dir
-        )
+    else:
+
+        def start_sandbox(self, *args: Any, **kwargs: Any) -> Any:
+            """Run the sandbox: available once the class is decorated with ``@sandbox``."""
+            raise _not_decorated(self)
+
+        async def astart_sandbox(self, *args: Any, **kwargs: Any) -> Any:
+            """Run the sandbox: available once the class is decorated with ``@sandbox``."""
+            raise _not_decorated(self)
 
     # Lifecycle.
 
@@ -203,12 +172,9 @@ class BaseUseCase:
         self.close()
 
 
-def _runner(use_case: BaseUseCase) -> SandboxRunner:
-    runner = type(use_case).__healthchain_sandbox__
-    if runner is None:
-        name = type(use_case).__name__
-        raise TypeError(
-            f"{name} is not decorated with @sandbox; add @healthchain.sandbox above "
-            f"'class {name}' to run it in the sandbox"
-        )
-    return runner
+def _not_decorated(use_case: BaseUseCase) -> TypeError:
+    name = type(use_case).__name__
+    return TypeError(
+        f"{name} is not decorated with @sandbox; add @healthchain.sandbox above "
+        f"'class {name}' to run it in the sandbox"
+    )
