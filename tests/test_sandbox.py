@@ -210,6 +210,30 @@ def test_the_data_generator_gets_the_workflow_of_the_ehr_method(any_storage: Sto
     assert experiment.status is ExperimentStatus.COMPLETED
 
 
+def test_only_the_data_generator_attribute_gets_the_workflow(any_storage: Storage) -> None:
+    # The convention is self.data_generator; another generator the use case keeps (here
+    # one for a different hook) is the user's and keeps its workflow.
+    @sandbox(experiment_config={"storage_uri": any_storage.uri}, service_config={"port": 0})
+    class Discharge(ClinicalDecisionSupport):
+        def __init__(self) -> None:
+            self.data_generator = CdsDataGenerator()
+            self.orders = CdsDataGenerator("order-sign")
+
+        @ehr(workflow="encounter-discharge", num=1)
+        def load(self) -> CdsFhirData:
+            return self.data_generator.generate(random_seed=7)
+
+        @api
+        async def summarise(self, request: CDSRequest) -> CDSResponse:
+            return CDSResponse(cards=[card()])
+
+    with Discharge() as use_case:
+        result = use_case.start_sandbox(save_data=False)
+        assert result.status is ExperimentStatus.COMPLETED
+        assert use_case.data_generator.workflow == "encounter-discharge"
+        assert use_case.orders.workflow == "order-sign"
+
+
 def test_the_pipeline_is_recorded_as_components_and_config(any_storage: Storage) -> None:
     pipeline: Pipeline[Any, Any] = Pipeline()
     pipeline.add_node(str.strip, stage="preprocessing", name="clean")

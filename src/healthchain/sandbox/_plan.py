@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from healthchain._callables import is_async_callable
-from healthchain.data_generators import CdsDataGenerator
 from healthchain.pipeline import Pipeline
 from healthchain.use_cases import BaseUseCase, Service
 
@@ -85,10 +84,6 @@ def make_plan(use_case: BaseUseCase, service_id: str | None, config: ServiceConf
         path = use_case.service_path(service.id)
     except NotImplementedError as exc:
         raise SandboxDefinitionError(str(exc)) from exc
-
-    for value in vars(use_case).values():
-        if isinstance(value, CdsDataGenerator):
-            value.workflow = workflow
 
     on_loop = [
         f"the async {kind} {name!r}"

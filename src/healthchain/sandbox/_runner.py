@@ -8,6 +8,7 @@ from __future__ import annotations
 import anyio
 import anyio.from_thread
 
+from healthchain.data_generators import CdsDataGenerator
 from healthchain.tracking import AsyncExperimentTracker, ExperimentStatus
 from healthchain.use_cases import BaseUseCase
 
@@ -65,6 +66,7 @@ async def run(
 ) -> SandboxResult:
     """One run on this loop: planned, then executed under the interrupt's cancel scope."""
     plan = make_plan(use_case, options.service_id, spec.service)
+    _give_workflow_to_data_generator(use_case, plan.workflow)
     out_dir = await prepare_save_dir(options.save_dir) if options.save_data else None
     final_bound = _FINAL_WRITE_GRACE
     if spec.experiment is not None:
@@ -79,3 +81,12 @@ async def run(
     if scope.cancelled_caught:
         return execution.result(ExperimentStatus.INTERRUPTED)
     return execution.result(execution.status)
+
+
+def _give_workflow_to_data_generator(use_case: BaseUseCase, workflow: str) -> None:
+    """The documented convention: a ``CdsDataGenerator`` the use case keeps as
+    ``self.data_generator`` generates for the ``@ehr`` method's workflow. Any other
+    attribute, a generator or not, is the user's to set."""
+    generator = vars(use_case).get("data_generator")
+    if isinstance(generator, CdsDataGenerator):
+        generator.workflow = workflow
