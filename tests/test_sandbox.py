@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import io
 import json
 import logging
 import os
@@ -15,6 +16,7 @@ from typing import Any
 
 import anyio
 import anyio.to_thread
+import httpx
 import pytest
 from blockbuster import BlockBuster
 from sandbox_cases import async_ok, card, define, load_async, load_sync, new_request, sync_ok
@@ -493,10 +495,35 @@ def test_the_service_is_stopped_when_the_run_returns(any_storage: Storage) -> No
 
 
 def test_a_custom_service_id_is_served(any_storage: Storage) -> None:
-    result, _ = run(
-        define(async_ok, load_sync, storage_uri=any_storage.uri, num=1), service_id="x-1"
+    # The app the sandbox served, wrapped to record the paths its requests went to.
+    served: list[Any] = []
+    paths: list[tuple[str, str]] = []
+
+    def build_app(self: Any, service: Any, **options: Any) -> Any:
+        app = ClinicalDecisionSupport.build_app(self, service, **options)
+        served.append(app)
+
+        async def recording(scope: Any, receive: Any, send: Any) -> None:
+            if scope["type"] == "http":
+                paths.append((scope["method"], scope["path"]))
+            await app(scope, receive, send)
+
+        return recording
+
+    cls = define(
+        async_ok, load_sync, storage_uri=any_storage.uri, num=2, extra={"build_app": build_app}
     )
+    result, _ = run(cls, service_id="x-1")
     assert result.status is ExperimentStatus.COMPLETED
+    assert paths == [("POST", "/cds-services/x-1")] * 2
+
+    async def discover() -> Any:
+        transport = httpx.ASGITransport(app=served[0])
+        async with httpx.AsyncClient(transport=transport, base_url="http://cds") as client:
+            return (await client.get("/cds-services")).json()
+
+    (listed,) = anyio.run(discover)["services"]
+    assert listed["id"] == "x-1"
 
 
 # -- async entry point and cancellation -------------------------------------------------
@@ -608,6 +635,13 @@ def test_a_progress_bar_is_drawn_only_on_a_terminal(
     os.close(master)
     assert result.status is ExperimentStatus.COMPLETED
     assert b"Sending requests" in drawn
+
+    # Not a terminal (as when stderr is redirected): nothing is drawn at all.
+    redirected = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", redirected)
+    result, _ = run(define(async_ok, load_sync, storage_uri=any_storage.uri, num=5))
+    assert result.status is ExperimentStatus.COMPLETED
+    assert redirected.getvalue() == ""
 
 
 def test_a_storage_failure_while_recording_requests_fails_the_run(any_storage: Storage) -> None:
