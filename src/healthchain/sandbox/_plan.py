@@ -75,7 +75,7 @@ def make_plan(use_case: BaseUseCase, service_id: str | None, config: ServiceConf
     bearer_token: Callable[[str], str] | None = None
     verifier = None
     if config.jwt:
-        from healthchain.use_cases._jwt import generate_key_pair
+        from healthchain.use_cases import generate_key_pair  # loads the JWT stack on use
 
         signer, verifier = generate_key_pair()
         bearer_token = signer.token
