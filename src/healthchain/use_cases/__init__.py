@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._base import BaseUseCase, Service, TokenVerifier
+from ._base import BaseUseCase
+from ._service import Service, TokenVerifier
 
 if TYPE_CHECKING:
     from ._cds import ClinicalDecisionSupport, create_cds_app
