@@ -22,12 +22,13 @@ from healthchain.tracking import (
 from ._batcher import Batcher
 from ._client import EHRClient, Exchange, RequestOutcome
 from ._config import ServiceConfig
+from ._exception_groups import collapse_exception_groups
 from ._interrupt import Interrupt
 from ._plan import Plan
 from ._progress import ProgressBar
 from ._result import SandboxResult
 from ._saving import ExchangeWriter
-from ._server import collapse_exception_groups, serve
+from ._server import serve
 from ._service_log import with_handler_error
 
 __all__ = ["Run"]
