@@ -587,9 +587,9 @@ def test_the_sandbox_takes_the_description_from_the_handler_docstring() -> None:
             """
             return CDSResponse(cards=[])
 
-    from healthchain.sandbox._run import _plan
+    from healthchain.sandbox._plan import make_plan
 
-    plan = _plan(Documented(), None, ServiceConfig())
+    plan = make_plan(Documented(), None, ServiceConfig())
     assert plan.service.description == "Greets the patient."
 
 
@@ -613,9 +613,9 @@ async def test_usage_requirements_and_declared_prefetch_are_advertised() -> None
         def svc(self, request: CDSRequest) -> CDSResponse:
             return CDSResponse(cards=[])
 
-    from healthchain.sandbox._run import _plan
+    from healthchain.sandbox._plan import make_plan
 
-    plan = _plan(Declared(), "greeter", ServiceConfig())
+    plan = make_plan(Declared(), "greeter", ServiceConfig())
     async with client_for(plan.app) as client:
         reply = await client.get("/cds-services")
     assert reply.json() == {
@@ -1367,9 +1367,9 @@ async def test_with_jwt_on_the_sandbox_service_refuses_unsigned_calls() -> None:
         def svc(self, request: CDSRequest) -> CDSResponse:
             return CDSResponse(cards=[])
 
-    from healthchain.sandbox._run import _plan
+    from healthchain.sandbox._plan import make_plan
 
-    plan = _plan(Signed(), None, ServiceConfig(jwt=True))
+    plan = make_plan(Signed(), None, ServiceConfig(jwt=True))
     assert plan.bearer_token is not None
     async with client_for(plan.app) as client:
         unsigned = await client.post("/cds-services/svc", json=new_body())

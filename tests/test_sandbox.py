@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import io
 import json
 import logging
 import os
@@ -15,6 +16,7 @@ from typing import Any
 
 import anyio
 import anyio.to_thread
+import httpx
 import pytest
 from blockbuster import BlockBuster
 from helpers.sandbox_cases import (
@@ -204,6 +206,30 @@ def test_the_data_generator_gets_the_workflow_of_the_ehr_method(any_storage: Sto
     assert result.status is ExperimentStatus.COMPLETED
     assert hooks == ["encounter-discharge"] * 2
     assert experiment.status is ExperimentStatus.COMPLETED
+
+
+def test_only_the_data_generator_attribute_gets_the_workflow(any_storage: Storage) -> None:
+    # The convention is self.data_generator; another generator the use case keeps (here
+    # one for a different hook) is the user's and keeps its workflow.
+    @sandbox(experiment_config={"storage_uri": any_storage.uri}, service_config={"port": 0})
+    class Discharge(ClinicalDecisionSupport):
+        def __init__(self) -> None:
+            self.data_generator = CdsDataGenerator()
+            self.orders = CdsDataGenerator("order-sign")
+
+        @ehr(workflow="encounter-discharge", num=1)
+        def load(self) -> CdsFhirData:
+            return self.data_generator.generate(random_seed=7)
+
+        @api
+        async def summarise(self, request: CDSRequest) -> CDSResponse:
+            return CDSResponse(cards=[card()])
+
+    with Discharge() as use_case:
+        result = use_case.start_sandbox(save_data=False)
+        assert result.status is ExperimentStatus.COMPLETED
+        assert use_case.data_generator.workflow == "encounter-discharge"
+        assert use_case.orders.workflow == "order-sign"
 
 
 def test_the_pipeline_is_recorded_as_components_and_config(any_storage: Storage) -> None:
@@ -465,10 +491,35 @@ def test_the_service_is_stopped_when_the_run_returns(any_storage: Storage) -> No
 
 
 def test_a_custom_service_id_is_served(any_storage: Storage) -> None:
-    result, _ = run(
-        define(async_ok, load_sync, storage_uri=any_storage.uri, num=1), service_id="x-1"
+    # The app the sandbox served, wrapped to record the paths its requests went to.
+    served: list[Any] = []
+    paths: list[tuple[str, str]] = []
+
+    def build_app(self: Any, service: Any, **options: Any) -> Any:
+        app = ClinicalDecisionSupport.build_app(self, service, **options)
+        served.append(app)
+
+        async def recording(scope: Any, receive: Any, send: Any) -> None:
+            if scope["type"] == "http":
+                paths.append((scope["method"], scope["path"]))
+            await app(scope, receive, send)
+
+        return recording
+
+    cls = define(
+        async_ok, load_sync, storage_uri=any_storage.uri, num=2, extra={"build_app": build_app}
     )
+    result, _ = run(cls, service_id="x-1")
     assert result.status is ExperimentStatus.COMPLETED
+    assert paths == [("POST", "/cds-services/x-1")] * 2
+
+    async def discover() -> Any:
+        transport = httpx.ASGITransport(app=served[0])
+        async with httpx.AsyncClient(transport=transport, base_url="http://cds") as client:
+            return (await client.get("/cds-services")).json()
+
+    (listed,) = anyio.run(discover)["services"]
+    assert listed["id"] == "x-1"
 
 
 # -- async entry point and cancellation -------------------------------------------------
@@ -580,6 +631,13 @@ def test_a_progress_bar_is_drawn_only_on_a_terminal(
     os.close(master)
     assert result.status is ExperimentStatus.COMPLETED
     assert b"Sending requests" in drawn
+
+    # Not a terminal (as when stderr is redirected): nothing is drawn at all.
+    redirected = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", redirected)
+    result, _ = run(define(async_ok, load_sync, storage_uri=any_storage.uri, num=5))
+    assert result.status is ExperimentStatus.COMPLETED
+    assert redirected.getvalue() == ""
 
 
 def test_a_storage_failure_while_recording_requests_fails_the_run(any_storage: Storage) -> None:

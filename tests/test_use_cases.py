@@ -206,9 +206,16 @@ def test_the_base_use_case_defines_no_service() -> None:
 
 
 def test_closing_a_use_case_without_a_tracker_is_a_no_op() -> None:
-    with BaseUseCase() as use_case:
-        pass
+    with ClinicalDecisionSupport() as use_case:
+        before = dict(vars(use_case))
+    assert use_case.experiment_tracker is None
     use_case.close()
+    # Nothing changed, and the use case still serves.
+    assert vars(use_case) == before
+    with use_case:
+        app = use_case.build_app(make_service())
+    assert use_case.service_path("echo") == "/cds-services/echo"
+    assert callable(app)
 
 
 @pytest.mark.anyio

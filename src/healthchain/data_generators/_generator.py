@@ -232,8 +232,9 @@ def _bundle(resources: list[Json]) -> Json:
 class CdsDataGenerator:
     """Generates synthetic FHIR data (:class:`CdsFhirData`) for the workflow set on it.
 
-    The sandbox's ``@ehr(workflow=...)`` sets :attr:`workflow`; set it yourself (or pass it
-    here) to use the generator on its own.
+    The sandbox sets :attr:`workflow` to the ``@ehr(workflow=...)`` on the generator a use
+    case keeps as ``self.data_generator`` (and on no other); set it yourself (or pass it
+    here) to use a generator otherwise.
     """
 
     def __init__(self, workflow: Workflow | str | None = None) -> None:

@@ -35,7 +35,7 @@ from ._exceptions import (
 
 if TYPE_CHECKING:
     from ._client import RequestOutcome
-    from ._run import SandboxResult
+    from ._result import SandboxResult
 
 __all__ = [
     "ExperimentConfig",
@@ -58,7 +58,7 @@ def __getattr__(name: str) -> Any:
     # The run's modules (server, client, clinical models) load on first use, so that
     # ``import healthchain`` stays light for code that only tracks experiments.
     if name == "SandboxResult":
-        from ._run import SandboxResult
+        from ._result import SandboxResult
 
         return SandboxResult
     if name == "RequestOutcome":

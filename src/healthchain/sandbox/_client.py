@@ -15,10 +15,11 @@ import anyio.to_thread
 import httpx
 from pydantic import BaseModel, ValidationError
 
+from healthchain._callables import is_async_callable
 from healthchain.use_cases import BaseUseCase
 
-from ._callables import is_async_callable, run_in_daemon_thread
-from ._server import collapse_exception_groups
+from ._exception_groups import collapse_exception_groups
+from ._threads import run_in_daemon_thread
 
 __all__ = ["EHRClient", "Exchange", "RequestOutcome"]
 

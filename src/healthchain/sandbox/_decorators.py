@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
+from typing import Any, ParamSpec, TypeVar, overload
 
 from healthchain.use_cases import BaseUseCase
 
 from ._config import ExperimentConfig, ServiceConfig
+from ._entry import SandboxSpec, install
 from ._exceptions import SandboxConfigError, SandboxDefinitionError
 from ._handlers import (
     API_MARK,
@@ -21,11 +22,6 @@ from ._handlers import (
     find_handlers,
     mark,
 )
-
-if TYPE_CHECKING:
-    from healthchain.tracking import ExperimentTracker
-
-    from ._run import Runner, SandboxResult
 
 __all__ = ["api", "ehr", "feedback", "sandbox"]
 
@@ -200,53 +196,12 @@ def sandbox(
         handlers = find_handlers(target)
         if handlers.ehr_spec is not None:
             _check_workflow(target, handlers.ehr_spec.workflow)
-        target.__healthchain_sandbox__ = _DeferredRunner(experiment, service)
+        install(target, SandboxSpec(experiment, service))
         return target
 
     if cls is not None:
         return decorate(cls)
     return decorate
-
-
-class _DeferredRunner:
-    """The class's sandbox runner, built when its first instance is created.
-
-    The runner's module pulls in the server, the EHR client and the clinical models;
-    decorating a class (or importing healthchain) need not pay for them.
-    """
-
-    __slots__ = ("_experiment", "_runner", "_service")
-
-    def __init__(self, experiment: ExperimentConfig | None, service: ServiceConfig) -> None:
-        self._experiment, self._service = experiment, service
-        self._runner: Runner | None = None
-
-    def _get(self) -> Runner:
-        if self._runner is None:
-            from ._run import Runner
-
-            self._runner = Runner(self._experiment, self._service)
-        return self._runner
-
-    def open_tracker(self) -> ExperimentTracker | None:
-        """Open the instance's sync tracker, or return None when tracking is off."""
-        return self._get().open_tracker()
-
-    def start(
-        self, use_case: BaseUseCase, *, service_id: str | None, save_data: bool, save_dir: str
-    ) -> SandboxResult:
-        """Run the sandbox to completion, blocking."""
-        return self._get().start(
-            use_case, service_id=service_id, save_data=save_data, save_dir=save_dir
-        )
-
-    async def astart(
-        self, use_case: BaseUseCase, *, service_id: str | None, save_data: bool, save_dir: str
-    ) -> SandboxResult:
-        """Run the sandbox on the running event loop."""
-        return await self._get().astart(
-            use_case, service_id=service_id, save_data=save_data, save_dir=save_dir
-        )
 
 
 def _check_workflow(cls: type[BaseUseCase], workflow: str) -> None:

@@ -6,15 +6,16 @@ import contextlib
 import errno
 import logging
 import socket
-from collections.abc import AsyncIterator, Generator, Iterator
+from collections.abc import AsyncIterator, Generator
 
 import anyio
 import uvicorn
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from ._exception_groups import collapse_exception_groups
 from ._exceptions import ServiceStartError
 
-__all__ = ["collapse_exception_groups", "serve"]
+__all__ = ["serve"]
 
 logger = logging.getLogger("healthchain.sandbox")
 
@@ -66,20 +67,6 @@ class _InFlight:
     def cancel_all(self) -> None:
         for cancel_scope in list(self.scopes):
             cancel_scope.cancel()
-
-
-@contextlib.contextmanager
-def collapse_exception_groups() -> Iterator[None]:
-    """Re-raise a task group's lone exception as itself, so callers see the real error."""
-    try:
-        yield
-    except BaseExceptionGroup as group:
-        if len(group.exceptions) != 1:
-            raise
-        inner = group.exceptions[0]
-        if isinstance(inner, BaseExceptionGroup):
-            raise
-        raise inner from inner.__cause__
 
 
 async def _bind(host: str, port: int) -> socket.socket:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._base import BaseUseCase, SandboxRunner, Service, TokenVerifier
+from ._base import BaseUseCase
+from ._service import Service, TokenVerifier
 
 if TYPE_CHECKING:
     from ._cds import ClinicalDecisionSupport, create_cds_app
@@ -16,7 +17,6 @@ __all__ = [
     "ClinicalDecisionSupport",
     "JwtSigner",
     "JwtVerifier",
-    "SandboxRunner",
     "Service",
     "TokenVerifier",
     "create_cds_app",

@@ -1,11 +1,10 @@
-"""The base every use case derives from, and the service description a use case serves."""
+"""``BaseUseCase``: the base every use case derives from."""
 
 from __future__ import annotations
 
 import weakref
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Self
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -16,70 +15,9 @@ if TYPE_CHECKING:
     from healthchain.sandbox import SandboxResult
     from healthchain.tracking import ExperimentTracker
 
-__all__ = ["BaseUseCase", "SandboxRunner", "Service", "TokenVerifier"]
+    from ._service import Service, TokenVerifier
 
-
-@dataclass(frozen=True, slots=True)
-class Service:
-    """One service endpoint: the handler a use case's app calls, and how it is advertised."""
-
-    id: str
-    """The service id in the endpoint's path, e.g. ``/cds-services/{id}``."""
-    hook: str
-    """The workflow (CDS hook) the service answers."""
-    handler: Callable[[Any], Awaitable[Any]]
-    """Awaitable handler taking the validated request and returning the response model."""
-    name: str
-    """The handler's name, used in error messages."""
-    title: str | None = None
-    """A human-friendly title for discovery."""
-    description: str = ""
-    """What the service does, for discovery (required there, so it must not be empty)."""
-    prefetch: Mapping[str, str] = field(default_factory=dict)
-    """Prefetch templates advertised in discovery, by prefetch key."""
-    usage_requirements: str | None = None
-    """What the EHR must arrange before using the service (``usageRequirements``)."""
-    feedback: Callable[[Any], Awaitable[Any]] | None = None
-    """Awaitable handler taking the validated ``CDSFeedback``; None: feedback is accepted."""
-    extension: Mapping[str, Any] | None = None
-    """The service's ``extension`` object in discovery."""
-
-    def __post_init__(self) -> None:
-        for name in ("id", "hook", "description"):
-            value = getattr(self, name)
-            if not isinstance(value, str) or not value.strip():
-                raise ValueError(
-                    f"Service {name!r} must be a non-empty string (CDS Hooks discovery "
-                    f"requires it), got {value!r} for handler {self.name!r}"
-                )
-
-
-class TokenVerifier(Protocol):
-    """Checks the bearer token of a call: None when it is valid, else why not."""
-
-    def verify(self, token: str, *, audience: str) -> str | None:
-        """Check ``token`` for a call to the endpoint URL ``audience``."""
-        ...
-
-
-class SandboxRunner(Protocol):
-    """What ``@sandbox`` attaches to a class (as ``__healthchain_sandbox__``) to run it."""
-
-    def open_tracker(self) -> ExperimentTracker | None:
-        """Open the instance's sync tracker, or return None when tracking is off."""
-        ...
-
-    def start(
-        self, use_case: BaseUseCase, *, service_id: str | None, save_data: bool, save_dir: str
-    ) -> SandboxResult:
-        """Run the sandbox to completion, blocking."""
-        ...
-
-    async def astart(
-        self, use_case: BaseUseCase, *, service_id: str | None, save_data: bool, save_dir: str
-    ) -> SandboxResult:
-        """Run the sandbox on the running event loop."""
-        ...
+__all__ = ["BaseUseCase"]
 
 
 class BaseUseCase:
@@ -97,14 +35,17 @@ class BaseUseCase:
     experiment_tracker: ExperimentTracker | None = None
     """The sync tracker ``@sandbox(experiment_config=...)`` opens; None without tracking."""
 
-    __healthchain_sandbox__: ClassVar[SandboxRunner | None] = None
+    __healthchain_tracker__: ClassVar[Callable[[], ExperimentTracker | None] | None] = None
+    """Opens each new instance's :attr:`experiment_tracker` (None: no tracker); set by
+    ``@healthchain.sandbox``, which also gives the class its ``start_sandbox``."""
+
     _finalizer: weakref.finalize[Any, Any] | None = None
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Self:
         """Open the experiment tracker before the subclass's ``__init__`` body runs."""
         self = super().__new__(cls)
-        runner = cls.__healthchain_sandbox__
-        tracker = runner.open_tracker() if runner is not None else None
+        open_tracker = cls.__healthchain_tracker__
+        tracker = open_tracker() if open_tracker is not None else None
         self.experiment_tracker = tracker
         if tracker is not None:
             # Closed with the instance, or at interpreter exit when it never was.
@@ -146,43 +87,29 @@ class BaseUseCase:
         """Validate a service's response body; raises pydantic's ``ValidationError``."""
         raise NotImplementedError
 
-    # Running it.
+    # Running it: ``@healthchain.sandbox`` installs the real methods on the class.
 
-    def start_sandbox(
-        self,
-        service_id: str | None = None,
-        save_data: bool = True,
-        save_dir: str = "./output/",
-    ) -> SandboxResult:
-        """Serve the ``@api`` handler and send it the ``@ehr`` method's requests; blocks.
+    if TYPE_CHECKING:
 
-        One call is one experiment, recorded RUNNING before the first request and then
-        COMPLETED, FAILED or INTERRUPTED (Ctrl-C, SIGTERM). Returns a
-        ``healthchain.sandbox.SandboxResult`` with the experiment id and the responses.
-        Works from scripts and from a thread already running an event loop (a notebook).
-        With ``save_data``, ``save_dir`` must be writable (checked before the run starts,
-        a ``SandboxConfigError`` otherwise); a file that cannot be written during the run
-        (a full disk) fails it, and only whole files are left.
-        """
-        return _runner(self).start(
-            self, service_id=service_id, save_data=save_data, save_dir=save_dir
-        )
+        def start_sandbox(
+            self, service_id: str | None = None, save_data: bool = True, save_dir: str = ...
+        ) -> SandboxResult:
+            """Run the sandbox, blocking (the method ``@healthchain.sandbox`` installs)."""
 
-    async def astart_sandbox(
-        self,
-        service_id: str | None = None,
-        save_data: bool = True,
-        save_dir: str = "./output/",
-    ) -> SandboxResult:
-        """Like :meth:`start_sandbox`, on the running event loop (cancellation interrupts it).
+        async def astart_sandbox(
+            self, service_id: str | None = None, save_data: bool = True, save_dir: str = ...
+        ) -> SandboxResult:
+            """Run the sandbox on the running event loop."""
 
-        With tracking on, build the instance before the loop starts or in a worker
-        thread (``await anyio.to_thread.run_sync(MyUseCase)``): opening its sync tracker
-        waits for the tracker's thread.
-        """
-        return await _runner(self).astart(
-            self, service_id=service_id, save_data=save_data, save_dir=save_dir
-        )
+    else:
+
+        def start_sandbox(self, *args: Any, **kwargs: Any) -> Any:
+            """Run the sandbox: available once the class is decorated with ``@sandbox``."""
+            raise _not_decorated(self)
+
+        async def astart_sandbox(self, *args: Any, **kwargs: Any) -> Any:
+            """Run the sandbox: available once the class is decorated with ``@sandbox``."""
+            raise _not_decorated(self)
 
     # Lifecycle.
 
@@ -203,12 +130,9 @@ class BaseUseCase:
         self.close()
 
 
-def _runner(use_case: BaseUseCase) -> SandboxRunner:
-    runner = type(use_case).__healthchain_sandbox__
-    if runner is None:
-        name = type(use_case).__name__
-        raise TypeError(
-            f"{name} is not decorated with @sandbox; add @healthchain.sandbox above "
-            f"'class {name}' to run it in the sandbox"
-        )
-    return runner
+def _not_decorated(use_case: BaseUseCase) -> TypeError:
+    name = type(use_case).__name__
+    return TypeError(
+        f"{name} is not decorated with @sandbox; add @healthchain.sandbox above "
+        f"'class {name}' to run it in the sandbox"
+    )

@@ -35,7 +35,8 @@ from healthchain.models import (
     Workflow,
 )
 
-from ._base import BaseUseCase, Service, TokenVerifier
+from ._base import BaseUseCase
+from ._service import Service, TokenVerifier
 
 __all__ = ["ClinicalDecisionSupport", "create_cds_app"]
 

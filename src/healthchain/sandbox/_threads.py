@@ -1,4 +1,4 @@
-"""Handlers and ``@ehr`` methods as awaitables, whether written ``def`` or ``async def``."""
+"""Running the user's sync code in daemon threads, so an interrupt never waits for it."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import anyio.to_thread
 
 from healthchain._callables import is_async_callable
 
-__all__ = ["as_async", "is_async_callable", "run_in_daemon_thread"]
+__all__ = ["as_async", "run_in_daemon_thread"]
 
 T = TypeVar("T")
 
