@@ -58,8 +58,6 @@ _repr = reprlib.Repr()
 _repr.maxlevel, _repr.maxstring, _repr.maxother = 3, 80, 80
 show = _repr.repr
 
-# The quoted JSON text of a str, as the encoders below write it (the C function).
-_quote = json.encoder.encode_basestring
 _dumps = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
 _dumps_sorted = json.JSONEncoder(
     ensure_ascii=False, allow_nan=False, separators=(",", ":"), sort_keys=True
@@ -180,9 +178,6 @@ def validate_tags(
                 f"{what} keys must be non-empty strings; {show(key)} is not. "
                 f"Use e.g. {{{show(str(key))}: ...}}"
             )
-        if type(value) is str:
-            texts[key] = _quote(value)
-            continue
         if isinstance(value, dict | list | tuple):
             check_depth(value, f"{what}[{show(key)}]", error)
         try:
