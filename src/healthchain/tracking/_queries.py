@@ -72,10 +72,10 @@ _COLUMNS = (
 )
 _STATUS = {s.value: s for s in ExperimentStatus}
 # The stdlib decoder's C scanner (what ``json.loads`` ends in), without the whitespace
-# regex and end check around it (JSON another writer indented falls back to json.loads). Measured with
-# timeit on a 2-core Linux box (median of 7, CPython 3.11, three short tag/config values):
-# 0.30 µs per value, against 0.39 µs for the public ``raw_decode`` and 1.0 µs for
-# ``json.loads``; three values per row make it ~0.3 s per million rows listed.
+# regex and end check around it (JSON another writer indented falls back to json.loads).
+# Measured with timeit on a 2-core Linux box (median of 7, CPython 3.11, short tag and
+# config values): 0.30 µs per value, against 0.39 µs for the public ``raw_decode`` and
+# 1.0 µs for ``json.loads``; at three values a row, ~0.3 s per million rows listed.
 # ``json.JSONDecoder.scan_once`` has been there since Python 2.6.
 _scan = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 
