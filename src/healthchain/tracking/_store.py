@@ -6,8 +6,8 @@ executors run them:
 * :class:`SqliteBackend` ships each whole transaction (or read) to the aiosqlite
   connection's own thread as one function. aiosqlite runs every call on that thread and a
   thread hop costs ~150 µs on small machines, so one hop per transaction instead of one
-  per statement is what makes group commits cheap. The sqlite3 work then happens off
-  the event loop thread entirely.
+  per statement is what makes group commits cheap (``_sqlite_thread``, the one module
+  using aiosqlite internals). The sqlite3 work then happens off the event loop thread.
 * :class:`CoreBackend` runs the same functions through ``AsyncConnection.run_sync`` for
   every other async dialect (PostgreSQL via asyncpg).
 
@@ -44,6 +44,7 @@ from ._exceptions import (
     TrackerError,
 )
 from ._schema import experiment_tags, experiments, pipeline_components, requests
+from ._sqlite_thread import run_on_connection_thread
 from ._values import printable
 
 if TYPE_CHECKING:
@@ -653,22 +654,19 @@ class SqliteBackend(Backend):
     def __init__(self, engine: AsyncEngine) -> None:
         super().__init__(engine)
         self._writer: AsyncConnection | None = None
-        self._driver: Any = None
         self._compiled = CompiledCache()
 
     async def write(self, ops: Sequence[Op]) -> list[Any]:
         if self._writer is None:
             self._writer = await self.engine.connect()
-            self._driver = (await self._writer.get_raw_connection()).driver_connection
-        return await _run_on_connection_thread(self._driver, self._apply, ops)
+        return await run_on_connection_thread(self._writer, self._apply, ops)
 
     def _apply(self, conn: sqlite3.Connection, ops: Sequence[Op]) -> list[Any]:
         return apply_batch(_SqliteExecutor(conn, self._compiled), ops)
 
     async def read(self, fn: Callable[[Executor], T]) -> T:
         async with self.engine.connect() as conn:
-            driver = (await conn.get_raw_connection()).driver_connection
-            return await _run_on_connection_thread(driver, self._read, fn)
+            return await run_on_connection_thread(conn, self._read, fn)
 
     def _read(self, conn: sqlite3.Connection, fn: Callable[[Executor], T]) -> T:
         ex = _SqliteExecutor(conn, self._compiled)
@@ -698,20 +696,6 @@ async def _discard(conn: AsyncConnection) -> None:
     with contextlib.suppress(Exception):  # already broken: nothing more to release
         await conn.invalidate()
         await conn.close()
-
-
-async def _run_on_connection_thread(driver: Any, fn: Callable[..., T], *args: Any) -> T:
-    # aiosqlite's public calls each cost a hop to its thread; ``_execute`` runs a whole
-    # function there in one. It has been aiosqlite's internal entry point for every call
-    # since its first releases; tests/test_store.py pins that it is still there.
-    box: list[T] = await driver._execute(_with_connection, driver, fn, *args)
-    # aiosqlite's worker keeps its last result in a local until its next call; handing
-    # the result over in a box we empty means a large list is not kept alive twice.
-    return box.pop()
-
-
-def _with_connection(driver: Any, fn: Callable[..., T], *args: Any) -> list[T]:
-    return [fn(driver._conn, *args)]
 
 
 class CoreBackend(Backend):
