@@ -36,7 +36,6 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ColumnClause
 from sqlalchemy.util import LRUCache
 
-from ._config import HEARTBEAT_INTERVAL_RANGE
 from ._exceptions import (
     ExperimentNotFoundError,
     ExperimentStateError,
@@ -44,6 +43,7 @@ from ._exceptions import (
     TrackerError,
 )
 from ._schema import experiment_tags, experiments, pipeline_components, requests
+from ._settings import HEARTBEAT_INTERVAL_RANGE
 from ._sqlite_thread import run_on_connection_thread
 from ._values import printable
 

@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING, Any, Self
 
 from anyio.from_thread import BlockingPortal
 
-from ._config import DEFAULT_STORAGE_URI
 from ._exceptions import describe
 from ._portal import LoopThread
 from ._records import Experiment, ExperimentStatus
+from ._settings import DEFAULT_STORAGE_URI
 from ._tracker import CLOSED_WHILE_OPEN, PROCESS_EXITED, AsyncExperimentTracker
 from ._values import RequestRecord, RequestStats
 
@@ -105,6 +105,11 @@ class ExperimentTracker:
     def project_name(self) -> str:
         """The project new experiments are recorded under."""
         return self._tracker.project_name
+
+    @property
+    def heartbeat_interval(self) -> float:
+        """Seconds between two heartbeats of a running experiment."""
+        return self._tracker.heartbeat_interval
 
     def __repr__(self) -> str:
         state = "open" if self._loop_thread.running else "closed"

@@ -23,16 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
 from . import _queries, _requests_view
-from ._config import (
-    DEFAULT_STORAGE_URI,
-    MAX_QUEUED_WRITES_RANGE,
-    OUTAGE_TIMEOUT_RANGE,
-    StorageConfig,
-    resolve_storage_uri,
-    validate_heartbeat_interval,
-    validate_project_name,
-    validate_range,
-)
+from ._config import StorageConfig, resolve_storage_uri, validate_project_name
 from ._dataframe import experiments_to_dataframe
 from ._exceptions import (
     ConfigurationError,
@@ -48,6 +39,7 @@ from ._ids import new_id
 from ._migrate import check_schema, ensure_schema, upgrade
 from ._records import Experiment, ExperimentStatus
 from ._schema import HEAD_REVISION
+from ._settings import DEFAULT_STORAGE_URI, TrackerSettings
 from ._store import (
     Backend,
     BeatOp,
@@ -436,23 +428,18 @@ class AsyncExperimentTracker:
         max_queued_writes: int = 100_000,
         read_only: bool = False,
     ) -> None:
-        self._storage = resolve_storage_uri(storage_uri)
-        self._read_only = bool(read_only)
-        self._outage_timeout = validate_range(
-            "outage_timeout", outage_timeout, OUTAGE_TIMEOUT_RANGE
+        self._settings = settings = TrackerSettings(
+            storage_uri,
+            heartbeat_interval,
+            outage_timeout,
+            max_queued_writes,
+            read_only,
         )
-        self._max_queued = int(
-            validate_range(
-                "max_queued_writes",
-                max_queued_writes,
-                MAX_QUEUED_WRITES_RANGE,
-                unit="",
-                integer=True,
-            )
-        )
+        self._storage = resolve_storage_uri(settings.storage_uri)
+        self._read_only = settings.read_only
         self._project = validate_project_name(project_name)
         self._tags, self._tag_texts = validate_tags(tags)
-        self._heartbeat_interval = validate_heartbeat_interval(heartbeat_interval)
+        self._heartbeat_interval = settings.heartbeat_interval
         # The engine is built on first use, in a worker thread: building it resolves the
         # SQLite path against the working directory, a blocking call.
         self._engine: AsyncEngine | None = None
@@ -629,7 +616,7 @@ class AsyncExperimentTracker:
                         partial(
                             _create_engine,
                             self._storage,
-                            self._outage_timeout,
+                            self._settings.outage_timeout,
                             read_only=self._read_only,
                         )
                     )
@@ -647,9 +634,8 @@ class AsyncExperimentTracker:
                 if not self._read_only:
                     self._writer = Writer(
                         self._backend,
+                        self._settings,
                         on_orphan=self._end_orphan,
-                        outage_timeout=self._outage_timeout,
-                        max_queued=self._max_queued,
                         where=self._storage.display,
                     )
                     self._spawn(self._heartbeat(), "healthchain-heartbeat")
