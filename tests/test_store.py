@@ -13,18 +13,12 @@ from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from healthchain.tracking import AsyncExperimentTracker, _sqlite_thread, upgrade_database
+from healthchain.tracking._batch import describe_ops
 from healthchain.tracking._config import resolve_storage_uri
 from healthchain.tracking._migrate import current_revision, load_scripts, run_migrations
+from healthchain.tracking._operations import BeatOp, DeleteOp, EndOp, RequestsOp, StartOp
 from healthchain.tracking._schema import HEAD_REVISION, metadata
-from healthchain.tracking._store import (
-    BeatOp,
-    DeleteOp,
-    EndOp,
-    RequestsOp,
-    StartOp,
-    describe_ops,
-    is_transient,
-)
+from healthchain.tracking._transient import is_transient
 
 pytestmark = pytest.mark.anyio
 

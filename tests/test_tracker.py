@@ -28,7 +28,7 @@ from healthchain.tracking import (
     TrackerClosedError,
     TrackerError,
 )
-from healthchain.tracking._store import EndOp
+from healthchain.tracking._operations import EndOp
 
 pytestmark = pytest.mark.anyio
 

@@ -1,6 +1,6 @@
 """Reads: statements, filters, and turning rows into records.
 
-The functions here take an :class:`~._store.Executor` and run off the event loop (in
+The functions here take an :class:`~._executors.Executor` and run off the event loop (in
 aiosqlite's thread for SQLite), so building thousands of records never stalls the loop.
 Turning rows into records is most of the cost of a large list: keep it lean.
 """
@@ -20,9 +20,10 @@ from sqlalchemy.sql import ColumnElement, Select
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
+from ._codecs import from_db_time
+from ._executors import Executor
 from ._records import Component, Experiment, ExperimentStatus
-from ._schema import experiment_tags, experiments, requests
-from ._store import STATUS_OF, Executor, from_db_time, static
+from ._schema import STATUS_OF, experiment_tags, experiments, requests, static
 from ._values import MAX_JSON_DEPTH, RequestStats, ValidFilters, check_depth
 
 __all__ = ["LIST_QUERY_CACHE_SIZE", "get_experiment", "list_experiments", "request_stats"]

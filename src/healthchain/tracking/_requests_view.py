@@ -1,14 +1,15 @@
 """Every request of one experiment, for views that need each latency (histograms, failures).
 
-Like ``_queries``, a pure read over an :class:`~._store.Executor`, run off the event loop.
+Like ``_queries``, a pure read over an :class:`~._executors.Executor`, run off the event loop.
 """
 
 from __future__ import annotations
 
 from sqlalchemy import bindparam, select
 
-from ._schema import requests
-from ._store import STATUS_OF, Executor, from_db_time, static
+from ._codecs import from_db_time
+from ._executors import Executor
+from ._schema import STATUS_OF, requests, static
 from ._values import RequestRecord
 
 __all__ = ["list_requests"]

@@ -23,6 +23,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
 from . import _queries, _requests_view
+from ._backends import Backend, CoreBackend, SqliteBackend
+from ._codecs import Codec, SqliteCodec
 from ._config import StorageConfig, resolve_storage_uri, validate_project_name
 from ._dataframe import experiments_to_dataframe
 from ._exceptions import (
@@ -37,23 +39,11 @@ from ._exceptions import (
 )
 from ._ids import new_id
 from ._migrate import check_schema, ensure_schema, upgrade
+from ._operations import BeatOp, DeleteOp, EndOp, ReapOp, RequestsOp, StartOp
 from ._records import Experiment, ExperimentStatus
 from ._schema import HEAD_REVISION
 from ._settings import DEFAULT_STORAGE_URI, TrackerSettings
-from ._store import (
-    Backend,
-    BeatOp,
-    Codec,
-    CoreBackend,
-    DeleteOp,
-    EndOp,
-    ReapOp,
-    RequestsOp,
-    SqliteBackend,
-    SqliteCodec,
-    StartOp,
-    is_transient,
-)
+from ._transient import is_transient
 from ._values import (
     RequestRecord,
     RequestStats,

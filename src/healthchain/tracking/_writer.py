@@ -20,9 +20,12 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from ._backends import Backend
+from ._batch import describe_ops
 from ._exceptions import StorageError, TrackerClosedError, describe
+from ._operations import Op, StartOp
 from ._settings import TrackerSettings
-from ._store import Backend, Op, StartOp, describe_ops, is_transient
+from ._transient import is_transient
 
 __all__ = ["Writer"]
 
