@@ -6,29 +6,23 @@ import asyncio
 import logging
 import os
 import socket
-import sqlite3
-import ssl
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from functools import partial
-from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
 import anyio
-from sqlalchemy import URL, event
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.pool import NullPool
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from . import _queries, _requests_view
 from ._backends import Backend, CoreBackend, SqliteBackend
 from ._codecs import Codec, SqliteCodec
-from ._config import StorageConfig, resolve_storage_uri, validate_project_name
+from ._config import resolve_storage_uri, validate_project_name
 from ._dataframe import experiments_to_dataframe
+from ._engine import create_engine
 from ._exceptions import (
-    ConfigurationError,
     ExperimentNotFoundError,
     ExperimentStateError,
     InvalidInputError,
@@ -43,7 +37,7 @@ from ._operations import BeatOp, DeleteOp, EndOp, ReapOp, RequestsOp, StartOp
 from ._records import Experiment, ExperimentStatus
 from ._schema import HEAD_REVISION
 from ._settings import DEFAULT_STORAGE_URI, TrackerSettings
-from ._transient import is_transient
+from ._storage_errors import StorageErrors
 from ._values import (
     RequestRecord,
     RequestStats,
@@ -73,300 +67,6 @@ logger = logging.getLogger("healthchain.tracking")
 _HOST = socket.gethostname()
 CLOSED_WHILE_OPEN = "the tracker was closed while the experiment was open"
 PROCESS_EXITED = "the process exited while the experiment was open"
-# Seconds a SQLite connection waits for another writer's lock before giving up.
-SQLITE_BUSY_TIMEOUT = 30.0
-# Lower bound on one PostgreSQL connect or statement, whatever the outage_timeout.
-PG_MIN_STATEMENT_TIMEOUT = 5.0
-# Address space for memory-mapped reads; only pages actually read become resident.
-SQLITE_MMAP_BYTES = 256 * 1024 * 1024
-
-
-def _create_engine(
-    storage: StorageConfig, outage_timeout: float | None, *, read_only: bool = False
-) -> AsyncEngine:
-    """Build the engine (blocking: call it in a worker thread).
-
-    ``outage_timeout`` bounds each PostgreSQL statement; None (schema upgrades, which
-    may rewrite large tables) leaves them unbounded. ``read_only`` opens a SQLite file
-    for reading only, so a file or folder this process cannot write can still be read.
-    An option of the URL the driver cannot take is a :class:`ConfigurationError`; any
-    failure to connect, later, is a :class:`StorageError` (see :func:`_connect`).
-    """
-    try:
-        engine = _build_engine(storage, outage_timeout, read_only)
-    except TrackerError:
-        raise
-    except (SQLAlchemyError, TypeError, ValueError) as exc:
-        # The dialect reads the URL's options here (a port or cache size that is not a
-        # number, a timeout that is not one): nothing has been connected to yet.
-        raise ConfigurationError(
-            storage.scrub(
-                f"storage_uri {storage.display!r} has an option the "
-                f"{storage.url.get_driver_name()!r} driver cannot take ({describe(exc)}); "
-                "correct or remove it"
-            )
-        ) from exc
-    event.listen(engine.sync_engine, "do_connect", partial(_connect, storage))
-    return engine
-
-
-def _build_engine(
-    storage: StorageConfig, outage_timeout: float | None, read_only: bool
-) -> AsyncEngine:
-    if not storage.is_sqlite:
-        connect_args: dict[str, Any] = {}
-        if outage_timeout is not None and storage.url.drivername == "postgresql+asyncpg":
-            # A server that stops answering (a lock it never grants, a network that drops
-            # packets) must fail an attempt within the outage bound, not hang the writer:
-            # asyncpg cancels the statement on the server when its command_timeout fires.
-            # The floor keeps a tiny bound from failing a merely slow statement.
-            bound = max(outage_timeout, PG_MIN_STATEMENT_TIMEOUT)
-            connect_args = {
-                key: bound for key in ("timeout", "command_timeout") if key not in storage.url.query
-            }
-        return create_async_engine(storage.url, connect_args=connect_args, pool_pre_ping=True)
-    url, pooled = _sqlite_read_url(storage) if read_only else (storage.url, True)
-    if url is storage.url:
-        _check_sqlite_path(str(storage.url.database))
-    # Reads never open a transaction they leave behind, so the pool's reset-on-return
-    # rollback (one more thread hop per read) is not needed.
-    # A ``?timeout=`` in the URL (seconds, pysqlite's own option) overrides the default.
-    connect_args = {} if "timeout" in storage.url.query else {"timeout": SQLITE_BUSY_TIMEOUT}
-    pool = {} if pooled else {"poolclass": NullPool}
-    engine = create_async_engine(url, connect_args=connect_args, pool_reset_on_return=None, **pool)
-    if read_only:
-        event.listen(engine.sync_engine, "do_connect", _read_only_connect)
-    event.listen(
-        engine.sync_engine, "connect", _sqlite_read_pragmas if read_only else _sqlite_pragmas
-    )
-    return engine
-
-
-def _sqlite_read_url(storage: StorageConfig) -> tuple[URL, bool]:
-    """The URL of read-only SQLite connections (``mode=ro``), and whether they may be
-    pooled; ``storage.url`` unchanged when there is no file (an in-memory database).
-
-    A WAL-mode database needs its ``-shm`` file, which SQLite creates beside it; in a
-    folder this process cannot write, a connection falls back to ``immutable`` when it
-    cannot (:func:`_read_only_connect`). That choice holds only while no writer is at
-    work, so such connections are not pooled: each read chooses afresh.
-    """
-    url = storage.url
-    database = url.database
-    if not database or database == ":memory:":
-        return url, True
-    if url.query.get("uri") not in (None, "", "0", "false", "False"):
-        return url.update_query_dict({"mode": "ro"}), False  # a SQLite URI: keep its path
-    path = Path(database).absolute()
-    if not path.is_file():
-        _check_sqlite_path(database)  # names a missing directory, or a directory given
-        raise StorageError(
-            f"cannot read the SQLite database {database!r}: {str(path)!r} does not exist"
-        )
-    if not os.access(path, os.R_OK):
-        raise StorageError(
-            f"cannot read the SQLite database {database!r}: {str(path)!r} is not readable "
-            "by this process; check its permissions"
-        )
-    writable = os.access(path.parent, os.W_OK)
-    shm, wal = Path(f"{path}-shm"), Path(f"{path}-wal")
-    if not writable and not shm.exists() and _size(wal) > 0:
-        raise StorageError(
-            f"cannot read the SQLite database {database!r}: its write-ahead log "
-            f"{str(wal)!r} holds commits, but the folder is read-only and has no "
-            f"{shm.name!r}, so SQLite cannot read them; open the database once where "
-            "it can be written (that checkpoints the log), then copy it here"
-        )
-    query = {**url.query, "uri": "true", "mode": "ro"}
-    return url.set(database=path.as_uri(), query=query), writable
-
-
-def _read_only_connect(dialect: Any, _record: Any, cargs: list[Any], cparams: Any) -> Any:
-    """Open ``mode=ro``; if SQLite cannot create the WAL index (``-shm``) in a read-only
-    folder, no writer is at work there (a writer keeps one), so open ``immutable``."""
-    connection = dialect.connect(*cargs, **cparams)
-    try:
-        cursor = connection.cursor()
-        try:
-            cursor.execute("PRAGMA schema_version")  # the first read opens the WAL index
-        finally:
-            cursor.close()
-    except sqlite3.OperationalError as exc:
-        connection.close()
-        base, _, query = str(cargs[0]).rpartition("?")
-        options = query.split("&")
-        if exc.sqlite_errorcode != sqlite3.SQLITE_CANTOPEN or "mode=ro" not in options:
-            raise
-        options[options.index("mode=ro")] = "immutable=1"
-        return dialect.connect(f"{base}?{'&'.join(options)}", *cargs[1:], **cparams)
-    return connection
-
-
-def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return 0
-
-
-def _connect(storage: StorageConfig, dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
-    """Every new connection, whatever the backend: a failure that waiting cannot cure
-    (no such database or role, a wrong password, an option the driver refuses) becomes a
-    :class:`StorageError` at once, naming the database and what to check, so the writer
-    does not retry it for the outage bound. One that waiting may cure (a server down or
-    restarting, refused connections) is left as it is: the writer retries it, and
-    :class:`_StorageErrors` words it for callers."""
-    try:
-        return dialect.connect(*cargs, **cparams)
-    except Exception as exc:
-        if isinstance(exc, TrackerError) or (is_transient(exc) and not _is_tls_failure(exc)):
-            raise
-        raise StorageError(
-            storage.scrub(
-                f"cannot connect to {storage.display!r}: {describe(exc)}; "
-                f"{_what_to_check(exc, storage)}"
-            )
-        ) from exc
-
-
-_OPTION_EXAMPLES = {
-    "asyncpg": " (asyncpg takes e.g. ssl=require, timeout=10, command_timeout=30)",
-    "aiosqlite": " (SQLite takes e.g. timeout=30)",
-}
-
-
-def _is_tls_failure(exc: BaseException) -> bool:
-    # TLS the server does not offer, or a certificate that does not verify, fails the
-    # same way next time. (A handshake cut short, SSLEOFError, may be a server going
-    # down: that stays an outage.)
-    return isinstance(exc, ssl.SSLCertVerificationError) or (
-        isinstance(exc, ConnectionError) and "rejected SSL upgrade" in str(exc)
-    )
-
-
-def _what_to_check(exc: BaseException, storage: StorageConfig) -> str:
-    if _is_tls_failure(exc):
-        return (
-            "check the URL's ssl option (ssl=disable, prefer, require, verify-ca or "
-            "verify-full) against what the server offers, and its certificates"
-        )
-    state = getattr(exc, "sqlstate", None) or getattr(getattr(exc, "orig", None), "sqlstate", None)
-    if state == "3D000":
-        return "check the database name in the URL, or create that database first"
-    if isinstance(state, str) and state.startswith("28"):
-        return (
-            "check the user name and password (given in the URL, a ?password= option, "
-            "PGPASSWORD or ~/.pgpass) and the server's pg_hba.conf"
-        )
-    if state == "42501":
-        return "check that this user may connect to that database (GRANT CONNECT)"
-    if isinstance(exc, TypeError | ValueError | ArithmeticError | LookupError):
-        example = _OPTION_EXAMPLES.get(storage.url.get_driver_name(), "")
-        return (
-            "check the options after '?' in the URL: one is not taken by the driver, or has "
-            f"a value it refuses{example}"
-        )
-    return "check the URL, and that the server accepts connections from this host"
-
-
-def _check_sqlite_path(database: str) -> None:
-    # Fail here, naming the path, rather than inside aiosqlite's connect (whose failure
-    # path leaves its worker thread posting to the loop after the caller has moved on).
-    path = Path(database).absolute()
-    if not path.parent.is_dir():
-        raise StorageError(
-            f"cannot open the SQLite database {database!r}: the directory {str(path.parent)!r} "
-            "does not exist; create it first or choose another path"
-        )
-    if path.is_dir():
-        raise StorageError(
-            f"cannot open the SQLite database {database!r}: {str(path)!r} is a directory; "
-            "give the path of a file, e.g. 'sqlite:///experiments.db'"
-        )
-    target = path if path.exists() else path.parent
-    if not os.access(target, os.R_OK | os.W_OK):
-        mounted = " (its file system is mounted read-only)" if _on_read_only_mount(target) else ""
-        raise StorageError(
-            f"cannot open the SQLite database {database!r} for writing: {str(path)!r} is not "
-            f"writable by this process{mounted}; check its permissions or choose another "
-            "path (reading alone needs no write access: read_only=True)"
-        )
-
-
-def _on_read_only_mount(path: Path) -> bool:
-    try:
-        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
-    except OSError:
-        return False
-
-
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    # WAL: readers never block the writer; NORMAL: a commit survives a crash of the
-    # process (not of the machine) without an fsync per commit.
-    # mmap: rows a filter picks from all over the file are read from memory, not with
-    # one read() call per page.
-    # wal_autocheckpoint: checkpoint every 10,000 pages instead of 1,000, so pages that
-    # every commit touches (the newest leaves) are copied back once per checkpoint, not
-    # ten times; the WAL may grow to ~40 MB between checkpoints.
-    for pragma in (
-        "journal_mode=WAL",
-        "synchronous=NORMAL",
-        "foreign_keys=ON",
-        f"mmap_size={SQLITE_MMAP_BYTES}",
-        "wal_autocheckpoint=10000",
-    ):
-        cursor.execute(f"PRAGMA {pragma}")
-    cursor.close()
-
-
-def _sqlite_read_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    for pragma in ("query_only=ON", f"mmap_size={SQLITE_MMAP_BYTES}"):
-        cursor.execute(f"PRAGMA {pragma}")
-    cursor.close()
-
-
-_DATABASE_ERRORS = (SQLAlchemyError, sqlite3.Error, OSError)
-
-
-class _StorageErrors:
-    """``with`` block turning database errors into :class:`StorageError` (a plain class:
-    it wraps every call on the hot path, where a generator-based one costs more)."""
-
-    __slots__ = ("action", "storage")
-
-    def __init__(self, storage: StorageConfig, action: str) -> None:
-        self.storage, self.action = storage, action
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if exc is None or isinstance(exc, TrackerError) or not isinstance(exc, _DATABASE_ERRORS):
-            return
-        cause = getattr(exc, "orig", None) or exc
-        if self.storage.is_sqlite and "unable to open database file" in str(cause):
-            message = (
-                f"{self.action}: cannot open the SQLite database {self.storage.url.database!r} "
-                f"({cause}); check that its directory exists and is writable"
-            )
-        else:
-            message = f"{self.action} on {self.storage.display!r} failed: {describe(cause)}"
-            if not self.storage.is_sqlite and isinstance(cause, OSError):
-                message += f"; {_unreachable_hint(cause)}"
-        raise StorageError(self.storage.scrub(message)) from exc
-
-
-def _unreachable_hint(cause: OSError) -> str:
-    if isinstance(cause, socket.gaierror):
-        return "check the host name in the URL"
-    return "check that the database server is running and reachable at that host and port"
 
 
 async def upgrade_database(storage_uri: str = DEFAULT_STORAGE_URI) -> tuple[str | None, str]:
@@ -376,9 +76,9 @@ async def upgrade_database(storage_uri: str = DEFAULT_STORAGE_URI) -> tuple[str 
     (``healthchain db upgrade``). ``before`` is None for a database without a schema.
     """
     storage = resolve_storage_uri(storage_uri)
-    engine = await anyio.to_thread.run_sync(_create_engine, storage, None)
+    engine = await anyio.to_thread.run_sync(create_engine, storage, None)
     try:
-        with _StorageErrors(storage, "upgrading the schema"):
+        with StorageErrors(storage, "upgrading the schema"):
             before = await upgrade(engine)
     finally:
         await engine.dispose()
@@ -604,7 +304,7 @@ class AsyncExperimentTracker:
                 if self._engine is None:
                     self._engine = await anyio.to_thread.run_sync(
                         partial(
-                            _create_engine,
+                            create_engine,
                             self._storage,
                             self._settings.outage_timeout,
                             read_only=self._read_only,
@@ -641,9 +341,9 @@ class AsyncExperimentTracker:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def _storage_errors(self, action: str) -> _StorageErrors:
+    def _storage_errors(self, action: str) -> StorageErrors:
         """Translate driver and SQLAlchemy errors into :class:`StorageError`, in one place."""
-        return _StorageErrors(self._storage, action)
+        return StorageErrors(self._storage, action)
 
     async def _heartbeat(self) -> None:
         while True:
