@@ -10,8 +10,10 @@ its end), inside a transaction the caller (:mod:`._batch`) owns.
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, ClassVar
 
@@ -20,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from ._codecs import Codec, from_db_time
 from ._exceptions import ExperimentNotFoundError, ExperimentStateError, InvalidInputError
 from ._executors import Executor
+from ._records import ExperimentStatus
 from ._schema import (
     BEAT,
     DELETE,
@@ -33,7 +36,7 @@ from ._schema import (
     STATUS_OF,
 )
 from ._settings import HEARTBEAT_INTERVAL_RANGE
-from ._values import printable
+from ._values import RequestRecord, dump_json, printable
 
 __all__ = [
     "BeatOp",
@@ -45,6 +48,8 @@ __all__ = [
     "RequestsOp",
     "StartOp",
 ]
+
+_HOST = socket.gethostname()
 
 
 class Conflict(Exception):
@@ -101,6 +106,48 @@ class StartOp(Op):
         super().__init__()
         self.experiment, self.tags, self.components = experiment, tags, components
 
+    @classmethod
+    def of(
+        cls,
+        codec: Codec,
+        experiment_id: str,
+        name: str,
+        project: str,
+        now: Any,
+        tags: dict[str, Any],
+        tag_texts: dict[str, str],
+        config: dict[str, Any] | None,
+        config_text: str | None,
+        parts: list[tuple[str, str | None, str | None]],
+        heartbeat_interval: float,
+    ) -> StartOp:
+        """The rows of a new RUNNING experiment, from validated values (``now`` encoded)."""
+        as_text = codec.json_as_text
+        experiment = {
+            "id": experiment_id,
+            "name": name,
+            "project": project,
+            "start_time": now,
+            "end_time": None,
+            "status": "RUNNING",
+            "tags": dump_json(tags) if as_text else tags,
+            "pipeline_config": config_text if as_text else config,
+            "components": (dump_json(parts) if as_text else parts) if parts else None,
+            "error": None,
+            "heartbeat_at": now,
+            "heartbeat_interval": heartbeat_interval,
+            "host": _HOST,
+            "pid": os.getpid(),
+        }
+        tag_rows = [
+            {"experiment_id": experiment_id, "key": k, "value": v} for k, v in tag_texts.items()
+        ]
+        component_rows = [
+            {"experiment_id": experiment_id, "name": n, "type": t, "stage": s, "position": i}
+            for i, (n, t, s) in enumerate(parts)
+        ]
+        return cls(experiment, tag_rows, component_rows)
+
     @property
     def experiment_ids(self) -> list[str]:
         return [self.experiment["id"]]
@@ -127,6 +174,23 @@ class RequestsOp(Op):
     def __init__(self, experiment_id: str, rows: list[dict[str, Any]]) -> None:
         super().__init__()
         self.experiment_id, self.rows = experiment_id, rows
+
+    @classmethod
+    def of(cls, experiment_id: str, records: Sequence[RequestRecord], codec: Codec) -> RequestsOp:
+        """The rows of validated request records."""
+        time = codec.time
+        rows = [
+            {
+                "experiment_id": experiment_id,
+                "seq": r.index,
+                "start_time": time(r.start_time),
+                "latency_ms": float(r.latency_ms),
+                "status_code": r.status_code,
+                "error": r.error,
+            }
+            for r in records
+        ]
+        return cls(experiment_id, rows)
 
     @property
     def units(self) -> int:
@@ -168,6 +232,13 @@ class EndOp(Op):
         super().__init__()
         self.row = row
 
+    @classmethod
+    def of(cls, experiment_id: str, status: ExperimentStatus, end: Any, error: str | None) -> EndOp:
+        """End ``experiment_id`` as ``status`` at ``end`` (encoded), with ``error``."""
+        return cls(
+            {"b_id": experiment_id, "b_status": status.value, "b_end": end, "b_error": error}
+        )
+
     @property
     def experiment_ids(self) -> list[str]:
         return [self.row["b_id"]]
@@ -201,6 +272,11 @@ class BeatOp(Op):
     def __init__(self, rows: list[dict[str, Any]]) -> None:
         super().__init__()
         self.rows = rows
+
+    @classmethod
+    def of(cls, experiment_ids: Iterable[str], beat: Any) -> BeatOp:
+        """A heartbeat at ``beat`` (encoded) for each of ``experiment_ids``."""
+        return cls([{"b_id": i, "b_beat": beat} for i in experiment_ids])
 
     @classmethod
     def apply_all(cls, ex: Executor, ops: Sequence[BeatOp]) -> list[Any]:

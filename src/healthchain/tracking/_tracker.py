@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import socket
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -42,7 +40,6 @@ from ._values import (
     RequestRecord,
     RequestStats,
     check_storable,
-    dump_json,
     parse_status,
     printable,
     show,
@@ -64,7 +61,6 @@ __all__ = ["AsyncExperimentTracker", "upgrade_database"]
 
 logger = logging.getLogger("healthchain.tracking")
 
-_HOST = socket.gethostname()
 CLOSED_WHILE_OPEN = "the tracker was closed while the experiment was open"
 PROCESS_EXITED = "the process exited while the experiment was open"
 
@@ -221,14 +217,9 @@ class AsyncExperimentTracker:
         now = self._codec.time(utcnow())
         ends = []
         for experiment_id in open_ids:
-            row = {
-                "b_id": experiment_id,
-                "b_status": ExperimentStatus.INTERRUPTED.value,
-                "b_end": now,
-                "b_error": reason,
-            }
+            op = EndOp.of(experiment_id, ExperimentStatus.INTERRUPTED, now, reason)
             try:
-                ends.append((experiment_id, writer.submit(EndOp(row))))
+                ends.append((experiment_id, writer.submit(op)))
             except TrackerError as exc:
                 logger.error(
                     "could not record INTERRUPTED for experiment %s: %s", experiment_id, exc
@@ -352,7 +343,7 @@ class AsyncExperimentTracker:
             if writer is None or not self._running:
                 continue
             beat = self._codec.time(utcnow())
-            op = BeatOp([{"b_id": i, "b_beat": beat} for i in self._running])
+            op = BeatOp.of(self._running, beat)
             try:
                 with self._storage_errors("heartbeat"):
                     await writer.submit(op)
@@ -386,39 +377,24 @@ class AsyncExperimentTracker:
         writer = await self._ready()
 
         experiment_id, started = new_id()
-        codec = self._codec
-        now = codec.time(started)
-        merged = {**self._tags, **user_tags} if self._tags else user_tags
-        texts = {**self._tag_texts, **user_texts} if self._tags else user_texts
-        as_text = codec.json_as_text
-        row = {
-            "id": experiment_id,
-            "name": name or f"{self._project}-{experiment_id[-8:]}",
-            "project": self._project,
-            "start_time": now,
-            "end_time": None,
-            "status": "RUNNING",
-            "tags": dump_json(merged) if as_text else merged,
-            "pipeline_config": config_text if as_text else config,
-            "components": (dump_json(parts) if as_text else parts) if parts else None,
-            "error": None,
-            "heartbeat_at": now,
-            "heartbeat_interval": self._heartbeat_interval,
-            "host": _HOST,
-            "pid": os.getpid(),
-        }
-        tag_rows = [
-            {"experiment_id": experiment_id, "key": k, "value": v} for k, v in texts.items()
-        ]
-        component_rows = [
-            {"experiment_id": experiment_id, "name": n, "type": t, "stage": s, "position": i}
-            for i, (n, t, s) in enumerate(parts)
-        ]
+        op = StartOp.of(
+            self._codec,
+            experiment_id,
+            name or f"{self._project}-{experiment_id[-8:]}",
+            self._project,
+            self._codec.time(started),
+            {**self._tags, **user_tags} if self._tags else user_tags,
+            {**self._tag_texts, **user_texts} if self._tags else user_texts,
+            config,
+            config_text,
+            parts,
+            self._heartbeat_interval,
+        )
         # Open from now: a close while the start is being written ends it too, after it.
         self._running.add(experiment_id)
         try:
             with self._storage_errors("start_experiment"):
-                await writer.submit(StartOp(row, tag_rows, component_rows))
+                await writer.submit(op)
         except BaseException:
             self._running.discard(experiment_id)
             raise
@@ -427,14 +403,14 @@ class AsyncExperimentTracker:
     def _end_orphan(self, op: StartOp) -> None:
         # A start whose caller was cancelled before it committed: the row exists but
         # nobody holds its id, so end it rather than leave it RUNNING forever.
-        row = {
-            "b_id": op.experiment["id"],
-            "b_status": ExperimentStatus.INTERRUPTED.value,
-            "b_end": self._codec.time(utcnow()),
-            "b_error": "start_experiment was cancelled before it returned",
-        }
+        end = EndOp.of(
+            op.experiment["id"],
+            ExperimentStatus.INTERRUPTED,
+            self._codec.time(utcnow()),
+            "start_experiment was cancelled before it returned",
+        )
         if self._writer is not None:
-            self._writer.submit(EndOp(row)).add_done_callback(lambda f: f.exception())
+            self._writer.submit(end).add_done_callback(lambda f: f.exception())
 
     async def end_experiment(
         self,
@@ -462,15 +438,10 @@ class AsyncExperimentTracker:
             raise InvalidInputError(f"error must be a string or an exception, got {error!r}")
         error = printable(error)  # an error message must never stop the end being recorded
         writer = await self._ready()
-        row = {
-            "b_id": experiment_id,
-            "b_status": final.value,
-            "b_end": self._codec.time(utcnow()),
-            "b_error": error,
-        }
+        op = EndOp.of(experiment_id, final, self._codec.time(utcnow()), error)
         try:
             with self._storage_errors("end_experiment"):
-                await writer.submit(EndOp(row))
+                await writer.submit(op)
         finally:
             self._running.discard(experiment_id)
 
@@ -526,20 +497,9 @@ class AsyncExperimentTracker:
         if not checked:
             return
         writer = await self._ready()
-        time = self._codec.time
-        rows = [
-            {
-                "experiment_id": experiment_id,
-                "seq": r.index,
-                "start_time": time(r.start_time),
-                "latency_ms": float(r.latency_ms),
-                "status_code": r.status_code,
-                "error": r.error,
-            }
-            for r in checked
-        ]
+        op = RequestsOp.of(experiment_id, checked, self._codec)
         with self._storage_errors("log_requests"):
-            await writer.submit(RequestsOp(experiment_id, rows))
+            await writer.submit(op)
 
     async def reap_stale(self) -> list[str]:
         """Mark RUNNING experiments silent for over 3 heartbeat intervals as FAILED.
