@@ -20,10 +20,11 @@ from ._exceptions import (
     TrackerClosedError,
     TrackerError,
 )
+from ._migrate import upgrade_database
 from ._records import Component, Experiment, ExperimentStatus
 from ._settings import DEFAULT_STORAGE_URI
 from ._sync import ExperimentTracker
-from ._tracker import AsyncExperimentTracker, upgrade_database
+from ._tracker import AsyncExperimentTracker
 from ._values import RequestRecord, RequestStats
 
 __all__ = [

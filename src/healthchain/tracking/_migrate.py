@@ -14,8 +14,12 @@ from typing import TYPE_CHECKING
 import anyio
 from sqlalchemy import Connection, delete, insert, inspect, select, text
 
+from ._config import resolve_storage_uri
+from ._engine import create_engine
 from ._exceptions import StorageError
 from ._schema import HEAD_REVISION, alembic_version, metadata
+from ._settings import DEFAULT_STORAGE_URI
+from ._storage_errors import StorageErrors
 
 if TYPE_CHECKING:
     from alembic.script import ScriptDirectory
@@ -23,6 +27,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "check_schema",
+    "upgrade_database",
     "current_revision",
     "ensure_schema",
     "load_scripts",
@@ -159,3 +164,19 @@ def run_migrations(
         for script in reversed(pending):
             script.module.upgrade()
             context.stamp(scripts, script.revision)
+
+
+async def upgrade_database(storage_uri: str = DEFAULT_STORAGE_URI) -> tuple[str | None, str]:
+    """Create or upgrade the schema of ``storage_uri``; returns ``(revision before, after)``.
+
+    Opening a tracker does the same implicitly; this is the explicit form for operators
+    (``healthchain db upgrade``). ``before`` is None for a database without a schema.
+    """
+    storage = resolve_storage_uri(storage_uri)
+    engine = await anyio.to_thread.run_sync(create_engine, storage, None)
+    try:
+        with StorageErrors(storage, "upgrading the schema"):
+            before = await upgrade(engine)
+    finally:
+        await engine.dispose()
+    return before, HEAD_REVISION

@@ -21,10 +21,11 @@ from typing import TYPE_CHECKING, Any, Self
 from anyio.from_thread import BlockingPortal
 
 from ._exceptions import describe
+from ._lifecycle import CLOSED_WHILE_OPEN, PROCESS_EXITED
 from ._portal import LoopThread
 from ._records import Experiment, ExperimentStatus
-from ._settings import DEFAULT_STORAGE_URI
-from ._tracker import CLOSED_WHILE_OPEN, PROCESS_EXITED, AsyncExperimentTracker
+from ._settings import DEFAULT_SETTINGS
+from ._tracker import AsyncExperimentTracker
 from ._values import RequestRecord, RequestStats
 
 if TYPE_CHECKING:
@@ -59,14 +60,14 @@ class ExperimentTracker:
 
     def __init__(
         self,
-        storage_uri: str = DEFAULT_STORAGE_URI,
+        storage_uri: str = DEFAULT_SETTINGS.storage_uri,
         project_name: str = "healthchain",
         tags: Mapping[str, Any] | None = None,
-        heartbeat_interval: float = 10.0,
+        heartbeat_interval: float = DEFAULT_SETTINGS.heartbeat_interval,
         *,
-        outage_timeout: float = 60.0,
-        max_queued_writes: int = 100_000,
-        read_only: bool = False,
+        outage_timeout: float = DEFAULT_SETTINGS.outage_timeout,
+        max_queued_writes: int = DEFAULT_SETTINGS.max_queued_writes,
+        read_only: bool = DEFAULT_SETTINGS.read_only,
     ) -> None:
         tracker = AsyncExperimentTracker(
             storage_uri,
