@@ -14,7 +14,7 @@ from storage import Storage
 from healthchain.tracking import _queries
 from healthchain.tracking._executors import COMPILED_CACHE_SIZE, CompiledCache, SqliteExecutor
 from healthchain.tracking._schema import INSERT_TAG, STATIC_STATEMENTS
-from healthchain.tracking._values import ValidFilters
+from healthchain.tracking._validation import ValidFilters
 
 CHILD = str(Path(__file__).parent / "memory_child.py")
 

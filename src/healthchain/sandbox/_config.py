@@ -9,7 +9,7 @@ from typing import Any, Self
 
 from healthchain.tracking import InvalidInputError
 from healthchain.tracking._settings import DEFAULT_SETTINGS, TrackerSettings, validate_range
-from healthchain.tracking._values import validate_tags
+from healthchain.tracking._validation import validate_tags
 
 from ._exceptions import SandboxConfigError
 

@@ -21,11 +21,10 @@ from ._exceptions import (
     TrackerError,
 )
 from ._migrate import upgrade_database
-from ._records import Component, Experiment, ExperimentStatus
+from ._records import Component, Experiment, ExperimentStatus, RequestRecord, RequestStats
 from ._settings import DEFAULT_STORAGE_URI
 from ._sync import ExperimentTracker
 from ._tracker import AsyncExperimentTracker
-from ._values import RequestRecord, RequestStats
 
 __all__ = [
     "DEFAULT_STORAGE_URI",

@@ -18,7 +18,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from ._exceptions import ConfigurationError, DriverNotInstalledError
 from ._settings import DEFAULT_STORAGE_URI, type_only
-from ._values import check_storable
+from ._validation import check_storable
 
 __all__ = [
     "StorageConfig",

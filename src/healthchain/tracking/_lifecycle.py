@@ -35,7 +35,7 @@ from ._operations import BeatOp, EndOp, StartOp
 from ._records import ExperimentStatus
 from ._settings import TrackerSettings
 from ._storage_errors import StorageErrors
-from ._values import utcnow
+from ._validation import utcnow
 from ._writer import Writer
 
 __all__ = ["CLOSED_WHILE_OPEN", "PROCESS_EXITED", "TrackerLifecycle"]

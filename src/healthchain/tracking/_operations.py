@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from ._codecs import Codec, from_db_time
 from ._exceptions import ExperimentNotFoundError, ExperimentStateError, InvalidInputError
 from ._executors import Executor
-from ._records import ExperimentStatus
+from ._records import ExperimentStatus, RequestRecord
 from ._schema import (
     BEAT,
     DELETE,
@@ -36,7 +36,7 @@ from ._schema import (
     STATUS_OF,
 )
 from ._settings import HEARTBEAT_INTERVAL_RANGE
-from ._values import RequestRecord, dump_json, printable
+from ._validation import dump_json, printable
 
 __all__ = [
     "BeatOp",

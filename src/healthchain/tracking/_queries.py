@@ -22,9 +22,9 @@ from sqlalchemy.sql.functions import FunctionElement
 
 from ._codecs import from_db_time
 from ._executors import Executor
-from ._records import Component, Experiment, ExperimentStatus
+from ._records import Component, Experiment, ExperimentStatus, RequestStats
 from ._schema import STATUS_OF, experiment_tags, experiments, requests, static
-from ._values import MAX_JSON_DEPTH, RequestStats, ValidFilters, check_depth
+from ._validation import MAX_JSON_DEPTH, ValidFilters, check_depth
 
 __all__ = ["LIST_QUERY_CACHE_SIZE", "get_experiment", "list_experiments", "request_stats"]
 

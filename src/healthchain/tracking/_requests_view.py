@@ -9,8 +9,8 @@ from sqlalchemy import bindparam, select
 
 from ._codecs import from_db_time
 from ._executors import Executor
+from ._records import RequestRecord
 from ._schema import STATUS_OF, requests, static
-from ._values import RequestRecord
 
 __all__ = ["list_requests"]
 

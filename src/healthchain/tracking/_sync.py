@@ -23,10 +23,9 @@ from anyio.from_thread import BlockingPortal
 from ._exceptions import describe
 from ._lifecycle import CLOSED_WHILE_OPEN, PROCESS_EXITED
 from ._portal import LoopThread
-from ._records import Experiment, ExperimentStatus
+from ._records import Experiment, ExperimentStatus, RequestRecord, RequestStats
 from ._settings import DEFAULT_SETTINGS
 from ._tracker import AsyncExperimentTracker
-from ._values import RequestRecord, RequestStats
 
 if TYPE_CHECKING:
     import pandas

@@ -22,11 +22,9 @@ from ._exceptions import (
 from ._ids import new_id
 from ._lifecycle import PROCESS_EXITED, TrackerLifecycle
 from ._operations import DeleteOp, EndOp, ReapOp, RequestsOp, StartOp
-from ._records import Experiment, ExperimentStatus
+from ._records import Experiment, ExperimentStatus, RequestRecord, RequestStats
 from ._settings import DEFAULT_SETTINGS, TrackerSettings
-from ._values import (
-    RequestRecord,
-    RequestStats,
+from ._validation import (
     check_storable,
     parse_status,
     printable,
