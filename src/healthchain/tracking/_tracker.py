@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from . import _queries, _requests_view
+from . import _queries
 from ._config import validate_project_name
 from ._dataframe import experiments_to_dataframe
 from ._exceptions import (
@@ -322,7 +322,7 @@ class AsyncExperimentTracker(TrackerLifecycle):
             raise ExperimentNotFoundError(experiment_id)
         backend = await self._reader()
         with self._storage_errors("list_requests"):
-            found = await backend.read(lambda ex: _requests_view.list_requests(ex, experiment_id))
+            found = await backend.read(lambda ex: _queries.list_requests(ex, experiment_id))
         if found is None:
             raise ExperimentNotFoundError(experiment_id)
         return found
