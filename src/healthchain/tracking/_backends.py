@@ -22,7 +22,7 @@ from ._batch import apply_batch
 from ._codecs import Codec, SqliteCodec
 from ._executors import COMPILED_CACHE_SIZE, CompiledCache, CoreExecutor, Executor, SqliteExecutor
 from ._operations import Op
-from ._sqlite_thread import run_on_connection_thread
+from ._sqlite_thread import ConnectionThread
 from ._transient import is_transient
 
 if TYPE_CHECKING:
@@ -59,19 +59,21 @@ class SqliteBackend(Backend):
     def __init__(self, engine: AsyncEngine) -> None:
         super().__init__(engine)
         self._writer: AsyncConnection | None = None
+        self._thread: ConnectionThread | None = None
         self._compiled = CompiledCache()
 
     async def write(self, ops: Sequence[Op]) -> list[Any]:
-        if self._writer is None:
+        if self._thread is None:
             self._writer = await self.engine.connect()
-        return await run_on_connection_thread(self._writer, self._apply, ops)
+            self._thread = await ConnectionThread.of(self._writer)
+        return await self._thread.run(self._apply, ops)
 
     def _apply(self, conn: sqlite3.Connection, ops: Sequence[Op]) -> list[Any]:
         return apply_batch(SqliteExecutor(conn, self._compiled), ops)
 
     async def read(self, fn: Callable[[Executor], T]) -> T:
         async with self.engine.connect() as conn:
-            return await run_on_connection_thread(conn, self._read, fn)
+            return await (await ConnectionThread.of(conn)).run(self._read, fn)
 
     def _read(self, conn: sqlite3.Connection, fn: Callable[[Executor], T]) -> T:
         ex = SqliteExecutor(conn, self._compiled)

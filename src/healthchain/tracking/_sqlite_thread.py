@@ -4,7 +4,7 @@ aiosqlite runs every sqlite3 call on a thread of its own, and each of its public
 one hop there and back (~150 µs on a small machine). A group commit of hundreds of rows
 or a list of thousands of experiments would pay that per statement. No public route
 runs several sqlite3 calls in one hop, so, when aiosqlite still has them,
-:func:`run_on_connection_thread` uses two internals that have been its entry point for
+:class:`ConnectionThread` uses two internals that have been its entry point for
 every call since its first releases: ``Connection._execute(fn, *args)`` (run ``fn`` on
 the thread) and ``Connection._conn`` (the sqlite3 connection there).
 
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Connection
     from sqlalchemy.ext.asyncio import AsyncConnection
 
-__all__ = ["CHECKED_VERSIONS", "ONE_HOP", "run_on_connection_thread"]
+__all__ = ["CHECKED_VERSIONS", "ONE_HOP", "ConnectionThread"]
 
 T = TypeVar("T")
 
@@ -47,19 +47,33 @@ ONE_HOP: bool = _has_internals()
 """Whether a function runs on aiosqlite's thread in one hop (else through ``run_sync``)."""
 
 
-async def run_on_connection_thread(conn: AsyncConnection, fn: Callable[..., T], *args: Any) -> T:
-    """``fn(sqlite3-like connection, *args)``, off the event loop thread.
+class ConnectionThread:
+    """Runs functions on one aiosqlite connection's thread (see the module docstring)."""
 
-    The connection ``fn`` gets has sqlite3's ``execute``, ``executemany``, ``commit`` and
-    ``rollback``; whatever it leaves open (a transaction) is ``fn``'s to close.
-    """
-    if not ONE_HOP:
-        return await conn.run_sync(_through_adapter, fn, args)
-    driver: Any = (await conn.get_raw_connection()).driver_connection
-    box: list[T] = await driver._execute(_with_connection, driver, fn, *args)
-    # aiosqlite's worker keeps its last result in a local until its next call; handing
-    # the result over in a box we empty means a large list is not kept alive twice.
-    return box.pop()
+    __slots__ = ("_conn", "_driver")
+
+    def __init__(self, conn: AsyncConnection, driver: Any) -> None:
+        self._conn, self._driver = conn, driver
+
+    @classmethod
+    async def of(cls, conn: AsyncConnection) -> ConnectionThread:
+        """For ``conn``, held as long as it is: its driver connection is looked up once."""
+        driver = (await conn.get_raw_connection()).driver_connection if ONE_HOP else None
+        return cls(conn, driver)
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(sqlite3-like connection, *args)``, off the event loop thread.
+
+        The connection ``fn`` gets has sqlite3's ``execute``, ``executemany``, ``commit``
+        and ``rollback``; whatever it leaves open (a transaction) is ``fn``'s to close.
+        """
+        driver = self._driver
+        if driver is None:
+            return await self._conn.run_sync(_through_adapter, fn, args)
+        box: list[T] = await driver._execute(_with_connection, driver, fn, *args)
+        # aiosqlite's worker keeps its last result in a local until its next call; handing
+        # the result over in a box we empty means a large list is not kept alive twice.
+        return box.pop()
 
 
 def _with_connection(driver: Any, fn: Callable[..., T], *args: Any) -> list[T]:
