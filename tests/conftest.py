@@ -14,6 +14,8 @@ from blockbuster import BlockBuster, blockbuster_ctx
 from helpers.postgres import postgres_url, reset_postgres
 from helpers.storage import Storage
 
+from healthchain.tracking import _sqlite_thread
+
 
 @pytest.fixture
 def anyio_backend() -> str:
@@ -52,10 +54,18 @@ async def postgres_uri() -> str:
     return url
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def any_storage_uri(request: pytest.FixtureRequest, storage_uri: str) -> str:
-    """The same test on a SQLite file and on the real PostgreSQL server (emptied first)."""
-    if request.param == "sqlite":
+@pytest.fixture(params=["sqlite", "sqlite-run_sync", "postgresql"])
+async def any_storage_uri(
+    request: pytest.FixtureRequest, storage_uri: str, monkeypatch: pytest.MonkeyPatch
+) -> str:
+    """The same test on a SQLite file and on the real PostgreSQL server (emptied first).
+
+    ``sqlite-run_sync`` runs SQLite through the public fallback of ``_sqlite_thread`` (as
+    if aiosqlite had renamed the internals it uses), so that path is tested too.
+    """
+    if request.param == "sqlite-run_sync":
+        monkeypatch.setattr(_sqlite_thread, "ONE_HOP", False)
+    if request.param.startswith("sqlite"):
         return storage_uri
     url = postgres_url()
     await reset_postgres(url)

@@ -12,14 +12,9 @@ from helpers.storage import Storage
 from sqlalchemy import literal_column, select
 
 from healthchain.tracking import _queries
-from healthchain.tracking._store import (
-    COMPILED_CACHE_SIZE,
-    INSERT_TAG,
-    STATIC_STATEMENTS,
-    CompiledCache,
-    _SqliteExecutor,
-)
-from healthchain.tracking._values import ValidFilters
+from healthchain.tracking._executors import COMPILED_CACHE_SIZE, CompiledCache, SqliteExecutor
+from healthchain.tracking._schema import INSERT_TAG, STATIC_STATEMENTS
+from healthchain.tracking._validation import ValidFilters
 
 CHILD = str(Path(__file__).parent / "memory_child.py")
 
@@ -39,7 +34,7 @@ def test_compiled_cache_is_bounded_and_never_returns_another_statements_sql() ->
     cache = CompiledCache(maxsize=4)
     static_entry = ("INSERT ...", lambda row: (), {})
     cache.put(INSERT_TAG, static_entry)
-    ex = _SqliteExecutor(sqlite3.connect(":memory:"), cache)
+    ex = SqliteExecutor(sqlite3.connect(":memory:"), cache)
     # Statements built and dropped one after another: CPython reuses their ids as soon as
     # an evicted one is freed, so a cache trusting ids alone would answer with stale SQL.
     for i in range(2000):
@@ -51,7 +46,7 @@ def test_compiled_cache_is_bounded_and_never_returns_another_statements_sql() ->
         assert len(cache) <= 4 + len(STATIC_STATEMENTS)
     assert COMPILED_CACHE_SIZE == 64
     # Module-level statements are kept for good, beside the bounded rest.
-    assert id(INSERT_TAG) in STATIC_STATEMENTS
+    assert INSERT_TAG in STATIC_STATEMENTS
     assert cache.get(INSERT_TAG) is static_entry
 
 

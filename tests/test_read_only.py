@@ -282,6 +282,20 @@ def test_reading_a_schema_that_is_behind_says_to_upgrade_and_leaves_it(
         assert [e.name for e in reader.list_experiments()] == ["after-upgrade"]
 
 
+def test_reading_a_sqlite_schema_that_is_behind_leaves_the_file_byte_for_byte(
+    db_path: Path, storage_uri: str
+) -> None:
+    asyncio.run(_migrate_to(storage_uri, "0001"))
+    before = db_path.read_bytes(), db_path.stat().st_mtime_ns
+    with pytest.raises(StorageError, match="healthchain db upgrade"):
+        ExperimentTracker(storage_uri, read_only=True)
+    assert_one_line_error(
+        run("experiments", "list", "--storage-uri", storage_uri), "healthchain db upgrade"
+    )
+    assert (db_path.read_bytes(), db_path.stat().st_mtime_ns) == before
+    assert sorted(p.name for p in db_path.parent.iterdir()) == [db_path.name]
+
+
 def test_reading_an_empty_database_says_there_is_nothing_there(any_storage: Storage) -> None:
     if any_storage.path is not None:
         any_storage.path.touch()

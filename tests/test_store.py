@@ -1,8 +1,7 @@
-"""The one aiosqlite internal the SQLite backend relies on, and PostgreSQL upgrades."""
+"""The aiosqlite internals the SQLite backend relies on, and PostgreSQL upgrades."""
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 import aiosqlite
@@ -13,30 +12,22 @@ from alembic.migration import MigrationContext
 from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from healthchain.tracking import AsyncExperimentTracker, upgrade_database
+from healthchain.tracking import AsyncExperimentTracker, _sqlite_thread, upgrade_database
+from healthchain.tracking._batch import describe_ops
 from healthchain.tracking._config import resolve_storage_uri
 from healthchain.tracking._migrate import current_revision, load_scripts, run_migrations
+from healthchain.tracking._operations import BeatOp, DeleteOp, EndOp, RequestsOp, StartOp
 from healthchain.tracking._schema import HEAD_REVISION, metadata
-from healthchain.tracking._store import (
-    BeatOp,
-    DeleteOp,
-    EndOp,
-    RequestsOp,
-    StartOp,
-    describe_ops,
-    is_transient,
-)
+from healthchain.tracking._transient import is_transient
 
 pytestmark = pytest.mark.anyio
 
 
-def test_aiosqlite_still_runs_functions_on_its_thread() -> None:
-    # SqliteBackend ships a whole transaction to aiosqlite's thread with Connection._execute
-    # (one hop instead of one per statement). If aiosqlite renames it, this fails first.
-    execute = aiosqlite.Connection._execute
-    assert inspect.iscoroutinefunction(execute)
-    assert list(inspect.signature(execute).parameters)[:2] == ["self", "fn"]
-    assert isinstance(aiosqlite.Connection._conn, property)
+def test_aiosqlite_still_has_the_internals_of_the_one_hop_path() -> None:
+    # Without them the SQLite backend falls back to run_sync (slower, still correct: the
+    # any_storage_uri fixture's "sqlite-run_sync" runs the tracker tests that way); this
+    # says when an aiosqlite release has taken the fast path away.
+    assert _sqlite_thread.ONE_HOP, f"aiosqlite {aiosqlite.__version__} renamed _execute/_conn"
 
 
 async def test_postgres_behind_head_is_upgraded_under_the_advisory_lock(

@@ -8,13 +8,8 @@ from dataclasses import dataclass, fields
 from typing import Any, Self
 
 from healthchain.tracking import InvalidInputError
-from healthchain.tracking._config import (
-    HEARTBEAT_INTERVAL_RANGE,
-    MAX_QUEUED_WRITES_RANGE,
-    OUTAGE_TIMEOUT_RANGE,
-    validate_range,
-)
-from healthchain.tracking._values import validate_tags
+from healthchain.tracking._settings import DEFAULT_SETTINGS, TrackerSettings, validate_range
+from healthchain.tracking._validation import validate_tags
 
 from ._exceptions import SandboxConfigError
 
@@ -44,23 +39,26 @@ def _in_range(kind: str, key: str, value: object, bounds: tuple[float, float]) -
     return validate_range(f"{kind}[{key!r}]", value, bounds, error=SandboxConfigError)
 
 
+_TRACKER_KEYS = ("storage_uri", "heartbeat_interval", "outage_timeout", "max_queued_writes")
+
+
 @dataclass(frozen=True, slots=True)
 class ExperimentConfig:
     """Where and how the sandbox records its experiments (``experiment_config``)."""
 
-    storage_uri: str = "sqlite:///experiments.db"
+    storage_uri: str = DEFAULT_SETTINGS.storage_uri
     """Database URL, as users write it, e.g. ``sqlite:///experiments.db``."""
     project_name: str = "healthchain"
     """Name grouping related experiments."""
     tags: dict[str, Any] | None = None
     """Tags recorded on every experiment, exactly as given."""
-    heartbeat_interval: float = 10.0
+    heartbeat_interval: float = DEFAULT_SETTINGS.heartbeat_interval
     """Seconds between the tracker's liveness heartbeats, from 0.05 to 86,400."""
-    outage_timeout: float = 60.0
+    outage_timeout: float = DEFAULT_SETTINGS.outage_timeout
     """Seconds writes are retried while storage is unavailable before they are given up
     on, loudly; the end of a run waits for its records at most this long (plus a grace).
     From 0.1 to 604,800 (a week)."""
-    max_queued_writes: int = 100_000
+    max_queued_writes: int = DEFAULT_SETTINGS.max_queued_writes
     """Writes buffered in memory during an outage; more are refused, loudly. At most
     10,000,000."""
 
@@ -69,16 +67,6 @@ class ExperimentConfig:
         """Validate ``config``: an unknown key or a bad value names the key."""
         kind = "experiment_config"
         values = dict(_check_keys(kind, config, cls))
-        if "storage_uri" in values and (
-            not isinstance(values["storage_uri"], str) or not values["storage_uri"]
-        ):
-            given = values["storage_uri"]
-            # Only the type of a non-string: bytes or a path object may hold a password.
-            got = repr(given) if given is None or given == "" else f"a {type(given).__name__}"
-            raise SandboxConfigError(
-                f"{kind}['storage_uri'] must be a database URL such as "
-                f"'sqlite:///experiments.db', got {got}"
-            )
         if "project_name" in values and (
             not isinstance(values["project_name"], str) or not values["project_name"].strip()
         ):
@@ -99,23 +87,13 @@ class ExperimentConfig:
             except InvalidInputError as exc:
                 raise SandboxConfigError(str(exc)) from None
             values["tags"] = dict(tags)
-        for key, bounds in (
-            ("heartbeat_interval", HEARTBEAT_INTERVAL_RANGE),
-            ("outage_timeout", OUTAGE_TIMEOUT_RANGE),
-        ):
-            if key in values:
-                values[key] = _in_range(kind, key, values[key], bounds)
-        if "max_queued_writes" in values:
-            values["max_queued_writes"] = int(
-                validate_range(
-                    f"{kind}['max_queued_writes']",
-                    values["max_queued_writes"],
-                    MAX_QUEUED_WRITES_RANGE,
-                    unit="",
-                    integer=True,
-                    error=SandboxConfigError,
-                )
-            )
+        # The tracker's own names, defaults and ranges, named as the user wrote them.
+        settings = TrackerSettings.validated(
+            {k: v for k, v in values.items() if k in _TRACKER_KEYS},
+            label=lambda key: f"{kind}[{key!r}]",
+            error=SandboxConfigError,
+        )
+        values.update({key: getattr(settings, key) for key in _TRACKER_KEYS if key in values})
         return cls(**values)
 
     def __repr__(self) -> str:
@@ -124,6 +102,13 @@ class ExperimentConfig:
         shown = {f.name: getattr(self, f.name) for f in fields(self)}
         shown["storage_uri"] = mask_uri(self.storage_uri)
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
+
+    @property
+    def settings(self) -> TrackerSettings:
+        """The tracker settings this config holds."""
+        return TrackerSettings(
+            self.storage_uri, self.heartbeat_interval, self.outage_timeout, self.max_queued_writes
+        )
 
     def tracker_options(self) -> dict[str, Any]:
         """Keyword arguments for ``ExperimentTracker``/``AsyncExperimentTracker``."""

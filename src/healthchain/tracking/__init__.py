@@ -7,7 +7,7 @@ per-request records in SQLite (default) or any SQLAlchemy async database.
 
 from __future__ import annotations
 
-from ._config import DEFAULT_STORAGE_URI, mask_uri
+from ._config import mask_uri
 from ._exceptions import (
     ConfigurationError,
     DriverNotInstalledError,
@@ -20,10 +20,11 @@ from ._exceptions import (
     TrackerClosedError,
     TrackerError,
 )
-from ._records import Component, Experiment, ExperimentStatus
+from ._migrate import upgrade_database
+from ._records import Component, Experiment, ExperimentStatus, RequestRecord, RequestStats
+from ._settings import DEFAULT_STORAGE_URI
 from ._sync import ExperimentTracker
-from ._tracker import AsyncExperimentTracker, upgrade_database
-from ._values import RequestRecord, RequestStats
+from ._tracker import AsyncExperimentTracker
 
 __all__ = [
     "DEFAULT_STORAGE_URI",

@@ -1,4 +1,4 @@
-"""Storage URIs as users write them, mapped to SQLAlchemy async URLs; tracker options.
+"""Storage URIs as users write them, mapped to SQLAlchemy async URLs, and masked.
 
 No secret in a storage URI may reach a message, a log line, a page or a repr: the only
 form ever shown is :func:`mask_uri`'s (``StorageConfig.display``), which hides the
@@ -9,7 +9,6 @@ whose password cannot be told apart from the rest.
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, field
 from urllib.parse import quote_plus
@@ -18,23 +17,16 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from ._exceptions import ConfigurationError, DriverNotInstalledError
-from ._values import check_storable
+from ._settings import DEFAULT_STORAGE_URI, type_only
+from ._validation import check_storable
 
 __all__ = [
-    "DEFAULT_STORAGE_URI",
-    "HEARTBEAT_INTERVAL_RANGE",
-    "MAX_QUEUED_WRITES_RANGE",
-    "OUTAGE_TIMEOUT_RANGE",
     "StorageConfig",
     "is_secret_parameter",
     "mask_uri",
     "resolve_storage_uri",
-    "validate_heartbeat_interval",
     "validate_project_name",
-    "validate_range",
 ]
-
-DEFAULT_STORAGE_URI = "sqlite:///experiments.db"
 
 # Users write the plain scheme; the tracker needs the async driver behind it.
 _ASYNC_DRIVERS = {
@@ -260,18 +252,11 @@ def mask_uri(uri: str | URL) -> str:
         return MASK
 
 
-def _value(value: object) -> str:
-    # Any value may be a URL in some other type (bytes, a path object): name the type only.
-    if value is None or isinstance(value, bool | int | float):
-        return repr(value)
-    return f"a {type(value).__name__}"
-
-
 def resolve_storage_uri(uri: object) -> StorageConfig:
     """Validate ``uri`` and map it to the async driver, without touching the database."""
     if not isinstance(uri, str | URL):
         raise ConfigurationError(
-            f"storage_uri must be a string such as {DEFAULT_STORAGE_URI!r}, got {_value(uri)}"
+            f"storage_uri must be a string such as {DEFAULT_STORAGE_URI!r}, got {type_only(uri)}"
         )
     text = _text(uri)
     try:
@@ -333,51 +318,6 @@ def resolve_storage_uri(uri: object) -> StorageConfig:
             "sees empty; give a file path such as 'sqlite:///experiments.db'"
         )
     return StorageConfig(url=url, display=shown, secrets=_secrets(url))
-
-
-HEARTBEAT_INTERVAL_RANGE = (0.05, 86_400.0)
-"""Seconds between heartbeats: faster burns a core, slower than daily is not liveness."""
-OUTAGE_TIMEOUT_RANGE = (0.1, 7 * 86_400.0)
-"""Seconds writes are retried while storage is away: a tenth of a second to a week."""
-MAX_QUEUED_WRITES_RANGE = (1, 10_000_000)
-"""Writes held in memory during an outage."""
-
-
-def validate_range(
-    name: str,
-    value: object,
-    bounds: tuple[float, float],
-    *,
-    unit: str = "s",
-    integer: bool = False,
-    error: type[Exception] = ConfigurationError,
-) -> float:
-    """Return ``value`` if it is a number within ``bounds`` (inclusive), or raise naming both.
-
-    ``integer`` asks for an ``int``. A number from outside bounds everything it drives:
-    timers, waits and queues take it as given, so a huge one overflows and a tiny one spins.
-    """
-    low, high = bounds
-    kinds = int if integer else int | float
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, kinds)
-        or not math.isfinite(value)
-        or not low <= value <= high
-    ):
-        what = "an integer" if integer else "a number"
-        span = f"from {_number(low)} to {_number(high)}{f' {unit}' if unit else ''}"
-        raise error(f"{name} must be {what} {span}, got {value!r}")
-    return value if integer else float(value)
-
-
-def _number(value: float) -> str:
-    return f"{int(value):,}" if float(value).is_integer() else f"{value:g}"
-
-
-def validate_heartbeat_interval(value: object) -> float:
-    """Return ``value`` as a number of seconds from 0.05 to 86,400 (one day)."""
-    return validate_range("heartbeat_interval", value, HEARTBEAT_INTERVAL_RANGE)
 
 
 def validate_project_name(value: object) -> str:

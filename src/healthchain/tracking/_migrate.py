@@ -9,13 +9,17 @@ whoever waited re-checks, so processes opening one fresh database at once never 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import anyio
 from sqlalchemy import Connection, delete, insert, inspect, select, text
 
+from ._config import resolve_storage_uri
+from ._engine import create_engine
 from ._exceptions import StorageError
 from ._schema import HEAD_REVISION, alembic_version, metadata
+from ._settings import DEFAULT_STORAGE_URI
+from ._storage_errors import StorageErrors
 
 if TYPE_CHECKING:
     from alembic.script import ScriptDirectory
@@ -23,6 +27,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "check_schema",
+    "upgrade_database",
     "current_revision",
     "ensure_schema",
     "load_scripts",
@@ -128,25 +133,50 @@ def load_scripts() -> ScriptDirectory:
 def run_migrations(
     conn: Connection, scripts: ScriptDirectory, revision: str | None, target: str = "head"
 ) -> None:
-    """Upgrade ``conn``'s database from ``revision`` to ``target`` with preloaded scripts."""
-    from alembic.config import Config
-    from alembic.runtime.environment import EnvironmentContext
+    """Upgrade ``conn``'s database from ``revision`` to ``target`` with preloaded scripts.
+
+    Alembic's documented pieces, not ``alembic.command.upgrade``: that one reads the
+    scripts and ``env.py`` from disk wherever it runs, and a migration runs on the event
+    loop's thread (inside ``run_sync``), where blocking file I/O is not allowed. So the
+    scripts are loaded beforehand in a worker thread (:func:`load_scripts`) and applied
+    here one revision at a time, each stamped as it lands, all in the caller's
+    transaction.
+    """
+    from alembic.operations import Operations
+    from alembic.runtime.migration import MigrationContext
     from alembic.util import CommandError
 
-    if revision is not None:
-        try:
+    try:
+        if revision is not None:
             scripts.get_revision(revision)
-        except CommandError as exc:
-            raise StorageError(
-                f"the database is at schema revision {revision!r}, which this version of "
-                "healthchain does not know (was it written by a newer one?); upgrade "
-                "healthchain to read it"
-            ) from exc
+        # newest first, down to (not including) the current revision
+        pending = list(scripts.iterate_revisions(target, revision or "base"))
+    except CommandError as exc:
+        raise StorageError(
+            f"the database is at schema revision {revision!r}, which this version of "
+            "healthchain does not know (was it written by a newer one?); upgrade "
+            "healthchain to read it"
+        ) from exc
+    context = MigrationContext.configure(
+        conn, opts={"target_metadata": metadata, "render_as_batch": True}
+    )
+    with Operations.context(context):
+        for script in reversed(pending):
+            script.module.upgrade()
+            context.stamp(scripts, script.revision)
 
-    def steps(rev: Any, _context: Any) -> Any:
-        return scripts._upgrade_revs(target, rev)  # what `alembic upgrade` runs
 
-    with EnvironmentContext(Config(), scripts, fn=steps) as environment:
-        environment.configure(connection=conn, target_metadata=metadata, render_as_batch=True)
-        with environment.begin_transaction():
-            environment.run_migrations()
+async def upgrade_database(storage_uri: str = DEFAULT_STORAGE_URI) -> tuple[str | None, str]:
+    """Create or upgrade the schema of ``storage_uri``; returns ``(revision before, after)``.
+
+    Opening a tracker does the same implicitly; this is the explicit form for operators
+    (``healthchain db upgrade``). ``before`` is None for a database without a schema.
+    """
+    storage = resolve_storage_uri(storage_uri)
+    engine = await anyio.to_thread.run_sync(create_engine, storage, None)
+    try:
+        with StorageErrors(storage, "upgrading the schema"):
+            before = await upgrade(engine)
+    finally:
+        await engine.dispose()
+    return before, HEAD_REVISION

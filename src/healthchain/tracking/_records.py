@@ -1,4 +1,4 @@
-"""Plain records handed to users: experiments, their components, statuses."""
+"""Plain records handed to users: experiments, their components and statuses, requests."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, NamedTuple
 
-__all__ = ["Component", "Experiment", "ExperimentStatus"]
+__all__ = ["Component", "Experiment", "ExperimentStatus", "RequestRecord", "RequestStats"]
 
 
 class ExperimentStatus(StrEnum):
@@ -60,3 +60,24 @@ class Experiment:
         if self.end_time is None:
             return None
         return self.end_time - self.start_time
+
+
+@dataclass(frozen=True, slots=True)
+class RequestRecord:
+    """One request a run sent: when, how long, what came back."""
+
+    index: int
+    start_time: datetime
+    latency_ms: float
+    status_code: int | None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RequestStats:
+    """Summary of an experiment's requests; latencies are None when there were none."""
+
+    count: int
+    failures: int
+    p50_ms: float | None
+    p95_ms: float | None

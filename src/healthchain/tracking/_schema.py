@@ -1,6 +1,11 @@
-"""The tables. Migrations in ``migrations/`` build exactly this schema (a test pins it)."""
+"""The tables and the statements that write them.
+
+Migrations in ``migrations/`` build exactly this schema (a test pins it).
+"""
 
 from __future__ import annotations
+
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     JSON,
@@ -17,10 +22,30 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    bindparam,
+    delete,
+    insert,
+    literal_column,
+    select,
+    update,
 )
+from sqlalchemy.sql import Executable
+from sqlalchemy.sql.elements import ColumnClause
 
 __all__ = [
+    "BEAT",
+    "DELETE",
+    "END",
     "HEAD_REVISION",
+    "INSERT_COMPONENT",
+    "INSERT_EXPERIMENT",
+    "INSERT_REQUEST",
+    "INSERT_TAG",
+    "REAP",
+    "RUNNING_ROWS",
+    "STATIC_STATEMENTS",
+    "STATUS_OF",
+    "static",
     "alembic_version",
     "experiment_tags",
     "experiments",
@@ -136,3 +161,75 @@ alembic_version = Table(
     Column("version_num", String(32), nullable=False),
     PrimaryKeyConstraint("version_num", name="alembic_version_pkc"),
 )
+
+
+# --- the write statements ---------------------------------------------------------------
+# Each statement binds a row's values by name: an insert by its column names, so a row is
+# a mapping of column to value; every other statement by ``b_`` names (``b_id``,
+# ``b_end``...), which never collide with a column's own bind name in the same statement.
+
+E = TypeVar("E", bound=Executable)
+
+# Literal SQL rather than bound values, so batches bind only their own rows' values.
+_RUNNING: ColumnClause[Any] = literal_column("'RUNNING'")
+_FAILED: ColumnClause[Any] = literal_column("'FAILED'")
+
+
+def _insert(table: Table, *skip: str) -> Executable:
+    return insert(table).values({c.name: bindparam(c.name) for c in table.c if c.name not in skip})
+
+
+INSERT_EXPERIMENT = _insert(experiments)
+INSERT_TAG = _insert(experiment_tags)
+INSERT_COMPONENT = _insert(pipeline_components, "id")
+INSERT_REQUEST = _insert(requests, "id")
+END = (
+    update(experiments)
+    .where(experiments.c.id == bindparam("b_id"), experiments.c.status == _RUNNING)
+    .values(status=bindparam("b_status"), end_time=bindparam("b_end"), error=bindparam("b_error"))
+)
+BEAT = (
+    update(experiments)
+    .where(experiments.c.id == bindparam("b_id"), experiments.c.status == _RUNNING)
+    .values(heartbeat_at=bindparam("b_beat"))
+)
+REAP = (
+    update(experiments)
+    .where(
+        experiments.c.id == bindparam("b_id"),
+        experiments.c.status == _RUNNING,
+        experiments.c.heartbeat_at == bindparam("b_seen"),
+    )
+    .values(status=_FAILED, end_time=bindparam("b_end"), error=bindparam("b_error"))
+)
+RUNNING_ROWS = select(
+    experiments.c.id,
+    experiments.c.heartbeat_at,
+    experiments.c.heartbeat_interval,
+    experiments.c.host,
+    experiments.c.pid,
+).where(experiments.c.status == _RUNNING)
+STATUS_OF = select(experiments.c.status).where(experiments.c.id == bindparam("b_id"))
+DELETE = delete(experiments).where(experiments.c.id == bindparam("b_id"))
+
+# Module-level statements live as long as the process: their compiled SQL is kept for
+# good (by the statement itself, so no other statement can ever take its place).
+# ``_queries`` adds its own with :func:`static`.
+STATIC_STATEMENTS: set[Executable] = {
+    INSERT_EXPERIMENT,
+    INSERT_TAG,
+    INSERT_COMPONENT,
+    INSERT_REQUEST,
+    END,
+    BEAT,
+    REAP,
+    RUNNING_ROWS,
+    STATUS_OF,
+    DELETE,
+}
+
+
+def static(stmt: E) -> E:
+    """Mark a module-level statement (never one built per call): its compiled SQL is kept."""
+    STATIC_STATEMENTS.add(stmt)
+    return stmt

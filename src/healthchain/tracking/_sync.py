@@ -20,12 +20,12 @@ from typing import TYPE_CHECKING, Any, Self
 
 from anyio.from_thread import BlockingPortal
 
-from ._config import DEFAULT_STORAGE_URI
 from ._exceptions import describe
+from ._lifecycle import CLOSED_WHILE_OPEN, PROCESS_EXITED
 from ._portal import LoopThread
-from ._records import Experiment, ExperimentStatus
-from ._tracker import CLOSED_WHILE_OPEN, PROCESS_EXITED, AsyncExperimentTracker
-from ._values import RequestRecord, RequestStats
+from ._records import Experiment, ExperimentStatus, RequestRecord, RequestStats
+from ._settings import DEFAULT_SETTINGS
+from ._tracker import AsyncExperimentTracker
 
 if TYPE_CHECKING:
     import pandas
@@ -59,14 +59,14 @@ class ExperimentTracker:
 
     def __init__(
         self,
-        storage_uri: str = DEFAULT_STORAGE_URI,
+        storage_uri: str = DEFAULT_SETTINGS.storage_uri,
         project_name: str = "healthchain",
         tags: Mapping[str, Any] | None = None,
-        heartbeat_interval: float = 10.0,
+        heartbeat_interval: float = DEFAULT_SETTINGS.heartbeat_interval,
         *,
-        outage_timeout: float = 60.0,
-        max_queued_writes: int = 100_000,
-        read_only: bool = False,
+        outage_timeout: float = DEFAULT_SETTINGS.outage_timeout,
+        max_queued_writes: int = DEFAULT_SETTINGS.max_queued_writes,
+        read_only: bool = DEFAULT_SETTINGS.read_only,
     ) -> None:
         tracker = AsyncExperimentTracker(
             storage_uri,
@@ -105,6 +105,11 @@ class ExperimentTracker:
     def project_name(self) -> str:
         """The project new experiments are recorded under."""
         return self._tracker.project_name
+
+    @property
+    def heartbeat_interval(self) -> float:
+        """Seconds between two heartbeats of a running experiment."""
+        return self._tracker.heartbeat_interval
 
     def __repr__(self) -> str:
         state = "open" if self._loop_thread.running else "closed"

@@ -4,69 +4,28 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import socket
-import sqlite3
-import ssl
-import warnings
-from collections.abc import AsyncIterator, Awaitable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from functools import partial
-from pathlib import Path
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any
 
 import anyio
-from sqlalchemy import URL, event
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.pool import NullPool
 
-from . import _queries, _requests_view
-from ._config import (
-    DEFAULT_STORAGE_URI,
-    MAX_QUEUED_WRITES_RANGE,
-    OUTAGE_TIMEOUT_RANGE,
-    StorageConfig,
-    resolve_storage_uri,
-    validate_heartbeat_interval,
-    validate_project_name,
-    validate_range,
-)
+from . import _queries
+from ._config import validate_project_name
 from ._dataframe import experiments_to_dataframe
 from ._exceptions import (
-    ConfigurationError,
     ExperimentNotFoundError,
-    ExperimentStateError,
     InvalidInputError,
-    StorageError,
-    TrackerClosedError,
     TrackerError,
     describe,
 )
 from ._ids import new_id
-from ._migrate import check_schema, ensure_schema, upgrade
-from ._records import Experiment, ExperimentStatus
-from ._schema import HEAD_REVISION
-from ._store import (
-    Backend,
-    BeatOp,
-    Codec,
-    CoreBackend,
-    DeleteOp,
-    EndOp,
-    ReapOp,
-    RequestsOp,
-    SqliteBackend,
-    SqliteCodec,
-    StartOp,
-    is_transient,
-)
-from ._values import (
-    RequestRecord,
-    RequestStats,
+from ._lifecycle import PROCESS_EXITED, TrackerLifecycle
+from ._operations import DeleteOp, EndOp, ReapOp, RequestsOp, StartOp
+from ._records import Experiment, ExperimentStatus, RequestRecord, RequestStats
+from ._settings import DEFAULT_SETTINGS, TrackerSettings
+from ._validation import (
     check_storable,
-    dump_json,
     parse_status,
     printable,
     show,
@@ -79,331 +38,16 @@ from ._values import (
     validate_row_count,
     validate_tags,
 )
-from ._writer import Writer
 
 if TYPE_CHECKING:
     import pandas
 
-__all__ = ["AsyncExperimentTracker", "upgrade_database"]
+__all__ = ["AsyncExperimentTracker"]
 
 logger = logging.getLogger("healthchain.tracking")
 
-_HOST = socket.gethostname()
-CLOSED_WHILE_OPEN = "the tracker was closed while the experiment was open"
-PROCESS_EXITED = "the process exited while the experiment was open"
-# Seconds a SQLite connection waits for another writer's lock before giving up.
-SQLITE_BUSY_TIMEOUT = 30.0
-# Lower bound on one PostgreSQL connect or statement, whatever the outage_timeout.
-PG_MIN_STATEMENT_TIMEOUT = 5.0
-# Address space for memory-mapped reads; only pages actually read become resident.
-SQLITE_MMAP_BYTES = 256 * 1024 * 1024
 
-
-def _create_engine(
-    storage: StorageConfig, outage_timeout: float | None, *, read_only: bool = False
-) -> AsyncEngine:
-    """Build the engine (blocking: call it in a worker thread).
-
-    ``outage_timeout`` bounds each PostgreSQL statement; None (schema upgrades, which
-    may rewrite large tables) leaves them unbounded. ``read_only`` opens a SQLite file
-    for reading only, so a file or folder this process cannot write can still be read.
-    An option of the URL the driver cannot take is a :class:`ConfigurationError`; any
-    failure to connect, later, is a :class:`StorageError` (see :func:`_connect`).
-    """
-    try:
-        engine = _build_engine(storage, outage_timeout, read_only)
-    except TrackerError:
-        raise
-    except (SQLAlchemyError, TypeError, ValueError) as exc:
-        # The dialect reads the URL's options here (a port or cache size that is not a
-        # number, a timeout that is not one): nothing has been connected to yet.
-        raise ConfigurationError(
-            storage.scrub(
-                f"storage_uri {storage.display!r} has an option the "
-                f"{storage.url.get_driver_name()!r} driver cannot take ({describe(exc)}); "
-                "correct or remove it"
-            )
-        ) from exc
-    event.listen(engine.sync_engine, "do_connect", partial(_connect, storage))
-    return engine
-
-
-def _build_engine(
-    storage: StorageConfig, outage_timeout: float | None, read_only: bool
-) -> AsyncEngine:
-    if not storage.is_sqlite:
-        connect_args: dict[str, Any] = {}
-        if outage_timeout is not None and storage.url.drivername == "postgresql+asyncpg":
-            # A server that stops answering (a lock it never grants, a network that drops
-            # packets) must fail an attempt within the outage bound, not hang the writer:
-            # asyncpg cancels the statement on the server when its command_timeout fires.
-            # The floor keeps a tiny bound from failing a merely slow statement.
-            bound = max(outage_timeout, PG_MIN_STATEMENT_TIMEOUT)
-            connect_args = {
-                key: bound for key in ("timeout", "command_timeout") if key not in storage.url.query
-            }
-        return create_async_engine(storage.url, connect_args=connect_args, pool_pre_ping=True)
-    url, pooled = _sqlite_read_url(storage) if read_only else (storage.url, True)
-    if url is storage.url:
-        _check_sqlite_path(str(storage.url.database))
-    # Reads never open a transaction they leave behind, so the pool's reset-on-return
-    # rollback (one more thread hop per read) is not needed.
-    # A ``?timeout=`` in the URL (seconds, pysqlite's own option) overrides the default.
-    connect_args = {} if "timeout" in storage.url.query else {"timeout": SQLITE_BUSY_TIMEOUT}
-    pool = {} if pooled else {"poolclass": NullPool}
-    engine = create_async_engine(url, connect_args=connect_args, pool_reset_on_return=None, **pool)
-    if read_only:
-        event.listen(engine.sync_engine, "do_connect", _read_only_connect)
-    event.listen(
-        engine.sync_engine, "connect", _sqlite_read_pragmas if read_only else _sqlite_pragmas
-    )
-    return engine
-
-
-def _sqlite_read_url(storage: StorageConfig) -> tuple[URL, bool]:
-    """The URL of read-only SQLite connections (``mode=ro``), and whether they may be
-    pooled; ``storage.url`` unchanged when there is no file (an in-memory database).
-
-    A WAL-mode database needs its ``-shm`` file, which SQLite creates beside it; in a
-    folder this process cannot write, a connection falls back to ``immutable`` when it
-    cannot (:func:`_read_only_connect`). That choice holds only while no writer is at
-    work, so such connections are not pooled: each read chooses afresh.
-    """
-    url = storage.url
-    database = url.database
-    if not database or database == ":memory:":
-        return url, True
-    if url.query.get("uri") not in (None, "", "0", "false", "False"):
-        return url.update_query_dict({"mode": "ro"}), False  # a SQLite URI: keep its path
-    path = Path(database).absolute()
-    if not path.is_file():
-        _check_sqlite_path(database)  # names a missing directory, or a directory given
-        raise StorageError(
-            f"cannot read the SQLite database {database!r}: {str(path)!r} does not exist"
-        )
-    if not os.access(path, os.R_OK):
-        raise StorageError(
-            f"cannot read the SQLite database {database!r}: {str(path)!r} is not readable "
-            "by this process; check its permissions"
-        )
-    writable = os.access(path.parent, os.W_OK)
-    shm, wal = Path(f"{path}-shm"), Path(f"{path}-wal")
-    if not writable and not shm.exists() and _size(wal) > 0:
-        raise StorageError(
-            f"cannot read the SQLite database {database!r}: its write-ahead log "
-            f"{str(wal)!r} holds commits, but the folder is read-only and has no "
-            f"{shm.name!r}, so SQLite cannot read them; open the database once where "
-            "it can be written (that checkpoints the log), then copy it here"
-        )
-    query = {**url.query, "uri": "true", "mode": "ro"}
-    return url.set(database=path.as_uri(), query=query), writable
-
-
-def _read_only_connect(dialect: Any, _record: Any, cargs: list[Any], cparams: Any) -> Any:
-    """Open ``mode=ro``; if SQLite cannot create the WAL index (``-shm``) in a read-only
-    folder, no writer is at work there (a writer keeps one), so open ``immutable``."""
-    connection = dialect.connect(*cargs, **cparams)
-    try:
-        cursor = connection.cursor()
-        try:
-            cursor.execute("PRAGMA schema_version")  # the first read opens the WAL index
-        finally:
-            cursor.close()
-    except sqlite3.OperationalError as exc:
-        connection.close()
-        base, _, query = str(cargs[0]).rpartition("?")
-        options = query.split("&")
-        if exc.sqlite_errorcode != sqlite3.SQLITE_CANTOPEN or "mode=ro" not in options:
-            raise
-        options[options.index("mode=ro")] = "immutable=1"
-        return dialect.connect(f"{base}?{'&'.join(options)}", *cargs[1:], **cparams)
-    return connection
-
-
-def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return 0
-
-
-def _connect(storage: StorageConfig, dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
-    """Every new connection, whatever the backend: a failure that waiting cannot cure
-    (no such database or role, a wrong password, an option the driver refuses) becomes a
-    :class:`StorageError` at once, naming the database and what to check, so the writer
-    does not retry it for the outage bound. One that waiting may cure (a server down or
-    restarting, refused connections) is left as it is: the writer retries it, and
-    :class:`_StorageErrors` words it for callers."""
-    try:
-        return dialect.connect(*cargs, **cparams)
-    except Exception as exc:
-        if isinstance(exc, TrackerError) or (is_transient(exc) and not _is_tls_failure(exc)):
-            raise
-        raise StorageError(
-            storage.scrub(
-                f"cannot connect to {storage.display!r}: {describe(exc)}; "
-                f"{_what_to_check(exc, storage)}"
-            )
-        ) from exc
-
-
-_OPTION_EXAMPLES = {
-    "asyncpg": " (asyncpg takes e.g. ssl=require, timeout=10, command_timeout=30)",
-    "aiosqlite": " (SQLite takes e.g. timeout=30)",
-}
-
-
-def _is_tls_failure(exc: BaseException) -> bool:
-    # TLS the server does not offer, or a certificate that does not verify, fails the
-    # same way next time. (A handshake cut short, SSLEOFError, may be a server going
-    # down: that stays an outage.)
-    return isinstance(exc, ssl.SSLCertVerificationError) or (
-        isinstance(exc, ConnectionError) and "rejected SSL upgrade" in str(exc)
-    )
-
-
-def _what_to_check(exc: BaseException, storage: StorageConfig) -> str:
-    if _is_tls_failure(exc):
-        return (
-            "check the URL's ssl option (ssl=disable, prefer, require, verify-ca or "
-            "verify-full) against what the server offers, and its certificates"
-        )
-    state = getattr(exc, "sqlstate", None) or getattr(getattr(exc, "orig", None), "sqlstate", None)
-    if state == "3D000":
-        return "check the database name in the URL, or create that database first"
-    if isinstance(state, str) and state.startswith("28"):
-        return (
-            "check the user name and password (given in the URL, a ?password= option, "
-            "PGPASSWORD or ~/.pgpass) and the server's pg_hba.conf"
-        )
-    if state == "42501":
-        return "check that this user may connect to that database (GRANT CONNECT)"
-    if isinstance(exc, TypeError | ValueError | ArithmeticError | LookupError):
-        example = _OPTION_EXAMPLES.get(storage.url.get_driver_name(), "")
-        return (
-            "check the options after '?' in the URL: one is not taken by the driver, or has "
-            f"a value it refuses{example}"
-        )
-    return "check the URL, and that the server accepts connections from this host"
-
-
-def _check_sqlite_path(database: str) -> None:
-    # Fail here, naming the path, rather than inside aiosqlite's connect (whose failure
-    # path leaves its worker thread posting to the loop after the caller has moved on).
-    path = Path(database).absolute()
-    if not path.parent.is_dir():
-        raise StorageError(
-            f"cannot open the SQLite database {database!r}: the directory {str(path.parent)!r} "
-            "does not exist; create it first or choose another path"
-        )
-    if path.is_dir():
-        raise StorageError(
-            f"cannot open the SQLite database {database!r}: {str(path)!r} is a directory; "
-            "give the path of a file, e.g. 'sqlite:///experiments.db'"
-        )
-    target = path if path.exists() else path.parent
-    if not os.access(target, os.R_OK | os.W_OK):
-        mounted = " (its file system is mounted read-only)" if _on_read_only_mount(target) else ""
-        raise StorageError(
-            f"cannot open the SQLite database {database!r} for writing: {str(path)!r} is not "
-            f"writable by this process{mounted}; check its permissions or choose another "
-            "path (reading alone needs no write access: read_only=True)"
-        )
-
-
-def _on_read_only_mount(path: Path) -> bool:
-    try:
-        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
-    except OSError:
-        return False
-
-
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    # WAL: readers never block the writer; NORMAL: a commit survives a crash of the
-    # process (not of the machine) without an fsync per commit.
-    # mmap: rows a filter picks from all over the file are read from memory, not with
-    # one read() call per page.
-    # wal_autocheckpoint: checkpoint every 10,000 pages instead of 1,000, so pages that
-    # every commit touches (the newest leaves) are copied back once per checkpoint, not
-    # ten times; the WAL may grow to ~40 MB between checkpoints.
-    for pragma in (
-        "journal_mode=WAL",
-        "synchronous=NORMAL",
-        "foreign_keys=ON",
-        f"mmap_size={SQLITE_MMAP_BYTES}",
-        "wal_autocheckpoint=10000",
-    ):
-        cursor.execute(f"PRAGMA {pragma}")
-    cursor.close()
-
-
-def _sqlite_read_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    for pragma in ("query_only=ON", f"mmap_size={SQLITE_MMAP_BYTES}"):
-        cursor.execute(f"PRAGMA {pragma}")
-    cursor.close()
-
-
-_DATABASE_ERRORS = (SQLAlchemyError, sqlite3.Error, OSError)
-
-
-class _StorageErrors:
-    """``with`` block turning database errors into :class:`StorageError` (a plain class:
-    it wraps every call on the hot path, where a generator-based one costs more)."""
-
-    __slots__ = ("action", "storage")
-
-    def __init__(self, storage: StorageConfig, action: str) -> None:
-        self.storage, self.action = storage, action
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if exc is None or isinstance(exc, TrackerError) or not isinstance(exc, _DATABASE_ERRORS):
-            return
-        cause = getattr(exc, "orig", None) or exc
-        if self.storage.is_sqlite and "unable to open database file" in str(cause):
-            message = (
-                f"{self.action}: cannot open the SQLite database {self.storage.url.database!r} "
-                f"({cause}); check that its directory exists and is writable"
-            )
-        else:
-            message = f"{self.action} on {self.storage.display!r} failed: {describe(cause)}"
-            if not self.storage.is_sqlite and isinstance(cause, OSError):
-                message += f"; {_unreachable_hint(cause)}"
-        raise StorageError(self.storage.scrub(message)) from exc
-
-
-def _unreachable_hint(cause: OSError) -> str:
-    if isinstance(cause, socket.gaierror):
-        return "check the host name in the URL"
-    return "check that the database server is running and reachable at that host and port"
-
-
-async def upgrade_database(storage_uri: str = DEFAULT_STORAGE_URI) -> tuple[str | None, str]:
-    """Create or upgrade the schema of ``storage_uri``; returns ``(revision before, after)``.
-
-    Opening a tracker does the same implicitly; this is the explicit form for operators
-    (``healthchain db upgrade``). ``before`` is None for a database without a schema.
-    """
-    storage = resolve_storage_uri(storage_uri)
-    engine = await anyio.to_thread.run_sync(_create_engine, storage, None)
-    try:
-        with _StorageErrors(storage, "upgrading the schema"):
-            before = await upgrade(engine)
-    finally:
-        await engine.dispose()
-    return before, HEAD_REVISION
-
-
-class AsyncExperimentTracker:
+class AsyncExperimentTracker(TrackerLifecycle):
     """Records experiments in a SQL database without blocking the event loop.
 
     ``storage_uri`` is a SQLAlchemy URL as users write it (``sqlite:///experiments.db``,
@@ -427,45 +71,22 @@ class AsyncExperimentTracker:
 
     def __init__(
         self,
-        storage_uri: str = DEFAULT_STORAGE_URI,
+        storage_uri: str = DEFAULT_SETTINGS.storage_uri,
         project_name: str = "healthchain",
         tags: Mapping[str, Any] | None = None,
-        heartbeat_interval: float = 10.0,
+        heartbeat_interval: float = DEFAULT_SETTINGS.heartbeat_interval,
         *,
-        outage_timeout: float = 60.0,
-        max_queued_writes: int = 100_000,
-        read_only: bool = False,
+        outage_timeout: float = DEFAULT_SETTINGS.outage_timeout,
+        max_queued_writes: int = DEFAULT_SETTINGS.max_queued_writes,
+        read_only: bool = DEFAULT_SETTINGS.read_only,
     ) -> None:
-        self._storage = resolve_storage_uri(storage_uri)
-        self._read_only = bool(read_only)
-        self._outage_timeout = validate_range(
-            "outage_timeout", outage_timeout, OUTAGE_TIMEOUT_RANGE
-        )
-        self._max_queued = int(
-            validate_range(
-                "max_queued_writes",
-                max_queued_writes,
-                MAX_QUEUED_WRITES_RANGE,
-                unit="",
-                integer=True,
+        super().__init__(
+            TrackerSettings(
+                storage_uri, heartbeat_interval, outage_timeout, max_queued_writes, read_only
             )
         )
         self._project = validate_project_name(project_name)
         self._tags, self._tag_texts = validate_tags(tags)
-        self._heartbeat_interval = validate_heartbeat_interval(heartbeat_interval)
-        # The engine is built on first use, in a worker thread: building it resolves the
-        # SQLite path against the working directory, a blocking call.
-        self._engine: AsyncEngine | None = None
-        self._backend: Backend | None = None
-        self._codec: Codec = SqliteCodec() if self._storage.is_sqlite else Codec()
-        self._writer: Writer | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._open_lock: asyncio.Lock | None = None
-        self._opened = False
-        self._closed = False
-        self._running: set[str] = set()
-        self._closed_over: set[str] = set()  # ended INTERRUPTED by closing the tracker
-        self._tasks: set[asyncio.Task[Any]] = set()
 
     # --- properties -----------------------------------------------------------------
 
@@ -491,197 +112,6 @@ class AsyncExperimentTracker:
         return (
             f"<{type(self).__name__} {self._storage.display!r} project={self._project!r} {state}>"
         )
-
-    # --- lifecycle ------------------------------------------------------------------
-
-    async def __aenter__(self) -> Self:
-        try:
-            await self._open()
-        except BaseException:
-            # ``async with`` never hands over a tracker that failed to open (no such
-            # database, a server down): release what it took rather than leave it to __del__.
-            await self.aclose()
-            raise
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        """Write everything queued, stop the heartbeat and release the engine. Idempotent.
-
-        Experiments of this tracker still RUNNING (a ``track()`` block not yet left, a
-        start without its end) are ended INTERRUPTED, with an error saying the tracker was
-        closed while they were open; a block left afterwards records nothing more.
-
-        A cancellation arriving meanwhile waits until this is done, then propagates: a
-        tracker closed from a cancelled task still lands its queued writes and returns
-        its connections, instead of leaving them to the garbage collector.
-        """
-        await self._shutdown(CLOSED_WHILE_OPEN)
-
-    async def _shutdown(self, reason: str) -> None:
-        """:meth:`aclose`, ending open experiments INTERRUPTED with ``reason`` as error."""
-        if self._closed:
-            return
-        self._closed = True
-        # Synchronously, before any await: a block left meanwhile must see its end taken.
-        ends = self._interrupt_open(reason)
-        await _run_to_completion(self._release(ends))
-
-    def _interrupt_open(self, reason: str) -> list[tuple[str, asyncio.Future[Any]]]:
-        """Queue an INTERRUPTED end for each experiment still open; returns their futures."""
-        open_ids, self._running = self._running, set()
-        self._closed_over |= open_ids
-        writer = self._writer
-        if writer is None or not open_ids:
-            return []
-        now = self._codec.time(utcnow())
-        ends = []
-        for experiment_id in open_ids:
-            row = {
-                "b_id": experiment_id,
-                "b_status": ExperimentStatus.INTERRUPTED.value,
-                "b_end": now,
-                "b_error": reason,
-            }
-            try:
-                ends.append((experiment_id, writer.submit(EndOp(row))))
-            except TrackerError as exc:
-                logger.error(
-                    "could not record INTERRUPTED for experiment %s: %s", experiment_id, exc
-                )
-        return ends
-
-    async def _release(self, ends: Sequence[tuple[str, asyncio.Future[Any]]] = ()) -> None:
-        writer, self._writer = self._writer, None
-        for task in list(self._tasks):
-            if task.get_name() == "healthchain-heartbeat":
-                task.cancel()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
-        try:
-            if writer is not None:
-                await writer.aclose()
-            for experiment_id, end in ends:
-                failure = end.exception() if end.done() and not end.cancelled() else None
-                # Already ended elsewhere (reaped, or ended by another tracker), or its
-                # start failed and was reported to its caller: nothing lost here.
-                if failure is not None and not isinstance(
-                    failure, ExperimentStateError | ExperimentNotFoundError
-                ):
-                    logger.error(
-                        "could not record INTERRUPTED for experiment %s: %s",
-                        experiment_id,
-                        describe(failure),
-                    )
-            if self._backend is not None:
-                await self._backend.aclose()
-        finally:
-            if self._engine is not None:
-                await self._engine.dispose()
-
-    def __del__(self, _warn: Any = warnings.warn) -> None:
-        if getattr(self, "_loop", None) is not None and not self._closed:
-            _warn(
-                f"unclosed {self!r}; use 'async with' or await aclose()",
-                ResourceWarning,
-                source=self,
-            )
-
-    async def _ready(self) -> Writer:
-        writer = self._writer
-        if writer is not None and self._loop is asyncio.get_running_loop():
-            return writer
-        if self._read_only:
-            raise StorageError(
-                f"{self!r} was opened with read_only=True; "
-                "open a tracker without read_only to record experiments"
-            )
-        await self._open()
-        assert self._writer is not None
-        return self._writer
-
-    async def _open(self) -> Backend:
-        """Build the engine and check (reader) or bring to head (writer) the schema, once."""
-        loop = asyncio.get_running_loop()
-        if self._closed:
-            raise TrackerClosedError(f"{self!r} is closed; create a new tracker to keep recording")
-        if self._opened and self._loop is loop and self._backend is not None:
-            return self._backend
-        if self._loop is None:
-            self._loop, self._open_lock = loop, asyncio.Lock()
-        elif self._loop is not loop:
-            raise TrackerClosedError(
-                f"{self!r} belongs to another event loop; an async engine serves one loop, "
-                "so create one tracker per loop (or use ExperimentTracker from threads)"
-            )
-        assert self._open_lock is not None
-        async with self._open_lock:
-            if not self._opened:
-                if self._engine is None:
-                    self._engine = await anyio.to_thread.run_sync(
-                        partial(
-                            _create_engine,
-                            self._storage,
-                            self._outage_timeout,
-                            read_only=self._read_only,
-                        )
-                    )
-                    self._backend = (SqliteBackend if self._storage.is_sqlite else CoreBackend)(
-                        self._engine
-                    )
-                assert self._backend is not None
-                with self._storage_errors("opening the database"):
-                    if self._read_only:
-                        await check_schema(self._engine, self._storage.display)
-                    else:
-                        await ensure_schema(self._engine)
-                if self._closed:  # closed while we were migrating
-                    raise TrackerClosedError(f"{self!r} was closed while opening")
-                if not self._read_only:
-                    self._writer = Writer(
-                        self._backend,
-                        on_orphan=self._end_orphan,
-                        outage_timeout=self._outage_timeout,
-                        max_queued=self._max_queued,
-                        where=self._storage.display,
-                    )
-                    self._spawn(self._heartbeat(), "healthchain-heartbeat")
-                self._opened = True
-            assert self._backend is not None
-            return self._backend
-
-    async def _reader(self) -> Backend:
-        return await self._open()
-
-    def _spawn(self, coro: Any, name: str) -> None:
-        task = asyncio.get_running_loop().create_task(coro, name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    def _storage_errors(self, action: str) -> _StorageErrors:
-        """Translate driver and SQLAlchemy errors into :class:`StorageError`, in one place."""
-        return _StorageErrors(self._storage, action)
-
-    async def _heartbeat(self) -> None:
-        while True:
-            await asyncio.sleep(self._heartbeat_interval)
-            writer = self._writer
-            if writer is None or not self._running:
-                continue
-            beat = self._codec.time(utcnow())
-            op = BeatOp([{"b_id": i, "b_beat": beat} for i in self._running])
-            try:
-                with self._storage_errors("heartbeat"):
-                    await writer.submit(op)
-            except TrackerError as exc:
-                logger.warning("heartbeat not recorded: %s", exc)
 
     # --- writes ---------------------------------------------------------------------
 
@@ -710,55 +140,28 @@ class AsyncExperimentTracker:
         writer = await self._ready()
 
         experiment_id, started = new_id()
-        codec = self._codec
-        now = codec.time(started)
-        merged = {**self._tags, **user_tags} if self._tags else user_tags
-        texts = {**self._tag_texts, **user_texts} if self._tags else user_texts
-        as_text = codec.json_as_text
-        row = {
-            "id": experiment_id,
-            "name": name or f"{self._project}-{experiment_id[-8:]}",
-            "project": self._project,
-            "start_time": now,
-            "end_time": None,
-            "status": "RUNNING",
-            "tags": dump_json(merged) if as_text else merged,
-            "pipeline_config": config_text if as_text else config,
-            "components": (dump_json(parts) if as_text else parts) if parts else None,
-            "error": None,
-            "heartbeat_at": now,
-            "heartbeat_interval": self._heartbeat_interval,
-            "host": _HOST,
-            "pid": os.getpid(),
-        }
-        tag_rows = [
-            {"experiment_id": experiment_id, "key": k, "value": v} for k, v in texts.items()
-        ]
-        component_rows = [
-            {"experiment_id": experiment_id, "name": n, "type": t, "stage": s, "position": i}
-            for i, (n, t, s) in enumerate(parts)
-        ]
+        op = StartOp.of(
+            self._codec,
+            experiment_id,
+            name or f"{self._project}-{experiment_id[-8:]}",
+            self._project,
+            self._codec.time(started),
+            {**self._tags, **user_tags} if self._tags else user_tags,
+            {**self._tag_texts, **user_texts} if self._tags else user_texts,
+            config,
+            config_text,
+            parts,
+            self._heartbeat_interval,
+        )
         # Open from now: a close while the start is being written ends it too, after it.
         self._running.add(experiment_id)
         try:
             with self._storage_errors("start_experiment"):
-                await writer.submit(StartOp(row, tag_rows, component_rows))
+                await writer.submit(op)
         except BaseException:
             self._running.discard(experiment_id)
             raise
         return experiment_id
-
-    def _end_orphan(self, op: StartOp) -> None:
-        # A start whose caller was cancelled before it committed: the row exists but
-        # nobody holds its id, so end it rather than leave it RUNNING forever.
-        row = {
-            "b_id": op.experiment["id"],
-            "b_status": ExperimentStatus.INTERRUPTED.value,
-            "b_end": self._codec.time(utcnow()),
-            "b_error": "start_experiment was cancelled before it returned",
-        }
-        if self._writer is not None:
-            self._writer.submit(EndOp(row)).add_done_callback(lambda f: f.exception())
 
     async def end_experiment(
         self,
@@ -786,15 +189,10 @@ class AsyncExperimentTracker:
             raise InvalidInputError(f"error must be a string or an exception, got {error!r}")
         error = printable(error)  # an error message must never stop the end being recorded
         writer = await self._ready()
-        row = {
-            "b_id": experiment_id,
-            "b_status": final.value,
-            "b_end": self._codec.time(utcnow()),
-            "b_error": error,
-        }
+        op = EndOp.of(experiment_id, final, self._codec.time(utcnow()), error)
         try:
             with self._storage_errors("end_experiment"):
-                await writer.submit(EndOp(row))
+                await writer.submit(op)
         finally:
             self._running.discard(experiment_id)
 
@@ -850,20 +248,9 @@ class AsyncExperimentTracker:
         if not checked:
             return
         writer = await self._ready()
-        time = self._codec.time
-        rows = [
-            {
-                "experiment_id": experiment_id,
-                "seq": r.index,
-                "start_time": time(r.start_time),
-                "latency_ms": float(r.latency_ms),
-                "status_code": r.status_code,
-                "error": r.error,
-            }
-            for r in checked
-        ]
+        op = RequestsOp.of(experiment_id, checked, self._codec)
         with self._storage_errors("log_requests"):
-            await writer.submit(RequestsOp(experiment_id, rows))
+            await writer.submit(op)
 
     async def reap_stale(self) -> list[str]:
         """Mark RUNNING experiments silent for over 3 heartbeat intervals as FAILED.
@@ -935,7 +322,7 @@ class AsyncExperimentTracker:
             raise ExperimentNotFoundError(experiment_id)
         backend = await self._reader()
         with self._storage_errors("list_requests"):
-            found = await backend.read(lambda ex: _requests_view.list_requests(ex, experiment_id))
+            found = await backend.read(lambda ex: _queries.list_requests(ex, experiment_id))
         if found is None:
             raise ExperimentNotFoundError(experiment_id)
         return found
@@ -965,23 +352,3 @@ class AsyncExperimentTracker:
         if stats is None:
             raise ExperimentNotFoundError(experiment_id)
         return stats
-
-
-async def _run_to_completion(work: Awaitable[None]) -> None:
-    """Await ``work`` to its end even if the caller is cancelled, then re-raise that.
-
-    anyio's shield stops its own (level-triggered) cancellation but not asyncio's
-    ``Task.cancel()``; waiting on a separate task covers the latter, since a cancelled
-    ``asyncio.wait`` leaves the task it waits for running.
-    """
-    task = asyncio.ensure_future(work)
-    interrupted: asyncio.CancelledError | None = None
-    with anyio.CancelScope(shield=True):
-        while not task.done():
-            try:
-                await asyncio.wait([task])
-            except asyncio.CancelledError as exc:
-                interrupted = exc
-    if interrupted is not None and (task.cancelled() or task.exception() is None):
-        raise interrupted
-    task.result()  # a failure to close outranks the cancellation: it must not be lost

@@ -20,8 +20,12 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from ._backends import Backend
+from ._batch import describe_ops
 from ._exceptions import StorageError, TrackerClosedError, describe
-from ._store import Backend, Op, StartOp, describe_ops, is_transient
+from ._operations import Op, StartOp
+from ._settings import TrackerSettings
+from ._transient import is_transient
 
 __all__ = ["Writer"]
 
@@ -43,16 +47,15 @@ class Writer:
     def __init__(
         self,
         backend: Backend,
+        settings: TrackerSettings,
         *,
         on_orphan: Callable[[StartOp], None] | None = None,
-        outage_timeout: float = 60.0,
-        max_queued: int = 100_000,
         where: str = "storage",
     ) -> None:
         self._backend = backend
         self._on_orphan = on_orphan
-        self._outage_timeout = outage_timeout
-        self._max_queued = max_queued
+        self._outage_timeout = settings.outage_timeout
+        self._max_queued = settings.max_queued_writes
         self._where = where
         self._outage_since: float | None = None
         self._pending: list[Op] = []

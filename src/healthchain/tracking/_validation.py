@@ -10,12 +10,12 @@ import json
 import math
 import reprlib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, NamedTuple, cast
 
 from ._exceptions import InvalidFilterError, InvalidInputError
-from ._records import ExperimentStatus
+from ._records import ExperimentStatus, RequestRecord
 
 __all__ = [
     "FILTER_KEYS",
@@ -23,8 +23,6 @@ __all__ = [
     "MAX_ROWS",
     "MAX_TAG_BYTES",
     "MAX_TAG_FILTERS",
-    "RequestRecord",
-    "RequestStats",
     "ValidFilters",
     "dump_json",
     "parse_status",
@@ -58,8 +56,6 @@ _repr = reprlib.Repr()
 _repr.maxlevel, _repr.maxstring, _repr.maxother = 3, 80, 80
 show = _repr.repr
 
-# The quoted JSON text of a str, as the encoders below write it (the C function).
-_quote = json.encoder.encode_basestring
 _dumps = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
 _dumps_sorted = json.JSONEncoder(
     ensure_ascii=False, allow_nan=False, separators=(",", ":"), sort_keys=True
@@ -69,27 +65,6 @@ _dumps_sorted = json.JSONEncoder(
 # names and keys on both, so data moves between them and a filter means the same on
 # each. Inside JSON values it is written as the escape \u0000, which both store.
 _NUL = "\x00"
-
-
-@dataclass(frozen=True, slots=True)
-class RequestRecord:
-    """One request a run sent: when, how long, what came back."""
-
-    index: int
-    start_time: datetime
-    latency_ms: float
-    status_code: int | None
-    error: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class RequestStats:
-    """Summary of an experiment's requests; latencies are None when there were none."""
-
-    count: int
-    failures: int
-    p50_ms: float | None
-    p95_ms: float | None
 
 
 class ValidFilters(NamedTuple):
@@ -180,9 +155,6 @@ def validate_tags(
                 f"{what} keys must be non-empty strings; {show(key)} is not. "
                 f"Use e.g. {{{show(str(key))}: ...}}"
             )
-        if type(value) is str:
-            texts[key] = _quote(value)
-            continue
         if isinstance(value, dict | list | tuple):
             check_depth(value, f"{what}[{show(key)}]", error)
         try:

@@ -1,0 +1,131 @@
+"""Backends: run a batch of operations, or a read, for one tracker on its engine.
+
+* :class:`SqliteBackend` ships each whole transaction (or read) to the aiosqlite
+  connection's own thread as one function (:mod:`._sqlite_thread`): one thread hop per
+  transaction instead of one per statement is what makes group commits cheap.
+* :class:`CoreBackend` runs the same functions through ``AsyncConnection.run_sync`` for
+  every other async dialect (PostgreSQL via asyncpg).
+
+Backends only run functions: what a batch does is :func:`._batch.apply_batch`'s.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from sqlalchemy.util import LRUCache
+
+from ._batch import apply_batch
+from ._codecs import Codec, SqliteCodec
+from ._executors import COMPILED_CACHE_SIZE, CompiledCache, CoreExecutor, Executor, SqliteExecutor
+from ._operations import Op
+from ._sqlite_thread import ConnectionThread
+from ._transient import is_transient
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+__all__ = ["Backend", "CoreBackend", "SqliteBackend"]
+
+T = TypeVar("T")
+
+
+class Backend:
+    """Runs batches and reads for one tracker; owns the writer's connection."""
+
+    codec: Codec = Codec()
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def write(self, ops: Sequence[Op]) -> list[Any]:
+        raise NotImplementedError
+
+    async def read(self, fn: Callable[[Executor], T]) -> T:
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        raise NotImplementedError
+
+
+class SqliteBackend(Backend):
+    """One hop to aiosqlite's thread per transaction or read."""
+
+    codec = SqliteCodec()
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        super().__init__(engine)
+        self._writer: AsyncConnection | None = None
+        self._thread: ConnectionThread | None = None
+        self._compiled = CompiledCache()
+
+    async def write(self, ops: Sequence[Op]) -> list[Any]:
+        if self._thread is None:
+            self._writer = await self.engine.connect()
+            self._thread = await ConnectionThread.of(self._writer)
+        return await self._thread.run(self._apply, ops)
+
+    def _apply(self, conn: sqlite3.Connection, ops: Sequence[Op]) -> list[Any]:
+        return apply_batch(SqliteExecutor(conn, self._compiled), ops)
+
+    async def read(self, fn: Callable[[Executor], T]) -> T:
+        async with self.engine.connect() as conn:
+            return await (await ConnectionThread.of(conn)).run(self._read, fn)
+
+    def _read(self, conn: sqlite3.Connection, fn: Callable[[Executor], T]) -> T:
+        ex = SqliteExecutor(conn, self._compiled)
+        conn.execute("BEGIN")  # one snapshot for every query of this read
+        try:
+            return fn(ex)
+        finally:
+            conn.rollback()
+
+    async def aclose(self) -> None:
+        if self._writer is not None:
+            writer, self._writer = self._writer, None
+            await writer.close()
+
+
+async def _discard(conn: AsyncConnection) -> None:
+    with contextlib.suppress(Exception):  # already broken: nothing more to release
+        await conn.invalidate()
+        await conn.close()
+
+
+class CoreBackend(Backend):
+    """Every other async dialect, through SQLAlchemy Core."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        super().__init__(engine)
+        self._writer: AsyncConnection | None = None
+        # SQLAlchemy's own compiled cache, bounded tighter than the engine's 500 entries:
+        # a compiled list query keeps its statement alive, hundreds of KiB with many tags.
+        self._compiled: LRUCache[Any, Any] = LRUCache(COMPILED_CACHE_SIZE)
+
+    async def _connect(self) -> AsyncConnection:
+        conn = await self.engine.connect()
+        return await conn.execution_options(compiled_cache=self._compiled)
+
+    async def write(self, ops: Sequence[Op]) -> list[Any]:
+        if self._writer is None:
+            self._writer = await self._connect()
+        try:
+            return await self._writer.run_sync(lambda conn: apply_batch(CoreExecutor(conn), ops))
+        except Exception as exc:
+            if is_transient(exc):  # the connection may be gone: take a new one next time
+                writer, self._writer = self._writer, None
+                await _discard(writer)
+            raise
+
+    async def read(self, fn: Callable[[Executor], T]) -> T:
+        async with self.engine.connect() as conn:
+            await conn.execution_options(compiled_cache=self._compiled)
+            return await conn.run_sync(lambda sync_conn: fn(CoreExecutor(sync_conn)))
+
+    async def aclose(self) -> None:
+        if self._writer is not None:
+            writer, self._writer = self._writer, None
+            await writer.close()

@@ -1,0 +1,175 @@
+"""Executors: run Core statements on one connection, synchronously, off the event loop.
+
+:class:`SqliteExecutor` runs them on a plain sqlite3 connection (on aiosqlite's thread),
+:class:`CoreExecutor` on a SQLAlchemy connection (inside ``run_sync``). Operations and
+reads are written against the :class:`Executor` protocol and never know which.
+"""
+
+from __future__ import annotations
+
+import operator
+import sqlite3
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol, cast
+
+from sqlalchemy import Connection
+from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
+from sqlalchemy.sql import ClauseElement, Executable
+from sqlalchemy.sql.compiler import SQLCompiler
+
+from ._schema import STATIC_STATEMENTS
+
+__all__ = ["COMPILED_CACHE_SIZE", "CompiledCache", "CoreExecutor", "Executor", "SqliteExecutor"]
+
+COMPILED_CACHE_SIZE = 64
+"""Compiled statements kept per backend besides the static ones (filtered lists come in
+many shapes); the least recently compiled is dropped first."""
+
+
+class Executor(Protocol):
+    """What batch and read functions may do with a connection (sync, off the loop)."""
+
+    def begin(self) -> None: ...
+    def commit(self) -> None: ...
+    def rollback(self) -> None: ...
+    def run(
+        self, stmt: Executable, rows: Sequence[dict[str, Any]], *, counted: bool = False
+    ) -> int:
+        """Execute ``stmt`` for each row; with ``counted``, return the exact rows affected."""
+        ...
+
+    def query(self, stmt: Executable, params: dict[str, Any] | None = None) -> list[Any]: ...
+
+
+_Compiled = tuple[str, Callable[[Any], Any], dict[str, Any]]
+
+
+class CompiledCache:
+    """Compiled SQL by statement: static statements for good, others up to a bound.
+
+    Shared by the threads of one backend's connections. Keyed by the statement itself
+    (statements hash and compare by identity), so an entry keeps its statement alive and
+    no other statement can ever be served its SQL.
+    """
+
+    __slots__ = ("_lock", "_others", "_static", "maxsize")
+
+    def __init__(self, maxsize: int = COMPILED_CACHE_SIZE) -> None:
+        self.maxsize = maxsize
+        self._static: dict[Executable, _Compiled] = {}
+        self._others: dict[Executable, _Compiled] = {}
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._static) + len(self._others)
+
+    def get(self, stmt: Executable) -> _Compiled | None:
+        entry = self._static.get(stmt)
+        if entry is not None:
+            return entry
+        return self._others.get(stmt)
+
+    def put(self, stmt: Executable, entry: _Compiled) -> None:
+        if stmt in STATIC_STATEMENTS:
+            self._static[stmt] = entry
+            return
+        with self._lock:
+            self._others[stmt] = entry
+            while len(self._others) > self.maxsize:
+                del self._others[next(iter(self._others))]
+
+
+class SqliteExecutor:
+    """Runs Core statements on a plain sqlite3 connection.
+
+    Statements are compiled with positional parameters, which sqlite3 binds faster than
+    named ones; each row's values are picked in the compiled order by a C-level
+    ``itemgetter``. Compiled statements are kept in a bounded :class:`CompiledCache`.
+    """
+
+    __slots__ = ("_cache", "_conn")
+
+    _dialect = SQLiteDialect_pysqlite(paramstyle="qmark")
+
+    def __init__(self, conn: sqlite3.Connection, cache: CompiledCache) -> None:
+        self._conn, self._cache = conn, cache
+
+    def _compiled(self, stmt: Executable) -> _Compiled:
+        entry = self._cache.get(stmt)
+        if entry is None:
+            compiled = cast(
+                SQLCompiler,
+                cast(ClauseElement, stmt).compile(
+                    dialect=self._dialect, compile_kwargs={"render_postcompile": True}
+                ),
+            )
+            names = compiled.positiontup or []
+            entry = (compiled.string, _picker(names), compiled.params)
+            self._cache.put(stmt, entry)
+        return entry
+
+    def begin(self) -> None:
+        # IMMEDIATE takes the write lock up front, so a transaction that reads before
+        # it writes waits on the busy timeout instead of failing with SQLITE_BUSY.
+        self._conn.execute("BEGIN IMMEDIATE")
+
+    def commit(self) -> None:
+        self._conn.commit()
+
+    def rollback(self) -> None:
+        self._conn.rollback()
+
+    def run(
+        self, stmt: Executable, rows: Sequence[dict[str, Any]], *, counted: bool = False
+    ) -> int:
+        sql, pick, _ = self._compiled(stmt)
+        if len(rows) == 1:
+            return self._conn.execute(sql, pick(rows[0])).rowcount
+        return self._conn.executemany(sql, map(pick, rows)).rowcount
+
+    def query(self, stmt: Executable, params: dict[str, Any] | None = None) -> list[Any]:
+        sql, pick, bound = self._compiled(stmt)
+        if params:
+            bound = {**bound, **params}
+        return self._conn.execute(sql, pick(bound)).fetchall()
+
+
+class CoreExecutor:
+    """Runs Core statements through a (greenlet-backed) SQLAlchemy connection."""
+
+    __slots__ = ("_conn",)
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def begin(self) -> None:
+        pass  # SQLAlchemy begins on first use
+
+    def commit(self) -> None:
+        self._conn.commit()
+
+    def rollback(self) -> None:
+        self._conn.rollback()
+
+    def run(
+        self, stmt: Executable, rows: Sequence[dict[str, Any]], *, counted: bool = False
+    ) -> int:
+        if counted or len(rows) == 1:
+            # executemany row counts are not reliable on every driver
+            return sum(self._conn.execute(stmt, row).rowcount for row in rows)
+        self._conn.execute(stmt, list(rows))
+        return len(rows)
+
+    def query(self, stmt: Executable, params: dict[str, Any] | None = None) -> list[Any]:
+        return list(self._conn.execute(stmt, params or {}).all())
+
+
+def _picker(names: Sequence[str]) -> Callable[[Any], tuple[Any, ...]]:
+    """A function taking a row mapping to its values in ``names`` order, as a tuple."""
+    if not names:
+        return lambda _row: ()
+    if len(names) == 1:
+        one = names[0]
+        return lambda row: (row[one],)
+    return operator.itemgetter(*names)

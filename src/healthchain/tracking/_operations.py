@@ -1,0 +1,361 @@
+"""Operations: the writes a tracker queues, each applying itself alone or in a group.
+
+An operation class says once how a list of its operations is written
+(:meth:`Op.apply_all`); applying one alone is that with a list of one, so a new
+operation is one class, not one class plus a case in the batch code. Operations are
+applied in :attr:`Op.order` across classes (an experiment's row before its requests and
+its end), inside a transaction the caller (:mod:`._batch`) owns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import sqlite3
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any, ClassVar
+
+from sqlalchemy.exc import IntegrityError
+
+from ._codecs import Codec, from_db_time
+from ._exceptions import ExperimentNotFoundError, ExperimentStateError, InvalidInputError
+from ._executors import Executor
+from ._records import ExperimentStatus, RequestRecord
+from ._schema import (
+    BEAT,
+    DELETE,
+    END,
+    INSERT_COMPONENT,
+    INSERT_EXPERIMENT,
+    INSERT_REQUEST,
+    INSERT_TAG,
+    REAP,
+    RUNNING_ROWS,
+    STATUS_OF,
+)
+from ._settings import HEARTBEAT_INTERVAL_RANGE
+from ._validation import dump_json, printable
+
+__all__ = [
+    "BeatOp",
+    "Conflict",
+    "DeleteOp",
+    "EndOp",
+    "Op",
+    "ReapOp",
+    "RequestsOp",
+    "StartOp",
+]
+
+_HOST = socket.gethostname()
+
+
+class Conflict(Exception):
+    """A group of operations cannot be applied as a whole; apply each alone instead."""
+
+
+class Op:
+    """One queued write, applied inside a transaction on an :class:`Executor`."""
+
+    __slots__ = ("future",)
+    what: ClassVar[str] = "write"
+    """What one unit of it is, for 'not recorded: ...' messages ("experiment start")."""
+    order: ClassVar[int] = 100
+    """Where this class's operations go in a group (lower first)."""
+
+    def __init__(self) -> None:
+        self.future: asyncio.Future[Any] | None = None
+
+    @classmethod
+    def apply_all(cls, ex: Executor, ops: Sequence[Any]) -> list[Any]:
+        """Apply ``ops`` (all of this class) in the current transaction; their results.
+
+        With more than one, raise :class:`Conflict` (or any error) when one of them fails,
+        so each is applied alone; alone, raise the error its caller should see.
+        """
+        return [op.apply(ex) for op in ops]
+
+    def apply(self, ex: Executor) -> Any:
+        """Apply this operation alone: :meth:`apply_all` of a list of one."""
+        return self.apply_all(ex, (self,))[0]
+
+    @property
+    def units(self) -> int:
+        return 1
+
+    @property
+    def experiment_ids(self) -> list[str]:
+        return []
+
+
+class StartOp(Op):
+    """A new experiment row with its tags and pipeline components."""
+
+    __slots__ = ("components", "experiment", "tags")
+    what = "experiment start"
+    order = 0
+
+    def __init__(
+        self,
+        experiment: dict[str, Any],
+        tags: list[dict[str, Any]],
+        components: list[dict[str, Any]],
+    ) -> None:
+        super().__init__()
+        self.experiment, self.tags, self.components = experiment, tags, components
+
+    @classmethod
+    def of(
+        cls,
+        codec: Codec,
+        experiment_id: str,
+        name: str,
+        project: str,
+        now: Any,
+        tags: dict[str, Any],
+        tag_texts: dict[str, str],
+        config: dict[str, Any] | None,
+        config_text: str | None,
+        parts: list[tuple[str, str | None, str | None]],
+        heartbeat_interval: float,
+    ) -> StartOp:
+        """The rows of a new RUNNING experiment, from validated values (``now`` encoded)."""
+        as_text = codec.json_as_text
+        experiment = {
+            "id": experiment_id,
+            "name": name,
+            "project": project,
+            "start_time": now,
+            "end_time": None,
+            "status": "RUNNING",
+            "tags": dump_json(tags) if as_text else tags,
+            "pipeline_config": config_text if as_text else config,
+            "components": (dump_json(parts) if as_text else parts) if parts else None,
+            "error": None,
+            "heartbeat_at": now,
+            "heartbeat_interval": heartbeat_interval,
+            "host": _HOST,
+            "pid": os.getpid(),
+        }
+        tag_rows = [
+            {"experiment_id": experiment_id, "key": k, "value": v} for k, v in tag_texts.items()
+        ]
+        component_rows = [
+            {"experiment_id": experiment_id, "name": n, "type": t, "stage": s, "position": i}
+            for i, (n, t, s) in enumerate(parts)
+        ]
+        return cls(experiment, tag_rows, component_rows)
+
+    @property
+    def experiment_ids(self) -> list[str]:
+        return [self.experiment["id"]]
+
+    @classmethod
+    def apply_all(cls, ex: Executor, ops: Sequence[StartOp]) -> list[Any]:
+        ex.run(INSERT_EXPERIMENT, [op.experiment for op in ops])
+        tags = [row for op in ops for row in op.tags]
+        if tags:
+            ex.run(INSERT_TAG, tags)
+        components = [row for op in ops for row in op.components]
+        if components:
+            ex.run(INSERT_COMPONENT, components)
+        return [None] * len(ops)
+
+
+class RequestsOp(Op):
+    """Request records of one experiment."""
+
+    __slots__ = ("experiment_id", "rows")
+    what = "request record"
+    order = 1
+
+    def __init__(self, experiment_id: str, rows: list[dict[str, Any]]) -> None:
+        super().__init__()
+        self.experiment_id, self.rows = experiment_id, rows
+
+    @classmethod
+    def of(cls, experiment_id: str, records: Sequence[RequestRecord], codec: Codec) -> RequestsOp:
+        """The rows of validated request records."""
+        time = codec.time
+        rows = [
+            {
+                "experiment_id": experiment_id,
+                "seq": r.index,
+                "start_time": time(r.start_time),
+                "latency_ms": float(r.latency_ms),
+                "status_code": r.status_code,
+                "error": r.error,
+            }
+            for r in records
+        ]
+        return cls(experiment_id, rows)
+
+    @property
+    def units(self) -> int:
+        return len(self.rows)
+
+    @property
+    def experiment_ids(self) -> list[str]:
+        return [self.experiment_id]
+
+    @classmethod
+    def apply_all(cls, ex: Executor, ops: Sequence[RequestsOp]) -> list[Any]:
+        try:
+            ex.run(INSERT_REQUEST, [row for op in ops for row in op.rows])
+        except (sqlite3.IntegrityError, IntegrityError):
+            if len(ops) > 1:
+                raise Conflict from None
+            ops[0]._explain(ex)
+        return [None] * len(ops)
+
+    def _explain(self, ex: Executor) -> None:
+        ex.rollback()  # PostgreSQL refuses anything more in a failed transaction
+        ex.begin()
+        if not ex.query(STATUS_OF, {"b_id": self.experiment_id}):
+            raise ExperimentNotFoundError(self.experiment_id) from None
+        raise InvalidInputError(
+            f"a request index in {[r['seq'] for r in self.rows]!r} was already logged for "
+            f"experiment {self.experiment_id!r}; give each request a unique index"
+        ) from None
+
+
+class EndOp(Op):
+    """The final status of a RUNNING experiment."""
+
+    __slots__ = ("row",)
+    what = "experiment end"
+    order = 2
+
+    def __init__(self, row: dict[str, Any]) -> None:
+        super().__init__()
+        self.row = row
+
+    @classmethod
+    def of(cls, experiment_id: str, status: ExperimentStatus, end: Any, error: str | None) -> EndOp:
+        """End ``experiment_id`` as ``status`` at ``end`` (encoded), with ``error``."""
+        return cls(
+            {"b_id": experiment_id, "b_status": status.value, "b_end": end, "b_error": error}
+        )
+
+    @property
+    def experiment_ids(self) -> list[str]:
+        return [self.row["b_id"]]
+
+    @classmethod
+    def apply_all(cls, ex: Executor, ops: Sequence[EndOp]) -> list[Any]:
+        if ex.run(END, [op.row for op in ops], counted=True) != len(ops):
+            if len(ops) > 1:
+                raise Conflict
+            ops[0]._explain(ex)
+        return [None] * len(ops)
+
+    def _explain(self, ex: Executor) -> None:
+        experiment_id = self.row["b_id"]
+        found = ex.query(STATUS_OF, {"b_id": experiment_id})
+        if not found:
+            raise ExperimentNotFoundError(experiment_id)
+        raise ExperimentStateError(
+            f"experiment {experiment_id!r} has already ended as {found[0][0]}; "
+            "an ended experiment cannot be ended again"
+        )
+
+
+class BeatOp(Op):
+    """A heartbeat of the RUNNING experiments of one tracker."""
+
+    __slots__ = ("rows",)
+    what = "heartbeat"
+    order = 3
+
+    def __init__(self, rows: list[dict[str, Any]]) -> None:
+        super().__init__()
+        self.rows = rows
+
+    @classmethod
+    def of(cls, experiment_ids: Iterable[str], beat: Any) -> BeatOp:
+        """A heartbeat at ``beat`` (encoded) for each of ``experiment_ids``."""
+        return cls([{"b_id": i, "b_beat": beat} for i in experiment_ids])
+
+    @classmethod
+    def apply_all(cls, ex: Executor, ops: Sequence[BeatOp]) -> list[Any]:
+        rows = [row for op in ops for row in op.rows]
+        if rows:
+            ex.run(BEAT, rows)
+        return [None] * len(ops)
+
+
+class ReapOp(Op):
+    """Mark RUNNING experiments whose heartbeat is too old as FAILED; returns their ids.
+
+    Each row is judged on its own values, which another program may have written: a row
+    without a readable heartbeat is left alone; an interval outside
+    ``HEARTBEAT_INTERVAL_RANGE`` is judged by the nearest bound, an unusable one (NULL,
+    NaN, not positive) by the longest. The end time recorded is the last heartbeat, when
+    the process was last known alive; the error says when it was reaped.
+    """
+
+    __slots__ = ("codec", "now")
+    what = "reap"
+    order = 4
+
+    def __init__(self, now: datetime, codec: Codec) -> None:
+        super().__init__()
+        self.now, self.codec = now, codec
+
+    def apply(self, ex: Executor) -> list[str]:
+        reaped: list[str] = []
+        for experiment_id, beat, interval, host, pid in ex.query(RUNNING_ROWS):
+            try:
+                seen = from_db_time(beat)
+            except (ValueError, TypeError, AttributeError, OverflowError):
+                seen = None
+            if seen is None:
+                continue
+            judged = _judged_interval(interval)
+            if not (self.now - seen).total_seconds() > 3 * judged:
+                continue
+            error = (
+                f"process {pid} on host {host!r} stopped reporting: last heartbeat at "
+                f"{seen.isoformat()}, more than 3 x {judged:g} s before it was reaped at "
+                f"{self.now.isoformat()}"
+            )
+            if judged != interval:
+                error += f" (its recorded heartbeat interval, {interval!r}, is out of range)"
+            row = {"b_id": experiment_id, "b_seen": beat, "b_end": self.codec.time(seen)}
+            row["b_error"] = printable(error)
+            if ex.run(REAP, [row], counted=True):
+                reaped.append(experiment_id)
+        return reaped
+
+
+def _judged_interval(interval: Any) -> float:
+    """A row's heartbeat interval clamped to the range trackers accept; the longest if unusable."""
+    low, high = HEARTBEAT_INTERVAL_RANGE
+    if isinstance(interval, bool) or not isinstance(interval, int | float) or not interval > 0:
+        return high  # NULL, text, NaN, zero or negative: written by something else
+    return min(max(float(interval), low), high)
+
+
+class DeleteOp(Op):
+    """Experiments deleted with everything recorded for them; returns how many."""
+
+    __slots__ = ("ids",)
+    what = "experiment deletion"
+    order = 5
+
+    def __init__(self, ids: list[str]) -> None:
+        super().__init__()
+        self.ids = ids
+
+    @property
+    def units(self) -> int:
+        return len(self.ids)
+
+    @property
+    def experiment_ids(self) -> list[str]:
+        return self.ids
+
+    def apply(self, ex: Executor) -> int:
+        return ex.run(DELETE, [{"b_id": i} for i in self.ids], counted=True)
