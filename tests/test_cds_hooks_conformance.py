@@ -1414,3 +1414,32 @@ async def test_unsigned_symmetric_and_untrusted_tokens_are_refused() -> None:
     assert verifier.verify(stranger.token(audience), audience=audience) == (
         "issuer 'https://stranger.example' is not trusted by this service"
     )
+
+
+def test_the_replay_memory_is_bounded_and_forgets_expired_tokens(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every cache has a bound: a verifier remembers at most MAX_REMEMBERED unexpired
+    token ids, refuses new tokens past it (forgetting one would allow its replay), and
+    forgets ids once their tokens have expired."""
+    import time
+    from types import SimpleNamespace
+
+    from healthchain.use_cases import _jwt, generate_key_pair
+
+    monkeypatch.setattr(_jwt, "MAX_REMEMBERED", 3)
+    signer, verifier = generate_key_pair()
+    audience = "http://cds/cds-services/svc"
+    assert [verifier.verify(signer.token(audience), audience=audience) for _ in range(3)] == [
+        None
+    ] * 3
+    refused = verifier.verify(signer.token(audience), audience=audience)
+    assert refused is not None and "more than 3 unexpired tokens" in refused
+
+    # The verifier's clock moves past every token's expiry (PyJWT's checks, and the
+    # signer of the token made first, keep the real one).
+    fresh = signer.token(audience)
+    later = time.time() + _jwt.MAX_LIFETIME + 60
+    monkeypatch.setattr(_jwt, "time", SimpleNamespace(time=lambda: later))
+    assert verifier.verify(fresh, audience=audience) is None
+    assert len(verifier._seen) == 1
