@@ -23,7 +23,14 @@ from sqlalchemy.sql.functions import FunctionElement
 
 from ._codecs import from_db_time
 from ._executors import Executor
-from ._records import Component, Experiment, ExperimentStatus, RequestRecord, RequestStats
+from ._records import (
+    Component,
+    Experiment,
+    ExperimentStatus,
+    RequestRecord,
+    RequestStats,
+    request_failed_sql,
+)
 from ._schema import STATUS_OF, experiment_tags, experiments, requests, static
 from ._validation import MAX_JSON_DEPTH, ValidFilters, check_depth
 
@@ -87,12 +94,7 @@ REQUEST_COUNTS = static(
         func.coalesce(
             func.sum(
                 case(
-                    (
-                        requests.c.error.is_not(None)
-                        | requests.c.status_code.is_(None)
-                        | (requests.c.status_code >= 400),
-                        1,
-                    ),
+                    (request_failed_sql(requests.c.error, requests.c.status_code), 1),
                     else_=0,
                 )
             ),
