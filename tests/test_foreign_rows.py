@@ -3,7 +3,8 @@ breaks a list, a page or the command line for everyone else.
 
 Timestamps: SQLite stores them as text, so only SQLite can hold 'garbage' or a number
 where a time belongs (those tests are SQLite only); PostgreSQL's timestamptz holds only
-times, but also ``infinity`` and ``-infinity``, which are tested there. A status outside
+times, but also ``infinity``, ``-infinity`` and years Python cannot hold (past 9999 or
+BC), which are tested there. A status outside
 the four needs SQLite's ``PRAGMA ignore_check_constraints`` (PostgreSQL enforces it).
 """
 
@@ -117,6 +118,36 @@ def test_infinite_times_on_postgresql_still_list(any_storage: Storage) -> None:
         "heartbeat_at = 'infinity' WHERE id = ?",
         odd,
     )
+    _everyone_still_sees_everything(any_storage.uri, [ordinary, odd])
+
+
+def test_times_past_pythons_years_on_postgresql_still_list(
+    any_storage: Storage, caplog: pytest.LogCaptureFixture
+) -> None:
+    """asyncpg fails a whole read on such a value: the read is retried with times as text."""
+    if any_storage.kind != "postgresql":
+        pytest.skip("SQLite's text of such a year is covered by the garbage test above")
+    now = datetime.now(UTC)
+    with ExperimentTracker(any_storage.uri) as tracker:
+        ordinary = tracker.start_experiment("ordinary")
+        odd = tracker.start_experiment("odd")
+        tracker.log_requests(odd, [RequestRecord(i, now, 10.0, 200) for i in range(2)])
+        tracker.end_experiment(odd)
+    any_storage.query(
+        "UPDATE experiments SET start_time = '20000-01-01', end_time = '4000-01-01 BC' "
+        "WHERE id = ?",
+        odd,
+    )
+    any_storage.query("UPDATE requests SET start_time = '20000-01-01' WHERE seq = 0")
+    with (
+        caplog.at_level(logging.WARNING, "healthchain.tracking"),
+        ExperimentTracker(any_storage.uri) as tracker,
+    ):
+        found = tracker.get_experiment(odd)
+        assert (found.start_time, found.end_time) == (id_time(odd), None)
+        assert tracker.get_experiment(ordinary).start_time.year == now.year
+        assert [r.index for r in tracker.list_requests(odd)] == [1]
+    assert f"experiment {odd}: its start_time '20000-01-01 00:00:00+00'" in caplog.text
     _everyone_still_sees_everything(any_storage.uri, [ordinary, odd])
 
 

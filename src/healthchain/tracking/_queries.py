@@ -11,7 +11,19 @@ import functools
 import math
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Text, and_, bindparam, case, cast, func, select
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Text,
+    and_,
+    bindparam,
+    case,
+    cast,
+    func,
+    select,
+)
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql import ColumnElement, Select
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -65,6 +77,24 @@ _COLUMNS = tuple(
     else experiments.c[f.name]
     for f in dataclasses.fields(Experiment)
 )
+# The same columns with timestamps read as text: asyncpg fails a whole read on one
+# PostgreSQL time outside Python's years 1-9999 (another writer's row), so such a read is
+# retried with these, and _rows reads the text it cannot parse as unreadable.
+_TIMES_AS_TEXT = tuple(
+    cast(column, Text)
+    if isinstance(column, Column) and isinstance(column.type, DateTime)
+    else column
+    for column in _COLUMNS
+)
+
+
+def _rows_of(ex: Executor, query: Select[Any], params: dict[str, Any]) -> list[Any]:
+    try:
+        return ex.query(query, params)
+    except OverflowError:  # asyncpg: "date value out of range"
+        return ex.query(query.with_only_columns(*_TIMES_AS_TEXT), params)
+
+
 GET_EXPERIMENT = static(select(*_COLUMNS).where(experiments.c.id == bindparam("b_id")))
 REQUEST_COUNTS = static(
     select(
@@ -89,7 +119,7 @@ REQUEST_LATENCIES = static(
 
 def get_experiment(ex: Executor, experiment_id: str) -> Experiment | None:
     """The experiment with its components, or None."""
-    rows = ex.query(GET_EXPERIMENT, {"b_id": experiment_id})
+    rows = _rows_of(ex, GET_EXPERIMENT, {"b_id": experiment_id})
     return experiment_records(rows)[0] if rows else None
 
 
@@ -165,7 +195,7 @@ def _list_query(
 
 def list_experiments(ex: Executor, query: Select[Any], params: dict[str, Any]) -> list[Experiment]:
     """Run a query from :func:`build_list_query` with its parameters."""
-    return experiment_records(ex.query(query, params))
+    return experiment_records(_rows_of(ex, query, params))
 
 
 def _percentile(ordered: list[float], fraction: float) -> float:
@@ -206,6 +236,17 @@ LIST_REQUESTS = static(
 )
 
 
+LIST_REQUESTS_TIMES_AS_TEXT = static(
+    LIST_REQUESTS.with_only_columns(
+        requests.c.seq,
+        cast(requests.c.start_time, Text),
+        requests.c.latency_ms,
+        requests.c.status_code,
+        requests.c.error,
+    )
+)
+
+
 def list_requests(ex: Executor, experiment_id: str) -> list[RequestRecord] | None:
     """The experiment's requests in the order they were sent; None if it is unknown.
 
@@ -213,4 +254,9 @@ def list_requests(ex: Executor, experiment_id: str) -> list[RequestRecord] | Non
     """
     if not ex.query(STATUS_OF, {"b_id": experiment_id}):
         return None
-    return request_records(experiment_id, ex.query(LIST_REQUESTS, {"b_id": experiment_id}))
+    params = {"b_id": experiment_id}
+    try:
+        rows = ex.query(LIST_REQUESTS, params)
+    except OverflowError:  # as in _rows_of: a request time past Python's years
+        rows = ex.query(LIST_REQUESTS_TIMES_AS_TEXT, params)
+    return request_records(experiment_id, rows)
