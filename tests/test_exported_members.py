@@ -95,6 +95,7 @@ def test_tracking_exports_nothing_private() -> None:
         "TrackerClosedError",
         "TrackerError",
         "mask_uri",
+        "request_failed",
         "upgrade_database",
     }
 

@@ -16,6 +16,7 @@ import httpx
 from pydantic import BaseModel, ValidationError
 
 from healthchain._callables import is_async_callable
+from healthchain.tracking import request_failed
 from healthchain.use_cases import BaseUseCase
 
 from ._exception_groups import collapse_exception_groups
@@ -50,8 +51,8 @@ class RequestOutcome:
 
     @property
     def ok(self) -> bool:
-        """True when the request got a valid response."""
-        return self.error is None
+        """True when the request got a valid response: not failed by the tracker's rule."""
+        return not request_failed(self.error, self.status_code)
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,14 @@ from ._exceptions import (
     TrackerError,
 )
 from ._migrate import upgrade_database
-from ._records import Component, Experiment, ExperimentStatus, RequestRecord, RequestStats
+from ._records import (
+    Component,
+    Experiment,
+    ExperimentStatus,
+    RequestRecord,
+    RequestStats,
+    request_failed,
+)
 from ._settings import DEFAULT_STORAGE_URI
 from ._sync import ExperimentTracker
 from ._tracker import AsyncExperimentTracker
@@ -46,5 +53,6 @@ __all__ = [
     "TrackerClosedError",
     "TrackerError",
     "mask_uri",
+    "request_failed",
     "upgrade_database",
 ]

@@ -14,7 +14,7 @@ import random
 import time
 from datetime import UTC, datetime
 
-__all__ = ["new_id"]
+__all__ = ["id_time", "new_id"]
 
 _VERSION_AND_VARIANT = (0x7 << 76) | (0b10 << 62)
 _fromtimestamp = datetime.fromtimestamp
@@ -34,3 +34,17 @@ def new_id() -> tuple[str, datetime]:
     h = f"{value:032x}"
     # float seconds are exact to well under a microsecond here; fromtimestamp rounds back
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}", _fromtimestamp(micros / 1e6, UTC)
+
+
+def id_time(experiment_id: str) -> datetime | None:
+    """The aware UTC time a UUIDv7 id encodes (to the ms), or None if it is not one."""
+    try:
+        value = int(experiment_id.replace("-", ""), 16)
+    except (AttributeError, ValueError):
+        return None
+    if len(experiment_id) != 36 or (value >> 76) & 0xF != 7 or (value >> 62) & 0b11 != 0b10:
+        return None
+    try:
+        return _fromtimestamp((value >> 80) / 1000, UTC)
+    except (ValueError, OverflowError, OSError):  # past year 9999: not one of ours
+        return None

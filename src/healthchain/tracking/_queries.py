@@ -1,31 +1,39 @@
-"""Reads: statements, filters, and turning rows into records.
+"""Reads: statements and filters; turning their rows into records is in ``_rows``.
 
 The functions here take an :class:`~._executors.Executor` and run off the event loop (in
 aiosqlite's thread for SQLite), so building thousands of records never stalls the loop.
-Turning rows into records is most of the cost of a large list: keep it lean.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-import json
-import logging
 import math
-from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Text, and_, bindparam, case, cast, func, select
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Text,
+    and_,
+    bindparam,
+    case,
+    cast,
+    func,
+    select,
+)
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql import ColumnElement, Select
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
-from ._codecs import from_db_time
 from ._executors import Executor
-from ._records import Component, Experiment, ExperimentStatus, RequestRecord, RequestStats
+from ._records import Experiment, RequestRecord, RequestStats, request_failed_sql
+from ._rows import experiment_records, is_number, request_records
 from ._schema import STATUS_OF, experiment_tags, experiments, requests, static
-from ._validation import MAX_JSON_DEPTH, ValidFilters, check_depth
+from ._validation import ValidFilters
 
 __all__ = [
     "LIST_QUERY_CACHE_SIZE",
@@ -34,8 +42,6 @@ __all__ = [
     "list_requests",
     "request_stats",
 ]
-
-logger = logging.getLogger("healthchain.tracking")
 
 LIST_QUERY_CACHE_SIZE = 64
 """Distinct list-query shapes kept built; a shape beyond it is rebuilt when used."""
@@ -64,21 +70,30 @@ def _as_stored(element: _JsonText, compiler: SQLCompiler, **kw: Any) -> str:
 
 
 # Experiment's fields, in order, are the columns read: the record's field list is the
-# one place they are written (JSON columns come back as text, decoded here).
+# one place they are written (JSON columns come back as text, decoded in _rows).
 _COLUMNS = tuple(
     _JsonText(experiments.c[f.name])
     if isinstance(experiments.c[f.name].type, JSON)
     else experiments.c[f.name]
     for f in dataclasses.fields(Experiment)
 )
-_STATUS = {s.value: s for s in ExperimentStatus}
-# The stdlib decoder's C scanner (what ``json.loads`` ends in), without the whitespace
-# regex and end check around it (JSON another writer indented falls back to json.loads).
-# Measured with timeit on a 2-core Linux box (median of 7, CPython 3.11, short tag and
-# config values): 0.30 µs per value, against 0.39 µs for the public ``raw_decode`` and
-# 1.0 µs for ``json.loads``; at three values a row, ~0.3 s per million rows listed.
-# ``json.JSONDecoder.scan_once`` has been there since Python 2.6.
-_scan = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+# The same columns with timestamps read as text: asyncpg fails a whole read on one
+# PostgreSQL time outside Python's years 1-9999 (another writer's row), so such a read is
+# retried with these, and _rows reads the text it cannot parse as unreadable.
+_TIMES_AS_TEXT = tuple(
+    cast(column, Text)
+    if isinstance(column, Column) and isinstance(column.type, DateTime)
+    else column
+    for column in _COLUMNS
+)
+
+
+def _rows_of(ex: Executor, query: Select[Any], params: dict[str, Any]) -> list[Any]:
+    try:
+        return ex.query(query, params)
+    except OverflowError:  # asyncpg: "date value out of range"
+        return ex.query(query.with_only_columns(*_TIMES_AS_TEXT), params)
+
 
 GET_EXPERIMENT = static(select(*_COLUMNS).where(experiments.c.id == bindparam("b_id")))
 REQUEST_COUNTS = static(
@@ -87,12 +102,7 @@ REQUEST_COUNTS = static(
         func.coalesce(
             func.sum(
                 case(
-                    (
-                        requests.c.error.is_not(None)
-                        | requests.c.status_code.is_(None)
-                        | (requests.c.status_code >= 400),
-                        1,
-                    ),
+                    (request_failed_sql(requests.c.error, requests.c.status_code), 1),
                     else_=0,
                 )
             ),
@@ -107,106 +117,10 @@ REQUEST_LATENCIES = static(
 )
 
 
-_READ_DEPTH = MAX_JSON_DEPTH + 1
-
-
-class _TooDeep(Exception):
-    """Stored JSON nested deeper than the tracker writes (another writer's row)."""
-
-
-def _json(value: Any) -> Any:
-    if value is None or value.__class__ is not str:
-        return value
-    try:
-        decoded = _scan(value, 0)[0]
-    except StopIteration:  # written by someone else, with leading whitespace
-        decoded = json.loads(value)
-    # JSON nested N deep is at least 2N characters with N brackets: the cheap tests
-    # spare the walk to nearly every row. Deeper than the tracker writes (a tags object
-    # around values of the maximum depth), it could break whatever renders it (encoders
-    # recurse too), so it is not handed out.
-    if len(value) > 2 * _READ_DEPTH and value.count("[") + value.count("{") > _READ_DEPTH:
-        check_depth(decoded, "stored JSON", _TooDeep, _READ_DEPTH)
-    return decoded
-
-
-def _components(value: Any) -> tuple[Component, ...]:
-    parts = _json(value)  # PostgreSQL's json column holds None as JSON 'null'
-    if parts is None:
-        return ()
-    return tuple(
-        Component(name, kind, stage, position) for position, (name, kind, stage) in enumerate(parts)
-    )
-
-
-def _records(rows: Iterable[Any]) -> list[Experiment]:
-    """Rows of ``_COLUMNS`` as records: the hot loop of every list."""
-    # Runs of one project usually share their pipeline: its components (immutable
-    # tuples) are built once per distinct value and shared between records.
-    pipelines: dict[Any, tuple[Component, ...]] = {None: ()}
-    json, time, status_of = _json, from_db_time, _STATUS
-    out: list[Experiment] = []
-    append = out.append
-    # unpacked in _COLUMNS' order, which is Experiment's: one name per field
-    for id_, name, project, start, end, status, tags, config, parts, error, host, pid, beat in rows:
-        try:
-            key = parts if parts is None or isinstance(parts, str) else repr(parts)
-            components = pipelines.get(key)
-            if components is None:
-                components = pipelines[key] = _components(parts)
-            tags, config = json(tags), json(config)
-        except _UNREADABLE:  # another writer's row: list it all the same
-            tags, config, components = _unreadable(id_, tags, config, parts)
-        append(
-            Experiment(
-                id_,
-                name,
-                project,
-                time(start),  # type: ignore[arg-type]
-                time(end),
-                status_of[status],
-                tags,
-                config,
-                components,
-                error,
-                host,
-                pid,
-                time(beat),
-            )
-        )
-    return out
-
-
-# What another writer's JSON can raise: too deep to decode or to render, not JSON, or
-# components that are not [name, type, stage] triples.
-_UNREADABLE = (RecursionError, _TooDeep, ValueError, TypeError)
-
-
-def _unreadable(experiment_id: str, tags: Any, config: Any, parts: Any) -> tuple[Any, Any, Any]:
-    """Decode what can be; a column that cannot be read is empty, with a warning."""
-    out: list[Any] = []
-    for column, value, empty, decode in (
-        ("tags", tags, {}, _json),
-        ("pipeline_config", config, None, _json),
-        ("components", parts, (), _components),
-    ):
-        try:
-            out.append(decode(value))
-        except _UNREADABLE as exc:
-            logger.warning(
-                "experiment %s: its %s JSON cannot be read (%s); shown as empty",
-                experiment_id,
-                column,
-                "nested too deep" if isinstance(exc, RecursionError | _TooDeep) else exc,
-            )
-            out.append(empty)
-    return out[0], out[1], out[2]
-
-
 def get_experiment(ex: Executor, experiment_id: str) -> Experiment | None:
     """The experiment with its components, or None."""
-    rows = ex.query(GET_EXPERIMENT, {"b_id": experiment_id})
-    return _records(rows)[0] if rows else None
+    rows = _rows_of(ex, GET_EXPERIMENT, {"b_id": experiment_id})
+    return experiment_records(rows)[0] if rows else None
 
 
 def build_list_query(
@@ -281,7 +195,7 @@ def _list_query(
 
 def list_experiments(ex: Executor, query: Select[Any], params: dict[str, Any]) -> list[Experiment]:
     """Run a query from :func:`build_list_query` with its parameters."""
-    return _records(ex.query(query, params))
+    return experiment_records(_rows_of(ex, query, params))
 
 
 def _percentile(ordered: list[float], fraction: float) -> float:
@@ -297,6 +211,12 @@ def request_stats(ex: Executor, experiment_id: str) -> RequestStats | None:
     if not count:
         return RequestStats(0, 0, None, None)
     latencies = [row[0] for row in ex.query(REQUEST_LATENCIES, {"b_id": experiment_id})]
+    # Ordered by SQL: on SQLite another writer's NULL would come first and text last, so
+    # two checks find any value that is not a number.
+    if not (is_number(latencies[0]) and is_number(latencies[-1])):
+        latencies = [value for value in latencies if is_number(value)]
+        if not latencies:
+            return RequestStats(int(count), int(failures), None, None)
     return RequestStats(
         int(count), int(failures), _percentile(latencies, 0.50), _percentile(latencies, 0.95)
     )
@@ -316,11 +236,27 @@ LIST_REQUESTS = static(
 )
 
 
+LIST_REQUESTS_TIMES_AS_TEXT = static(
+    LIST_REQUESTS.with_only_columns(
+        requests.c.seq,
+        cast(requests.c.start_time, Text),
+        requests.c.latency_ms,
+        requests.c.status_code,
+        requests.c.error,
+    )
+)
+
+
 def list_requests(ex: Executor, experiment_id: str) -> list[RequestRecord] | None:
-    """The experiment's requests in the order they were sent; None if it is unknown."""
+    """The experiment's requests in the order they were sent; None if it is unknown.
+
+    How a row another writer left unreadable is read: see :func:`._rows.request_records`.
+    """
     if not ex.query(STATUS_OF, {"b_id": experiment_id}):
         return None
-    return [
-        RequestRecord(seq, from_db_time(start), latency, code, error)  # type: ignore[arg-type]
-        for seq, start, latency, code, error in ex.query(LIST_REQUESTS, {"b_id": experiment_id})
-    ]
+    params = {"b_id": experiment_id}
+    try:
+        rows = ex.query(LIST_REQUESTS, params)
+    except OverflowError:  # as in _rows_of: a request time past Python's years
+        rows = ex.query(LIST_REQUESTS_TIMES_AS_TEXT, params)
+    return request_records(experiment_id, rows)

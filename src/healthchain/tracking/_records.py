@@ -7,7 +7,17 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, NamedTuple
 
-__all__ = ["Component", "Experiment", "ExperimentStatus", "RequestRecord", "RequestStats"]
+from sqlalchemy import ColumnElement
+
+__all__ = [
+    "Component",
+    "Experiment",
+    "ExperimentStatus",
+    "RequestRecord",
+    "RequestStats",
+    "request_failed",
+    "request_failed_sql",
+]
 
 
 class ExperimentStatus(StrEnum):
@@ -62,6 +72,25 @@ class Experiment:
         return self.end_time - self.start_time
 
 
+# What counts as a failed request, written once: an error, no response, or an HTTP
+# status of 400 or more. ``request_failed`` is the rule in Python, ``request_failed_sql``
+# the same rule as a SQL expression; tests/test_records.py checks that they agree.
+FAILED_FROM_STATUS = 400
+"""The lowest HTTP status that makes a request a failure."""
+
+
+def request_failed(error: str | None, status_code: int | None) -> bool:
+    """True when a request failed: it has an error, got no response, or a status >= 400."""
+    return error is not None or status_code is None or status_code >= FAILED_FROM_STATUS
+
+
+def request_failed_sql(
+    error: ColumnElement[Any], status_code: ColumnElement[Any]
+) -> ColumnElement[bool]:
+    """:func:`request_failed` as a SQL expression over the two columns."""
+    return error.is_not(None) | status_code.is_(None) | (status_code >= FAILED_FROM_STATUS)
+
+
 @dataclass(frozen=True, slots=True)
 class RequestRecord:
     """One request a run sent: when, how long, what came back."""
@@ -71,6 +100,11 @@ class RequestRecord:
     latency_ms: float
     status_code: int | None
     error: str | None = None
+
+    @property
+    def failed(self) -> bool:
+        """True when the request failed (see :func:`request_failed`)."""
+        return request_failed(self.error, self.status_code)
 
 
 @dataclass(frozen=True, slots=True)

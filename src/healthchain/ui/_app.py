@@ -42,7 +42,7 @@ from healthchain.tracking import (
 )
 
 from ._hosts import LOOPBACK_HOSTS, HostCheck, host_pattern
-from ._views import duration_points, is_failure, latency_histogram
+from ._views import duration_points, latency_histogram
 
 __all__ = ["LOOPBACK_HOSTS", "MAX_PAGE", "PAGE_SIZES", "create_app"]
 
@@ -361,7 +361,7 @@ async def _experiment_page(request: Request) -> Response:
         return _render(
             request, "error.html", {"title": "Experiment not found", "message": str(exc)}, 404
         )
-    failures = [r for r in records if is_failure(r)]
+    failures = [r for r in records if r.failed]
     return _render(
         request,
         "experiment.html",

@@ -55,8 +55,8 @@ def duration_points(experiments: Iterable[Experiment]) -> dict[str, Any]:
 
 
 def is_failure(record: RequestRecord) -> bool:
-    """A request failed: an error, no response, or an HTTP status of 400 or more."""
-    return record.error is not None or record.status_code is None or record.status_code >= 400
+    """A request failed: ``record.failed``, the tracker's one rule (kept as a public name)."""
+    return record.failed
 
 
 def latency_histogram(records: Sequence[RequestRecord], max_bins: int = 30) -> dict[str, Any]:
@@ -75,7 +75,7 @@ def latency_histogram(records: Sequence[RequestRecord], max_bins: int = 30) -> d
     for record in records:
         i = min(bins - 1, int((record.latency_ms - low) / width))
         total[i] += 1
-        if is_failure(record):
+        if record.failed:
             failed[i] += 1
     return {
         "x": [low + (i + 0.5) * width for i in range(bins)],
