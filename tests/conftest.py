@@ -72,6 +72,20 @@ async def any_storage_uri(
     return url
 
 
+@pytest.fixture
+def sqlite_storage(db_path: Path) -> Storage:
+    """A SQLite file with a plain-SQL side door, for what only SQLite can hold."""
+    return Storage("sqlite", f"sqlite:///{db_path}", db_path)
+
+
+@pytest.fixture
+def postgres_storage() -> Storage:
+    """The real PostgreSQL server (emptied first) with a plain-SQL side door."""
+    url = postgres_url()
+    asyncio.run(reset_postgres(url))
+    return Storage("postgresql", url)
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def any_storage(request: pytest.FixtureRequest, db_path: Path) -> Storage:
     """Like ``any_storage_uri``, with a plain-SQL side door into the same database.

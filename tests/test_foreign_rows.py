@@ -66,31 +66,30 @@ def _everyone_still_sees_everything(uri: str, ids: list[str]) -> None:
 
 
 def test_unreadable_times_read_as_none_or_the_time_in_the_id(
-    any_storage: Storage, caplog: pytest.LogCaptureFixture
+    sqlite_storage: Storage, caplog: pytest.LogCaptureFixture
 ) -> None:
-    if any_storage.kind != "sqlite":
-        pytest.skip("PostgreSQL's timestamptz cannot hold text that is not a time")
-    with ExperimentTracker(any_storage.uri) as tracker:
+    """SQLite only: see the module docstring."""
+    with ExperimentTracker(sqlite_storage.uri) as tracker:
         ordinary = tracker.start_experiment("ordinary")
         odd = tracker.start_experiment("odd")
         numeric = tracker.start_experiment("numeric")
         not_v7 = tracker.start_experiment("not v7")
         tracker.end_experiment(ordinary)
     foreign_id = "00000000-0000-4000-8000-000000000000"
-    any_storage.query("UPDATE experiments SET id = ? WHERE id = ?", foreign_id, not_v7)
-    any_storage.query(
+    sqlite_storage.query("UPDATE experiments SET id = ? WHERE id = ?", foreign_id, not_v7)
+    sqlite_storage.query(
         "UPDATE experiments SET start_time = 'garbage', end_time = 'garbage', "
         "heartbeat_at = ? WHERE id IN (?, ?)",
         "x" * 200,
         odd,
         foreign_id,
     )
-    any_storage.query(
+    sqlite_storage.query(
         "UPDATE experiments SET start_time = 12345, end_time = 2.5 WHERE id = ?", numeric
     )
     with (
         caplog.at_level(logging.WARNING, "healthchain.tracking"),
-        ExperimentTracker(any_storage.uri) as tracker,
+        ExperimentTracker(sqlite_storage.uri) as tracker,
     ):
         listed = {e.id: e for e in tracker.list_experiments()}
         assert listed[ordinary].end_time is not None  # the others' values are untouched
@@ -103,93 +102,89 @@ def test_unreadable_times_read_as_none_or_the_time_in_the_id(
     assert f"experiment {odd}: its end_time 'garbage' is not a time" in caplog.text
     assert f"experiment {odd}: its heartbeat_at 'xxxx" in caplog.text
     assert "x" * 50 not in caplog.text  # the bad value is shortened
-    _everyone_still_sees_everything(any_storage.uri, [ordinary, odd, numeric, foreign_id])
+    _everyone_still_sees_everything(sqlite_storage.uri, [ordinary, odd, numeric, foreign_id])
 
 
-def test_infinite_times_on_postgresql_still_list(any_storage: Storage) -> None:
-    if any_storage.kind != "postgresql":
-        pytest.skip("SQLite has no infinite timestamps (garbage text is tested above)")
-    with ExperimentTracker(any_storage.uri) as tracker:
+def test_infinite_times_on_postgresql_still_list(postgres_storage: Storage) -> None:
+    """PostgreSQL only: see the module docstring."""
+    with ExperimentTracker(postgres_storage.uri) as tracker:
         ordinary = tracker.start_experiment("ordinary")
         odd = tracker.start_experiment("odd")
         tracker.end_experiment(odd)
-    any_storage.query(
+    postgres_storage.query(
         "UPDATE experiments SET start_time = '-infinity', end_time = 'infinity', "
         "heartbeat_at = 'infinity' WHERE id = ?",
         odd,
     )
-    _everyone_still_sees_everything(any_storage.uri, [ordinary, odd])
+    _everyone_still_sees_everything(postgres_storage.uri, [ordinary, odd])
 
 
 def test_times_past_pythons_years_on_postgresql_still_list(
-    any_storage: Storage, caplog: pytest.LogCaptureFixture
+    postgres_storage: Storage, caplog: pytest.LogCaptureFixture
 ) -> None:
     """asyncpg fails a whole read on such a value: the read is retried with times as text."""
-    if any_storage.kind != "postgresql":
-        pytest.skip("SQLite's text of such a year is covered by the garbage test above")
+    """PostgreSQL only: see the module docstring."""
     now = datetime.now(UTC)
-    with ExperimentTracker(any_storage.uri) as tracker:
+    with ExperimentTracker(postgres_storage.uri) as tracker:
         ordinary = tracker.start_experiment("ordinary")
         odd = tracker.start_experiment("odd")
         tracker.log_requests(odd, [RequestRecord(i, now, 10.0, 200) for i in range(2)])
         tracker.end_experiment(odd)
-    any_storage.query(
+    postgres_storage.query(
         "UPDATE experiments SET start_time = '20000-01-01', end_time = '4000-01-01 BC' "
         "WHERE id = ?",
         odd,
     )
-    any_storage.query("UPDATE requests SET start_time = '20000-01-01' WHERE seq = 0")
+    postgres_storage.query("UPDATE requests SET start_time = '20000-01-01' WHERE seq = 0")
     with (
         caplog.at_level(logging.WARNING, "healthchain.tracking"),
-        ExperimentTracker(any_storage.uri) as tracker,
+        ExperimentTracker(postgres_storage.uri) as tracker,
     ):
         found = tracker.get_experiment(odd)
         assert (found.start_time, found.end_time) == (id_time(odd), None)
         assert tracker.get_experiment(ordinary).start_time.year == now.year
         assert [r.index for r in tracker.list_requests(odd)] == [1]
     assert f"experiment {odd}: its start_time '20000-01-01 00:00:00+00'" in caplog.text
-    _everyone_still_sees_everything(any_storage.uri, [ordinary, odd])
+    _everyone_still_sees_everything(postgres_storage.uri, [ordinary, odd])
 
 
 def test_a_status_outside_the_four_reads_as_failed(
-    any_storage: Storage, caplog: pytest.LogCaptureFixture
+    sqlite_storage: Storage, caplog: pytest.LogCaptureFixture
 ) -> None:
-    if any_storage.kind != "sqlite":
-        pytest.skip("PostgreSQL always enforces the status check constraint")
-    with ExperimentTracker(any_storage.uri) as tracker:
+    """SQLite only: see the module docstring."""
+    with ExperimentTracker(sqlite_storage.uri) as tracker:
         ordinary = tracker.start_experiment("ordinary")
         odd = tracker.start_experiment("odd")
         tracker.end_experiment(ordinary)
-    assert any_storage.path is not None
-    with contextlib.closing(sqlite3.connect(any_storage.path)) as conn:
+    assert sqlite_storage.path is not None
+    with contextlib.closing(sqlite3.connect(sqlite_storage.path)) as conn:
         conn.execute("PRAGMA ignore_check_constraints = ON")
         conn.execute("UPDATE experiments SET status = 'PAUSED' WHERE id = ?", (odd,))
         conn.commit()
     with (
         caplog.at_level(logging.WARNING, "healthchain.tracking"),
-        ExperimentTracker(any_storage.uri) as tracker,
+        ExperimentTracker(sqlite_storage.uri) as tracker,
     ):
         listed = {e.id: e.status for e in tracker.list_experiments()}
         assert listed == {ordinary: ExperimentStatus.COMPLETED, odd: ExperimentStatus.FAILED}
     assert f"experiment {odd}: its status 'PAUSED' is not one of" in caplog.text
-    _everyone_still_sees_everything(any_storage.uri, [ordinary, odd])
+    _everyone_still_sees_everything(sqlite_storage.uri, [ordinary, odd])
 
 
 def test_unreadable_request_rows_are_skipped_or_read_as_no_response(
-    any_storage: Storage, caplog: pytest.LogCaptureFixture
+    sqlite_storage: Storage, caplog: pytest.LogCaptureFixture
 ) -> None:
-    if any_storage.kind != "sqlite":
-        pytest.skip("PostgreSQL's typed columns cannot hold these values")
+    """SQLite only: see the module docstring."""
     now = datetime.now(UTC)
-    with ExperimentTracker(any_storage.uri) as tracker:
+    with ExperimentTracker(sqlite_storage.uri) as tracker:
         run = tracker.start_experiment("run")
         tracker.log_requests(run, [RequestRecord(i, now, 10.0 + i, 200) for i in range(4)])
-    any_storage.query("UPDATE requests SET start_time = 'garbage' WHERE seq = 0")
-    any_storage.query("UPDATE requests SET latency_ms = 'slow' WHERE seq = 1")
-    any_storage.query("UPDATE requests SET status_code = 'teapot' WHERE seq = 2")
+    sqlite_storage.query("UPDATE requests SET start_time = 'garbage' WHERE seq = 0")
+    sqlite_storage.query("UPDATE requests SET latency_ms = 'slow' WHERE seq = 1")
+    sqlite_storage.query("UPDATE requests SET status_code = 'teapot' WHERE seq = 2")
     with (
         caplog.at_level(logging.WARNING, "healthchain.tracking"),
-        ExperimentTracker(any_storage.uri) as tracker,
+        ExperimentTracker(sqlite_storage.uri) as tracker,
     ):
         records = tracker.list_requests(run)
         assert [(r.index, r.status_code, r.failed) for r in records] == [
@@ -201,4 +196,4 @@ def test_unreadable_request_rows_are_skipped_or_read_as_no_response(
         assert (stats.p50_ms, stats.p95_ms) == (12.0, 13.0)
     assert f"experiment {run}: request 0 is skipped" in caplog.text
     assert f"experiment {run}: request 2: its status_code 'teapot'" in caplog.text
-    _everyone_still_sees_everything(any_storage.uri, [run])
+    _everyone_still_sees_everything(sqlite_storage.uri, [run])
