@@ -18,28 +18,19 @@ from datetime import UTC, datetime
 import anyio
 import httpx
 import pytest
+from helpers.dashboard import dashboard_client
 from helpers.storage import Storage
-from starlette.types import Receive, Scope, Send
 from typer.testing import CliRunner
 
 from healthchain.cli import app as cli_app
 from healthchain.tracking import ExperimentStatus, ExperimentTracker, RequestRecord
 from healthchain.tracking._ids import id_time
-from healthchain.ui import create_app
 
 
 def _pages(uri: str, *paths: str) -> list[httpx.Response]:
     async def fetch() -> list[httpx.Response]:
-        app = create_app(uri, allowed_hosts=["testserver"])
-        async with app.router.lifespan_context(app) as state:
-
-            async def served(scope: Scope, receive: Receive, send: Send) -> None:
-                scope["state"] = dict(state or {})
-                await app(scope, receive, send)
-
-            transport = httpx.ASGITransport(app=served)
-            async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
-                return [await c.get(path) for path in paths]
+        async with dashboard_client(uri) as c:
+            return [await c.get(path) for path in paths]
 
     return anyio.run(fetch)
 

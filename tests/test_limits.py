@@ -13,10 +13,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
 import pytest
+from helpers.dashboard import dashboard_client
 from helpers.storage import Storage
-from starlette.types import Receive, Scope, Send
 from typer.testing import CliRunner
 
 from healthchain.cli import app as cli_app
@@ -28,7 +27,6 @@ from healthchain.tracking import (
     InvalidInputError,
     RequestRecord,
 )
-from healthchain.ui import create_app
 
 
 def nested(depth: int, leaf: Any = 1) -> Any:
@@ -149,29 +147,19 @@ async def test_dashboard_pages_out_of_range_are_400_and_high_pages_empty(
 ) -> None:
     async with AsyncExperimentTracker(any_storage_uri) as tracker:
         await tracker.start_experiment()  # the dashboard reads an existing database
-    app = create_app(any_storage_uri, allowed_hosts=["testserver"])
-    async with app.router.lifespan_context(app) as state:
-
-        async def served(scope: Scope, receive: Receive, send: Send) -> None:
-            scope["state"] = dict(state or {})
-            await app(scope, receive, send)
-
-        transport = httpx.ASGITransport(app=served)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
-            for page in ("99999999999999999999999", str(10**15 + 1)):
-                response = await c.get("/", params={"page": page})
-                assert response.status_code == 400
-                assert "page must be a whole number from 1 to 1,000,000,000,000,000" in (
-                    response.text
-                )
-            for page in ("42949673", "100000000", str(10**15)):
-                response = await c.get("/", params={"page": page, "per_page": "500"})
-                assert response.status_code == 200, response.text
-                assert "No experiments match." in response.text
-            for unknown in ("a%00b", "x" * 100, "%ED%A0%80"):
-                response = await c.get(f"/experiments/{unknown}")
-                assert response.status_code == 404
-                assert "Experiment not found" in response.text
+    async with dashboard_client(any_storage_uri) as c:
+        for page in ("99999999999999999999999", str(10**15 + 1)):
+            response = await c.get("/", params={"page": page})
+            assert response.status_code == 400
+            assert "page must be a whole number from 1 to 1,000,000,000,000,000" in (response.text)
+        for page in ("42949673", "100000000", str(10**15)):
+            response = await c.get("/", params={"page": page, "per_page": "500"})
+            assert response.status_code == 200, response.text
+            assert "No experiments match." in response.text
+        for unknown in ("a%00b", "x" * 100, "%ED%A0%80"):
+            response = await c.get(f"/experiments/{unknown}")
+            assert response.status_code == 404
+            assert "Experiment not found" in response.text
 
 
 def test_cli_limit_out_of_range_is_one_line(storage_uri: str) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 import anyio
 import httpx
 import pytest
+from helpers.dashboard import dashboard_client
 from starlette.types import Receive, Scope, Send
 
 from healthchain.tracking import (
@@ -75,16 +76,8 @@ def recorded(storage_uri: str) -> Iterator[dict[str, str]]:
 @pytest.fixture
 async def client(storage_uri: str, recorded: dict[str, str]) -> AsyncIterator[httpx.AsyncClient]:
     """The app with its lifespan run, as a server would run it."""
-    app = create_app(storage_uri, allowed_hosts=["testserver"])
-    async with app.router.lifespan_context(app) as state:
-
-        async def served(scope: Scope, receive: Receive, send: Send) -> None:
-            scope["state"] = dict(state or {})
-            await app(scope, receive, send)
-
-        transport = httpx.ASGITransport(app=served)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
-            yield c
+    async with dashboard_client(storage_uri) as c:
+        yield c
 
 
 def names_in(html: str) -> list[str]:
@@ -304,19 +297,11 @@ async def test_storage_failure_is_a_503_page(storage_uri: str, db_path: Path, do
             )
         conn.close()
 
-    app = create_app(storage_uri, allowed_hosts=["testserver"])
-    async with app.router.lifespan_context(app) as state:
-
-        async def served(scope: Scope, receive: Receive, send: Send) -> None:
-            scope["state"] = dict(state or {})
-            await app(scope, receive, send)
-
-        transport = httpx.ASGITransport(app=served)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
-            assert (await c.get("/")).status_code == 200
-            await anyio.to_thread.run_sync(drop_everything)
-            response = await c.get("/")
-            detail = await c.get(f"/experiments/{doomed}")
+    async with dashboard_client(storage_uri) as c:
+        assert (await c.get("/")).status_code == 200
+        await anyio.to_thread.run_sync(drop_everything)
+        response = await c.get("/")
+        detail = await c.get(f"/experiments/{doomed}")
     assert response.status_code == 503
     assert "The experiments database failed" in response.text
     assert "no such table" in response.text
@@ -336,22 +321,14 @@ async def test_no_password_reaches_any_page(postgres_uri: str) -> None:
         f"{base.database}?password=q-{secret}&sslmode=prefer"
     )
     await upgrade_database(postgres_uri)  # a reader never creates the schema
-    app = create_app(uri, allowed_hosts=["testserver"])
-    async with app.router.lifespan_context(app) as state:
-
-        async def served(scope: Scope, receive: Receive, send: Send) -> None:
-            scope["state"] = dict(state or {})
-            await app(scope, receive, send)
-
-        transport = httpx.ASGITransport(app=served)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
-            page = await c.get("/")
-            admin = await asyncpg.connect(postgres_uri)
-            try:
-                await admin.execute("DROP TABLE experiment_tags, experiments CASCADE")
-            finally:
-                await admin.close()
-            failed = await c.get("/")
+    async with dashboard_client(uri) as c:
+        page = await c.get("/")
+        admin = await asyncpg.connect(postgres_uri)
+        try:
+            await admin.execute("DROP TABLE experiment_tags, experiments CASCADE")
+        finally:
+            await admin.close()
+        failed = await c.get("/")
     assert page.status_code == 200
     assert failed.status_code == 503 and "The experiments database failed" in failed.text
     for response in (page, failed):
