@@ -19,9 +19,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from helpers.dashboard import dashboard_client
 from helpers.storage import Storage
 from sqlalchemy.ext.asyncio import create_async_engine
-from starlette.types import Receive, Scope, Send
 from typer.testing import CliRunner, Result
 
 from healthchain.cli import app
@@ -33,7 +33,6 @@ from healthchain.tracking import (
 )
 from healthchain.tracking._config import resolve_storage_uri
 from healthchain.tracking._migrate import load_scripts, run_migrations
-from healthchain.ui import create_app
 
 runner = CliRunner()
 
@@ -190,16 +189,8 @@ def test_tracker_reads_read_only_and_writers_get_a_storage_error(
 @pytest.fixture
 async def dashboard(shared: tuple[str, dict[str, str]]) -> AsyncIterator[httpx.AsyncClient]:
     uri, _ = shared
-    served_app = create_app(uri, allowed_hosts=["testserver"])
-    async with served_app.router.lifespan_context(served_app) as state:
-
-        async def served(scope: Scope, receive: Receive, send: Send) -> None:
-            scope["state"] = dict(state or {})
-            await served_app(scope, receive, send)
-
-        transport = httpx.ASGITransport(app=served)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
-            yield c
+    async with dashboard_client(uri) as c:
+        yield c
 
 
 @pytest.mark.anyio
