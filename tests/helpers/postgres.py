@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import os
 
+from healthchain.tracking._schema import alembic_version, metadata
+
 from . import unavailable
 
 __all__ = ["POSTGRES_URL_ENV", "postgres_url", "reset_postgres"]
 
 POSTGRES_URL_ENV = "HEALTHCHAIN_TEST_POSTGRES_URL"
-_TABLES = "requests, pipeline_components, experiment_tags, experiments, alembic_version"
+# Every table the schema declares (written once, in _schema), plus Alembic's own.
+_TABLES = ", ".join([t.name for t in metadata.sorted_tables] + [alembic_version.name])
 
 
 def postgres_url() -> str:

@@ -187,6 +187,7 @@ class RequestsOp(Op):
                 "latency_ms": float(r.latency_ms),
                 "status_code": r.status_code,
                 "error": r.error,
+                "scores": None,
             }
             for r in records
         ]

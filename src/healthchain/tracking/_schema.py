@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     CheckConstraint,
     Column,
     DateTime,
@@ -49,14 +50,17 @@ __all__ = [
     "alembic_version",
     "experiment_tags",
     "experiments",
+    "latest_metrics",
     "metadata",
+    "metric_points",
+    "params",
     "pipeline_components",
     "requests",
 ]
 
 # The newest migration in migrations/versions; a fresh database is created from this
 # module and stamped with it, so Alembic is imported only when a database is behind.
-HEAD_REVISION = "0003"
+HEAD_REVISION = "0004"
 
 metadata = MetaData(
     naming_convention={
@@ -150,7 +154,67 @@ requests = Table(
     Column("latency_ms", Float, nullable=False),
     Column("status_code", Integer),
     Column("error", Text),
+    # {name: number} from the run's scorers (NULL for NaN, as in metric_points); NULL
+    # when no scorer ran on this request.
+    Column("scores", _Json),
     UniqueConstraint("experiment_id", "seq"),
+)
+
+# Metric values: NULL stands for NaN on both backends (SQLite stores a NaN as NULL, and
+# one rule keeps the two alike); +inf and -inf are stored as themselves.
+
+# Every point of every metric, as logged.
+metric_points = Table(
+    "metric_points",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column(
+        "experiment_id",
+        String(36),
+        ForeignKey("experiments.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("key", String, nullable=False),
+    Column("step", BigInteger, nullable=False),
+    Column("timestamp", _Timestamp, nullable=False),
+    Column("value", Float),
+    Index(None, "experiment_id", "key", "step"),
+)
+
+# Each metric's latest point (highest step, then latest timestamp), kept up to date with
+# every write: filters and ordering on a metric go through the (key, value) index
+# instead of aggregating the history.
+latest_metrics = Table(
+    "latest_metrics",
+    metadata,
+    Column(
+        "experiment_id",
+        String(36),
+        ForeignKey("experiments.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("key", String, primary_key=True),
+    Column("step", BigInteger, nullable=False),
+    Column("timestamp", _Timestamp, nullable=False),
+    Column("value", Float),
+    Index(None, "key", "value", "experiment_id"),
+    sqlite_with_rowid=False,
+)
+
+# One row per param; ``value`` is the param's JSON text, as for experiment_tags.
+params = Table(
+    "params",
+    metadata,
+    Column(
+        "experiment_id",
+        String(36),
+        ForeignKey("experiments.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("key", String, primary_key=True),
+    Column("value", Text, nullable=False),
+    Index(None, "key", "value", "experiment_id"),
+    sqlite_with_rowid=False,
 )
 
 # Alembic's own bookkeeping table, kept apart from ``metadata`` so that comparing the
