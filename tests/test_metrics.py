@@ -465,6 +465,7 @@ def test_the_latest_value_is_the_highest_step_then_the_latest_time(any_storage: 
         ("b", 2, 1.0),
         ("c", 2, 2.0),
         ("many", 63, 63.0),
+        ("mixed", 6, 2.0),
         ("n", 1, None),  # NaN is stored as NULL
         ("other", 9, 0.0),
     ]
@@ -474,7 +475,29 @@ async def _log_many(tracker: AsyncExperimentTracker, experiment_id: str) -> None
     await asyncio.gather(
         *(tracker.log_metric(experiment_id, "many", i) for i in range(64)),
         *(tracker.log_metric(experiment_id, "other", -i, step=9 - i) for i in range(10)),
+        tracker.log_metric(experiment_id, "mixed", 1.0, step=5),
+        tracker.log_metric(experiment_id, "mixed", 2.0),  # step 6: the latest
+        tracker.log_metric(experiment_id, "mixed", 3.0, step=2),
     )
+
+
+def test_hundreds_of_points_in_one_write_are_all_stored(any_storage: Storage) -> None:
+    # SQLite binds them a chunk of rows per statement: 300 is 128 + 128 + 32 + 8 + 4.
+    metrics = {f"m{i:03}": i / 7 for i in range(300)}
+    with ExperimentTracker(any_storage.uri) as tracker:
+        experiment_id = tracker.start_experiment()
+        tracker.log_metrics(experiment_id, metrics, step=3)
+        tracker.log_params(experiment_id, {f"p{i}": i for i in range(300)})
+    points = any_storage.query(
+        "SELECT key, step, value FROM metric_points WHERE experiment_id = ? ORDER BY key",
+        experiment_id,
+    )
+    latest = any_storage.query(
+        "SELECT key, step, value FROM latest_metrics WHERE experiment_id = ? ORDER BY key",
+        experiment_id,
+    )
+    assert points == latest == [(k, 3, v) for k, v in metrics.items()]
+    assert any_storage.query("SELECT count(*) FROM params") == [(300,)]
 
 
 def test_deleting_an_experiment_deletes_its_metrics_and_params(any_storage: Storage) -> None:
