@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
-from ._exceptions import ExperimentNotFoundError, ExperimentStateError, StorageError
+from ._exceptions import ExperimentNotFoundError, ExperimentStateError
 from ._executors import Executor
 from ._operations import Conflict, Op
 from ._schema import (
@@ -91,10 +91,12 @@ class MetricsOp(Op):
         try:
             ex.run(INSERT_METRIC_POINT, [row for rows in per_op for row in rows])
             ex.run(UPSERT_LATEST_METRIC[ex.dialect], _latest(ops, per_op))
-        except (sqlite3.IntegrityError, IntegrityError) as exc:
+        except (sqlite3.IntegrityError, IntegrityError):
             if len(ops) > 1:
                 raise Conflict from None
-            _explain(ex, ops[0].experiment_id, exc)
+            if _missing(ex, ops[0].experiment_id):
+                raise ExperimentNotFoundError(ops[0].experiment_id) from None
+            raise  # not ours: another program's constraint or trigger
         return results
 
 
@@ -174,6 +176,18 @@ class ParamsOp(Op):
 
     @classmethod
     def apply_all(cls, ex: Executor, ops: Sequence[ParamsOp]) -> list[Any]:
+        try:
+            return cls._apply(ex, ops)
+        except (sqlite3.IntegrityError, IntegrityError):
+            if len(ops) > 1:
+                raise Conflict from None
+            if _missing(ex, ops[0].experiment_id):
+                raise ExperimentNotFoundError(ops[0].experiment_id) from None
+        # Another writer stored one of these keys since we looked: judge them again.
+        return cls._apply(ex, ops)
+
+    @classmethod
+    def _apply(cls, ex: Executor, ops: Sequence[ParamsOp]) -> list[Any]:
         stored: dict[str, dict[str, str]] = {}  # each experiment's, and this batch's so far
         rows: list[dict[str, Any]] = []
         results: list[Any] = []
@@ -192,12 +206,7 @@ class ParamsOp(Op):
                     for key, text in new.items()
                 )
         if rows:
-            try:
-                ex.run(INSERT_PARAM, rows)
-            except (sqlite3.IntegrityError, IntegrityError) as exc:
-                if len(ops) > 1:
-                    raise Conflict from None
-                _explain(ex, ops[0].experiment_id, exc)
+            ex.run(INSERT_PARAM, rows)
         return results
 
     def _check(self, known: dict[str, str]) -> ExperimentStateError | None:
@@ -219,13 +228,9 @@ def _shown(text: str) -> str:
         return show(text)
 
 
-def _explain(ex: Executor, experiment_id: str, exc: Exception) -> None:
-    """A write of ``experiment_id``'s rows broke a constraint: the foreign key, unless
-    something else wrote the same rows at the same time."""
+def _missing(ex: Executor, experiment_id: str) -> bool:
+    """After a write broke a constraint: whether ``experiment_id`` names no experiment
+    (the foreign key). The failed transaction is rolled back and a new one begun."""
     ex.rollback()  # PostgreSQL refuses anything more in a failed transaction
     ex.begin()
-    if not ex.query(STATUS_OF, {"b_id": experiment_id}):
-        raise ExperimentNotFoundError(experiment_id) from None
-    raise StorageError(
-        f"another writer changed experiment {experiment_id!r} at the same time; try again"
-    ) from exc
+    return not ex.query(STATUS_OF, {"b_id": experiment_id})
