@@ -7,9 +7,12 @@ through a side door where the API alone cannot show it (the latest-value table).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import re
+import sqlite3
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -499,6 +502,23 @@ def test_hundreds_of_points_in_one_write_are_all_stored(any_storage: Storage) ->
     )
     assert points == latest == [(k, 3, v) for k, v in metrics.items()]
     assert any_storage.query("SELECT count(*) FROM params") == [(300,)]
+
+
+def test_sqlite_binds_many_rows_per_insert_whatever_the_values_clause(tmp_path: Path) -> None:
+    from sqlalchemy import Column, Integer, MetaData, Table, Text, bindparam, func, insert
+
+    from healthchain.tracking._executors import CompiledCache, SqliteExecutor
+
+    table = Table("t", MetaData(), Column("a", Integer), Column("b", Text))
+    stmt = insert(table).values(a=bindparam("a"), b=func.json(bindparam("b")))
+    with contextlib.closing(sqlite3.connect(tmp_path / "t.db")) as conn:
+        conn.execute("CREATE TABLE t (a INTEGER, b TEXT)")
+        ex = SqliteExecutor(conn, CompiledCache())
+        ex.begin()
+        assert ex.run(stmt, [{"a": i, "b": f'{{"i": {i}}}'} for i in range(300)]) == 300
+        ex.commit()
+        rows = conn.execute("SELECT a, b FROM t ORDER BY a").fetchall()
+    assert rows == [(i, f'{{"i":{i}}}') for i in range(300)]
 
 
 def test_deleting_an_experiment_deletes_its_metrics_and_params(any_storage: Storage) -> None:
