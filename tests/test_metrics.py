@@ -281,6 +281,25 @@ async def test_bad_keys_values_steps_and_times_are_refused_with_nothing_written(
         assert steps(await tracker.get_metric_history(experiment_id, "good")) == [0]
 
 
+async def test_a_key_that_reached_the_largest_step_takes_no_further_step(
+    any_storage_uri: str,
+) -> None:
+    largest = 2**63 - 1
+    async with AsyncExperimentTracker(any_storage_uri) as tracker:
+        experiment_id = await tracker.start_experiment()
+        await tracker.log_metric(experiment_id, "k", 1.0, step=largest)
+        for _ in range(2):  # the tracker knows the step
+            with pytest.raises(InvalidInputError, match=r"'k' .* reached step 9,223,372,036,"):
+                await tracker.log_metrics(experiment_id, {"fresh": 1.0, "k": 2.0})
+    async with AsyncExperimentTracker(any_storage_uri) as tracker:  # the writer finds it
+        with pytest.raises(InvalidInputError, match=r"'k' .* reached step"):
+            await tracker.log_metric(experiment_id, "k", 3.0)
+        await tracker.log_metric(experiment_id, "k", 4.0, step=7)
+        history = await tracker.get_metric_history(experiment_id, "k")
+        assert [(p.step, p.value) for p in history] == [(7, 4.0), (largest, 1.0)]
+        assert await tracker.get_metric_history(experiment_id, "fresh") == []
+
+
 async def test_numbers_of_other_types_are_taken_as_floats(any_storage_uri: str) -> None:
     from fractions import Fraction
 
