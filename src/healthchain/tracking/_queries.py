@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -30,7 +29,7 @@ from sqlalchemy.sql import ColumnElement, Select
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
-from ._codecs import from_db_time
+from ._codecs import times_from_db
 from ._executors import Executor
 from ._records import Experiment, MetricPoint, RequestRecord, RequestStats, request_failed_sql
 from ._rows import experiment_records, is_number, request_records
@@ -276,7 +275,6 @@ METRIC_HISTORY = static(
     .order_by(metric_points.c.step, metric_points.c.timestamp)
 )
 _NAN = float("nan")
-_fromisoformat = datetime.fromisoformat
 
 
 def metric_history(ex: Executor, experiment_id: str, key: str) -> list[MetricPoint] | None:
@@ -287,10 +285,9 @@ def metric_history(ex: Executor, experiment_id: str, key: str) -> list[MetricPoi
     rows = ex.query(METRIC_HISTORY, {"b_id": experiment_id, "b_key": key})
     if not rows and not ex.query(STATUS_OF, {"b_id": experiment_id}):
         return None
-    new = MetricPoint._make
-    try:  # SQLite's naive UTC text, parsed inline: most of the cost of a long history
-        return [
-            new((s, _fromisoformat(t + "+00:00"), _NAN if v is None else v)) for s, t, v in rows
-        ]
-    except (TypeError, ValueError):  # PostgreSQL's datetimes, or another writer's text
-        return [new((s, from_db_time(t), _NAN if v is None else v)) for s, t, v in rows]
+    new, nan = MetricPoint._make, _NAN
+    times = times_from_db([row[1] for row in rows])
+    return [
+        new((step, time, nan if value is None else value))
+        for (step, _, value), time in zip(rows, times, strict=True)
+    ]
