@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-__all__ = ["Codec", "SqliteCodec", "from_db_time", "times_from_db"]
+__all__ = ["Codec", "SqliteCodec", "from_db_time"]
 
 _fromisoformat = datetime.fromisoformat
 
@@ -25,15 +24,6 @@ def from_db_time(value: Any) -> datetime | None:
     if tzinfo is None:
         return value.replace(tzinfo=UTC)  # type: ignore[no-any-return]
     return value.astimezone(UTC)  # type: ignore[no-any-return]
-
-
-def times_from_db(values: Sequence[Any]) -> list[datetime | None]:
-    """:func:`from_db_time` of each of ``values`` (a column), SQLite's text parsed inline:
-    most of the cost of reading a long column."""
-    try:
-        return [_fromisoformat(value + "+00:00") for value in values]
-    except (TypeError, ValueError):  # PostgreSQL's datetimes, or another writer's text
-        return [from_db_time(value) for value in values]
 
 
 class Codec:

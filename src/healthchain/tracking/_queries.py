@@ -29,7 +29,7 @@ from sqlalchemy.sql import ColumnElement, Select
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
-from ._codecs import times_from_db
+from ._codecs import from_db_time
 from ._executors import Executor
 from ._records import Experiment, MetricPoint, RequestRecord, RequestStats, request_failed_sql
 from ._rows import experiment_records, is_number, request_records
@@ -285,9 +285,5 @@ def metric_history(ex: Executor, experiment_id: str, key: str) -> list[MetricPoi
     rows = ex.query(METRIC_HISTORY, {"b_id": experiment_id, "b_key": key})
     if not rows and not ex.query(STATUS_OF, {"b_id": experiment_id}):
         return None
-    new, nan = MetricPoint._make, _NAN
-    times = times_from_db([row[1] for row in rows])
-    return [
-        new((step, time, nan if value is None else value))
-        for (step, _, value), time in zip(rows, times, strict=True)
-    ]
+    new, time, nan = MetricPoint._make, from_db_time, _NAN
+    return [new((step, time(t), nan if value is None else value)) for step, t, value in rows]
