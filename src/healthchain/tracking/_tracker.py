@@ -20,7 +20,8 @@ from ._exceptions import (
     describe,
 )
 from ._ids import new_id
-from ._lifecycle import PROCESS_EXITED, TrackerLifecycle
+from ._lifecycle import PROCESS_EXITED
+from ._metric_calls import MetricCalls
 from ._operations import DeleteOp, EndOp, ReapOp, RequestsOp, StartOp
 from ._records import Experiment, ExperimentStatus, RequestRecord, RequestStats
 from ._settings import DEFAULT_SETTINGS, TrackerSettings
@@ -47,7 +48,7 @@ __all__ = ["AsyncExperimentTracker"]
 logger = logging.getLogger("healthchain.tracking")
 
 
-class AsyncExperimentTracker(TrackerLifecycle):
+class AsyncExperimentTracker(MetricCalls):
     """Records experiments in a SQL database without blocking the event loop.
 
     ``storage_uri`` is a SQLAlchemy URL as users write it (``sqlite:///experiments.db``,
