@@ -32,15 +32,17 @@ from sqlalchemy.sql import ColumnElement, Select
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
+from ._codecs import from_db_time
 from ._executors import Executor
 from ._measures import add_measures
-from ._records import Experiment, RequestRecord, RequestStats, request_failed_sql
+from ._records import Experiment, MetricPoint, RequestRecord, RequestStats, request_failed_sql
 from ._rows import experiment_records, is_number, request_records
 from ._schema import (
     STATUS_OF,
     experiment_tags,
     experiments,
     latest_metrics,
+    metric_points,
     requests,
     static,
 )
@@ -52,6 +54,7 @@ __all__ = [
     "get_experiment",
     "list_experiments",
     "list_requests",
+    "metric_history",
     "request_stats",
 ]
 
@@ -274,7 +277,7 @@ def _keyed(rows: Any, key: str, condition: ColumnElement[bool] | None) -> Column
 
 
 class _Duration(FunctionElement[Any]):
-    """``end_time - start_time``, comparable: an interval on PostgreSQL, days on SQLite.
+    """``end_time - start_time``, comparable: an interval on PostgreSQL, ms on SQLite.
 
     SQLite's date functions read times to the millisecond, so durations closer than that
     tie there (and keep the default order).
@@ -292,9 +295,9 @@ def _interval(element: _Duration, compiler: SQLCompiler, **kw: Any) -> str:
 @compiles(_Duration, "sqlite")
 def _days(element: _Duration, compiler: SQLCompiler, **kw: Any) -> str:
     start, end = element.clauses
-    return (
-        f"(julianday({compiler.process(end, **kw)}) - julianday({compiler.process(start, **kw)}))"
-    )
+    end_days, start_days = compiler.process(end, **kw), compiler.process(start, **kw)
+    # whole milliseconds: equal durations tie exactly, whatever their start
+    return f"round((julianday({end_days}) - julianday({start_days})) * 86400000)"
 
 
 def list_experiments(ex: Executor, query: Select[Any], params: dict[str, Any]) -> list[Experiment]:
@@ -366,3 +369,26 @@ def list_requests(ex: Executor, experiment_id: str) -> list[RequestRecord] | Non
     except OverflowError:  # as in _rows_of: a request time past Python's years
         rows = ex.query(LIST_REQUESTS_TIMES_AS_TEXT, params)
     return request_records(experiment_id, rows)
+
+
+METRIC_HISTORY = static(
+    select(metric_points.c.step, metric_points.c.timestamp, metric_points.c.value)
+    .where(
+        metric_points.c.experiment_id == bindparam("b_id"),
+        metric_points.c.key == bindparam("b_key"),
+    )
+    .order_by(metric_points.c.step, metric_points.c.timestamp, metric_points.c.id)
+)
+_NAN = float("nan")
+
+
+def metric_history(ex: Executor, experiment_id: str, key: str) -> list[MetricPoint] | None:
+    """Every point of ``key``, by step then timestamp; None if the experiment is unknown.
+
+    A NULL value is a NaN (see the schema).
+    """
+    rows = ex.query(METRIC_HISTORY, {"b_id": experiment_id, "b_key": key})
+    if not rows and not ex.query(STATUS_OF, {"b_id": experiment_id}):
+        return None
+    new = MetricPoint._make
+    return [new((step, from_db_time(t), _NAN if v is None else v)) for step, t, v in rows]
