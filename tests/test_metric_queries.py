@@ -7,6 +7,8 @@ metric after NaN, in both directions; ties stay newest first.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import logging
 import math
@@ -17,8 +19,10 @@ from typing import Any
 import pandas as pd
 import pytest
 from helpers.storage import Storage
+from typer.testing import CliRunner
 
 from healthchain._formatting import EXPERIMENT_COLUMNS, experiment_record
+from healthchain.cli import app as cli_app
 from healthchain.tracking import (
     AsyncExperimentTracker,
     ExperimentTracker,
@@ -405,3 +409,24 @@ async def test_exported_records_are_strict_json(storage_uri: str) -> None:
         {k: float(v) for k, v in metrics.items()}, {"a": 0.5, "m": -INF, "n": NAN, "p": INF}
     )
     assert record["params"] == {"model": "t5"}
+
+
+def test_command_line_exports_metrics_and_params(storage_uri: str) -> None:
+    with ExperimentTracker(storage_uri) as tracker:
+        run = tracker.start_experiment("run")
+        tracker.log_metrics(run, {"acc": 0.5, "loss": NAN})
+        tracker.log_params(run, {"model": "t5"})
+    base = ["experiments", "list", "--storage-uri", storage_uri, "--format"]
+    listed = CliRunner().invoke(cli_app, [*base, "json"])
+    table = CliRunner().invoke(cli_app, [*base, "table"])
+    exported = CliRunner().invoke(cli_app, [*base, "csv"])
+
+    assert listed.exit_code == table.exit_code == exported.exit_code == 0
+    (record,) = json.loads(listed.stdout)
+    assert record["metrics"] == {"acc": 0.5, "loss": "NaN"}
+    assert record["params"] == {"model": "t5"}
+    assert run in table.stdout
+    header, row = csv.reader(io.StringIO(exported.stdout))
+    cells = dict(zip(header, row, strict=True))
+    assert json.loads(cells["metrics"]) == {"acc": 0.5, "loss": "NaN"}
+    assert json.loads(cells["params"]) == {"model": "t5"}

@@ -288,16 +288,15 @@ class _Duration(FunctionElement[Any]):
 
 @compiles(_Duration)
 def _interval(element: _Duration, compiler: SQLCompiler, **kw: Any) -> str:
-    start, end = element.clauses
-    return f"({compiler.process(end, **kw)} - {compiler.process(start, **kw)})"
+    start, end = (compiler.process(clause, **kw) for clause in element.clauses)
+    return f"({end} - {start})"
 
 
 @compiles(_Duration, "sqlite")
-def _days(element: _Duration, compiler: SQLCompiler, **kw: Any) -> str:
-    start, end = element.clauses
-    end_days, start_days = compiler.process(end, **kw), compiler.process(start, **kw)
+def _milliseconds(element: _Duration, compiler: SQLCompiler, **kw: Any) -> str:
+    start, end = (compiler.process(clause, **kw) for clause in element.clauses)
     # whole milliseconds: equal durations tie exactly, whatever their start
-    return f"round((julianday({end_days}) - julianday({start_days})) * 86400000)"
+    return f"round((julianday({end}) - julianday({start})) * 86400000)"
 
 
 def list_experiments(ex: Executor, query: Select[Any], params: dict[str, Any]) -> list[Experiment]:
