@@ -317,15 +317,15 @@ class AsyncExperimentTracker(TrackerLifecycle):
         # No await from here to the submit: steps are assigned in call order, and the
         # writer applies operations in the order they were queued.
         steps, waiting = self._steps.assign(experiment_id, [k for k, _ in values], wanted)
-        try:
-            with self._storage_errors(action):
-                future = writer.submit(MetricsOp.of(experiment_id, values, steps, when))
-        except BaseException:
-            self._steps.settle(waiting, None)
-            raise
-        if waiting:
-            future.add_done_callback(partial(self._steps.settle_when_done, waiting))
+        op = MetricsOp.of(experiment_id, values, steps, when)
         with self._storage_errors(action):
+            try:
+                future = writer.submit(op)
+            except BaseException:
+                self._steps.settle(waiting, None)
+                raise
+            if waiting:
+                future.add_done_callback(partial(self._steps.settle_when_done, waiting))
             await future
 
     async def log_params(self, experiment_id: str, params: Mapping[str, Any]) -> None:
