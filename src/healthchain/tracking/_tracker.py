@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from . import _queries
+from . import _listing, _queries
 from ._config import validate_project_name
 from ._dataframe import experiments_to_dataframe
 from ._exceptions import (
@@ -410,7 +410,7 @@ class AsyncExperimentTracker(TrackerLifecycle):
         order = validate_order_by(order_by)
         limit = validate_row_count(limit, "limit", optional=True)
         offset = validate_row_count(offset, "offset") or 0
-        query, params = _queries.build_list_query(valid, limit, offset, order)
+        query, params = _listing.build_list_query(valid, limit, offset, order)
         backend = await self._reader()
         with self._storage_errors("list_experiments"):
             return await backend.read(lambda ex: _queries.list_experiments(ex, query, params))
