@@ -14,6 +14,7 @@ CONTRACT = {
         "ExperimentStatus",
         "TrackerError",
         "ExperimentNotFoundError",
+        "AmbiguousIdError",
     },
     "healthchain": {
         "ExperimentTracker",
@@ -77,6 +78,7 @@ def test_tracking_exports_nothing_private() -> None:
 
     assert set(tracking.__all__) == {
         "DEFAULT_STORAGE_URI",
+        "AmbiguousIdError",
         "AsyncExperimentTracker",
         "Component",
         "ConfigurationError",

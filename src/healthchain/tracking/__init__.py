@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ._config import mask_uri
 from ._exceptions import (
+    AmbiguousIdError,
     ConfigurationError,
     DriverNotInstalledError,
     ExperimentNotFoundError,
@@ -35,6 +36,7 @@ from ._tracker import AsyncExperimentTracker
 
 __all__ = [
     "DEFAULT_STORAGE_URI",
+    "AmbiguousIdError",
     "AsyncExperimentTracker",
     "Component",
     "ConfigurationError",

@@ -19,11 +19,11 @@ from ._exceptions import (
     TrackerError,
     describe,
 )
-from ._ids import new_id
+from ._ids import MIN_PREFIX_LENGTH, new_id
 from ._lifecycle import PROCESS_EXITED, TrackerLifecycle
 from ._operations import DeleteOp, EndOp, ReapOp, RequestsOp, StartOp
 from ._records import Experiment, ExperimentStatus, RequestRecord, RequestStats
-from ._settings import DEFAULT_SETTINGS, TrackerSettings
+from ._settings import DEFAULT_SETTINGS, TrackerSettings, validate_range
 from ._validation import (
     check_storable,
     parse_status,
@@ -352,3 +352,47 @@ class AsyncExperimentTracker(TrackerLifecycle):
         if stats is None:
             raise ExperimentNotFoundError(experiment_id)
         return stats
+
+    # --- ids by prefix --------------------------------------------------------------
+
+    async def resolve_id(self, prefix: str) -> str:
+        """The whole id of the one experiment whose id starts with ``prefix``.
+
+        ``prefix`` is at least 4 hex digits, in any case, with hyphens where the id has
+        them or none; a whole id is accepted too. Raises :class:`ExperimentNotFoundError`
+        if no id starts with it, :class:`~healthchain.tracking.AmbiguousIdError` if
+        several do, and :class:`InvalidInputError` if it is too short.
+        """
+        if validate_id(prefix, "prefix") is None:
+            raise ExperimentNotFoundError(prefix)
+        backend = await self._reader()
+        with self._storage_errors("resolve_id"):
+            return await backend.read(lambda ex: _queries.resolve_id(ex, prefix))
+
+    async def abbreviate_ids(
+        self, experiment_ids: Iterable[str], min_length: int = 8
+    ) -> dict[str, str]:
+        """Each id's shortest prefix of at least ``min_length`` (4 to 36) characters that no
+        other stored experiment's id starts with, as git abbreviates commits.
+
+        Every prefix returned resolves with :meth:`resolve_id` until an experiment whose id
+        shares it is added. An id no experiment can have maps to itself.
+        """
+        length = int(
+            validate_range(
+                "min_length",
+                min_length,
+                (MIN_PREFIX_LENGTH, 36),
+                unit="characters",
+                integer=True,
+                error=InvalidInputError,
+            )
+        )
+        if isinstance(experiment_ids, str):
+            experiment_ids = [experiment_ids]
+        given = list(experiment_ids)
+        ids = [v for i, v in enumerate(given) if validate_id(v, f"experiment_ids[{i}]")]
+        backend = await self._reader()
+        with self._storage_errors("abbreviate_ids"):
+            short = await backend.read(lambda ex: _queries.abbreviate_ids(ex, ids, length))
+        return {v: short.get(v, v) for v in given}
