@@ -222,6 +222,17 @@ def test_wide_terminals_and_pipes_show_everything_whole(stored: Storage) -> None
     assert max(len(line) for line in out.splitlines()) > 120
 
 
+def test_narrower_than_every_layout_ids_wrap_rather_than_lose_characters(
+    stored: Storage,
+) -> None:
+    out = _list(stored, columns=50)
+    lines = out.splitlines()
+    assert max(len(line) for line in lines) <= 50
+    fragments = "".join(line.split()[0] for line in lines[3:] if not line.startswith(" "))
+    order = ("running", "short", "long", "exact20")
+    assert fragments.endswith("".join(SHORT[key] for key in order)), out
+
+
 def test_a_real_terminal_width_from_columns(stored: Storage) -> None:
     """The installed entry point, piped, with the width a shell exports."""
     done = subprocess.run(

@@ -135,7 +135,10 @@ def list_table(
     # Names longer than NAME_WIDTH take what room is left, and wrap only past it.
     widths[name] += max(0, min(spare, natural[name] - widths[name]))
     table = _table(title, columns, widths)
-    table.columns[name].no_wrap, table.columns[name].overflow = False, "fold"
+    # Below the narrowest layout Rich squeezes the table: an id or name then wraps rather
+    # than lose characters.
+    for i in (0, name):
+        table.columns[i].no_wrap, table.columns[i].overflow = False, "fold"
     for row in rows:
         table.add_row(*row)
     return table
