@@ -14,7 +14,6 @@ from importlib import metadata
 from typing import Annotated, Any
 
 import typer
-from pydantic import ValidationError
 from typer.core import TyperGroup
 
 from healthchain._formatting import validation_text
@@ -72,6 +71,8 @@ class _Group(TyperGroup):
         try:
             return super().invoke(ctx)
         except typer.BadParameter as exc:
+            from pydantic import ValidationError  # loaded already if Typer raised one
+
             cause = exc.__cause__
             if isinstance(cause, ValidationError) and cause.errors():
                 exc.message = validation_text(exc.message, cause.errors()[0].get("input"))
