@@ -12,6 +12,7 @@ from healthchain.tracking import (
     ExperimentNotFoundError,
     ExperimentTracker,
     InvalidInputError,
+    TrackerClosedError,
 )
 
 # Chosen so each range bound is tested: "0199" must stop before "019a" (9 -> a, not ":"),
@@ -97,7 +98,9 @@ def test_an_unknown_prefix_is_not_found(reader: ExperimentTracker, prefix: str) 
     assert caught.value.experiment_id == prefix
 
 
-@pytest.mark.parametrize("text", ["not-an-id", "019g", "x" * 37, "0190b5c8" * 5])
+@pytest.mark.parametrize(
+    "text", ["not-an-id", "019g", "x" * 37, "0190b5c8" * 5, "", "0190\x00", "0190\ud800"]
+)
 def test_text_that_is_no_id_is_not_found(reader: ExperimentTracker, text: str) -> None:
     with pytest.raises(ExperimentNotFoundError):
         reader.resolve_id(text)
@@ -188,3 +191,26 @@ def test_a_prefix_is_resolved_by_a_range_of_the_primary_key_index(
         assert [row[-1] for row in plan] == [
             "SEARCH experiments USING PRIMARY KEY (id>? AND id<?)"
         ], plan
+
+
+@pytest.mark.parametrize(
+    ("given", "needle"),
+    [
+        (None, "experiment_ids must be an id or an iterable of ids, got NoneType"),
+        (b"0190", "experiment_ids must be an id or an iterable of ids, got bytes"),
+        ({"a": 1}, "experiment_ids must be an id or an iterable of ids, got dict"),
+        ([IDS[0], 7], r"experiment_ids\[1\] must be a string"),
+    ],
+)
+def test_abbreviate_ids_takes_ids(reader: ExperimentTracker, given: object, needle: str) -> None:
+    with pytest.raises(InvalidInputError, match=needle):
+        reader.abbreviate_ids(given)  # type: ignore[arg-type]
+
+
+def test_a_closed_tracker_resolves_nothing(stored: Storage) -> None:
+    tracker = ExperimentTracker(stored.uri)
+    tracker.close()
+    with pytest.raises(TrackerClosedError):
+        tracker.resolve_id("0190b5c9")
+    with pytest.raises(TrackerClosedError):
+        tracker.abbreviate_ids(IDS)

@@ -47,6 +47,18 @@ __all__ = ["AsyncExperimentTracker"]
 logger = logging.getLogger("healthchain.tracking")
 
 
+def _id_list(experiment_ids: object) -> list[Any]:
+    """An id, or an iterable of them, as a list; anything else is refused."""
+    if isinstance(experiment_ids, str):
+        return [experiment_ids]
+    if not isinstance(experiment_ids, Iterable) or isinstance(experiment_ids, bytes | Mapping):
+        raise InvalidInputError(
+            "experiment_ids must be an id or an iterable of ids, "
+            f"got {type(experiment_ids).__name__} {show(experiment_ids)}"
+        )
+    return list(experiment_ids)
+
+
 class AsyncExperimentTracker(TrackerLifecycle):
     """Records experiments in a SQL database without blocking the event loop.
 
@@ -266,16 +278,9 @@ class AsyncExperimentTracker(TrackerLifecycle):
 
     async def delete_experiments(self, experiment_ids: Iterable[str]) -> int:
         """Delete experiments with their tags, components and requests; returns how many."""
-        if isinstance(experiment_ids, str):
-            experiment_ids = [experiment_ids]
-        elif not isinstance(experiment_ids, Iterable) or isinstance(
-            experiment_ids, bytes | Mapping
-        ):
-            raise InvalidInputError(
-                "experiment_ids must be an id or an iterable of ids, "
-                f"got {type(experiment_ids).__name__} {show(experiment_ids)}"
-            )
-        checked = [validate_id(v, f"experiment_ids[{i}]") for i, v in enumerate(experiment_ids)]
+        checked = [
+            validate_id(v, f"experiment_ids[{i}]") for i, v in enumerate(_id_list(experiment_ids))
+        ]
         ids = [i for i in checked if i is not None]  # the others name no experiment
         writer = await self._ready()
         with self._storage_errors("delete_experiments"):
@@ -388,9 +393,7 @@ class AsyncExperimentTracker(TrackerLifecycle):
                 error=InvalidInputError,
             )
         )
-        if isinstance(experiment_ids, str):
-            experiment_ids = [experiment_ids]
-        given = list(experiment_ids)
+        given = _id_list(experiment_ids)
         ids = [v for i, v in enumerate(given) if validate_id(v, f"experiment_ids[{i}]")]
         backend = await self._reader()
         with self._storage_errors("abbreviate_ids"):
