@@ -214,3 +214,29 @@ def test_a_closed_tracker_resolves_nothing(stored: Storage) -> None:
         tracker.resolve_id("0190b5c9")
     with pytest.raises(TrackerClosedError):
         tracker.abbreviate_ids(IDS)
+
+
+@pytest.mark.parametrize("collation", ["C", "en-US-x-icu", "und-x-icu"])
+def test_prefix_ranges_hold_under_postgresql_collations(
+    postgres_storage: Storage, collation: str
+) -> None:
+    """A database created with a language's collation compares ids by it: each range
+    must still hold exactly the ids that start with the prefix."""
+    from healthchain.tracking._ids import id_prefix_range, new_id
+
+    ids = [*IDS, *(new_id()[0] for _ in range(50))]
+    ranges = {
+        bounds[0]: bounds[1]
+        for experiment_id in ids
+        for length in range(4, 20)
+        if (bounds := id_prefix_range(experiment_id[:length])) is not None
+    }
+    rows = postgres_storage.query(
+        f"SELECT p.low, count(i.id) FROM unnest(?::text[], ?::text[]) AS p(low, high) "
+        f'LEFT JOIN unnest(?::text[]) AS i(id) ON i.id COLLATE "{collation}" >= p.low '
+        f'AND i.id COLLATE "{collation}" < p.high GROUP BY p.low',
+        list(ranges),
+        list(ranges.values()),
+        ids,
+    )
+    assert dict(rows) == {low: sum(i.startswith(low) for i in ids) for low in ranges}
