@@ -321,3 +321,14 @@ def test_messages_name_the_value_without_validation_library_prefixes(
     assert needle in " ".join(result.stderr.split())
     for prefix in ("Value error,", "Assertion failed,", "validation error", "Input should"):
         assert prefix not in result.output
+
+
+def test_list_help_states_the_order_columns_are_given_up_in() -> None:
+    from healthchain.cli._listing import FIT_ORDER
+
+    result = run("experiments", "list", "--help", env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.stdout.split())
+    positions = [text.index(step) for step in FIT_ORDER]
+    assert positions == sorted(positions) and "names up to 20 characters" in text
+    assert max(len(line) for line in result.stdout.splitlines()) <= 80
