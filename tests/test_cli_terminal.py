@@ -324,7 +324,7 @@ def test_messages_name_the_value_without_validation_library_prefixes(
 
 
 def test_list_help_states_the_order_columns_are_given_up_in() -> None:
-    from healthchain.cli._listing import FIT_ORDER
+    from healthchain.cli._list_table import FIT_ORDER
 
     result = run("experiments", "list", "--help", env={"COLUMNS": "80"})
     assert result.exit_code == 0, result.output

@@ -22,7 +22,7 @@ from healthchain._formatting import (
 from healthchain.tracking import DEFAULT_STORAGE_URI, mask_uri
 
 from ._exceptions import CommandError
-from ._listing import FIT_ORDER, NAME_WIDTH, list_table
+from ._list_table import FIT_ORDER, NAME_WIDTH, list_table
 from ._options import (
     NameOption,
     ProjectOption,
