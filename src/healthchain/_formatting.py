@@ -15,12 +15,46 @@ from typing import Any
 
 from healthchain.tracking import Experiment
 
-__all__ = ["EXPERIMENT_COLUMNS", "experiment_record", "format_duration", "format_time"]
+__all__ = [
+    "EXPERIMENT_COLUMNS",
+    "SHORT_ID_LENGTH",
+    "experiment_record",
+    "format_duration",
+    "format_time",
+    "plural",
+    "validation_text",
+]
+
+SHORT_ID_LENGTH = 8
+"""Characters of an id tables show at least, as git shows commits; more where needed."""
 
 
-def format_time(value: datetime | None) -> str:
-    """``2026-11-27 16:35:24`` in UTC, or an empty string."""
-    return "" if value is None else value.strftime("%Y-%m-%d %H:%M:%S")
+def plural(count: int, noun: str) -> str:
+    """``1 experiment``, ``2 experiments``, ``1,200 experiments``."""
+    return f"{count:,} {noun}" if count == 1 else f"{count:,} {noun}s"
+
+
+# What pydantic puts before a validator's own message; the message reads without it.
+_VALIDATION_PREFIXES = ("Value error, ", "Assertion failed, ")
+_INPUT_SHOULD = "Input should"
+
+
+def validation_text(message: str, value: object) -> str:
+    """A pydantic error message as people read it: no ``Value error,`` prefix, and naming
+    the bad ``value`` (``got '-1'; it should be greater than or equal to 0``)."""
+    for prefix in _VALIDATION_PREFIXES:
+        message = message.removeprefix(prefix)
+    if message.startswith(_INPUT_SHOULD):
+        message = "it should" + message[len(_INPUT_SHOULD) :]
+    shown = repr(value)
+    return message if shown in message else f"got {shown}; {message}"
+
+
+def format_time(value: datetime | None, *, short: bool = False) -> str:
+    """``2026-11-27 16:35:24`` in UTC (``11-27 16:35`` if ``short``), or an empty string."""
+    if value is None:
+        return ""
+    return value.strftime("%m-%d %H:%M" if short else "%Y-%m-%d %H:%M:%S")
 
 
 def format_duration(value: timedelta | None) -> str:

@@ -290,3 +290,11 @@ class ExperimentTracker:
     def request_stats(self, experiment_id: str) -> RequestStats:
         """Request count, failures and latency p50/p95 (ms) of an experiment."""
         return self._loop_thread.call(self._tracker.request_stats, experiment_id)
+
+    def resolve_id(self, prefix: str) -> str:
+        """The whole id of the one experiment whose id starts with ``prefix`` (4+ hex digits)."""
+        return self._loop_thread.call(self._tracker.resolve_id, prefix)
+
+    def abbreviate_ids(self, experiment_ids: Iterable[str], min_length: int = 8) -> dict[str, str]:
+        """Each id's shortest unique prefix of at least ``min_length`` characters."""
+        return self._loop_thread.call(self._tracker.abbreviate_ids, experiment_ids, min_length)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from . import _listing, _queries
+from . import _id_queries, _listing, _queries
 from ._config import validate_project_name
 from ._dataframe import experiments_to_dataframe
 from ._exceptions import (
@@ -19,13 +19,13 @@ from ._exceptions import (
     TrackerError,
     describe,
 )
-from ._ids import new_id
+from ._ids import MIN_PREFIX_LENGTH, new_id
 from ._lifecycle import PROCESS_EXITED
 from ._metric_calls import MetricCalls
 from ._operations import DeleteOp, EndOp, ReapOp, RequestsOp, StartOp
 from ._records import Experiment, ExperimentStatus, RequestRecord, RequestStats
 from ._search import validate_filters, validate_order_by
-from ._settings import DEFAULT_SETTINGS, TrackerSettings
+from ._settings import DEFAULT_SETTINGS, TrackerSettings, validate_range
 from ._validation import (
     check_storable,
     parse_status,
@@ -46,6 +46,18 @@ if TYPE_CHECKING:
 __all__ = ["AsyncExperimentTracker"]
 
 logger = logging.getLogger("healthchain.tracking")
+
+
+def _id_list(experiment_ids: object) -> list[Any]:
+    """An id, or an iterable of them, as a list; anything else is refused."""
+    if isinstance(experiment_ids, str):
+        return [experiment_ids]
+    if not isinstance(experiment_ids, Iterable) or isinstance(experiment_ids, bytes | Mapping):
+        raise InvalidInputError(
+            "experiment_ids must be an id or an iterable of ids, "
+            f"got {type(experiment_ids).__name__} {show(experiment_ids)}"
+        )
+    return list(experiment_ids)
 
 
 class AsyncExperimentTracker(MetricCalls):
@@ -267,16 +279,9 @@ class AsyncExperimentTracker(MetricCalls):
 
     async def delete_experiments(self, experiment_ids: Iterable[str]) -> int:
         """Delete experiments with their tags, components and requests; returns how many."""
-        if isinstance(experiment_ids, str):
-            experiment_ids = [experiment_ids]
-        elif not isinstance(experiment_ids, Iterable) or isinstance(
-            experiment_ids, bytes | Mapping
-        ):
-            raise InvalidInputError(
-                "experiment_ids must be an id or an iterable of ids, "
-                f"got {type(experiment_ids).__name__} {show(experiment_ids)}"
-            )
-        checked = [validate_id(v, f"experiment_ids[{i}]") for i, v in enumerate(experiment_ids)]
+        checked = [
+            validate_id(v, f"experiment_ids[{i}]") for i, v in enumerate(_id_list(experiment_ids))
+        ]
         ids = [i for i in checked if i is not None]  # the others name no experiment
         writer = await self._ready()
         with self._storage_errors("delete_experiments"):
@@ -364,3 +369,45 @@ class AsyncExperimentTracker(MetricCalls):
         if stats is None:
             raise ExperimentNotFoundError(experiment_id)
         return stats
+
+    # --- ids by prefix --------------------------------------------------------------
+
+    async def resolve_id(self, prefix: str) -> str:
+        """The whole id of the one experiment whose id starts with ``prefix``.
+
+        ``prefix`` is at least 4 hex digits, in any case, with hyphens where the id has
+        them or none; a whole id is accepted too. Raises :class:`ExperimentNotFoundError`
+        if no id starts with it, :class:`~healthchain.tracking.AmbiguousIdError` if
+        several do, and :class:`InvalidInputError` if it is too short.
+        """
+        if validate_id(prefix, "prefix") is None:
+            raise ExperimentNotFoundError(prefix)
+        backend = await self._reader()
+        with self._storage_errors("resolve_id"):
+            return await backend.read(lambda ex: _id_queries.resolve_id(ex, prefix))
+
+    async def abbreviate_ids(
+        self, experiment_ids: Iterable[str], min_length: int = 8
+    ) -> dict[str, str]:
+        """Each id's shortest prefix of at least ``min_length`` (4 to 36) characters that no
+        other stored experiment's id starts with, as git abbreviates commits.
+
+        Every prefix returned resolves with :meth:`resolve_id` until an experiment whose id
+        shares it is added. An id no experiment can have maps to itself.
+        """
+        length = int(
+            validate_range(
+                "min_length",
+                min_length,
+                (MIN_PREFIX_LENGTH, 36),
+                unit="characters",
+                integer=True,
+                error=InvalidInputError,
+            )
+        )
+        given = _id_list(experiment_ids)
+        ids = [v for i, v in enumerate(given) if validate_id(v, f"experiment_ids[{i}]")]
+        backend = await self._reader()
+        with self._storage_errors("abbreviate_ids"):
+            short = await backend.read(lambda ex: _id_queries.abbreviate_ids(ex, ids, length))
+        return {v: short.get(v, v) for v in given}
