@@ -244,8 +244,10 @@ def test_a_file_at_revision_0003_upgrades_in_place_keeping_every_row(tmp_path: P
         assert [p.value for p in tracker.get_metric_history(done, "acc")] == [0.5]
 
     after = _rows(path, old_tables)
-    assert after["requests"] == [(*row, None) for row in before["requests"]]  # scores NULL
-    for table in old_tables[:-1]:
+    # the new columns are NULL in the old rows: requests.scores, experiments.files_dir
+    assert after["requests"] == [(*row, None) for row in before["requests"]]
+    assert after["experiments"] == [(*row, None) for row in before["experiments"]]
+    for table in old_tables[1:-1]:
         assert after[table] == before[table], table
     diff, _ = _schema(path)
     assert diff == []

@@ -77,6 +77,11 @@ def test_each_row_is_judged_on_its_own_values(any_storage: Storage) -> None:
                     f"UPDATE experiments SET heartbeat_at = '{value}' WHERE id = ?", ids[name]
                 )
 
+        # Shown as stale before anyone reaps it, by the reaper's own rule.
+        listed = {e.id: e for e in tracker.list_experiments()}
+        shown = {name for name in cases if listed[ids[name]].is_stale()}
+        assert shown == {name for name, (_, _, is_stale) in cases.items() if is_stale}
+
         reaped = tracker.reap_stale()
 
         stale = {name for name, (_, _, is_stale) in cases.items() if is_stale}
@@ -93,6 +98,26 @@ def test_each_row_is_judged_on_its_own_values(any_storage: Storage) -> None:
         tiny = tracker.get_experiment(ids["tiny"]).error
         assert tiny is not None and "3 x 0.05 s" in tiny
         assert "out of range" not in (tracker.get_experiment(ids["stale"]).error or "")
+
+
+def test_a_run_that_missed_three_heartbeats_reads_as_stale(any_storage: Storage) -> None:
+    now = datetime.now(UTC)
+    with ExperimentTracker(any_storage.uri, heartbeat_interval=10.0) as tracker:
+        run = tracker.start_experiment("run")
+        record = tracker.get_experiment(run)
+        assert record.heartbeat_interval == 10.0
+        assert not record.is_stale()
+        assert record.is_stale(now + timedelta(seconds=31))
+        assert not record.is_stale(now - timedelta(seconds=1))
+
+        _plant(any_storage, run, beat=now - timedelta(seconds=31), interval=10.0)
+        assert tracker.get_experiment(run).is_stale()
+        _plant(any_storage, run, beat=now - timedelta(seconds=29), interval=10.0)
+        assert not tracker.get_experiment(run).is_stale()
+
+        _plant(any_storage, run, beat=now - HOUR, interval=10.0)
+        tracker.end_experiment(run)
+        assert not tracker.get_experiment(run).is_stale()  # ended: never stale
 
 
 def test_a_reaped_run_ends_at_its_last_heartbeat(any_storage: Storage) -> None:

@@ -35,7 +35,7 @@ from ._schema import (
     RUNNING_ROWS,
     STATUS_OF,
 )
-from ._settings import HEARTBEAT_INTERVAL_RANGE
+from ._settings import MISSED_BEATS, judged_interval
 from ._validation import dump_json, printable
 
 __all__ = [
@@ -138,6 +138,7 @@ class StartOp(Op):
             "heartbeat_interval": heartbeat_interval,
             "host": _HOST,
             "pid": os.getpid(),
+            "files_dir": None,
         }
         tag_rows = [
             {"experiment_id": experiment_id, "key": k, "value": v} for k, v in tag_texts.items()
@@ -314,13 +315,13 @@ class ReapOp(Op):
                 seen = None
             if seen is None:
                 continue
-            judged = _judged_interval(interval)
-            if not (self.now - seen).total_seconds() > 3 * judged:
+            judged = judged_interval(interval)
+            if not (self.now - seen).total_seconds() > MISSED_BEATS * judged:
                 continue
             error = (
                 f"process {pid} on host {host!r} stopped reporting: last heartbeat at "
-                f"{seen.isoformat()}, more than 3 x {judged:g} s before it was reaped at "
-                f"{self.now.isoformat()}"
+                f"{seen.isoformat()}, more than {MISSED_BEATS} x {judged:g} s before it was "
+                f"reaped at {self.now.isoformat()}"
             )
             if judged != interval:
                 error += f" (its recorded heartbeat interval, {interval!r}, is out of range)"
@@ -329,14 +330,6 @@ class ReapOp(Op):
             if ex.run(REAP, [row], counted=True):
                 reaped.append(experiment_id)
         return reaped
-
-
-def _judged_interval(interval: Any) -> float:
-    """A row's heartbeat interval clamped to the range trackers accept; the longest if unusable."""
-    low, high = HEARTBEAT_INTERVAL_RANGE
-    if isinstance(interval, bool) or not isinstance(interval, int | float) or not interval > 0:
-        return high  # NULL, text, NaN, zero or negative: written by something else
-    return min(max(float(interval), low), high)
 
 
 class DeleteOp(Op):

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, NamedTuple
 
 from sqlalchemy import ColumnElement
+
+from ._settings import MISSED_BEATS, judged_interval
 
 __all__ = [
     "Component",
@@ -64,6 +66,10 @@ class Experiment:
     host: str | None = None
     pid: int | None = None
     heartbeat_at: datetime | None = None
+    heartbeat_interval: float | None = None
+    """Seconds between heartbeats, as the recording tracker was set up."""
+    files_dir: str | None = None
+    """The folder holding the requests and responses this run saved, if any."""
     # Read from their own tables, for a whole page at once (see _measures): the fields
     # marked with a "table" are not columns of the experiments table.
     metrics: dict[str, float] = field(default_factory=dict, metadata={"table": "latest_metrics"})
@@ -77,6 +83,17 @@ class Experiment:
         if self.end_time is None:
             return None
         return self.end_time - self.start_time
+
+    def is_stale(self, now: datetime | None = None) -> bool:
+        """True when RUNNING with its last heartbeat more than three intervals before ``now``.
+
+        Such a run's process has probably died; :meth:`reap_stale` will mark it FAILED.
+        ``now`` defaults to the current time (aware UTC).
+        """
+        if self.status is not ExperimentStatus.RUNNING or self.heartbeat_at is None:
+            return False
+        elapsed = ((now or datetime.now(UTC)) - self.heartbeat_at).total_seconds()
+        return elapsed > MISSED_BEATS * judged_interval(self.heartbeat_interval)
 
 
 # What counts as a failed request, written once: an error, no response, or an HTTP

@@ -86,7 +86,23 @@ def _fast_records(rows: Sequence[Any]) -> list[Experiment]:
     out: list[Experiment] = []
     append = out.append
     # unpacked in Experiment's field order (_queries._COLUMNS'): one name per field
-    for id_, name, project, start, end, status, tags, config, parts, error, host, pid, beat in rows:
+    for (
+        id_,
+        name,
+        project,
+        start,
+        end,
+        status,
+        tags,
+        config,
+        parts,
+        error,
+        host,
+        pid,
+        beat,
+        interval,
+        files_dir,
+    ) in rows:
         try:
             key = parts if parts is None or isinstance(parts, str) else repr(parts)
             components = pipelines.get(key)
@@ -110,6 +126,8 @@ def _fast_records(rows: Sequence[Any]) -> list[Experiment]:
                 host,
                 pid,
                 time(beat),
+                interval,
+                files_dir,
             )
         )
     return out
@@ -180,7 +198,23 @@ def _tolerant_records(rows: Sequence[Any]) -> list[Experiment]:
     the experiment, the column and the value.
     """
     out: list[Experiment] = []
-    for id_, name, project, start, end, status, tags, config, parts, error, host, pid, beat in rows:
+    for (
+        id_,
+        name,
+        project,
+        start,
+        end,
+        status,
+        tags,
+        config,
+        parts,
+        error,
+        host,
+        pid,
+        beat,
+        interval,
+        files_dir,
+    ) in rows:
         try:
             components = _components(parts)
             tags, config = _json(tags), _json(config)
@@ -201,6 +235,8 @@ def _tolerant_records(rows: Sequence[Any]) -> list[Experiment]:
                 host,
                 pid,
                 _time_or_none(id_, "heartbeat_at", beat),
+                interval if is_number(interval) else None,
+                files_dir if isinstance(files_dir, str) else None,
             )
         )
     return out

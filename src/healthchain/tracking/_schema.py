@@ -105,6 +105,8 @@ experiments = Table(
     Column("heartbeat_interval", Float, nullable=False),
     Column("host", String),
     Column("pid", Integer),
+    # Where the sandbox saved this run's requests and responses (a folder), if it did.
+    Column("files_dir", Text),
     CheckConstraint("status IN ('RUNNING', 'COMPLETED', 'FAILED', 'INTERRUPTED')", name="status"),
     # Ids are UUIDv7 taken from the start time's clock reading (see _ids), so the primary
     # key is already newest-first order: on SQLite the table is clustered on it (WITHOUT

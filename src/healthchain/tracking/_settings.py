@@ -18,6 +18,8 @@ __all__ = [
     "DEFAULT_SETTINGS",
     "DEFAULT_STORAGE_URI",
     "HEARTBEAT_INTERVAL_RANGE",
+    "MISSED_BEATS",
+    "judged_interval",
     "MAX_QUEUED_WRITES_RANGE",
     "OUTAGE_TIMEOUT_RANGE",
     "TrackerSettings",
@@ -28,6 +30,9 @@ __all__ = [
 DEFAULT_STORAGE_URI = "sqlite:///experiments.db"
 
 HEARTBEAT_INTERVAL_RANGE = (0.05, 86_400.0)
+MISSED_BEATS = 3
+"""A RUNNING experiment whose last heartbeat is older than this many intervals is stale
+(shown so) and may be reaped."""
 """Seconds between heartbeats: faster burns a core, slower than daily is not liveness."""
 OUTAGE_TIMEOUT_RANGE = (0.1, 7 * 86_400.0)
 """Seconds writes are retried while storage is away: a tenth of a second to a week."""
@@ -161,3 +166,15 @@ def _number(value: float) -> str:
 
 DEFAULT_SETTINGS = TrackerSettings()
 """Every option at its default."""
+
+
+def judged_interval(interval: Any) -> float:
+    """A row's heartbeat interval clamped to the range trackers accept; the longest if unusable.
+
+    Another program may have written the row: NULL, text, NaN, zero or negative count as
+    the longest interval, so such a run is the last to be called stale.
+    """
+    low, high = HEARTBEAT_INTERVAL_RANGE
+    if isinstance(interval, bool) or not isinstance(interval, int | float) or not interval > 0:
+        return high
+    return min(max(float(interval), low), high)

@@ -1,4 +1,4 @@
-"""Metrics (every point and each key's latest), params, and per-request scores.
+"""Metrics (every point and each key's latest), params, per-request scores, saved files.
 
 Revision ID: 0004
 Revises: 0003
@@ -26,6 +26,8 @@ def _experiment_fk(table: str) -> sa.ForeignKeyConstraint:
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("experiments") as batch:
+        batch.add_column(sa.Column("files_dir", sa.Text(), nullable=True))
     with op.batch_alter_table("requests") as batch:
         batch.add_column(sa.Column("scores", sa.JSON(), nullable=True))
     op.create_table(
@@ -80,3 +82,5 @@ def downgrade() -> None:
     op.drop_table("metric_points")
     with op.batch_alter_table("requests") as batch:
         batch.drop_column("scores")
+    with op.batch_alter_table("experiments") as batch:
+        batch.drop_column("files_dir")
