@@ -154,6 +154,19 @@ class Run:
         if self.tracker is None or self.experiment_id is None:
             return
         try:
+            # Before the end: whoever sees the run ended sees what it measured.
+            with anyio.fail_after(self.final_bound, shield=True):
+                await self.tracker.log_metrics(self.experiment_id, self.metrics)
+        except (StorageError, TimeoutError) as exc:
+            logger.error(
+                "Sandbox run %s: its metrics were not recorded (%s)", self.experiment_id, exc
+            )
+            if self.status is ExperimentStatus.COMPLETED:
+                self.status = ExperimentStatus.FAILED
+            self.error = "; ".join(
+                e for e in (self.error, f"the run's metrics were not recorded: {exc}") if e
+            )
+        try:
             with anyio.fail_after(self.final_bound, shield=True):
                 await self.tracker.end_experiment(self.experiment_id, self.status, error=self.error)
         except (StorageError, TimeoutError) as exc:

@@ -12,6 +12,7 @@ and scorer of the batch; a batch at a time bounds the work in flight.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +20,9 @@ from typing import Any
 import anyio
 
 from healthchain._callables import is_async_callable
-from healthchain.tracking._validation import show, validate_scores
+from healthchain.tracking import InvalidInputError
+from healthchain.tracking._metric_input import validate_scores
+from healthchain.tracking._validation import show
 
 from ._batcher import grow_batch
 from ._run_metrics import AUTOMATIC_METRICS
@@ -161,10 +164,10 @@ class Scoring:
         try:
             if isinstance(value, _Raised):
                 raise _Failed(f"raised {type(value.exc).__name__}: {value.exc}")
-            if isinstance(value, int | float) and not isinstance(value, bool):
-                checked = validate_scores({scorer: value}, "the score", _Failed)
+            if not isinstance(value, bool) and isinstance(value, numbers.Real):
+                checked = validate_scores({scorer: value}, "the score")
             elif isinstance(value, Mapping):
-                checked = validate_scores(value, "the scores", _Failed)
+                checked = validate_scores(value, "the scores")
             else:
                 raise _Failed(
                     f"returned {show(value)}; a scorer returns a number or a mapping of "
@@ -172,7 +175,7 @@ class Scoring:
                 )
             for name in checked:
                 self._check_name(scorer, name)
-        except _Failed as exc:
+        except (_Failed, InvalidInputError) as exc:
             failures = self._failures.get(scorer)
             if failures is None:
                 self._failures[scorer] = _Failures(1, f"request {index}: {exc}")

@@ -15,6 +15,7 @@ __all__ = [
     "Component",
     "Experiment",
     "ExperimentStatus",
+    "MetricPoint",
     "RequestRecord",
     "RequestStats",
     "nearest_rank",
@@ -121,6 +122,16 @@ class RequestStats:
     failures: int
     p50_ms: float | None
     p95_ms: float | None
+
+
+class MetricPoint(NamedTuple):
+    """One logged point of a metric: its step, when it was logged, and its value."""
+
+    step: int
+    timestamp: datetime
+    """Timezone-aware UTC."""
+    value: float
+    """A float; NaN and infinities come back as logged."""
 
 
 def nearest_rank(ordered: list[float], fraction: float) -> float:

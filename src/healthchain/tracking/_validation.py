@@ -35,7 +35,6 @@ __all__ = [
     "validate_id",
     "validate_pipeline_config",
     "validate_row_count",
-    "validate_scores",
     "validate_tags",
 ]
 
@@ -382,33 +381,12 @@ def validate_request_records(records: object) -> list[RequestRecord]:
         if error is not record.error:
             record = replace(record, error=error)
         if record.scores is not None:
+            # Scores are checked as metrics are (their means are logged as metrics);
+            # imported here because _metric_input builds on this module.
+            from ._metric_input import validate_scores
+
             record = replace(record, scores=validate_scores(record.scores, f"records[{i}].scores"))
         out.append(record)
-    return out
-
-
-def validate_scores(
-    scores: object, what: str, error: type[Exception] = InvalidInputError
-) -> dict[str, float]:
-    """Scores checked and copied: non-empty storable names to numbers (floats, NaN and
-    +/-inf included; not bools). ``what`` names them in the message."""
-    if not isinstance(scores, Mapping):
-        raise error(f"{what} must be a mapping of score names to numbers, got {show(scores)}")
-    out: dict[str, float] = {}
-    for name, value in scores.items():
-        if not isinstance(name, str) or not name:
-            raise error(f"{what}: a score name must be a non-empty string, got {show(name)}")
-        check_storable(name, f"{what}: score name {show(name)}", error)
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise error(
-                f"{what}[{name!r}] must be a number (int or float, not bool), got {show(value)}"
-            )
-        try:
-            out[name] = float(value)
-        except OverflowError:
-            raise error(
-                f"{what}[{name!r}] is an integer too large for a float, got {show(value)}"
-            ) from None
     return out
 
 
