@@ -23,6 +23,7 @@ from helpers.storage import Storage
 from healthchain.models import CDSRequest, CDSResponse
 from healthchain.sandbox import SandboxDefinitionError, SandboxResult, sandbox, score
 from healthchain.sandbox._run_metrics import AUTOMATIC_METRICS, score_means
+from healthchain.sandbox._scoring import Scorer, Scoring
 from healthchain.tracking import (
     AsyncExperimentTracker,
     ExperimentStatus,
@@ -253,6 +254,57 @@ def test_a_sync_scorer_blocked_until_the_last_answer_does_not_hold_up_the_run(
     result, _ = run(cls)
     assert result.status is ExperimentStatus.COMPLETED, result.error
     assert [r.scores for r in _records(any_storage.uri, result.experiment_id)] == [{"b": 1.0}] * 5
+
+
+async def _score_directly(
+    scorer: Callable[[Any, Any], Any], responses: int, **options: Any
+) -> dict[int, dict[str, float]]:
+    """Responses scored by ``Scoring`` itself, all queued before the first batch closes."""
+    scored: dict[int, dict[str, float]] = {}
+    scoring = Scoring(
+        [Scorer.of(type("Case", (), {"judge": scorer})(), "judge")],
+        scored.__setitem__,
+        **options,
+    )
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(scoring.run)
+        for index in range(responses):
+            scoring.put(index, f"request {index}", f"response {index}")
+        await scoring.finish()
+    assert scoring.error is None, scoring.error
+    return scored
+
+
+@pytest.mark.anyio
+async def test_async_scorers_that_wait_run_concurrently_up_to_the_bound() -> None:
+    state = {"in_flight": 0, "peak": 0}
+    four_in = anyio.Event()
+
+    async def judge(self: Any, request: str, response: str) -> float:
+        state["in_flight"] += 1
+        state["peak"] = max(state["peak"], state["in_flight"])
+        if state["in_flight"] == 4:
+            four_in.set()
+        with anyio.fail_after(30):  # a guard against a hang, not a timing assertion
+            await four_in.wait()  # one at a time, this would never return
+        state["in_flight"] -= 1
+        return float(request.endswith(response[-1]))
+
+    scored = await _score_directly(judge, 10, max_concurrency=4)
+    assert scored == {i: {"judge": 1.0} for i in range(10)}
+    assert state["peak"] == 4
+
+
+@pytest.mark.anyio
+async def test_async_scorers_that_never_wait_stay_in_one_task() -> None:
+    tasks: set[object] = set()
+
+    async def judge(self: Any, request: str, response: str) -> float:
+        tasks.add(asyncio.current_task())
+        return 1.0
+
+    assert await _score_directly(judge, 10) == {i: {"judge": 1.0} for i in range(10)}
+    assert len(tasks) == 1
 
 
 # -- a failing scorer fails the run ----------------------------------------------------

@@ -221,9 +221,13 @@ class Run:
 
         def on_scored(index: int, scores: dict[str, float]) -> None:
             self.scores[index] = scores
-            record = unscored.pop(index, None)
-            if record is not None and records is not None:
-                records.put(dataclasses.replace(record, scores=scores))
+            r = unscored.pop(index, None)
+            if r is not None and records is not None:
+                records.put(
+                    RequestRecord(
+                        r.index, r.start_time, r.latency_ms, r.status_code, r.error, scores
+                    )
+                )
 
         scoring = Scoring(plan.scorers, on_scored) if plan.scorers else None
 

@@ -5,15 +5,20 @@ neither the service's answers nor the client's next request ever wait for a scor
 batch closes ``interval`` seconds after its first response arrived, or at ``max_batch``
 responses, or when the run has sent its last request (as ``Batcher``'s do): a fast run
 pays one thread hop per batch for all its ``def`` scorers together, not one per response
-and scorer. ``async def`` scorers run on the loop, concurrently, one task per response
-and scorer of the batch; a batch at a time bounds the work in flight.
+and scorer. ``async def`` scorers run on the loop, beside the thread: each goes through
+the batch in one task while its calls return without waiting, and in up to
+``max_concurrency`` tasks once they wait (a judge calling a model). A batch at a time
+bounds the work in flight.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import math
 import numbers
-from collections.abc import Callable, Mapping, Sequence
+import sys
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +35,7 @@ from ._threads import run_in_daemon_thread
 
 __all__ = ["Scorer", "Scoring"]
 
+_FLOAT_MAX = sys.float_info.max
 _Item = tuple[int, Any, Any]
 """(request index, request model, response model)."""
 
@@ -73,6 +79,7 @@ class Scoring:
         *,
         max_batch: int = 128,
         interval: float = 0.05,
+        max_concurrency: int = 16,
     ) -> None:
         self._scorers = tuple(scorers)
         self._in_thread = tuple(s for s in scorers if not s.on_loop)
@@ -80,10 +87,13 @@ class Scoring:
         self._on_scored = on_scored
         self._max_batch = max_batch
         self._interval = interval
+        self._max_concurrency = max_concurrency
         self._send, self._receive = anyio.create_memory_object_stream[_Item](math.inf)
         self._closing = anyio.Event()
         self._done = anyio.Event()
-        self._owners: dict[str, str] = {}
+        # Each score name belongs to the scorer that first returned it; a scorer's own
+        # name is its own from the start.
+        self._owners = {scorer.name: scorer.name for scorer in scorers}
         self._failures: dict[str, _Failures] = {}
         self.scored = 0
         """Responses every scorer has run on."""
@@ -132,25 +142,18 @@ class Scoring:
             ):
                 results[name] = values
 
-        async def on_loop(scorer: Scorer, i: int) -> None:
-            _, request, response = batch[i]
-            try:
-                results[scorer.name][i] = await scorer.func(request, response)
-            except Exception as exc:
-                results[scorer.name][i] = _Raised(exc)
-
-        calls: list[tuple[Callable[..., Any], tuple[Any, ...]]] = [
-            (on_loop, (scorer, i)) for scorer in self._on_loop for i in range(len(batch))
+        calls: list[Callable[[], Coroutine[Any, Any, None]]] = [
+            functools.partial(self._await_each, scorer, batch, results[scorer.name])
+            for scorer in self._on_loop
         ]
         if self._in_thread:
-            calls.append((in_thread, ()))
+            calls.append(in_thread)
         if len(calls) == 1:
-            func, args = calls[0]
-            await func(*args)
+            await calls[0]()
         else:
             async with anyio.create_task_group() as tg:
-                for func, args in calls:
-                    tg.start_soon(func, *args)
+                for call in calls:
+                    tg.start_soon(call)
         for i, (index, _, _) in enumerate(batch):
             scores: dict[str, float] = {}
             for scorer in self._scorers:
@@ -158,9 +161,52 @@ class Scoring:
             self.scored += 1
             self._on_scored(index, scores)
 
+    async def _await_each(self, scorer: Scorer, batch: list[_Item], values: list[Any]) -> None:
+        """``scorer`` on each response of ``batch``, into ``values``: in one task while its
+        calls return without waiting; each time a call waits (a judge calling a model),
+        one more task takes the next response, up to ``max_concurrency`` tasks."""
+        loop = asyncio.get_running_loop()
+        indices = iter(range(len(batch)))
+        workers = 1
+
+        def another() -> None:
+            nonlocal workers
+            if workers < self._max_concurrency:
+                workers += 1
+                tg.start_soon(work)
+
+        async def work() -> None:
+            for i in indices:
+                _, request, response = batch[i]
+                # Runs only if the call gives the loop a turn before it returns.
+                canary = loop.call_soon(another)
+                try:
+                    values[i] = await scorer.func(request, response)
+                except Exception as exc:
+                    values[i] = _Raised(exc)
+                canary.cancel()
+
+        async with anyio.create_task_group() as tg:
+            await work()
+
     def _merge(self, scorer: str, index: int, value: Any, scores: dict[str, float]) -> None:
         """Add what ``scorer`` returned for request ``index`` to its ``scores``, or count
         a failure."""
+        # The common cases first, checked as cheaply as the full checks below would pass
+        # them: a number under the scorer's own name (valid, and its own from the start),
+        # or a dict of floats under names this scorer returned before.
+        if value.__class__ is float:
+            scores[scorer] = value
+            return
+        if value.__class__ is int and -_FLOAT_MAX <= value <= _FLOAT_MAX:
+            scores[scorer] = float(value)
+            return
+        owners = self._owners
+        if value.__class__ is dict and all(
+            v.__class__ is float and owners.get(k) == scorer for k, v in value.items()
+        ):
+            scores.update(value)
+            return
         try:
             if isinstance(value, _Raised):
                 raise _Failed(f"raised {type(value.exc).__name__}: {value.exc}")
