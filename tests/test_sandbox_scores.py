@@ -412,21 +412,29 @@ def test_bad_scores_are_refused_even_when_valid_scores_come_first(any_storage: S
 # -- cut short --------------------------------------------------------------------------
 
 
-@pytest.fixture
-def scorer_stuck_case(any_storage: Storage) -> Any:
+@pytest.fixture(params=["def", "async def"])
+def scorer_stuck_case(any_storage: Storage, request: pytest.FixtureRequest) -> Any:
     """Built outside the event loop: opening the sync tracker waits for its thread."""
-    stuck = anyio.Event()
+    stuck = threading.Event()
+    released = threading.Event()
 
     async def never_returns(self: Any, request: CDSRequest, response: Any) -> float:
         stuck.set()
         await anyio.sleep_forever()
         raise AssertionError("unreachable")
 
-    cls = define(
-        async_ok, load_sync, storage_uri=any_storage.uri, num=3, extra=_scorers(n=never_returns)
-    )
-    with cls() as use_case:
-        yield use_case, stuck
+    def blocks(self: Any, request: CDSRequest, response: Any) -> float:
+        stuck.set()
+        released.wait(60)  # released when the test is over: the run must not wait for it
+        return 1.0
+
+    scorer = blocks if request.param == "def" else never_returns
+    cls = define(async_ok, load_sync, storage_uri=any_storage.uri, num=3, extra=_scorers(n=scorer))
+    try:
+        with cls() as use_case:
+            yield use_case, stuck
+    finally:
+        released.set()
 
 
 @pytest.mark.anyio
@@ -441,7 +449,7 @@ async def test_a_run_cut_short_while_scoring_records_every_response_unscored(
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(start)
-        await stuck.wait()
+        assert await anyio.to_thread.run_sync(stuck.wait, 30)
         tg.cancel_scope.cancel()
 
     async with AsyncExperimentTracker(any_storage.uri) as tracker:

@@ -4,11 +4,11 @@ Responses are queued as the client takes them and scored in batches by one task,
 neither the service's answers nor the client's next request ever wait for a scorer. A
 batch closes ``interval`` seconds after its first response arrived, or at ``max_batch``
 responses, or when the run has sent its last request (as ``Batcher``'s do): a fast run
-pays one thread hop per batch for all its ``def`` scorers together, not one per response
-and scorer. ``async def`` scorers run on the loop, beside the thread: each goes through
-the batch in one task while its calls return without waiting, and in up to
-``max_concurrency`` tasks once they wait (a judge calling a model). A batch at a time
-bounds the work in flight.
+pays one hand-off per batch to one worker thread for all its ``def`` scorers together,
+not one per response and scorer. ``async def`` scorers run on the loop, beside the
+thread: each goes through the batch in one task while its calls return without waiting,
+and in up to ``max_concurrency`` tasks once they wait (a judge calling a model). A batch
+at a time bounds the work in flight.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from healthchain.tracking._validation import show
 
 from ._batcher import grow_batch
 from ._run_metrics import AUTOMATIC_METRICS
-from ._threads import run_in_daemon_thread
+from ._threads import DaemonWorker
 
 __all__ = ["Scorer", "Scoring"]
 
@@ -88,6 +88,7 @@ class Scoring:
         self._max_batch = max_batch
         self._interval = interval
         self._max_concurrency = max_concurrency
+        self._thread = DaemonWorker("healthchain sandbox: scorers")
         self._send, self._receive = anyio.create_memory_object_stream[_Item](math.inf)
         self._closing = anyio.Event()
         self._done = anyio.Event()
@@ -121,13 +122,16 @@ class Scoring:
 
     async def run(self) -> None:
         """Score what is queued, batch after batch, until :meth:`finish`."""
-        async with self._receive:
-            async for item in self._receive:
-                await self._score(
-                    await grow_batch(
-                        item, self._receive, self._closing, self._max_batch, self._interval
+        try:
+            async with self._receive:
+                async for item in self._receive:
+                    await self._score(
+                        await grow_batch(
+                            item, self._receive, self._closing, self._max_batch, self._interval
+                        )
                     )
-                )
+        finally:
+            self._thread.close()
         self._done.set()
 
     async def _score(self, batch: list[_Item]) -> None:
@@ -137,7 +141,7 @@ class Scoring:
         async def in_thread() -> None:
             for name, values in zip(
                 (s.name for s in self._in_thread),
-                await run_in_daemon_thread(_call_all, self._in_thread, batch),
+                await self._thread.call(_call_all, self._in_thread, batch),
                 strict=True,
             ):
                 results[name] = values

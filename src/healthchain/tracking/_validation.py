@@ -385,7 +385,9 @@ def validate_request_records(records: object) -> list[RequestRecord]:
             # imported here because _metric_input builds on this module.
             from ._metric_input import validate_scores
 
-            record = replace(record, scores=validate_scores(record.scores, f"records[{i}].scores"))
+            scores = validate_scores(record.scores, f"records[{i}].scores")
+            if scores != record.scores:  # ints made floats (or NaN, never equal to itself)
+                record = replace(record, scores=scores)
         out.append(record)
     return out
 
