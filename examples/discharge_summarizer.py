@@ -156,6 +156,6 @@ if __name__ == "__main__":
     for response in result.responses:
         for card in getattr(response, "cards", []):
             print(f"  [{card.indicator}] {card.summary}")
-    for name, mean in result.scores.items():
+    for name, mean in result.mean_scores.items():
         print(f"mean {name}: {mean:.2f}")
     sys.exit(0 if f"{result.status}" == "COMPLETED" else 1)

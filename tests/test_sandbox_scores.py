@@ -108,7 +108,7 @@ def test_scores_are_stored_with_each_request_and_their_means_are_metrics(
     assert [o.scores for o in result.outcomes] == [expected] * 4
     records = _records(any_storage.uri, result.experiment_id)
     assert [r.scores for r in records] == [expected] * 4
-    assert result.scores == expected
+    assert result.mean_scores == expected
     assert {k: result.metrics[k] for k in expected} == expected
     assert experiment.status is ExperimentStatus.COMPLETED
     if kind == "def":
@@ -124,7 +124,7 @@ def test_a_run_without_tracking_still_scores() -> None:
     assert experiment is None
     assert result.status is ExperimentStatus.COMPLETED
     assert [o.scores for o in result.outcomes] == [{"card_count": 1.0}] * 3
-    assert result.scores == {"card_count": 1.0}
+    assert result.mean_scores == {"card_count": 1.0}
     assert result.metrics["requests"] == 3
 
 

@@ -52,7 +52,7 @@ class SandboxResult:
         return [o for o in self.outcomes if not o.ok]
 
     @property
-    def scores(self) -> dict[str, float]:
+    def mean_scores(self) -> dict[str, float]:
         """Each score's mean over the run's scored responses (the score part of
         :attr:`metrics`); empty without ``@score`` methods."""
         return {k: v for k, v in self.metrics.items() if k not in AUTOMATIC_METRICS}
