@@ -106,7 +106,8 @@ class RequestRecord:
     error: str | None = None
     scores: Mapping[str, float] | None = None
     """Score name to value from the run's scorers (NaN and +/-inf kept as such); None
-    when no scorer ran on this request."""
+    when no scorer ran on this request. A plain mapping (Python has no frozen dict), so
+    a record with scores compares by value but cannot be hashed."""
 
     @property
     def failed(self) -> bool:
