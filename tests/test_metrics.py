@@ -7,9 +7,12 @@ through a side door where the API alone cannot show it (the latest-value table).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import re
+import sqlite3
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,6 +27,7 @@ from healthchain.tracking import (
     ExperimentTracker,
     InvalidInputError,
     MetricPoint,
+    StorageError,
     TrackerClosedError,
     _steps,
 )
@@ -92,6 +96,35 @@ async def test_64_tasks_get_steps_in_call_order(any_storage_uri: str) -> None:
 
     assert steps(history) == list(range(128))
     assert values(history) == [float(i) for i in range(128)]
+
+
+async def test_steps_given_while_the_writer_finds_a_key_s_last_step_are_counted(
+    any_storage_uri: str,
+) -> None:
+    async with AsyncExperimentTracker(any_storage_uri) as tracker:
+        experiment_id = await tracker.start_experiment()
+        await tracker.log_metric(experiment_id, "k", 0.0, step=9)
+    async with AsyncExperimentTracker(any_storage_uri) as tracker:  # knows no step of "k"
+        await asyncio.gather(
+            *(tracker.log_metric(experiment_id, "k", 1.0) for _ in range(3)),  # 10, 11, 12
+            tracker.log_metric(experiment_id, "k", 2.0, step=50),
+            tracker.log_metric(experiment_id, "k", 3.0, step=20),
+            *(tracker.log_metric(experiment_id, "k", 4.0) for _ in range(2)),  # 51, 52
+        )
+        await tracker.log_metric(experiment_id, "k", 5.0)  # stepped by the tracker: 53
+        history = await tracker.get_metric_history(experiment_id, "k")
+
+    assert [(p.step, p.value) for p in history] == [
+        (9, 0.0),
+        (10, 1.0),
+        (11, 1.0),
+        (12, 1.0),
+        (20, 3.0),
+        (50, 2.0),
+        (51, 4.0),
+        (52, 4.0),
+        (53, 5.0),
+    ]
 
 
 async def test_steps_continue_past_the_highest_step_logged(any_storage_uri: str) -> None:
@@ -233,9 +266,13 @@ async def test_bad_keys_values_steps_and_times_are_refused_with_nothing_written(
                 await tracker.log_metric(experiment_id, "good", 1.0, step=step)
             with pytest.raises(InvalidInputError, match=r"step must be an integer"):
                 await tracker.log_metrics(experiment_id, {"good": 1.0}, step=step)
+            with pytest.raises(InvalidInputError, match=r"step must be an integer"):
+                await tracker.log_metrics(experiment_id, {}, step=step)
         for timestamp in BAD_TIMESTAMPS:
             with pytest.raises(InvalidInputError, match=r"timestamp must be a timezone-aware"):
                 await tracker.log_metric(experiment_id, "good", 1.0, timestamp=timestamp)
+            with pytest.raises(InvalidInputError, match=r"timestamp must be a timezone-aware"):
+                await tracker.log_metrics(experiment_id, {}, timestamp=timestamp)
         for metrics in (None, [("good", 1.0)], "good"):
             with pytest.raises(InvalidInputError, match=r"metrics must be a dict"):
                 await tracker.log_metrics(experiment_id, metrics)  # type: ignore[arg-type]
@@ -246,6 +283,25 @@ async def test_bad_keys_values_steps_and_times_are_refused_with_nothing_written(
         # Nothing was queued half-way: the next point still gets step 0.
         await tracker.log_metric(experiment_id, "good", 1.0)
         assert steps(await tracker.get_metric_history(experiment_id, "good")) == [0]
+
+
+async def test_a_key_that_reached_the_largest_step_takes_no_further_step(
+    any_storage_uri: str,
+) -> None:
+    largest = 2**63 - 1
+    async with AsyncExperimentTracker(any_storage_uri) as tracker:
+        experiment_id = await tracker.start_experiment()
+        await tracker.log_metric(experiment_id, "k", 1.0, step=largest)
+        for _ in range(2):  # the tracker knows the step
+            with pytest.raises(InvalidInputError, match=r"'k' .* reached step 9,223,372,036,"):
+                await tracker.log_metrics(experiment_id, {"fresh": 1.0, "k": 2.0})
+    async with AsyncExperimentTracker(any_storage_uri) as tracker:  # the writer finds it
+        with pytest.raises(InvalidInputError, match=r"'k' .* reached step"):
+            await tracker.log_metric(experiment_id, "k", 3.0)
+        await tracker.log_metric(experiment_id, "k", 4.0, step=7)
+        history = await tracker.get_metric_history(experiment_id, "k")
+        assert [(p.step, p.value) for p in history] == [(7, 4.0), (largest, 1.0)]
+        assert await tracker.get_metric_history(experiment_id, "fresh") == []
 
 
 async def test_numbers_of_other_types_are_taken_as_floats(any_storage_uri: str) -> None:
@@ -436,6 +492,7 @@ def test_the_latest_value_is_the_highest_step_then_the_latest_time(any_storage: 
         ("b", 2, 1.0),
         ("c", 2, 2.0),
         ("many", 63, 63.0),
+        ("mixed", 6, 2.0),
         ("n", 1, None),  # NaN is stored as NULL
         ("other", 9, 0.0),
     ]
@@ -445,7 +502,46 @@ async def _log_many(tracker: AsyncExperimentTracker, experiment_id: str) -> None
     await asyncio.gather(
         *(tracker.log_metric(experiment_id, "many", i) for i in range(64)),
         *(tracker.log_metric(experiment_id, "other", -i, step=9 - i) for i in range(10)),
+        tracker.log_metric(experiment_id, "mixed", 1.0, step=5),
+        tracker.log_metric(experiment_id, "mixed", 2.0),  # step 6: the latest
+        tracker.log_metric(experiment_id, "mixed", 3.0, step=2),
     )
+
+
+def test_hundreds_of_points_in_one_write_are_all_stored(any_storage: Storage) -> None:
+    # SQLite binds them a chunk of rows per statement: 300 is 128 + 128 + 32 + 8 + 4.
+    metrics = {f"m{i:03}": i / 7 for i in range(300)}
+    with ExperimentTracker(any_storage.uri) as tracker:
+        experiment_id = tracker.start_experiment()
+        tracker.log_metrics(experiment_id, metrics, step=3)
+        tracker.log_params(experiment_id, {f"p{i}": i for i in range(300)})
+    points = any_storage.query(
+        "SELECT key, step, value FROM metric_points WHERE experiment_id = ? ORDER BY key",
+        experiment_id,
+    )
+    latest = any_storage.query(
+        "SELECT key, step, value FROM latest_metrics WHERE experiment_id = ? ORDER BY key",
+        experiment_id,
+    )
+    assert points == latest == [(k, 3, v) for k, v in metrics.items()]
+    assert any_storage.query("SELECT count(*) FROM params") == [(300,)]
+
+
+def test_sqlite_binds_many_rows_per_insert_whatever_the_values_clause(tmp_path: Path) -> None:
+    from sqlalchemy import Column, Integer, MetaData, Table, Text, bindparam, func, insert
+
+    from healthchain.tracking._executors import CompiledCache, SqliteExecutor
+
+    table = Table("t", MetaData(), Column("a", Integer), Column("b", Text))
+    stmt = insert(table).values(a=bindparam("a"), b=func.json(bindparam("b")))
+    with contextlib.closing(sqlite3.connect(tmp_path / "t.db")) as conn:
+        conn.execute("CREATE TABLE t (a INTEGER, b TEXT)")
+        ex = SqliteExecutor(conn, CompiledCache())
+        ex.begin()
+        assert ex.run(stmt, [{"a": i, "b": f'{{"i": {i}}}'} for i in range(300)]) == 300
+        ex.commit()
+        rows = conn.execute("SELECT a, b FROM t ORDER BY a").fetchall()
+    assert rows == [(i, f'{{"i":{i}}}') for i in range(300)]
 
 
 def test_deleting_an_experiment_deletes_its_metrics_and_params(any_storage: Storage) -> None:
@@ -476,3 +572,71 @@ def test_the_sync_tracker_mirrors_the_metric_calls(any_storage: Storage) -> None
         with pytest.raises(ExperimentNotFoundError):
             tracker.log_metric(UNKNOWN, "m", 1)
     assert [(p.step, p.value) for p in history] == [(2, 1.0), (3, 2.0)]
+
+
+# --- what another program does to the same tables ----------------------------------------
+
+
+def test_a_point_refused_by_another_program_s_trigger_fails_alone(
+    sqlite_storage: Storage,
+) -> None:
+    with ExperimentTracker(sqlite_storage.uri) as tracker:
+        experiment_id = tracker.start_experiment()
+        sqlite_storage.query(
+            "CREATE TRIGGER refuse BEFORE INSERT ON metric_points WHEN NEW.key = 'vetoed' "
+            "BEGIN SELECT RAISE(ABORT, 'vetoed by a trigger'); END"
+        )
+        with pytest.raises(StorageError, match=r"log_metric on .* failed: .*vetoed by a trigger"):
+            tracker.log_metric(experiment_id, "vetoed", 1.0)
+        outcomes = tracker.portal.call(
+            _log_beside_a_vetoed_point, tracker.async_tracker, experiment_id
+        )
+        assert [type(o) for o in outcomes] == [type(None)] * 10 + [StorageError]
+        assert values(tracker.get_metric_history(experiment_id, "fine")) == [
+            float(i) for i in range(10)
+        ]
+        assert tracker.get_metric_history(experiment_id, "vetoed") == []
+
+
+async def _log_beside_a_vetoed_point(
+    tracker: AsyncExperimentTracker, experiment_id: str
+) -> list[object]:
+    return await asyncio.gather(
+        *(tracker.log_metric(experiment_id, "fine", i) for i in range(10)),
+        tracker.log_metrics(experiment_id, {"fine2": 1.0, "vetoed": 2.0}),
+        return_exceptions=True,
+    )
+
+
+async def test_a_param_another_writer_stores_meanwhile_is_judged_again(postgres_uri: str) -> None:
+    import asyncpg
+
+    async with AsyncExperimentTracker(postgres_uri) as tracker:
+        experiment_id = await tracker.start_experiment()
+        other, watcher = await asyncpg.connect(postgres_uri), await asyncpg.connect(postgres_uri)
+        try:
+            async with other.transaction():
+                await other.execute(
+                    """INSERT INTO params VALUES ($1, 'p', '"x"'), ($1, 'q', '1')""", experiment_id
+                )
+                changed = asyncio.ensure_future(
+                    tracker.log_params(experiment_id, {"p": "y", "r": 1})
+                )
+                # The tracker's insert waits on the other writer's uncommitted key.
+                for _ in range(3000):
+                    if await watcher.fetchval(
+                        "SELECT count(*) FROM pg_stat_activity "
+                        "WHERE wait_event_type = 'Lock' AND datname = current_database()"
+                    ):
+                        break
+                    await asyncio.sleep(0.01)
+                else:
+                    pytest.fail("the tracker's insert never waited for the other writer")
+            with pytest.raises(ExperimentStateError, match=r"'p'.* 'x'; it cannot become 'y'"):
+                await changed
+        finally:
+            await other.close()
+            await watcher.close()
+        await tracker.log_params(experiment_id, {"q": 1, "r": "free"})  # q equal; r unwritten
+        with pytest.raises(ExperimentStateError, match=r"'r'.*'free'.* 2"):
+            await tracker.log_params(experiment_id, {"r": 2})

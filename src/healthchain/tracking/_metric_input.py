@@ -30,6 +30,7 @@ MAX_METRIC_KEY_BYTES = MAX_TAG_BYTES
 """A metric key in bytes of UTF-8: it is indexed with the value, as a tag is."""
 MAX_STEP = MAX_ROWS
 """Largest step: a signed 64-bit integer, SQL's BIGINT."""
+_INT_FLOAT = 2**1023  # ints this large at most convert to a float without overflow
 
 
 def validate_metric_key(key: object, what: str = "key") -> str:
@@ -55,15 +56,16 @@ def validate_metric_key(key: object, what: str = "key") -> str:
 
 def validate_metric_value(value: object, what: str = "value") -> float:
     """A metric value as a float: ints and floats (NaN and infinities too), never bools."""
-    if type(value) is float:
-        return value
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+    kind = type(value)
+    if kind is float:
+        return value  # type: ignore[return-value]
+    if kind is not int and (isinstance(value, bool) or not isinstance(value, numbers.Real)):
         raise InvalidInputError(
             f"{what} must be an int or a float, got {type(value).__name__} {show(value)}; "
             "convert it to a number first"
         )
     try:
-        return float(value)
+        return float(value)  # type: ignore[arg-type]
     except OverflowError:
         raise InvalidInputError(
             f"{what} {show(value)} is too large for a float (a metric is stored as a 64-bit "
@@ -99,7 +101,7 @@ def validate_timestamp(timestamp: object) -> datetime:
 
 def validate_metrics(metrics: object) -> list[tuple[str, float]]:
     """``{key: value}`` for ``log_metrics`` as ``[(key, value), ...]``, in the dict's order."""
-    if not isinstance(metrics, Mapping):
+    if type(metrics) is not dict and not isinstance(metrics, Mapping):
         raise InvalidInputError(
             f"metrics must be a dict of metric keys to numbers, got {type(metrics).__name__} "
             f"{show(metrics)}"
@@ -107,7 +109,16 @@ def validate_metrics(metrics: object) -> list[tuple[str, float]]:
     out: list[tuple[str, float]] = []
     for key, value in metrics.items():
         checked = validate_metric_key(key, "metrics key")
-        out.append((checked, validate_metric_value(value, f"metrics[{show(checked)}]")))
+        kind = type(value)
+        if kind is not float:
+            # An int, the common other case, without building an error message first.
+            number = float(value) if kind is int and -_INT_FLOAT <= value <= _INT_FLOAT else None
+            value = (
+                validate_metric_value(value, f"metrics[{show(checked)}]")
+                if number is None
+                else number
+            )
+        out.append((checked, value))
     return out
 
 
