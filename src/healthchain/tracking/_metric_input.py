@@ -137,9 +137,10 @@ def validate_scores(scores: object, what: str) -> dict[str, float]:
             f"{what} must be a mapping of score names to numbers, got "
             f"{type(scores).__name__} {show(scores)}"
         )
+    # Floats pass without a call: the message naming the score is built only for an error.
     return {
-        validate_metric_key(name, f"{what}: score name"): validate_metric_value(
-            value, f"{what}[{show(name)}]"
-        )
+        validate_metric_key(name, f"{what}: score name"): value
+        if type(value) is float
+        else validate_metric_value(value, f"{what}[{show(name)}]")
         for name, value in scores.items()
     }
