@@ -14,13 +14,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from helpers.cli import assert_one_line_error, run
 from helpers.filesystems import tmpfs
-from typer.testing import CliRunner, Result
+from typer.testing import Result
 
-from healthchain.cli import app
 from healthchain.tracking import Experiment, ExperimentStatus, ExperimentTracker, RequestRecord
-
-runner = CliRunner()
 
 PIPELINE = [
     {"name": "preprocess", "type": "function", "stage": "pre"},
@@ -28,25 +26,6 @@ PIPELINE = [
     {"name": "cards", "type": "function", "stage": "post"},
 ]
 XSS = "<script>alert(1)</script>"
-
-
-def run(*args: str, input: str | None = None, env: dict[str, str] | None = None) -> Result:
-    return runner.invoke(app, list(args), input=input, env=env)
-
-
-def assert_one_line_error(result: Result, code: int, *needles: str) -> None:
-    """healthchain's own errors are one line; usage errors (exit 2) are Click's report."""
-    assert result.exit_code == code, result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit)
-    assert "Traceback" not in result.output
-    lines = result.stderr.splitlines()
-    if code == 2:
-        assert lines[0].startswith("Usage: healthchain "), result.stderr
-        assert "--help' for help." in lines[1] and lines[-1].startswith("Error: "), result.stderr
-    else:
-        assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    for needle in needles:
-        assert needle in lines[-1]
 
 
 @pytest.fixture
@@ -86,13 +65,16 @@ def listed(result: Result) -> list[str]:
 # --- experiments list -------------------------------------------------------------------
 
 
-def test_list_table_shows_every_id_whole_newest_first(
+def test_list_table_shows_unique_id_prefixes_newest_first(
     storage_uri: str, recorded: dict[str, str]
 ) -> None:
     result = run("experiments", "list", "--storage-uri", storage_uri)
     assert result.exit_code == 0, result.output
-    positions = [result.stdout.index(i) for i in reversed(list(recorded.values()))]
-    assert positions == sorted(positions)
+    with ExperimentTracker(storage_uri) as tracker:
+        short = tracker.abbreviate_ids(recorded.values())
+    first_cells = [line.split()[0] for line in result.stdout.splitlines()[3:]]
+    assert first_cells == [short[i] for i in reversed(list(recorded.values()))]
+    assert all(len(s) >= 8 for s in first_cells)
     assert "[bold red]not markup[/]" in result.stdout  # user text is never Rich markup
     assert "epochs:=3" in result.stdout and "model=zephyr" in result.stdout
     assert "COMPLETED" in result.stdout and "triage" in result.stdout
@@ -126,7 +108,7 @@ def test_terminal_commands_load_no_web_stack(
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     if command[0] == "experiments":
-        assert recorded["triage"] in done.stdout  # it did run
+        assert recorded["triage"][:8] in done.stdout  # it did run
     assert done.stdout.splitlines()[-1] == "loaded: []"
 
 
@@ -386,7 +368,7 @@ def test_reap_marks_silent_running_experiments_failed(storage_uri: str) -> None:
 
         result = run("experiments", "reap", "--storage-uri", storage_uri)
         assert result.exit_code == 0, result.output
-        assert result.stdout.splitlines() == ["marked 1 stale experiments FAILED:", dead]
+        assert result.stdout.splitlines() == ["marked 1 stale experiment FAILED:", dead]
         again = run("experiments", "reap", "--storage-uri", storage_uri, "--format", "json")
         assert json.loads(again.stdout) == {"reaped": []}
         nothing = run("experiments", "reap", "--storage-uri", storage_uri)
@@ -430,7 +412,7 @@ def test_delete_asks_first(storage_uri: str, recorded: dict[str, str]) -> None:
     target = recorded["first"]
     declined = run("experiments", "delete", target, "--storage-uri", storage_uri, input="n\n")
     assert declined.exit_code == 1
-    assert "Delete 1 experiment(s): discharge" in declined.stderr and target in declined.stderr
+    assert "Delete 1 experiment: discharge" in declined.stderr and target in declined.stderr
     assert "error: aborted" in declined.stderr and "Traceback" not in declined.output
     assert target in remaining(storage_uri)
 
@@ -439,7 +421,7 @@ def test_delete_asks_first(storage_uri: str, recorded: dict[str, str]) -> None:
 
     accepted = run("experiments", "delete", target, "--storage-uri", storage_uri, input="y\n")
     assert accepted.exit_code == 0, accepted.output
-    assert accepted.stdout.splitlines()[-1] == "deleted 1 experiment(s)"  # after the echoed "y"
+    assert accepted.stdout.splitlines()[-1] == "deleted 1 experiment"  # after the echoed "y"
     assert target not in remaining(storage_uri)
 
 

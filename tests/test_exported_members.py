@@ -15,6 +15,7 @@ CONTRACT = {
         "TrackerError",
         "ExperimentNotFoundError",
         "MetricPoint",
+        "AmbiguousIdError",
     },
     "healthchain": {
         "ExperimentTracker",
@@ -81,6 +82,7 @@ def test_tracking_exports_nothing_private() -> None:
 
     assert set(tracking.__all__) == {
         "DEFAULT_STORAGE_URI",
+        "AmbiguousIdError",
         "AsyncExperimentTracker",
         "Component",
         "ConfigurationError",

@@ -7,6 +7,7 @@ module sits below both and imports no web stack.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from enum import Enum
@@ -14,12 +15,46 @@ from typing import Any
 
 from healthchain.tracking import Experiment
 
-__all__ = ["EXPERIMENT_COLUMNS", "experiment_record", "format_duration", "format_time"]
+__all__ = [
+    "EXPERIMENT_COLUMNS",
+    "SHORT_ID_LENGTH",
+    "experiment_record",
+    "format_duration",
+    "format_time",
+    "plural",
+    "validation_text",
+]
+
+SHORT_ID_LENGTH = 8
+"""Characters of an id tables show at least, as git shows commits; more where needed."""
 
 
-def format_time(value: datetime | None) -> str:
-    """``2026-11-27 16:35:24`` in UTC, or an empty string."""
-    return "" if value is None else value.strftime("%Y-%m-%d %H:%M:%S")
+def plural(count: int, noun: str) -> str:
+    """``1 experiment``, ``2 experiments``, ``1,200 experiments``."""
+    return f"{count:,} {noun}" if count == 1 else f"{count:,} {noun}s"
+
+
+# What pydantic puts before a validator's own message; the message reads without it.
+_VALIDATION_PREFIXES = ("Value error, ", "Assertion failed, ")
+_INPUT_SHOULD = "Input should"
+
+
+def validation_text(message: str, value: object) -> str:
+    """A pydantic error message as people read it: no ``Value error,`` prefix, and naming
+    the bad ``value`` (``got '-1'; it should be greater than or equal to 0``)."""
+    for prefix in _VALIDATION_PREFIXES:
+        message = message.removeprefix(prefix)
+    if message.startswith(_INPUT_SHOULD):
+        message = "it should" + message[len(_INPUT_SHOULD) :]
+    shown = repr(value)
+    return message if shown in message else f"got {shown}; {message}"
+
+
+def format_time(value: datetime | None, *, short: bool = False) -> str:
+    """``2026-11-27 16:35:24`` in UTC (``11-27 16:35`` if ``short``), or an empty string."""
+    if value is None:
+        return ""
+    return value.strftime("%m-%d %H:%M" if short else "%Y-%m-%d %H:%M:%S")
 
 
 def format_duration(value: timedelta | None) -> str:
@@ -60,12 +95,24 @@ def _duration_s(experiment: Experiment) -> float | None:
     return None if duration is None else duration.total_seconds()
 
 
+def _number(value: float) -> float | str:
+    # JSON has no NaN or infinity: they are written as the text that both Python's
+    # float() and JavaScript's Number() read back
+    if math.isfinite(value):
+        return value
+    return "NaN" if math.isnan(value) else "Infinity" if value > 0 else "-Infinity"
+
+
+def _metrics(experiment: Experiment) -> dict[str, float | str]:
+    return {key: _number(value) for key, value in experiment.metrics.items()}
+
+
 def _columns() -> dict[str, Callable[[Experiment], Any]]:
     # Every field of the record, in its order, and the derived duration after end_time:
     # a field added to Experiment shows up in the CLI's JSON/CSV and here with no edit.
     columns: dict[str, Callable[[Experiment], Any]] = {}
     for field in dataclasses.fields(Experiment):
-        columns[field.name] = _field(field.name)
+        columns[field.name] = _metrics if field.name == "metrics" else _field(field.name)
         if field.name == "end_time":
             columns["duration_s"] = _duration_s
     return columns

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from typing import Any
+from importlib import metadata
+from typing import Annotated, Any
 
 import typer
 from typer.core import TyperGroup
 
+from healthchain._formatting import validation_text
 from healthchain.tracking import ExperimentNotFoundError, TrackerError
 
 from ._db import db_app
@@ -51,8 +53,10 @@ class _Group(TyperGroup):
         try:
             return super().main(args, prog_name, complete_var, standalone_mode, **extra)
         except ExperimentNotFoundError as exc:
+            given = exc.experiment_id
+            which = f"with id {given!r}" if len(given) >= 36 else f"whose id starts with {given!r}"
             code = _report(
-                f"no experiment with id {exc.experiment_id!r}; "
+                f"no experiment {which}; "
                 "'healthchain experiments list' shows the ids this storage holds"
             )
         except (TrackerError, CommandError) as exc:
@@ -60,6 +64,19 @@ class _Group(TyperGroup):
         if standalone_mode:
             sys.exit(code)
         return code
+
+    def invoke(self, ctx: typer.Context) -> Any:  # type: ignore[override]
+        # Typer checks option values with pydantic, whose messages read "Value error, …"
+        # or "Input should …" without the value: reword them before Click reports them.
+        try:
+            return super().invoke(ctx)
+        except typer.BadParameter as exc:
+            from pydantic import ValidationError  # loaded already if Typer raised one
+
+            cause = exc.__cause__
+            if isinstance(cause, ValidationError) and cause.errors():
+                exc.message = validation_text(exc.message, cause.errors()[0].get("input"))
+            raise
 
 
 app = typer.Typer(
@@ -72,6 +89,34 @@ app = typer.Typer(
     # Click's plain usage reports: one format, greppable, not wrapped to a panel's width.
     rich_markup_mode=None,
 )
+
+
+def _print_version(wanted: bool) -> None:
+    if not wanted:
+        return
+    try:
+        version = metadata.version("healthchain")
+    except metadata.PackageNotFoundError:
+        raise CommandError(
+            "healthchain's version is unknown: it runs from a source tree that was never "
+            "installed; install it with 'pip install -e .' to record one"
+        ) from None
+    typer.echo(f"healthchain {version}")
+    raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", is_eager=True, callback=_print_version, help="Show the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Look at recorded experiments in the terminal or in a browser."""
+
+
 app.add_typer(experiments_app, name="experiments")
 app.add_typer(db_app, name="db")
 app.command("ui")(ui)

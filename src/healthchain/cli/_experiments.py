@@ -12,10 +12,17 @@ from rich.table import Table
 from rich.text import Text
 
 from healthchain._files import whole_file
-from healthchain._formatting import experiment_record, format_duration, format_time
-from healthchain.tracking import DEFAULT_STORAGE_URI
+from healthchain._formatting import (
+    SHORT_ID_LENGTH,
+    experiment_record,
+    format_duration,
+    format_time,
+    plural,
+)
+from healthchain.tracking import DEFAULT_STORAGE_URI, mask_uri
 
 from ._exceptions import CommandError
+from ._list_table import FIT_ORDER, NAME_WIDTH, list_table
 from ._options import (
     NameOption,
     ProjectOption,
@@ -29,6 +36,7 @@ from ._options import (
 from ._output import (
     console,
     echo_json,
+    print_out,
     requests_doc,
     status_text,
     tags_text,
@@ -41,6 +49,9 @@ __all__ = ["experiments_app"]
 experiments_app = typer.Typer(
     help="List, show, export, reap and delete experiments.", no_args_is_help=True
 )
+
+
+_ID_HELP = "The experiment's id, or a unique prefix of it (4 characters or more)."
 
 
 class ListFormat(StrEnum):
@@ -58,7 +69,16 @@ class ExportFormat(StrEnum):
     jsonl = "jsonl"
 
 
-@experiments_app.command("list")
+_LIST_HELP = f"""List experiments, newest first.
+
+The table shows each id by its shortest unique prefix of at least {SHORT_ID_LENGTH}
+characters; JSON and CSV keep whole ids. It fits the terminal (COLUMNS if set): names up
+to {NAME_WIDTH} characters always show whole, and while the table is too wide
+{"; then ".join(FIT_ORDER)}.
+"""
+
+
+@experiments_app.command("list", help=_LIST_HELP)
 def list_experiments(
     storage_uri: StorageOption = DEFAULT_STORAGE_URI,
     project: ProjectOption = None,
@@ -72,41 +92,32 @@ def list_experiments(
         ListFormat, typer.Option("--format", help="table, json or csv.")
     ] = ListFormat.table,
 ) -> None:
-    """List experiments, newest first."""
     wanted = filters(project, name, status, tag)
+    table = output_format is ListFormat.table
     with open_tracker(storage_uri) as tracker:
         found = tracker.list_experiments(wanted, limit=limit or None)
+        short_ids = tracker.abbreviate_ids([e.id for e in found], SHORT_ID_LENGTH) if table else {}
     if output_format is ListFormat.json:
         echo_json([experiment_record(e) for e in found])
     elif output_format is ListFormat.csv:
         write_csv(sys.stdout, found)
+    elif not found:
+        typer.echo(
+            "no experiments match these filters"
+            if wanted
+            else f"no experiments recorded yet in {mask_uri(storage_uri)}"
+        )
     else:
-        table = Table(title=f"{len(found)} experiments, newest first", title_justify="left")
-        table.add_column("id", no_wrap=True, min_width=36)
-        table.add_column("name", overflow="fold")
-        table.add_column("project", overflow="fold")
-        table.add_column("status", no_wrap=True)
-        table.add_column("start (UTC)", no_wrap=True)
-        table.add_column("duration", justify="right", no_wrap=True)
-        table.add_column("tags", overflow="fold")
-        for e in found:
-            table.add_row(
-                e.id,
-                Text(e.name),
-                Text(e.project),
-                status_text(e.status),
-                format_time(e.start_time),
-                format_duration(e.duration) or "running",
-                Text(tags_text(e.tags)),
-            )
-        console().print(table)
+        out = console()
+        title = f"{plural(len(found), 'experiment')}, newest first"
+        print_out(out, list_table(out, title, found, short_ids))
     if limit and len(found) == limit:
         typer.echo(f"showing the newest {limit}; pass --limit 0 to list all", err=True)
 
 
 @experiments_app.command("show")
 def show(
-    experiment_id: Annotated[str, typer.Argument(metavar="ID", help="The experiment's id.")],
+    experiment_id: Annotated[str, typer.Argument(metavar="ID", help=_ID_HELP)],
     storage_uri: StorageOption = DEFAULT_STORAGE_URI,
     output_format: Annotated[
         ShowFormat, typer.Option("--format", help="table or json.")
@@ -114,6 +125,7 @@ def show(
 ) -> None:
     """Show one experiment: its fields, components in order and request summary."""
     with open_tracker(storage_uri) as tracker:
+        experiment_id = tracker.resolve_id(experiment_id)
         experiment = tracker.get_experiment(experiment_id)
         stats = tracker.request_stats(experiment_id)
     if output_format is ShowFormat.json:
@@ -143,22 +155,19 @@ def show(
         rows.append(("pipeline config", Text(json.dumps(experiment.pipeline_config))))
     for label, value in rows:
         facts.add_row(label, value)
-    out.print(facts)
+    print_out(out, facts)
 
     components = Table(title="components", title_justify="left")
     for column in ("#", "name", "type", "stage"):
         components.add_column(column, justify="right" if column == "#" else "left")
     for c in experiment.components:
         components.add_row(str(c.position), Text(c.name), Text(c.type or ""), Text(c.stage or ""))
-    if experiment.components:
-        out.print(components)
-    else:
-        out.print("components: none recorded")
+    print_out(out, components if experiment.components else "components: none recorded")
 
     p50 = "-" if stats.p50_ms is None else f"{stats.p50_ms:.1f} ms"
     p95 = "-" if stats.p95_ms is None else f"{stats.p95_ms:.1f} ms"
-    out.print(
-        f"requests: {stats.count}  failures: {stats.failures}  latency p50: {p50}  p95: {p95}"
+    print_out(
+        out, f"requests: {stats.count}  failures: {stats.failures}  latency p50: {p50}  p95: {p95}"
     )
 
 
@@ -190,7 +199,7 @@ def export(
         except OSError as exc:
             raise CommandError(f"cannot write {output!r}: {exc.strerror or exc}") from exc
     target = "stdout" if output == "-" else repr(output)
-    typer.echo(f"exported {len(found)} experiments to {target}", err=True)
+    typer.echo(f"exported {plural(len(found), 'experiment')} to {target}", err=True)
 
 
 @experiments_app.command("reap")
@@ -209,7 +218,7 @@ def reap(
     if not reaped:
         typer.echo("no stale experiments")
     else:
-        typer.echo(f"marked {len(reaped)} stale experiments FAILED:")
+        typer.echo(f"marked {plural(len(reaped), 'stale experiment')} FAILED:")
         for experiment_id in reaped:
             typer.echo(experiment_id)
 
@@ -217,7 +226,10 @@ def reap(
 @experiments_app.command("delete")
 def delete(
     experiment_ids: Annotated[
-        list[str], typer.Argument(metavar="ID...", help="Ids of the experiments to delete.")
+        list[str],
+        typer.Argument(
+            metavar="ID...", help="Ids of the experiments to delete, or unique prefixes of them."
+        ),
     ],
     storage_uri: StorageOption = DEFAULT_STORAGE_URI,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
@@ -226,16 +238,17 @@ def delete(
     ] = ShowFormat.table,
 ) -> None:
     """Delete experiments with their tags, components and requests (asks first)."""
-    ids = list(dict.fromkeys(experiment_ids))
     with open_tracker(storage_uri, write=True) as tracker:
-        # Every id must exist before anything is deleted: a typo deletes nothing.
+        # Every id must name one experiment before anything is deleted: a typo deletes
+        # nothing, and neither does a prefix several ids share.
+        ids = list(dict.fromkeys(tracker.resolve_id(i) for i in experiment_ids))
         names = [tracker.get_experiment(i).name for i in ids]
         if not yes:
             listing = ", ".join(f"{n} ({i})" for n, i in zip(names, ids, strict=True))
-            if not typer.confirm(f"Delete {len(ids)} experiment(s): {listing}?", err=True):
+            if not typer.confirm(f"Delete {plural(len(ids), 'experiment')}: {listing}?", err=True):
                 raise CommandError("aborted")
         deleted = tracker.delete_experiments(ids)
     if output_format is ShowFormat.json:
         echo_json({"deleted": deleted, "ids": ids})
     else:
-        typer.echo(f"deleted {deleted} experiment(s)")
+        typer.echo(f"deleted {plural(deleted, 'experiment')}")

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from collections.abc import Sequence
 from typing import IO, Any
 
 import typer
-from rich.console import Console
+from rich.console import Console, RenderableType
+from rich.segment import Segment, Segments
 from rich.text import Text
 
 from healthchain._filters import format_tag
@@ -18,6 +20,7 @@ from healthchain.tracking import Experiment, ExperimentStatus, RequestStats
 __all__ = [
     "console",
     "echo_json",
+    "print_out",
     "requests_doc",
     "status_text",
     "tags_text",
@@ -26,13 +29,35 @@ __all__ = [
 ]
 
 
+_PIPED_WIDTH = 1000
+
+
 def console() -> Console:
-    """A console for tables: the terminal's width, or 200 columns when piped."""
+    """A console for tables: the terminal's width (``COLUMNS`` if set), else 1,000 columns.
+
+    Piped with no ``COLUMNS``, there is no width to respect: tables keep every column.
+    """
     out = Console(highlight=False)
-    if not out.is_terminal:
-        # Piped or captured: no terminal width to respect, and ids must stay whole.
-        out = Console(highlight=False, width=200)
+    if not out.is_terminal and "COLUMNS" not in os.environ:
+        out = Console(highlight=False, width=_PIPED_WIDTH)
     return out
+
+
+def _trimmed(line: list[Segment]) -> list[Segment]:
+    """The line without the spaces Rich pads cells and titles with at its end."""
+    while line and not line[-1].control and not line[-1].text.rstrip():
+        line.pop()
+    if line and not line[-1].control:
+        text, style, control = line[-1]
+        line[-1] = Segment(text.rstrip(), style, control)
+    return line
+
+
+def print_out(out: Console, *renderables: RenderableType) -> None:
+    """Print on ``out`` with no trailing spaces on any line (they would be in a pipe)."""
+    for renderable in renderables:
+        for line in out.render_lines(renderable, pad=False, new_lines=False):
+            out.print(Segments([*_trimmed(line), Segment.line()]), soft_wrap=True)
 
 
 def echo_json(document: Any) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ._config import mask_uri
 from ._exceptions import (
+    AmbiguousIdError,
     ConfigurationError,
     DriverNotInstalledError,
     ExperimentNotFoundError,
@@ -36,6 +37,7 @@ from ._tracker import AsyncExperimentTracker
 
 __all__ = [
     "DEFAULT_STORAGE_URI",
+    "AmbiguousIdError",
     "AsyncExperimentTracker",
     "Component",
     "ConfigurationError",

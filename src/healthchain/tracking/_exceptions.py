@@ -10,6 +10,7 @@ builtin whose meaning fits, so ``except LookupError`` or ``except ValueError`` w
     ├── InvalidInputError (ValueError)         tags, components, pipeline_config, status
     │   └── InvalidFilterError                 unknown filter key or bad filter value
     ├── ExperimentNotFoundError (LookupError)  no experiment with that id
+    ├── AmbiguousIdError (LookupError)         an id prefix that several experiments share
     ├── ExperimentStateError                   e.g. ending an experiment that already ended
     ├── TrackerClosedError (RuntimeError)      the tracker was closed (or bound to another loop)
     └── StorageError (OSError)                 the database could not be opened, read or written
@@ -21,7 +22,10 @@ message names the storage by its masked URL (see :func:`~healthchain.tracking.ma
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 __all__ = [
+    "AmbiguousIdError",
     "ConfigurationError",
     "DriverNotInstalledError",
     "ExperimentNotFoundError",
@@ -68,6 +72,22 @@ class ExperimentNotFoundError(TrackerError, LookupError):
             "list_experiments() shows the ids this storage holds"
         )
         self.experiment_id = experiment_id
+
+
+class AmbiguousIdError(TrackerError, LookupError):
+    """An id prefix starts the ids of several experiments; ``matches`` holds a few of them."""
+
+    def __init__(self, prefix: str, matches: Sequence[str], count: int) -> None:
+        shown = ", ".join(matches)
+        if count > len(matches):
+            shown += f" and {count - len(matches)} more"
+        super().__init__(
+            f"id prefix {prefix!r} matches {count} experiments ({shown}); "
+            "give more characters of the id"
+        )
+        self.prefix = prefix
+        self.matches = tuple(matches)
+        self.count = count
 
 
 class ExperimentStateError(TrackerError):

@@ -1,4 +1,5 @@
-"""Reads: statements and filters; turning their rows into records is in ``_rows``.
+"""Reads: statements and what runs them; the list select is built in ``_listing``, and
+turning rows into records is in ``_rows``.
 
 The functions here take an :class:`~._executors.Executor` and run off the event loop (in
 aiosqlite's thread for SQLite), so building thousands of records never stalls the loop.
@@ -7,16 +8,13 @@ aiosqlite's thread for SQLite), so building thousands of records never stalls th
 from __future__ import annotations
 
 import dataclasses
-import functools
 from typing import Any
 
 from sqlalchemy import (
     JSON,
-    BigInteger,
     Column,
     DateTime,
     Text,
-    and_,
     bindparam,
     case,
     cast,
@@ -30,6 +28,7 @@ from sqlalchemy.sql.functions import FunctionElement
 
 from ._codecs import from_db_time
 from ._executors import Executor
+from ._measures import add_measures
 from ._records import (
     Experiment,
     MetricPoint,
@@ -39,20 +38,22 @@ from ._records import (
     request_failed_sql,
 )
 from ._rows import experiment_records, is_number, request_records
-from ._schema import STATUS_OF, experiment_tags, experiments, metric_points, requests, static
-from ._validation import ValidFilters
+from ._schema import (
+    STATUS_OF,
+    experiments,
+    metric_points,
+    requests,
+    static,
+)
 
 __all__ = [
-    "LIST_QUERY_CACHE_SIZE",
+    "RECORD_COLUMNS",
     "get_experiment",
     "list_experiments",
     "list_requests",
     "metric_history",
     "request_stats",
 ]
-
-LIST_QUERY_CACHE_SIZE = 64
-"""Distinct list-query shapes kept built; a shape beyond it is rebuilt when used."""
 
 
 class _JsonText(FunctionElement[str]):
@@ -78,12 +79,14 @@ def _as_stored(element: _JsonText, compiler: SQLCompiler, **kw: Any) -> str:
 
 
 # Experiment's fields, in order, are the columns read: the record's field list is the
-# one place they are written (JSON columns come back as text, decoded in _rows).
-_COLUMNS = tuple(
+# one place they are written (JSON columns come back as text, decoded in _rows). Fields
+# kept in a table of their own (metrics, params) are read by _measures.
+RECORD_COLUMNS = tuple(
     _JsonText(experiments.c[f.name])
     if isinstance(experiments.c[f.name].type, JSON)
     else experiments.c[f.name]
     for f in dataclasses.fields(Experiment)
+    if "table" not in f.metadata
 )
 # The same columns with timestamps read as text: asyncpg fails a whole read on one
 # PostgreSQL time outside Python's years 1-9999 (another writer's row), so such a read is
@@ -92,7 +95,7 @@ _TIMES_AS_TEXT = tuple(
     cast(column, Text)
     if isinstance(column, Column) and isinstance(column.type, DateTime)
     else column
-    for column in _COLUMNS
+    for column in RECORD_COLUMNS
 )
 
 
@@ -103,7 +106,7 @@ def _rows_of(ex: Executor, query: Select[Any], params: dict[str, Any]) -> list[A
         return ex.query(query.with_only_columns(*_TIMES_AS_TEXT), params)
 
 
-GET_EXPERIMENT = static(select(*_COLUMNS).where(experiments.c.id == bindparam("b_id")))
+GET_EXPERIMENT = static(select(*RECORD_COLUMNS).where(experiments.c.id == bindparam("b_id")))
 REQUEST_COUNTS = static(
     select(
         func.count(),
@@ -126,84 +129,20 @@ REQUEST_LATENCIES = static(
 
 
 def get_experiment(ex: Executor, experiment_id: str) -> Experiment | None:
-    """The experiment with its components, or None."""
+    """The experiment with its components, metrics and params, or None."""
     rows = _rows_of(ex, GET_EXPERIMENT, {"b_id": experiment_id})
-    return experiment_records(rows)[0] if rows else None
-
-
-def build_list_query(
-    filters: ValidFilters, limit: int | None, offset: int
-) -> tuple[Select[Any], dict[str, Any]]:
-    """The filtered, newest-first select and its parameters; every value is bound.
-
-    Queries of one shape (how many tags and statuses, which other filters) are built and
-    compiled once: only the parameters differ from call to call.
-    """
-    query = _list_query(
-        len(filters.tags),
-        len(filters.statuses),
-        filters.name is not None,
-        filters.project is not None,
-        limit is not None,
-        offset > 0,
-    )
-    params: dict[str, Any] = {}
-    for i, (key, text) in enumerate(filters.tags.items()):
-        params[f"k{i}"], params[f"v{i}"] = key, text
-    for i, status in enumerate(filters.statuses):
-        params[f"s{i}"] = status.value
-    if filters.name is not None:
-        params["name"] = filters.name
-    if filters.project is not None:
-        params["project"] = filters.project
-    if limit is not None:
-        params["limit"] = limit
-    if offset > 0:
-        params["offset"] = offset
-    return query, params
-
-
-@functools.lru_cache(maxsize=LIST_QUERY_CACHE_SIZE)
-def _list_query(
-    tags: int, statuses: int, name: bool, project: bool, limit: bool, offset: bool
-) -> Select[Any]:
-    source: Any = experiments
-    # Newest first is id order (ids are time-ordered, see _ids). With a tag filter, order
-    # by the first tag row's copy of the id: SQLite then reads the (key, value, id) index
-    # backwards and never sorts.
-    newest_first = experiments.c.id.desc()
-    for i in range(tags):
-        tag = experiment_tags.alias(f"tag{i}")
-        # Joined on the (key, value, experiment_id) index: a tag filter reads only the
-        # matching index entries, never the JSON of every row.
-        source = source.join(
-            tag,
-            and_(
-                tag.c.experiment_id == experiments.c.id,
-                tag.c.key == bindparam(f"k{i}"),
-                tag.c.value == bindparam(f"v{i}"),
-            ),
-        )
-        if i == 0:
-            newest_first = tag.c.experiment_id.desc()
-    query = select(*_COLUMNS).select_from(source)
-    if statuses:
-        query = query.where(experiments.c.status.in_([bindparam(f"s{i}") for i in range(statuses)]))
-    if name:
-        query = query.where(experiments.c.name == bindparam("name"))
-    if project:
-        query = query.where(experiments.c.project == bindparam("project"))
-    query = query.order_by(newest_first)
-    if limit:
-        query = query.limit(bindparam("limit", type_=BigInteger))
-    if offset:
-        query = query.offset(bindparam("offset", type_=BigInteger))
-    return query
+    if not rows:
+        return None
+    records = experiment_records(rows)
+    add_measures(ex, records)
+    return records[0]
 
 
 def list_experiments(ex: Executor, query: Select[Any], params: dict[str, Any]) -> list[Experiment]:
-    """Run a query from :func:`build_list_query` with its parameters."""
-    return experiment_records(_rows_of(ex, query, params))
+    """Run a query from :func:`._listing.build_list_query` with its parameters."""
+    records = experiment_records(_rows_of(ex, query, params))
+    add_measures(ex, records)
+    return records
 
 
 def request_stats(ex: Executor, experiment_id: str) -> RequestStats | None:

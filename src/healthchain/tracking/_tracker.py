@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from . import _queries
+from . import _id_queries, _listing, _queries
 from ._config import validate_project_name
 from ._dataframe import experiments_to_dataframe
 from ._exceptions import (
@@ -19,12 +19,13 @@ from ._exceptions import (
     TrackerError,
     describe,
 )
-from ._ids import new_id
+from ._ids import MIN_PREFIX_LENGTH, new_id
 from ._lifecycle import PROCESS_EXITED
 from ._metric_calls import MetricCalls
 from ._operations import DeleteOp, EndOp, ReapOp, RequestsOp, StartOp
 from ._records import Experiment, ExperimentStatus, RequestRecord, RequestStats
-from ._settings import DEFAULT_SETTINGS, TrackerSettings
+from ._search import validate_filters, validate_order_by
+from ._settings import DEFAULT_SETTINGS, TrackerSettings, validate_range
 from ._validation import (
     check_storable,
     parse_status,
@@ -32,7 +33,6 @@ from ._validation import (
     show,
     utcnow,
     validate_components,
-    validate_filters,
     validate_id,
     validate_pipeline_config,
     validate_request_records,
@@ -46,6 +46,18 @@ if TYPE_CHECKING:
 __all__ = ["AsyncExperimentTracker"]
 
 logger = logging.getLogger("healthchain.tracking")
+
+
+def _id_list(experiment_ids: object) -> list[Any]:
+    """An id, or an iterable of them, as a list; anything else is refused."""
+    if isinstance(experiment_ids, str):
+        return [experiment_ids]
+    if not isinstance(experiment_ids, Iterable) or isinstance(experiment_ids, bytes | Mapping):
+        raise InvalidInputError(
+            "experiment_ids must be an id or an iterable of ids, "
+            f"got {type(experiment_ids).__name__} {show(experiment_ids)}"
+        )
+    return list(experiment_ids)
 
 
 class AsyncExperimentTracker(MetricCalls):
@@ -267,16 +279,9 @@ class AsyncExperimentTracker(MetricCalls):
 
     async def delete_experiments(self, experiment_ids: Iterable[str]) -> int:
         """Delete experiments with their tags, components and requests; returns how many."""
-        if isinstance(experiment_ids, str):
-            experiment_ids = [experiment_ids]
-        elif not isinstance(experiment_ids, Iterable) or isinstance(
-            experiment_ids, bytes | Mapping
-        ):
-            raise InvalidInputError(
-                "experiment_ids must be an id or an iterable of ids, "
-                f"got {type(experiment_ids).__name__} {show(experiment_ids)}"
-            )
-        checked = [validate_id(v, f"experiment_ids[{i}]") for i, v in enumerate(experiment_ids)]
+        checked = [
+            validate_id(v, f"experiment_ids[{i}]") for i, v in enumerate(_id_list(experiment_ids))
+        ]
         ids = [i for i in checked if i is not None]  # the others name no experiment
         writer = await self._ready()
         with self._storage_errors("delete_experiments"):
@@ -302,17 +307,25 @@ class AsyncExperimentTracker(MetricCalls):
         *,
         limit: int | None = None,
         offset: int = 0,
+        order_by: str | Sequence[str] | None = None,
     ) -> list[Experiment]:
-        """Experiments newest first, across all projects unless filtered.
+        """Experiments newest first (or by ``order_by``), across all projects unless filtered.
 
-        Filter keys: ``tags`` (dict; every pair must match), ``status`` (one or several),
-        ``name`` and ``project`` (exact). An unknown key raises ``InvalidFilterError``, as
-        do more than 32 tags. ``limit`` and ``offset`` range from 0 to 2**63 - 1.
+        Filter keys: ``tags`` and ``params`` (dicts; every pair must match), ``status``
+        (one or several), ``name`` and ``project`` (exact), ``metrics`` (``{"acc": (">",
+        0.5)}``, with ``=``, ``!=``, ``<``, ``<=``, ``>``, ``>=`` on the latest value; a NaN
+        value matches none). An unknown key raises ``InvalidFilterError``, as do more than
+        32 tags, metrics or params. ``order_by`` is ``"start_time"``, ``"name"``,
+        ``"duration"`` or ``"metrics.<key>"``, each with a leading ``-`` for descending, or
+        a list of up to 8 of these; NaN comes after every number and a missing metric (or
+        duration, while running) last, in both directions; ties stay newest first.
+        ``limit`` and ``offset`` range from 0 to 2**63 - 1.
         """
         valid = validate_filters(filters)
+        order = validate_order_by(order_by)
         limit = validate_row_count(limit, "limit", optional=True)
         offset = validate_row_count(offset, "offset") or 0
-        query, params = _queries.build_list_query(valid, limit, offset)
+        query, params = _listing.build_list_query(valid, limit, offset, order)
         backend = await self._reader()
         with self._storage_errors("list_experiments"):
             return await backend.read(lambda ex: _queries.list_experiments(ex, query, params))
@@ -334,13 +347,16 @@ class AsyncExperimentTracker(MetricCalls):
         *,
         limit: int | None = None,
         offset: int = 0,
+        order_by: str | Sequence[str] | None = None,
     ) -> pandas.DataFrame:
         """``list_experiments(...)`` as a pandas DataFrame (``pip install 'healthchain[pandas]'``).
 
-        One row per experiment, one ``tags.<key>`` column per tag key; built in a worker
-        thread, so a large frame never stalls the event loop.
+        One row per experiment, one ``metrics.<key>``, ``params.<key>`` and ``tags.<key>``
+        column per key; built in a worker thread, so a large frame never stalls the loop.
         """
-        experiments = await self.list_experiments(filters, limit=limit, offset=offset)
+        experiments = await self.list_experiments(
+            filters, limit=limit, offset=offset, order_by=order_by
+        )
         return await anyio.to_thread.run_sync(experiments_to_dataframe, experiments)
 
     async def request_stats(self, experiment_id: str) -> RequestStats:
@@ -353,3 +369,45 @@ class AsyncExperimentTracker(MetricCalls):
         if stats is None:
             raise ExperimentNotFoundError(experiment_id)
         return stats
+
+    # --- ids by prefix --------------------------------------------------------------
+
+    async def resolve_id(self, prefix: str) -> str:
+        """The whole id of the one experiment whose id starts with ``prefix``.
+
+        ``prefix`` is at least 4 hex digits, in any case, with hyphens where the id has
+        them or none; a whole id is accepted too. Raises :class:`ExperimentNotFoundError`
+        if no id starts with it, :class:`~healthchain.tracking.AmbiguousIdError` if
+        several do, and :class:`InvalidInputError` if it is too short.
+        """
+        if validate_id(prefix, "prefix") is None:
+            raise ExperimentNotFoundError(prefix)
+        backend = await self._reader()
+        with self._storage_errors("resolve_id"):
+            return await backend.read(lambda ex: _id_queries.resolve_id(ex, prefix))
+
+    async def abbreviate_ids(
+        self, experiment_ids: Iterable[str], min_length: int = 8
+    ) -> dict[str, str]:
+        """Each id's shortest prefix of at least ``min_length`` (4 to 36) characters that no
+        other stored experiment's id starts with, as git abbreviates commits.
+
+        Every prefix returned resolves with :meth:`resolve_id` until an experiment whose id
+        shares it is added. An id no experiment can have maps to itself.
+        """
+        length = int(
+            validate_range(
+                "min_length",
+                min_length,
+                (MIN_PREFIX_LENGTH, 36),
+                unit="characters",
+                integer=True,
+                error=InvalidInputError,
+            )
+        )
+        given = _id_list(experiment_ids)
+        ids = [v for i, v in enumerate(given) if validate_id(v, f"experiment_ids[{i}]")]
+        backend = await self._reader()
+        with self._storage_errors("abbreviate_ids"):
+            short = await backend.read(lambda ex: _id_queries.abbreviate_ids(ex, ids, length))
+        return {v: short.get(v, v) for v in given}
