@@ -499,11 +499,13 @@ def test_the_run_metrics_agree_with_the_request_records(
     assert list(result.metrics)[: len(AUTOMATIC_METRICS)] == list(AUTOMATIC_METRICS)
     with ExperimentTracker(any_storage.uri) as tracker:
         stats = tracker.request_stats(result.experiment_id)  # type: ignore[arg-type]
+        experiment = tracker.get_experiment(result.experiment_id)  # type: ignore[arg-type]
         logged = {
             key: [(p.step, p.value) for p in tracker.get_metric_history(result.experiment_id, key)]  # type: ignore[arg-type]
             for key in result.metrics
         }
     assert logged == {key: [(0, value)] for key, value in result.metrics.items()}
+    assert experiment.metrics == result.metrics
     assert (stats.p50_ms, stats.p95_ms) == (
         result.metrics["latency_p50_ms"],
         result.metrics["latency_p95_ms"],
