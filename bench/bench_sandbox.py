@@ -1,11 +1,14 @@
-"""Sandbox benchmark: throughput with tracking on vs off, and event-loop lag during a run.
+"""Sandbox benchmark: throughput with tracking on vs off and with two scorers vs none, and
+event-loop lag during a run.
 
 For each configuration one sandbox run sends ``--num`` requests (default 2,000) to a no-op
 handler, on one event loop with the uvicorn server, the httpx client and (when tracking is
 on) the tracker's writer. A task on that loop sleeps 1 ms in a loop and records how much
 longer each sleep took than asked: the event-loop lag. Every configuration is repeated
-``--repeat`` times; the table shows medians, and the ratio is computed per round (tracked and
-untracked runs alternate) and its median reported. Writes ``bench/RESULTS_sandbox.md``::
+``--repeat`` times; the table shows medians, and each ratio (tracked / untracked, and the
+tracked run with two ``@score`` methods, one ``def`` and one ``async def``, / the same run
+without) is computed per round (the order of the runs alternates) and its median reported.
+Writes ``bench/RESULTS_sandbox.md``::
 
     python bench/bench_sandbox.py [--num 2000] [--repeat 5]
     python bench/bench_sandbox.py --quick   # smoke run: prints the table (add --out to write it)
@@ -37,7 +40,7 @@ from _harness import (
 )
 
 from healthchain.models import CDSRequest, CDSResponse
-from healthchain.sandbox import SandboxResult, ServiceConfig, api, ehr, sandbox
+from healthchain.sandbox import SandboxResult, ServiceConfig, api, ehr, sandbox, score
 from healthchain.use_cases import ClinicalDecisionSupport
 
 HERE = Path(__file__).resolve().parent
@@ -67,17 +70,33 @@ async def load(self: Any) -> CDSRequest:
     return new_request()
 
 
+def card_count(self: Any, request: CDSRequest, response: CDSResponse) -> float:
+    return len(response.cards)
+
+
+async def hook_named(self: Any, request: CDSRequest, response: CDSResponse) -> dict[str, float]:
+    return {"patient_view": float(request.hook == "patient-view")}
+
+
+SCORERS = {"card_count": score(card_count), "hook_named": score(hook_named)}
+"""Two scorers: one ``def`` (a worker thread), one ``async def`` (the loop)."""
+
+
 CONCURRENCY: int | None = None
 """``service_config['max_concurrency']``; None keeps the sandbox's default."""
 
 
 def define(
-    handler: Callable[..., Any], num: int, storage_uri: str | None
+    handler: Callable[..., Any], num: int, storage_uri: str | None, scored: bool = False
 ) -> type[ClinicalDecisionSupport]:
     cls = type(
         "Bench",
         (ClinicalDecisionSupport,),
-        {"svc": api(handler), "load": ehr(workflow="patient-view", num=num)(load)},
+        {
+            "svc": api(handler),
+            "load": ehr(workflow="patient-view", num=num)(load),
+            **(SCORERS if scored else {}),
+        },
     )
     config = None if storage_uri is None else {"storage_uri": storage_uri, "project_name": "bench"}
     service: dict[str, Any] = {"port": 0}
@@ -94,6 +113,9 @@ class Measurement:
     lag_max_ms: float
     ticks: int
     gc_max_ms: float = 0.0
+    loop_cpu_us: float = 0.0
+    """CPU time of the loop's thread per request, over the whole run: unlike req/s,
+    barely moved by other processes on a shared machine."""
 
 
 class GcPauses:
@@ -118,7 +140,7 @@ class GcPauses:
         gc.callbacks.remove(self)
 
 
-async def measure(use_case: ClinicalDecisionSupport) -> Measurement:
+async def measure(use_case: ClinicalDecisionSupport, scored: bool) -> Measurement:
     lags: list[tuple[float, float]] = []
     done = anyio.Event()
 
@@ -132,12 +154,16 @@ async def measure(use_case: ClinicalDecisionSupport) -> Measurement:
     with GcPauses() as collections:
         async with anyio.create_task_group() as tg:
             tg.start_soon(sleeper)
+            cpu = time.thread_time()
             try:
                 result = await use_case.astart_sandbox(save_data=False)
             finally:
+                cpu = time.thread_time() - cpu
                 done.set()
     assert result is not None
     result.raise_for_status()
+    if scored:
+        assert all(o.scores is not None for o in result.outcomes), "a response went unscored"
     # Throughput and lag over the request phase: first request sent to last answer read.
     first = min(o.start_time for o in result.outcomes).timestamp()
     last = max(o.start_time.timestamp() + o.latency_ms / 1000 for o in result.outcomes)
@@ -159,6 +185,7 @@ async def measure(use_case: ClinicalDecisionSupport) -> Measurement:
         lag_max_ms=window[-1],
         ticks=len(window),
         gc_max_ms=max(pauses, default=0.0),
+        loop_cpu_us=cpu / len(result.outcomes) * 1e6,
     )
 
 
@@ -179,9 +206,11 @@ async def idle_lag(seconds: float) -> Measurement:
     )
 
 
-def run_once(handler: Callable[..., Any], num: int, tracked: bool, db: Path) -> Measurement:
+def run_once(
+    handler: Callable[..., Any], num: int, tracked: bool, db: Path, scored: bool = False
+) -> Measurement:
     storage_uri = f"sqlite:///{db}" if tracked else None
-    cls = define(handler, num, storage_uri)
+    cls = define(handler, num, storage_uri, scored)
     # Build the use case (and its sync tracker) outside the measured loop, and move what
     # is alive by now (modules, app, tracker) out of the collector's sight, as long-running
     # services do: a full collection of it would otherwise pause the loop ~50 ms.
@@ -189,7 +218,7 @@ def run_once(handler: Callable[..., Any], num: int, tracked: bool, db: Path) -> 
         gc.collect()
         gc.freeze()
         try:
-            return anyio.run(measure, use_case)
+            return anyio.run(measure, use_case, scored)
         finally:
             gc.unfreeze()
 
@@ -223,28 +252,44 @@ def main() -> None:
     # Warm-up: imports, first connections, pydantic schemas.
     run_once(async_noop, 200, True, db)
     run_once(async_noop, 200, False, db)
+    run_once(async_noop, 200, True, db, scored=True)
 
-    runs: dict[str, list[Measurement]] = {"off": [], "on": [], "sync": [], "idle": []}
+    runs: dict[str, list[Measurement]] = {
+        "off": [],
+        "on": [],
+        "scored": [],
+        "sync": [],
+        "idle": [],
+    }
     ratios: list[float] = []
+    score_ratios: list[float] = []
     per_round: list[str] = []
     for round_ in range(args.repeat):
         load = os.getloadavg()[0]
         idle = anyio.run(idle_lag, 0.5)
-        # Alternate which of the pair goes first, so neither gains from running second.
-        if round_ % 2:
-            on = run_once(async_noop, args.num, True, db)
-            off = run_once(async_noop, args.num, False, db)
-        else:
-            off = run_once(async_noop, args.num, False, db)
-            on = run_once(async_noop, args.num, True, db)
+        # Alternate the order of the three, so none gains from running later.
+        measured: dict[str, Measurement] = {}
+        order = [("off", False, False), ("on", True, False), ("scored", True, True)]
+        for key, tracked, scored in reversed(order) if round_ % 2 else order:
+            measured[key] = run_once(async_noop, args.num, tracked, db, scored)
+        off, on, scored_run = measured["off"], measured["on"], measured["scored"]
         sync = run_once(sync_sleep_5ms, args.num, True, db)
-        for key, value in (("off", off), ("on", on), ("sync", sync), ("idle", idle)):
+        for key, value in (
+            ("off", off),
+            ("on", on),
+            ("scored", scored_run),
+            ("sync", sync),
+            ("idle", idle),
+        ):
             runs[key].append(value)
         ratios.append(on.rps / off.rps)
+        score_ratios.append(scored_run.rps / on.rps)
         row = (
             f"| {round_ + 1} | {load:.2f} | {idle.lag_p99_ms:.2f} / {idle.lag_max_ms:.2f} | "
             f"{off.rps:.0f} | {on.rps:.0f} | {on.rps / off.rps:.3f} | "
             f"{on.lag_p99_ms:.2f} / {on.lag_max_ms:.2f} | "
+            f"{scored_run.rps:.0f} | {scored_run.rps / on.rps:.3f} | "
+            f"{scored_run.lag_p99_ms:.2f} / {scored_run.lag_max_ms:.2f} | "
             f"{sync.rps:.0f} | {sync.lag_p99_ms:.2f} / {sync.lag_max_ms:.2f} |"
         )
         per_round.append(row)
@@ -253,6 +298,7 @@ def main() -> None:
     rows = [
         ("async no-op, tracking off", runs["off"]),
         ("async no-op, tracking on", runs["on"]),
+        ("async no-op, tracking on, two scorers (def + async def)", runs["scored"]),
         ("sync handler sleeping 5 ms, tracking on", runs["sync"]),
     ]
     concurrency = ServiceConfig().max_concurrency if CONCURRENCY is None else CONCURRENCY
@@ -260,8 +306,9 @@ def main() -> None:
         "# Sandbox benchmark",
         "",
         f"`python bench/bench_sandbox.py --num {args.num} --repeat {args.repeat}`: "
-        f"{args.num} requests per run, {args.repeat} rounds, each round running the three "
-        "configurations in turn (tracking off and on alternate which goes first). One "
+        f"{args.num} requests per run, {args.repeat} rounds, each round running the four "
+        "configurations in turn (tracking off, on, and on with two scorers reverse their "
+        "order every other round). One "
         "event loop carries the uvicorn server, the httpx "
         f"client ({concurrency} request(s) in flight, the default) and the tracker; SQLite "
         "file storage; objects alive before each run are frozen out of the garbage "
@@ -280,11 +327,18 @@ def main() -> None:
             f"{median_of(values, 'lag_p99_ms'):.2f} | {median_of(values, 'lag_max_ms'):.2f} | "
             f"{median_of(values, 'ticks'):.0f} |"
         )
-    tracked = runs["on"] + runs["sync"]
+    tracked = runs["on"] + runs["scored"] + runs["sync"]
     lines += [
         "",
         f"Throughput with tracking on / off: median **{median(ratios):.3f}** "
         f"(per round {', '.join(f'{r:.3f}' for r in ratios)}; target at least 0.9).",
+        "",
+        f"Throughput with two scorers / without (both tracked): median "
+        f"**{median(score_ratios):.3f}** "
+        f"(per round {', '.join(f'{r:.3f}' for r in score_ratios)}; target at least 0.9). "
+        f"CPU time of the loop's thread per request, which other processes on the machine "
+        f"barely move: {median_of(runs['on'], 'loop_cpu_us'):.0f} µs without scorers, "
+        f"{median_of(runs['scored'], 'loop_cpu_us'):.0f} µs with them (medians).",
         "",
         f"Tracked runs meeting both lag targets (p99 at most 2 ms, no tick over 5 ms): "
         f"{sum(m.lag_p99_ms <= 2 and m.lag_max_ms <= 5 for m in tracked)} of {len(tracked)}.",
@@ -293,8 +347,9 @@ def main() -> None:
         "shared, and an idle loop's own lag shows how noisy it was):",
         "",
         "| round | load | idle p99 / max (ms) | off req/s | on req/s | on/off | "
-        "on lag p99 / max (ms) | sync 5 ms req/s | sync lag p99 / max (ms) |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "on lag p99 / max (ms) | scored req/s | scored/on | scored lag p99 / max (ms) | "
+        "sync 5 ms req/s | sync lag p99 / max (ms) |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         *per_round,
         "",
         *machine_section(finish(meta)),

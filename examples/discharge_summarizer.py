@@ -9,8 +9,10 @@ Run it from anywhere (it works relative to this folder)::
 With ``HUGGINGFACEHUB_API_TOKEN`` set and ``langchain-huggingface`` installed, the chain calls
 zephyr-7b-beta on the Hugging Face endpoint. Otherwise (offline, in CI) the same chain is
 built around a fake chat model from ``langchain_core`` with canned bullet-point summaries;
-the class below is the documentation's, unchanged either way. Each run records one
-experiment in ``experiments.db`` and saves the requests and responses under ``output/``.
+the class below is the documentation's, unchanged either way, plus one ``@hc.score``
+method: the share of summary cards that name a follow-up action. Each run records one
+experiment in ``experiments.db`` (each request with its score, and the run's metrics) and
+saves the requests and responses under ``output/``.
 """
 
 import healthchain as hc
@@ -32,7 +34,9 @@ from langchain_core.prompts import PromptTemplate
 from langchain_core.output_parsers import StrOutputParser
 
 import getpass
+import math
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -50,6 +54,14 @@ CANNED_SUMMARIES = [
     "- Remove wound dressing after 48 hours\n"
     "- Surgical outpatient review in 2 weeks; no heavy lifting for 4 weeks",
 ]
+
+
+# What a discharge audit looks for in a summary: a review, clinic or appointment, a
+# booked or repeat test, or whom to call and when.
+FOLLOW_UP = re.compile(
+    r"\b(review|clinic|appointment|follow[- ]?up|booked|repeat|blood test|call|GP)\b",
+    re.IGNORECASE,
+)
 
 
 class OfflineEndpoint:
@@ -123,6 +135,16 @@ class DischargeNoteSummarizer(ClinicalDecisionSupport):
         result = self.pipeline(request)
         return result
 
+    @hc.score
+    def follow_up_named(self, request: CDSRequest, response: CDSResponse) -> float:
+        # The share of the summary's cards that name a follow-up action; NaN (left out of
+        # the run's mean) when there is no card to judge.
+        cards = response.cards or []
+        if not cards:
+            return math.nan
+        named = [FOLLOW_UP.search(f"{card.summary} {card.detail or ''}") for card in cards]
+        return sum(match is not None for match in named) / len(cards)
+
 
 if __name__ == "__main__":
     # The documentation's paths (templates/, data/, experiments.db) are relative to here.
@@ -134,4 +156,6 @@ if __name__ == "__main__":
     for response in result.responses:
         for card in getattr(response, "cards", []):
             print(f"  [{card.indicator}] {card.summary}")
+    for name, mean in result.mean_scores.items():
+        print(f"mean {name}: {mean:.2f}")
     sys.exit(0 if f"{result.status}" == "COMPLETED" else 1)

@@ -136,3 +136,18 @@ def test_example_saves_requests_and_responses(example_run: tuple[Path, str]) -> 
     assert len(responses) == 1
     assert len(responses[0].cards) == 3
     assert {card.indicator for card in responses[0].cards} == {"info"}
+
+
+@pytest.mark.slow
+def test_example_scores_each_summary_for_a_named_follow_up(example_run: tuple[Path, str]) -> None:
+    """The first canned summary: a medication line, then a GP review and a booked X-ray."""
+    workdir, stdout = example_run
+    with ExperimentTracker(storage_uri=f"sqlite:///{workdir / 'experiments.db'}") as tracker:
+        (experiment,) = tracker.list_experiments()
+        (record,) = tracker.list_requests(experiment.id)
+        (mean,) = tracker.get_metric_history(experiment.id, "follow_up_named")
+        (requests,) = tracker.get_metric_history(experiment.id, "requests")
+    assert record.scores == {"follow_up_named": 2 / 3}
+    assert mean.value == 2 / 3
+    assert requests.value == 1
+    assert "mean follow_up_named: 0.67" in stdout

@@ -27,6 +27,7 @@ CONTRACT = {
         "api",
         "ehr",
         "feedback",
+        "score",
     },
     "healthchain.use_cases": {"BaseUseCase", "ClinicalDecisionSupport"},
     "healthchain.models": {"CDSRequest", "CDSResponse", "Card", "CdsFhirData"},
@@ -58,6 +59,7 @@ def test_top_level_decorators_are_the_sandbox_ones() -> None:
     assert hc.api is sandbox_package.api
     assert hc.ehr is sandbox_package.ehr
     assert hc.feedback is sandbox_package.feedback
+    assert hc.score is sandbox_package.score
 
 
 def test_importing_the_tracker_does_not_load_the_sandbox_stack() -> None:

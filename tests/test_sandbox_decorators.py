@@ -43,6 +43,7 @@ def test_exports_are_pinned() -> None:
         "ehr",
         "feedback",
         "sandbox",
+        "score",
     ]
     for name in sandbox_package.__all__:
         assert getattr(sandbox_package, name).__module__.startswith("healthchain.sandbox")

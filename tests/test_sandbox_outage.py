@@ -99,6 +99,7 @@ def test_storage_gone_past_the_bound_ends_the_run_loudly_and_it_is_reaped_after(
     skipped = [m for m in messages if "further request records were not written" in m]
     assert sum(int(m.split()[0]) for m in skipped) == 20 - written  # all 20 accounted for
     assert any("its final status FAILED was not recorded" in m for m in messages)
+    assert any("its metrics were not recorded" in m for m in messages)
 
     assert state["back"].wait(30)
     with ExperimentTracker(storage.uri) as tracker:

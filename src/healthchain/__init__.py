@@ -1,7 +1,7 @@
 """healthchain: an async-first experiment tracker for clinical AI services.
 
 Everything a script or a notebook uses is importable from here: the sandbox decorators
-(``sandbox``, ``api``, ``ehr``, ``feedback``), the trackers and the use-case base class.
+(``sandbox``, ``api``, ``ehr``, ``feedback``, ``score``), the trackers and the use-case base class.
 They are imported on first use, so ``import healthchain.cli`` or ``healthchain.tracking``
 loads neither the sandbox nor the use cases.
 """
@@ -14,7 +14,7 @@ import types
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .sandbox import api, ehr, feedback, sandbox
+    from .sandbox import api, ehr, feedback, sandbox, score
     from .tracking import AsyncExperimentTracker, ExperimentStatus, ExperimentTracker, MetricPoint
     from .use_cases import BaseUseCase
 
@@ -28,6 +28,7 @@ __all__ = [
     "ehr",
     "feedback",
     "sandbox",
+    "score",
 ]
 
 _HOMES = {
@@ -40,6 +41,7 @@ _HOMES = {
     "ehr": ".sandbox",
     "feedback": ".sandbox",
     "sandbox": ".sandbox",
+    "score": ".sandbox",
 }
 
 

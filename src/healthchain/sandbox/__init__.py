@@ -16,6 +16,9 @@
         @hc.feedback  # optional: the EHR's outcome for each card
         async def on_feedback(self, feedback: CDSFeedback) -> None: ...
 
+        @hc.score  # optional, any number: scores each valid response
+        def has_cards(self, request: CDSRequest, response: CDSResponse) -> float: ...
+
     result = MyCDS().start_sandbox()
 """
 
@@ -24,7 +27,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ._config import ExperimentConfig, ServiceConfig
-from ._decorators import api, ehr, feedback, sandbox
+from ._decorators import api, ehr, feedback, sandbox, score
 from ._exceptions import (
     SandboxConfigError,
     SandboxDefinitionError,
@@ -51,6 +54,7 @@ __all__ = [
     "ehr",
     "feedback",
     "sandbox",
+    "score",
 ]
 
 

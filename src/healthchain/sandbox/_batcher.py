@@ -8,8 +8,9 @@ from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
 import anyio
+from anyio.streams.memory import MemoryObjectReceiveStream
 
-__all__ = ["Batcher"]
+__all__ = ["Batcher", "grow_batch"]
 
 logger = logging.getLogger("healthchain.sandbox")
 
@@ -53,25 +54,13 @@ class Batcher(Generic[T]):
         self._closing.set()
         self._scope.deadline = anyio.current_time() + self._bound
 
-    def _fill(self, batch: list[T]) -> None:
-        while len(batch) < self._max_batch:
-            try:
-                batch.append(self._receive.receive_nowait())
-            except (anyio.WouldBlock, anyio.EndOfStream):
-                return
-
     async def run(self) -> None:
         with self._scope:
             async with self._receive:
                 async for item in self._receive:
-                    batch = [item]
-                    self._fill(batch)
-                    if len(batch) < self._max_batch and not self._closing.is_set():
-                        # Let the batch grow; waiting on an event (never on the stream)
-                        # cannot lose an item when the wait times out.
-                        with anyio.move_on_after(self._interval):
-                            await self._closing.wait()
-                        self._fill(batch)
+                    batch = await grow_batch(
+                        item, self._receive, self._closing, self._max_batch, self._interval
+                    )
                     if self.error is not None:
                         self._dropped += len(batch)  # counted, and reported below
                         continue
@@ -88,3 +77,30 @@ class Batcher(Generic[T]):
             logger.error(
                 "%d further %s were not written after that failure", self._dropped, self._what
             )
+
+
+async def grow_batch(
+    first: T,
+    receive: MemoryObjectReceiveStream[T],
+    closing: anyio.Event,
+    max_batch: int,
+    interval: float,
+) -> list[T]:
+    """``first`` and what else arrives within ``interval`` seconds, up to ``max_batch``
+    items; no waiting once ``closing`` is set."""
+    batch = [first]
+    _fill(batch, receive, max_batch)
+    if len(batch) < max_batch and not closing.is_set():
+        # Waiting on an event (never on the stream) cannot lose an item when it times out.
+        with anyio.move_on_after(interval):
+            await closing.wait()
+        _fill(batch, receive, max_batch)
+    return batch
+
+
+def _fill(batch: list[T], receive: MemoryObjectReceiveStream[T], max_batch: int) -> None:
+    while len(batch) < max_batch:
+        try:
+            batch.append(receive.receive_nowait())
+        except (anyio.WouldBlock, anyio.EndOfStream):
+            return

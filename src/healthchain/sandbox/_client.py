@@ -48,6 +48,9 @@ class RequestOutcome:
     None when the request failed."""
     error: str | None
     """Why the request failed; None when it succeeded."""
+    scores: Mapping[str, float] | None = None
+    """The scorers' scores of the response (NaN and +/-inf kept as such); None when no
+    ``@score`` method ran on it."""
 
     @property
     def ok(self) -> bool:
@@ -62,6 +65,8 @@ class Exchange:
     outcome: RequestOutcome
     request_body: bytes | None
     response_body: bytes | None
+    request: Any = None
+    """The request model sent (a ``CDSRequest``), for scorers; None when none was sent."""
 
 
 class EHRClient:
@@ -128,9 +133,10 @@ class EHRClient:
     async def _exchange(self, client: httpx.AsyncClient, index: int) -> Exchange:
         started = perf_counter()
         body: bytes | None = None
+        request: Any = None
         try:
             with anyio.move_on_after(self._timeout):
-                body = await self._request_body()
+                request, body = await self._request()
         except Exception as exc:
             logger.debug("request %d: the @ehr method failed", index, exc_info=True)
             reason = f"the @ehr method {self._ehr_name!r} raised {type(exc).__name__}: {exc}"
@@ -186,7 +192,7 @@ class EHRClient:
             response=response,
             error=error,
         )
-        return Exchange(outcome, body, content)
+        return Exchange(outcome, body, content, request)
 
     def _blocked(self, elapsed: float) -> str:
         """Why a deadline was missed by more than a timer's slack: the loop was blocked."""
@@ -217,21 +223,22 @@ class EHRClient:
         audience = self._base_url.rstrip("/") + self._path
         return {"Authorization": f"Bearer {self._bearer_token(audience)}"}
 
-    async def _request_body(self) -> bytes:
-        """Call the ``@ehr`` method and serialise its request; a sync one in a thread."""
+    async def _request(self) -> tuple[Any, bytes]:
+        """Call the ``@ehr`` method; its request and the request's body. A sync one (with
+        the request built and serialised) in a thread."""
         if is_async_callable(self._ehr):
             data = await self._ehr()
             return self._serialise(data)
         return await run_in_daemon_thread(self._build_sync)
 
-    def _build_sync(self) -> bytes:
+    def _build_sync(self) -> tuple[Any, bytes]:
         return self._serialise(self._ehr())
 
-    def _serialise(self, data: Any) -> bytes:
+    def _serialise(self, data: Any) -> tuple[Any, bytes]:
         request = self._use_case.make_request(
             data, workflow=self._workflow, prefetch=self._prefetch
         )
-        return request.model_dump_json(by_alias=True, exclude_none=True).encode()
+        return request, request.model_dump_json(by_alias=True, exclude_none=True).encode()
 
 
 def _error_message(reply: httpx.Response) -> str:

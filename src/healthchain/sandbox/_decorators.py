@@ -1,5 +1,5 @@
-"""``@sandbox``, ``@api``, ``@ehr`` and ``@feedback``: marking a use case's service handler,
-EHR data method and feedback handler."""
+"""``@sandbox``, ``@api``, ``@ehr``, ``@feedback`` and ``@score``: marking a use case's
+service handler, EHR data method, feedback handler and scorers."""
 
 from __future__ import annotations
 
@@ -17,13 +17,14 @@ from ._handlers import (
     API_SPEC,
     EHR_MARK,
     FEEDBACK_MARK,
+    SCORE_MARK,
     ApiSpec,
     EhrSpec,
     find_handlers,
     mark,
 )
 
-__all__ = ["api", "ehr", "feedback", "sandbox"]
+__all__ = ["api", "ehr", "feedback", "sandbox", "score"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -95,6 +96,21 @@ def feedback(func: Callable[P, R]) -> Callable[P, R]:
     if not callable(func):
         raise SandboxDefinitionError(f"@feedback marks a function or method, got {func!r}")
     mark(func, FEEDBACK_MARK, True)
+    return func
+
+
+def score(func: Callable[P, R]) -> Callable[P, R]:
+    """Mark a scorer: called with ``(request, response)`` for each valid response of a run.
+
+    It returns a number (a score named after the method) or a mapping of score names to
+    numbers. Each request's scores are stored with its request record, and the run logs
+    each score's mean as a metric. A scorer that raises, or returns anything else, fails
+    the run. ``def`` or ``async def``, like ``@api``; scorers run after the response is
+    taken, so they never delay the service's answers. A use case may have several.
+    """
+    if not callable(func):
+        raise SandboxDefinitionError(f"@score marks a function or method, got {func!r}")
+    mark(func, SCORE_MARK, True)
     return func
 
 

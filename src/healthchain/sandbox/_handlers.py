@@ -1,4 +1,5 @@
-"""Finding the ``@api`` handler, ``@ehr`` method and ``@feedback`` handler a use case defines."""
+"""Finding the ``@api`` handler, ``@ehr`` method, ``@feedback`` handler and ``@score``
+methods a use case defines."""
 
 from __future__ import annotations
 
@@ -8,12 +9,14 @@ from dataclasses import dataclass
 from healthchain.use_cases import BaseUseCase
 
 from ._exceptions import SandboxDefinitionError
+from ._run_metrics import AUTOMATIC_METRICS
 
 __all__ = [
     "API_MARK",
     "API_SPEC",
     "EHR_MARK",
     "FEEDBACK_MARK",
+    "SCORE_MARK",
     "ApiSpec",
     "EhrSpec",
     "Handlers",
@@ -25,6 +28,7 @@ API_MARK = "__healthchain_api__"
 API_SPEC = "__healthchain_api_spec__"
 EHR_MARK = "__healthchain_ehr__"
 FEEDBACK_MARK = "__healthchain_feedback__"
+SCORE_MARK = "__healthchain_score__"
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,13 +57,16 @@ class EhrSpec:
 
 @dataclass(frozen=True, slots=True)
 class Handlers:
-    """The attribute names of a use case's ``@api`` handler and ``@ehr`` method."""
+    """The attribute names of a use case's ``@api`` handler, ``@ehr`` method, ``@feedback``
+    handler and ``@score`` methods."""
 
     api: str | None
     ehr: str | None
     ehr_spec: EhrSpec | None
     feedback: str | None = None
     api_spec: ApiSpec = ApiSpec()
+    scores: tuple[str, ...] = ()
+    """The ``@score`` methods, base classes' first, each in definition order."""
 
 
 def mark(func: object, name: str, value: object) -> None:
@@ -74,20 +81,26 @@ def mark(func: object, name: str, value: object) -> None:
 
 
 def find_handlers(cls: type[BaseUseCase]) -> Handlers:
-    """Find the ``@api`` handler, ``@ehr`` method and ``@feedback`` handler along the MRO.
+    """Find the ``@api`` handler, ``@ehr`` method, ``@feedback`` handler and ``@score``
+    methods along the MRO.
 
-    A second one of any kind is a :class:`SandboxDefinitionError` naming both.
+    A second handler, ``@ehr`` or ``@feedback`` is a :class:`SandboxDefinitionError`
+    naming both; there may be any number of scorers.
     """
     seen: set[str] = set()
     apis: list[str] = []
     ehrs: list[tuple[str, EhrSpec]] = []
     feedbacks: list[str] = []
+    scores: list[list[str]] = []
     api_spec = ApiSpec()
     for klass in cls.__mro__:
+        scores.append([])
         for name, value in vars(klass).items():
             if name in seen:
                 continue
             seen.add(name)
+            if getattr(value, SCORE_MARK, False) is True:
+                scores[-1].append(name)
             if getattr(value, API_MARK, False) is True:
                 apis.append(name)
                 declared = getattr(value, API_SPEC, None)
@@ -114,6 +127,12 @@ def find_handlers(cls: type[BaseUseCase]) -> Handlers:
             f"{cls.__name__} has more than one @feedback handler "
             f"({', '.join(map(repr, feedbacks))}); a service has one feedback endpoint"
         )
+    taken = [name for names in scores for name in names if name in AUTOMATIC_METRICS]
+    if taken:
+        raise SandboxDefinitionError(
+            f"{cls.__name__}: the @score method {taken[0]!r} has the name of one of the "
+            f"metrics every run logs ({', '.join(AUTOMATIC_METRICS)}); rename it"
+        )
     ehr_name, ehr_spec = ehrs[0] if ehrs else (None, None)
     return Handlers(
         api=apis[0] if apis else None,
@@ -121,4 +140,5 @@ def find_handlers(cls: type[BaseUseCase]) -> Handlers:
         ehr_spec=ehr_spec,
         feedback=feedbacks[0] if feedbacks else None,
         api_spec=api_spec,
+        scores=tuple(name for names in reversed(scores) for name in names),
     )

@@ -13,6 +13,7 @@ from healthchain.use_cases import BaseUseCase, Service
 from ._config import ServiceConfig
 from ._exceptions import SandboxDefinitionError
 from ._handlers import find_handlers
+from ._scoring import Scorer
 from ._service_log import ServiceLog, counting_feedback, recording_errors
 from ._threads import as_async
 
@@ -37,6 +38,8 @@ class Plan:
     """The user's code that runs on the event loop, named in a blocked-loop error."""
     log: ServiceLog
     bearer_token: Callable[[str], str] | None
+    scorers: tuple[Scorer, ...] = ()
+    """The ``@score`` methods, bound to the use case."""
 
 
 def make_plan(use_case: BaseUseCase, service_id: str | None, config: ServiceConfig) -> Plan:
@@ -85,11 +88,12 @@ def make_plan(use_case: BaseUseCase, service_id: str | None, config: ServiceConf
     except NotImplementedError as exc:
         raise SandboxDefinitionError(str(exc)) from exc
 
+    scorers = tuple(Scorer.of(use_case, name) for name in handlers.scores)
     on_loop = [
         f"the async {kind} {name!r}"
         for kind, name in (("@api handler", handlers.api), ("@ehr method", handlers.ehr))
         if is_async_callable(getattr(use_case, name))
-    ]
+    ] + [f"the async @score method {scorer.name!r}" for scorer in scorers if scorer.on_loop]
     pipeline = getattr(use_case, "pipeline", None)
     pipeline_config: dict[str, Any] | None = None
     components: list[Mapping[str, Any]] | None = None
@@ -110,4 +114,5 @@ def make_plan(use_case: BaseUseCase, service_id: str | None, config: ServiceConf
         loop_code=" or ".join(on_loop) or "async code on the sandbox's event loop",
         log=log,
         bearer_token=bearer_token,
+        scorers=scorers,
     )

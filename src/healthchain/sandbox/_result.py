@@ -11,6 +11,7 @@ from healthchain.tracking import ExperimentStatus
 
 from ._client import RequestOutcome
 from ._exceptions import SandboxRunError
+from ._run_metrics import AUTOMATIC_METRICS
 
 __all__ = ["SandboxResult"]
 
@@ -34,6 +35,11 @@ class SandboxResult:
     feedback: Mapping[str, int] = field(default_factory=dict)
     """CDS Hooks feedback the service received during the run: count by outcome
     (``accepted``, ``overridden``)."""
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    """What the run measured, as a tracked run logs it: ``requests``, ``failures``,
+    ``latency_p50_ms``, ``latency_p95_ms``, ``latency_p99_ms``, ``requests_per_s``, then
+    each ``@score``'s mean over the scored responses (NaN scores left out). Each
+    response's own scores are in :attr:`outcomes`."""
 
     @property
     def responses(self) -> list[Any]:
@@ -44,6 +50,12 @@ class SandboxResult:
     def failures(self) -> list[RequestOutcome]:
         """The requests that failed, in request order."""
         return [o for o in self.outcomes if not o.ok]
+
+    @property
+    def mean_scores(self) -> dict[str, float]:
+        """Each score's mean over the run's scored responses (the score part of
+        :attr:`metrics`); empty without ``@score`` methods."""
+        return {k: v for k, v in self.metrics.items() if k not in AUTOMATIC_METRICS}
 
     def raise_for_status(self) -> None:
         """Raise :class:`SandboxRunError` unless the run COMPLETED."""

@@ -3,6 +3,7 @@ started, the EHR's requests sent and recorded, its final status written."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import signal
 import uuid
@@ -27,7 +28,9 @@ from ._interrupt import Interrupt
 from ._plan import Plan
 from ._progress import ProgressBar
 from ._result import SandboxResult
+from ._run_metrics import AUTOMATIC_METRICS, run_metrics
 from ._saving import ExchangeWriter
+from ._scoring import Scoring
 from ._server import serve
 from ._service_log import with_handler_error
 
@@ -61,16 +64,28 @@ class Run:
         self.status = ExperimentStatus.COMPLETED
         self.error: str | None = None
         self.save_error: str | None = None
+        self.scores: dict[int, dict[str, float]] = {}
+        """Each scored response's scores, by request index."""
+        self.scoring_error: str | None = None
+        self.metrics: dict[str, float] = {}
 
     def result(self, status: ExperimentStatus) -> SandboxResult:
+        outcomes = sorted(self.outcomes, key=lambda outcome: outcome.index)
+        if self.scores:
+            scores = self.scores
+            outcomes = [
+                dataclasses.replace(o, scores=scores[o.index]) if o.index in scores else o
+                for o in outcomes
+            ]
         return SandboxResult(
             experiment_id=self.experiment_id,
             status=status,
             service_url=self.url,
-            outcomes=tuple(sorted(self.outcomes, key=lambda outcome: outcome.index)),
+            outcomes=tuple(outcomes),
             error=self.error,
             save_dir=self.out_dir,
             feedback=dict(self.plan.log.feedback),
+            metrics=dict(self.metrics),
         )
 
     async def execute(self) -> None:
@@ -93,7 +108,7 @@ class Run:
                 await self._finish()
                 raise
             failures = [o for o in self.outcomes if not o.ok]
-            errors = [self.save_error] if self.save_error is not None else []
+            errors = [e for e in (self.scoring_error, self.save_error) if e is not None]
             if failures:
                 first = failures[0]
                 errors.insert(
@@ -121,20 +136,36 @@ class Run:
         return ExperimentStatus.FAILED, f"{type(exc).__name__}: {exc} ({done})"
 
     async def _finish(self) -> None:
-        """Write the final status; shielded and bounded so an interrupt cannot skip it."""
+        """Write the run's metrics and final status; shielded and bounded so an interrupt
+        cannot skip them."""
+        self.metrics = run_metrics(self.outcomes, self.scores.values())
         level = {
             ExperimentStatus.COMPLETED: logging.INFO,
             ExperimentStatus.INTERRUPTED: logging.WARNING,
         }.get(self.status, logging.ERROR)
         logger.log(
             level,
-            "Sandbox run %s: %s%s",
+            "Sandbox run %s: %s%s%s",
             self.experiment_id or "(untracked)",
             self.status,
+            _score_summary(self.metrics),
             f" - {self.error}" if self.error else "",
         )
         if self.tracker is None or self.experiment_id is None:
             return
+        try:
+            # Before the end: whoever sees the run ended sees what it measured.
+            with anyio.fail_after(self.final_bound, shield=True):
+                await self.tracker.log_metrics(self.experiment_id, self.metrics)
+        except (StorageError, TimeoutError) as exc:
+            logger.error(
+                "Sandbox run %s: its metrics were not recorded (%s)", self.experiment_id, exc
+            )
+            if self.status is ExperimentStatus.COMPLETED:
+                self.status = ExperimentStatus.FAILED
+            self.error = "; ".join(
+                e for e in (self.error, f"the run's metrics were not recorded: {exc}") if e
+            )
         try:
             with anyio.fail_after(self.final_bound, shield=True):
                 await self.tracker.end_experiment(self.experiment_id, self.status, error=self.error)
@@ -184,6 +215,21 @@ class Run:
             files = Batcher("saved requests", save, bound=self.final_bound)
             sinks.append(files)
         progress = ProgressBar.create(plan.num)
+        # A scored response's record waits here for its scores (held in memory, at most
+        # one per request of the run), so each request row is written once, complete.
+        unscored: dict[int, RequestRecord] = {}
+
+        def on_scored(index: int, scores: dict[str, float]) -> None:
+            self.scores[index] = scores
+            r = unscored.pop(index, None)
+            if r is not None and records is not None:
+                records.put(
+                    RequestRecord(
+                        r.index, r.start_time, r.latency_ms, r.status_code, r.error, scores
+                    )
+                )
+
+        scoring = Scoring(plan.scorers, on_scored) if plan.scorers else None
 
         def on_exchange(exchange: Exchange) -> None:
             self.finished += 1
@@ -191,15 +237,19 @@ class Run:
             outcome = exchange.outcome
             self.outcomes.append(outcome)  # kept as they come, should the run be cut short
             if records is not None:
-                records.put(
-                    RequestRecord(
-                        outcome.index,
-                        outcome.start_time,
-                        outcome.latency_ms,
-                        outcome.status_code,
-                        outcome.error,
-                    )
+                record = RequestRecord(
+                    outcome.index,
+                    outcome.start_time,
+                    outcome.latency_ms,
+                    outcome.status_code,
+                    outcome.error,
                 )
+                if scoring is not None and outcome.ok:
+                    unscored[outcome.index] = record
+                else:
+                    records.put(record)
+            if scoring is not None and outcome.ok:
+                scoring.put(outcome.index, exchange.request, outcome.response)
             if files is not None:
                 files.put(exchange)
             if progress is not None:
@@ -210,14 +260,25 @@ class Run:
                 async with anyio.create_task_group() as tg:
                     for sink in sinks:
                         tg.start_soon(sink.run)
+                    if scoring is not None:
+                        tg.start_soon(scoring.run)
                     try:
                         await client.run(plan.num, on_exchange)
+                        if scoring is not None:
+                            await scoring.finish()
                     finally:
+                        if records is not None:
+                            # Cut short: the responses not yet scored are recorded unscored.
+                            for record in unscored.values():
+                                records.put(record)
+                            unscored.clear()
                         for sink in sinks:
                             sink.close()
         finally:
             if progress is not None:
                 progress.stop()
+            if scoring is not None:
+                self.scoring_error = scoring.error
         if records is not None and records.error is not None:
             raise records.error
         if files is not None and files.error is not None and writer is not None:
@@ -228,3 +289,9 @@ class Run:
                 f"{plan.num} requests were saved in {str(writer.directory)!r} (free space "
                 "there, or pass another save_dir or save_data=False)"
             )
+
+
+def _score_summary(metrics: dict[str, float]) -> str:
+    """`` (mean scores: name value, ...)`` for the log line, when responses were scored."""
+    means = [f"{k} {v:.3g}" for k, v in metrics.items() if k not in AUTOMATIC_METRICS]
+    return f" (mean scores: {', '.join(means)})" if means else ""

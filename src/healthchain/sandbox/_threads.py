@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import queue
 import threading
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -13,7 +14,7 @@ import anyio.to_thread
 
 from healthchain._callables import is_async_callable
 
-__all__ = ["as_async", "run_in_daemon_thread"]
+__all__ = ["DaemonWorker", "as_async", "run_in_daemon_thread"]
 
 T = TypeVar("T")
 
@@ -42,6 +43,48 @@ async def run_in_daemon_thread(func: Callable[..., T], *args: Any) -> T:
     a call to a pooled worker does. Calls in flight are bounded by anyio's default
     thread limiter, as ``anyio.to_thread.run_sync`` bounds them.
     """
+    future, job = _job(func, args)
+    async with anyio.to_thread.current_default_thread_limiter():
+        name = f"healthchain sandbox: {getattr(func, '__qualname__', 'call')}"
+        threading.Thread(target=job, name=name, daemon=True).start()
+        return await future
+
+
+class DaemonWorker:
+    """One daemon thread that runs calls one after another, started on the first.
+
+    For calls that come in a steady stream (a run's batches of ``def`` scorers): each
+    costs a hand-off through a queue instead of a new thread, whose start can hold the
+    event loop up for milliseconds on a busy machine. Like :func:`run_in_daemon_thread`,
+    a cancelled call is abandoned, never waited for; :meth:`close` lets the thread end
+    once the calls queued are done.
+    """
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self._started = False
+
+    async def call(self, func: Callable[..., T], *args: Any) -> T:
+        future, job = _job(func, args)
+        self._jobs.put(job)
+        if not self._started:
+            self._started = True
+            threading.Thread(target=self._work, name=self._name, daemon=True).start()
+        return await future
+
+    def close(self) -> None:
+        self._jobs.put(None)
+
+    def _work(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            job()
+
+
+def _job(
+    func: Callable[..., T], args: tuple[Any, ...]
+) -> tuple[asyncio.Future[T], Callable[[], None]]:
+    """A future on the running loop, and the call for a thread that settles it."""
     loop = asyncio.get_running_loop()
     future: asyncio.Future[T] = loop.create_future()
     context = contextvars.copy_context()
@@ -67,7 +110,4 @@ async def run_in_daemon_thread(func: Callable[..., T], *args: Any) -> T:
         with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting
             loop.call_soon_threadsafe(settle, result, error)
 
-    async with anyio.to_thread.current_default_thread_limiter():
-        name = f"healthchain sandbox: {getattr(func, '__qualname__', 'call')}"
-        threading.Thread(target=call, name=name, daemon=True).start()
-        return await future
+    return future, call

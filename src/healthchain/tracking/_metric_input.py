@@ -21,6 +21,7 @@ __all__ = [
     "validate_metric_value",
     "validate_metrics",
     "validate_params",
+    "validate_scores",
     "validate_step",
     "validate_timestamp",
 ]
@@ -126,3 +127,20 @@ def validate_params(params: object) -> dict[str, str]:
     texts: dict[str, Any]
     _, texts = validate_tags(params, what="params")
     return texts
+
+
+def validate_scores(scores: object, what: str) -> dict[str, float]:
+    """One request's scores (``RequestRecord.scores``) as ``{name: float}``: names and
+    values as metric keys and values, since each score's mean is logged as a metric."""
+    if not isinstance(scores, Mapping):
+        raise InvalidInputError(
+            f"{what} must be a mapping of score names to numbers, got "
+            f"{type(scores).__name__} {show(scores)}"
+        )
+    # Floats pass without a call: the message naming the score is built only for an error.
+    return {
+        validate_metric_key(name, f"{what}: score name"): value
+        if type(value) is float
+        else validate_metric_value(value, f"{what}[{show(name)}]")
+        for name, value in scores.items()
+    }

@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy.exc import IntegrityError
 
-from ._codecs import Codec, from_db_time
+from ._codecs import Codec, from_db_time, scores_to_json
 from ._exceptions import ExperimentNotFoundError, ExperimentStateError, InvalidInputError
 from ._executors import Executor
 from ._records import ExperimentStatus, RequestRecord
@@ -180,6 +180,14 @@ class RequestsOp(Op):
     def of(cls, experiment_id: str, records: Sequence[RequestRecord], codec: Codec) -> RequestsOp:
         """The rows of validated request records."""
         time = codec.time
+        as_text = codec.json_as_text
+
+        def scores(r: RequestRecord) -> Any:
+            if r.scores is None:
+                return None
+            stored = scores_to_json(r.scores)
+            return dump_json(stored) if as_text else stored
+
         rows = [
             {
                 "experiment_id": experiment_id,
@@ -188,7 +196,7 @@ class RequestsOp(Op):
                 "latency_ms": float(r.latency_ms),
                 "status_code": r.status_code,
                 "error": r.error,
-                "scores": None,
+                "scores": scores(r),
             }
             for r in records
         ]

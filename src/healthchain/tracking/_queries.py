@@ -8,7 +8,6 @@ aiosqlite's thread for SQLite), so building thousands of records never stalls th
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any
 
 from sqlalchemy import (
@@ -30,7 +29,14 @@ from sqlalchemy.sql.functions import FunctionElement
 from ._codecs import from_db_time
 from ._executors import Executor
 from ._measures import add_measures
-from ._records import Experiment, MetricPoint, RequestRecord, RequestStats, request_failed_sql
+from ._records import (
+    Experiment,
+    MetricPoint,
+    RequestRecord,
+    RequestStats,
+    nearest_rank,
+    request_failed_sql,
+)
 from ._rows import experiment_records, is_number, request_records
 from ._schema import (
     STATUS_OF,
@@ -139,11 +145,6 @@ def list_experiments(ex: Executor, query: Select[Any], params: dict[str, Any]) -
     return records
 
 
-def _percentile(ordered: list[float], fraction: float) -> float:
-    """Nearest-rank percentile of an ascending list."""
-    return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)]
-
-
 def request_stats(ex: Executor, experiment_id: str) -> RequestStats | None:
     """Count, failures and latency p50/p95 of an experiment's requests; None if unknown."""
     if not ex.query(STATUS_OF, {"b_id": experiment_id}):
@@ -159,7 +160,7 @@ def request_stats(ex: Executor, experiment_id: str) -> RequestStats | None:
         if not latencies:
             return RequestStats(int(count), int(failures), None, None)
     return RequestStats(
-        int(count), int(failures), _percentile(latencies, 0.50), _percentile(latencies, 0.95)
+        int(count), int(failures), nearest_rank(latencies, 0.50), nearest_rank(latencies, 0.95)
     )
 
 
@@ -171,6 +172,7 @@ LIST_REQUESTS = static(
         requests.c.latency_ms,
         requests.c.status_code,
         requests.c.error,
+        _JsonText(requests.c.scores),
     )
     .where(requests.c.experiment_id == bindparam("b_id"))
     .order_by(requests.c.seq)
@@ -184,6 +186,7 @@ LIST_REQUESTS_TIMES_AS_TEXT = static(
         requests.c.latency_ms,
         requests.c.status_code,
         requests.c.error,
+        _JsonText(requests.c.scores),
     )
 )
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -18,6 +20,7 @@ __all__ = [
     "MetricPoint",
     "RequestRecord",
     "RequestStats",
+    "nearest_rank",
     "request_failed",
     "request_failed_sql",
 ]
@@ -117,13 +120,17 @@ def request_failed_sql(
 
 @dataclass(frozen=True, slots=True)
 class RequestRecord:
-    """One request a run sent: when, how long, what came back."""
+    """One request a run sent: when, how long, what came back, and how it scored."""
 
     index: int
     start_time: datetime
     latency_ms: float
     status_code: int | None
     error: str | None = None
+    scores: Mapping[str, float] | None = None
+    """Score name to value from the run's scorers (NaN and +/-inf kept as such); None
+    when no scorer ran on this request. A plain mapping (Python has no frozen dict), so
+    a record with scores compares by value but cannot be hashed."""
 
     @property
     def failed(self) -> bool:
@@ -149,3 +156,9 @@ class MetricPoint(NamedTuple):
     """Timezone-aware UTC."""
     value: float
     """A float; NaN and infinities come back as logged."""
+
+
+def nearest_rank(ordered: list[float], fraction: float) -> float:
+    """Nearest-rank percentile of a non-empty ascending list: the rule of every latency
+    percentile (``RequestStats`` and the sandbox's ``latency_p*_ms`` metrics)."""
+    return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)]

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from ._codecs import from_db_time
+from ._codecs import from_db_time, scores_from_json
 from ._ids import id_time
 from ._records import Component, Experiment, ExperimentStatus, RequestRecord
 from ._validation import MAX_JSON_DEPTH, check_depth
@@ -325,14 +325,15 @@ def is_number(value: Any) -> bool:
 
 
 def request_records(experiment_id: str, rows: Sequence[Any]) -> list[RequestRecord]:
-    """Rows of (seq, start_time, latency_ms, status_code, error) as records.
+    """Rows of (seq, start_time, latency_ms, status_code, error, scores) as records.
 
     A request row another writer left unreadable is skipped with a warning when its
     ``start_time`` is not a time or its ``latency_ms`` not a number (it cannot be placed
     on a chart); a ``status_code`` that is not an integer reads as None (no readable
-    response, so a failed request, as the SQL count has it).
+    response, so a failed request, as the SQL count has it); ``scores`` that are not
+    scores as the tracker writes them (see ``_codecs``) read as None.
     """
-    time = from_db_time
+    time, json, scores_of = from_db_time, _json, scores_from_json
     try:
         # ``+ 0.0`` and ``| 0`` cost next to nothing and raise on what is not a number
         return [
@@ -342,16 +343,17 @@ def request_records(experiment_id: str, rows: Sequence[Any]) -> list[RequestReco
                 latency + 0.0,
                 None if code is None else code | 0,
                 error,
+                None if scores is None else scores_of(json(scores)),
             )
-            for seq, start, latency, code, error in rows
+            for seq, start, latency, code, error, scores in rows
         ]
-    except _UNREADABLE_ROW:
+    except _UNREADABLE_REQUEST:
         return _tolerant_requests(experiment_id, rows)
 
 
 def _tolerant_requests(experiment_id: str, rows: Sequence[Any]) -> list[RequestRecord]:
     out: list[RequestRecord] = []
-    for seq, start, latency, code, error in rows:
+    for seq, start, latency, code, error, stored in rows:
         try:
             when = from_db_time(start)
             if when is None or not isinstance(latency, int | float):
@@ -375,5 +377,27 @@ def _tolerant_requests(experiment_id: str, rows: Sequence[Any]) -> list[RequestR
                 _short(code),
             )
             code = None
-        out.append(RequestRecord(seq, when, float(latency), code, error))
+        out.append(
+            RequestRecord(
+                seq, when, float(latency), code, error, _scores(experiment_id, seq, stored)
+            )
+        )
     return out
+
+
+def _scores(experiment_id: str, seq: Any, stored: Any) -> dict[str, float] | None:
+    if stored is None:
+        return None
+    try:
+        return scores_from_json(_json(stored))
+    except _UNREADABLE_REQUEST:
+        logger.warning(
+            "experiment %s: request %s: its scores %s cannot be read; shown as none",
+            experiment_id,
+            seq,
+            _short(stored),
+        )
+        return None
+
+
+_UNREADABLE_REQUEST = (*_UNREADABLE_ROW, *_UNREADABLE)

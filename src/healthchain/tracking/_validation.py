@@ -320,6 +320,14 @@ def validate_request_records(records: object) -> list[RequestRecord]:
         error = printable(record.error)
         if error is not record.error:
             record = replace(record, error=error)
+        if record.scores is not None:
+            # Scores are checked as metrics are (their means are logged as metrics);
+            # imported here because _metric_input builds on this module.
+            from ._metric_input import validate_scores
+
+            scores = validate_scores(record.scores, f"records[{i}].scores")
+            if scores != record.scores:  # ints made floats (or NaN, never equal to itself)
+                record = replace(record, scores=scores)
         out.append(record)
     return out
 
