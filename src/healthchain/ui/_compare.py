@@ -1,0 +1,143 @@
+"""The compare page, ``/compare?id=A&id=B[...]``: 2 to 10 runs side by side.
+
+Params, tags and pipeline config in one table each, a row marked where the runs differ;
+latest metrics with the best of each marked (the rule is ``healthchain._compare``'s,
+shared with ``healthchain experiments compare``); each metric's histories overlaid in
+one chart; the latency histograms overlaid.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import anyio
+from starlette.requests import Request
+from starlette.responses import Response
+
+from healthchain._compare import best_of, differs, lower_is_better
+from healthchain.tracking import (
+    AmbiguousIdError,
+    Experiment,
+    ExperimentNotFoundError,
+    InvalidInputError,
+)
+
+from ._experiment import MAX_CHARTS, format_metric, metric_charts
+from ._pages import Dashboard, error_page, render
+from ._series import SERIES_COLORS, latency_histograms
+
+__all__ = ["MAX_COMPARED", "MIN_COMPARED", "compare_page"]
+
+MIN_COMPARED = 2
+MAX_COMPARED = 10
+"""How many runs one compare page shows, at least and at most."""
+
+_ABSENT = "—"
+
+
+class _BadRequest(Exception):
+    """The ids asked for cannot be compared: a 400 page with this message."""
+
+
+async def _resolve(dashboard: Dashboard, texts: Sequence[str]) -> list[str]:
+    """Each id or unique prefix as a whole id, in the order given."""
+    if not MIN_COMPARED <= len(texts) <= MAX_COMPARED:
+        raise _BadRequest(
+            f"compare takes {MIN_COMPARED} to {MAX_COMPARED} experiment ids, got "
+            f"{len(texts)}: {', '.join(map(repr, texts)) or 'none'}; pick runs in the list "
+            "and press Compare, or write /compare?id=A&id=B"
+        )
+    ids: list[str] = []
+    for text in texts:
+        try:
+            found = await dashboard.tracker.resolve_id(text)
+        except (AmbiguousIdError, InvalidInputError) as exc:
+            raise _BadRequest(str(exc)) from exc
+        if found in ids:
+            raise _BadRequest(
+                f"id {text!r} names experiment {found!r}, which is already compared; "
+                "give each run once"
+            )
+        ids.append(found)
+    return ids
+
+
+def _rows(
+    experiments: Sequence[Experiment], values_of: Callable[[Experiment], dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """One row per key any run has: its value in each run (JSON text) and whether they differ."""
+    columns = [values_of(e) for e in experiments]
+    keys = sorted(set().union(*columns))
+    rows = []
+    for key in keys:
+        raw = [c.get(key, _ABSENT) for c in columns]
+        cells = [v if isinstance(v, str) else json.dumps(v, ensure_ascii=False) for v in raw]
+        rows.append({"key": key, "cells": cells, "differs": differs(raw)})
+    return rows
+
+
+def _metric_rows(experiments: Sequence[Experiment]) -> list[dict[str, Any]]:
+    keys = sorted(set().union(*(e.metrics for e in experiments)))
+    rows = []
+    for key in keys:
+        values = [e.metrics.get(key) for e in experiments]
+        best = best_of(key, values)
+        rows.append(
+            {
+                "key": key,
+                "lower_is_better": lower_is_better(key),
+                "cells": [
+                    {"text": _ABSENT if v is None else format_metric(v), "best": i in best}
+                    for i, v in enumerate(values)
+                ],
+            }
+        )
+    return rows
+
+
+def _config(experiment: Experiment) -> dict[str, Any]:
+    config = dict(experiment.pipeline_config or {})
+    if experiment.components:
+        config["(components)"] = " → ".join(c.name for c in experiment.components)
+    return config
+
+
+async def compare_page(request: Request) -> Response:
+    """``/compare``: 400 for a bad, ambiguous or repeated id or a wrong count, 404 for an
+    unknown one, each page naming the id."""
+    dashboard: Dashboard = request.state.dashboard
+    tracker = dashboard.tracker
+    texts = [t.strip() for t in request.query_params.getlist("id") if t.strip()]
+    try:
+        ids = await _resolve(dashboard, texts)
+        experiments = [await tracker.get_experiment(i) for i in ids]
+        records = [await tracker.list_requests(i) for i in ids]
+    except _BadRequest as exc:
+        return error_page(request, "Cannot compare these runs", str(exc), 400)
+    except ExperimentNotFoundError as exc:
+        return error_page(request, "Experiment not found", str(exc), 404)
+    short = await tracker.abbreviate_ids(ids)
+    labels = [f"{short[e.id]} {e.name}" for e in experiments]
+    keys = sorted(set().union(*(e.metrics for e in experiments)))
+    charts = await metric_charts(dashboard, experiments, keys[:MAX_CHARTS])
+    histograms = await anyio.to_thread.run_sync(latency_histograms, records)
+    colors = list(SERIES_COLORS[: len(experiments)])
+    return render(
+        request,
+        "compare.html",
+        {
+            "runs": [
+                {"experiment": e, "short_id": short[e.id], "color": c, "requests": len(r)}
+                for e, c, r in zip(experiments, colors, records, strict=True)
+            ],
+            "params": _rows(experiments, lambda e: e.params),
+            "tags": _rows(experiments, lambda e: e.tags),
+            "config": _rows(experiments, _config),
+            "metrics": _metric_rows(experiments),
+            "charts": [{**c, "labels": labels, "colors": colors} for c in charts],
+            "charts_hidden": max(0, len(keys) - MAX_CHARTS),
+            "latency": {**histograms, "labels": labels, "colors": colors},
+        },
+    )
