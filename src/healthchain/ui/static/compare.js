@@ -25,6 +25,7 @@
       series: series,
     }, columns, el);
     el.dataset.drawn = "true";
+    el.uplot = chart;  // for the browser tests' label-overlap check
     window.addEventListener("resize", function () {
       chart.setSize({ width: el.clientWidth, height: chart.height });
     });

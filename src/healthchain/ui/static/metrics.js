@@ -12,6 +12,7 @@
   function draw(el, data, options) {
     var chart = new uPlot(options, data, el);
     el.dataset.drawn = "true";
+    el.uplot = chart;  // for the browser tests' label-overlap check
     window.addEventListener("resize", function () {
       chart.setSize({ width: el.clientWidth, height: chart.height });
     });
