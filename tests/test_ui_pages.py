@@ -245,6 +245,9 @@ async def test_compare_downsamples_histories(any_storage: Storage, runs: dict[st
         ("id={a}&id=01-9", 400, "hyphens"),
         ("id={a}&id={prefix}", 400, "matches"),
         ("&".join(["id={a}"] * 11), 400, "got 11"),
+        # Several bad ids: the first, in the order given, is named.
+        ("id=0191&id=019", 404, "&#39;0191&#39;"),
+        ("id=019&id=0191", 400, "&#39;019&#39; is too short"),
     ],
 )
 async def test_compare_errors_name_the_id(

@@ -11,14 +11,14 @@ from importlib import resources
 from hypothesis import given
 from hypothesis import strategies as st
 
-from healthchain.tracking import MetricPoint, RequestRecord
+from healthchain.tracking import RequestRecord
 from healthchain.ui._series import SERIES_COLORS, latency_histograms, metric_series
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-def points(values: dict[int, float]) -> list[MetricPoint]:
-    return [MetricPoint(step, T0, value) for step, value in sorted(values.items())]
+def points(values: dict[int, float]) -> list[tuple[int, float]]:
+    return sorted(values.items())
 
 
 def test_short_histories_are_aligned_on_the_union_of_steps() -> None:
@@ -33,8 +33,7 @@ def test_short_histories_are_aligned_on_the_union_of_steps() -> None:
 
 
 def test_the_last_point_of_a_repeated_step_is_its_value() -> None:
-    history = [MetricPoint(0, T0, 1.0), MetricPoint(0, T0, 2.0), MetricPoint(1, T0, 3.0)]
-    assert metric_series([history])["ys"] == [[2.0, 3.0]]
+    assert metric_series([[(0, 1.0), (0, 2.0), (1, 3.0)]])["ys"] == [[2.0, 3.0]]
 
 
 @given(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 import anyio
@@ -25,7 +26,7 @@ from healthchain.tracking import (
 )
 
 from ._experiment import MAX_CHARTS, format_metric, metric_charts
-from ._pages import Dashboard, error_page, render
+from ._pages import Dashboard, error_page, gather, render
 from ._series import SERIES_COLORS, latency_histograms
 
 __all__ = ["MAX_COMPARED", "MIN_COMPARED", "compare_page"]
@@ -49,19 +50,17 @@ async def _resolve(dashboard: Dashboard, texts: Sequence[str]) -> list[str]:
             f"{len(texts)}: {', '.join(map(repr, texts)) or 'none'}; pick runs in the list "
             "and press Compare, or write /compare?id=A&id=B"
         )
-    ids: list[str] = []
-    for text in texts:
-        try:
-            found = await dashboard.tracker.resolve_id(text)
-        except (AmbiguousIdError, InvalidInputError) as exc:
-            raise _BadRequest(str(exc)) from exc
-        if found in ids:
+    try:
+        found = await gather([partial(dashboard.tracker.resolve_id, t) for t in texts])
+    except (AmbiguousIdError, InvalidInputError) as exc:
+        raise _BadRequest(str(exc)) from exc
+    for i, (text, experiment_id) in enumerate(zip(texts, found, strict=True)):
+        if experiment_id in found[:i]:
             raise _BadRequest(
-                f"id {text!r} names experiment {found!r}, which is already compared; "
+                f"id {text!r} names experiment {experiment_id!r}, which is already compared; "
                 "give each run once"
             )
-        ids.append(found)
-    return ids
+    return found
 
 
 def _rows(
@@ -112,8 +111,8 @@ async def compare_page(request: Request) -> Response:
     texts = [t.strip() for t in request.query_params.getlist("id") if t.strip()]
     try:
         ids = await _resolve(dashboard, texts)
-        experiments = [await tracker.get_experiment(i) for i in ids]
-        records = [await tracker.list_requests(i) for i in ids]
+        experiments = await gather([partial(tracker.get_experiment, i) for i in ids])
+        records = await gather([partial(tracker.list_requests, i) for i in ids])
     except _BadRequest as exc:
         return error_page(request, "Cannot compare these runs", str(exc), 400)
     except ExperimentNotFoundError as exc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import anyio
@@ -19,7 +20,7 @@ from healthchain.tracking import (
     RequestRecord,
 )
 
-from ._pages import Dashboard, error_page, json_response, render
+from ._pages import Dashboard, error_page, gather, json_response, render
 from ._series import MAX_POINTS, SERIES_COLORS, metric_series
 from ._views import latency_histogram
 
@@ -51,17 +52,18 @@ async def metric_charts(
 ) -> list[dict[str, Any]]:
     """One chart per key: every experiment's history of it on one step axis, downsampled."""
     tracker = dashboard.tracker
-    charts = []
-    for key in keys:
-        histories = []
-        for experiment in experiments:
-            if key in experiment.metrics:
-                histories.append(await tracker.get_metric_history(experiment.id, key))
-            else:
-                histories.append([])
+
+    async def history(experiment: Experiment, key: str) -> list[tuple[int, float]]:
+        if key not in experiment.metrics:
+            return []
+        return await tracker.get_metric_values(experiment.id, key)
+
+    async def chart(key: str) -> dict[str, Any]:
+        histories = await gather([partial(history, e, key) for e in experiments])
         series = await anyio.to_thread.run_sync(metric_series, histories, MAX_POINTS)
-        charts.append({"key": key, **series})
-    return charts
+        return {"key": key, **series}
+
+    return await gather([partial(chart, key) for key in keys])
 
 
 def _score_summary(records: Sequence[RequestRecord]) -> list[dict[str, Any]]:

@@ -6,17 +6,28 @@ that routes to them depend one way.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
+import anyio
 import jinja2
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse
 
 from healthchain.tracking import AsyncExperimentTracker
 
-__all__ = ["HEADERS", "Asset", "Dashboard", "error_page", "json_response", "render"]
+__all__ = [
+    "HEADERS",
+    "Asset",
+    "Dashboard",
+    "error_page",
+    "gather",
+    "json_response",
+    "render",
+]
+
+T = TypeVar("T")
 
 HEADERS = {
     # Scripts and styles come only from the dashboard itself: an injected <script> would
@@ -69,3 +80,28 @@ def json_response(content: Any, status_code: int = 200) -> JSONResponse:
     """``content`` as JSON, never cached (it is polled for changes)."""
     headers = {**HEADERS, "Cache-Control": "no-store"}
     return JSONResponse(content, status_code=status_code, headers=headers)
+
+
+async def gather(calls: Sequence[Callable[[], Awaitable[T]]]) -> list[T]:
+    """Each call's result, in order, the calls awaited concurrently (a page's reads of
+    several runs overlap in the tracker's reader threads).
+
+    If calls fail, the error of the first in ``calls`` order is raised as itself (not in
+    an exception group), so a page names the same bad id every time.
+    """
+    results: list[Any] = [None] * len(calls)
+    errors: list[Exception | None] = [None] * len(calls)
+
+    async def one(i: int) -> None:
+        try:
+            results[i] = await calls[i]()
+        except Exception as exc:  # raised below, in order, once every call is done
+            errors[i] = exc
+
+    async with anyio.create_task_group() as tg:
+        for i in range(len(calls)):
+            tg.start_soon(one, i)
+    for error in errors:
+        if error is not None:
+            raise error
+    return results
