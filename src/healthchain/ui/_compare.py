@@ -9,7 +9,7 @@ one chart; the latency histograms overlaid.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Mapping, Sequence
 from functools import partial
 from typing import Any
 
@@ -17,7 +17,7 @@ import anyio
 from starlette.requests import Request
 from starlette.responses import Response
 
-from healthchain._compare import best_of, differs, lower_is_better
+from healthchain._compare import MISSING, compare_metrics, compare_values, lower_is_better
 from healthchain.tracking import (
     AmbiguousIdError,
     Experiment,
@@ -63,37 +63,32 @@ async def _resolve(dashboard: Dashboard, texts: Sequence[str]) -> list[str]:
     return found
 
 
-def _rows(
-    experiments: Sequence[Experiment], values_of: Callable[[Experiment], dict[str, Any]]
-) -> list[dict[str, Any]]:
-    """One row per key any run has: its value in each run (JSON text) and whether they differ."""
-    columns = [values_of(e) for e in experiments]
-    keys = sorted(set().union(*columns))
-    rows = []
-    for key in keys:
-        raw = [c.get(key, _ABSENT) for c in columns]
-        cells = [v if isinstance(v, str) else json.dumps(v, ensure_ascii=False) for v in raw]
-        rows.append({"key": key, "cells": cells, "differs": differs(raw)})
-    return rows
+def _rows(mappings: Sequence[Mapping[str, Any] | None]) -> list[dict[str, Any]]:
+    """One row per key any run has: each run's value as text, and whether they differ."""
+    return [
+        {"key": row.key, "cells": [_text(v) for v in row.values], "differs": row.differs}
+        for row in compare_values(mappings)
+    ]
+
+
+def _text(value: Any) -> str:
+    if value is MISSING:
+        return _ABSENT
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
 def _metric_rows(experiments: Sequence[Experiment]) -> list[dict[str, Any]]:
-    keys = sorted(set().union(*(e.metrics for e in experiments)))
-    rows = []
-    for key in keys:
-        values = [e.metrics.get(key) for e in experiments]
-        best = best_of(key, values)
-        rows.append(
-            {
-                "key": key,
-                "lower_is_better": lower_is_better(key),
-                "cells": [
-                    {"text": _ABSENT if v is None else format_metric(v), "best": i in best}
-                    for i, v in enumerate(values)
-                ],
-            }
-        )
-    return rows
+    return [
+        {
+            "key": row.key,
+            "lower_is_better": lower_is_better(row.key),
+            "cells": [
+                {"text": _ABSENT if v is None else format_metric(v), "best": i in row.best}
+                for i, v in enumerate(row.values)
+            ],
+        }
+        for row in compare_metrics([e.metrics for e in experiments])
+    ]
 
 
 def _config(experiment: Experiment) -> dict[str, Any]:
@@ -131,9 +126,9 @@ async def compare_page(request: Request) -> Response:
                 {"experiment": e, "short_id": short[e.id], "color": c, "requests": len(r)}
                 for e, c, r in zip(experiments, colors, records, strict=True)
             ],
-            "params": _rows(experiments, lambda e: e.params),
-            "tags": _rows(experiments, lambda e: e.tags),
-            "config": _rows(experiments, _config),
+            "params": _rows([e.params for e in experiments]),
+            "tags": _rows([e.tags for e in experiments]),
+            "config": _rows([_config(e) for e in experiments]),
             "metrics": _metric_rows(experiments),
             "charts": [{**c, "labels": labels, "colors": colors} for c in charts],
             "charts_hidden": max(0, len(keys) - MAX_CHARTS),
