@@ -158,12 +158,14 @@ async def test_live_json_follows_a_running_run_until_it_ends(any_storage: Storag
         first = (await client.get(f"/experiments/{run}/live")).json()
         assert first["running"] and first["status"] == "RUNNING" and first["metrics"] == {}
         assert first["ended"] is None and first["heartbeat"] and not first["stale"]
+        assert (first["requests"], first["p50"], first["p95"]) == (0, "—", "—")
         await tracker.log_metric(run, "acc", 0.25)
         await tracker.log_requests(run, [_record(i, None) for i in range(6)])
         second = await client.get(f"/experiments/{run}/live")
         assert second.headers["cache-control"] == "no-store"
         assert second.json()["metrics"] == {"acc": "0.25"}
         assert (second.json()["requests"], second.json()["failures"]) == (6, 2)
+        assert (second.json()["p50"], second.json()["p95"]) == ("12.0", "15.0")
         await tracker.end_experiment(run)
         last = (await client.get(f"/experiments/{run}/live")).json()
         assert not last["running"] and last["status"] == "COMPLETED" and last["ended"]

@@ -168,6 +168,8 @@ async def test_a_running_run_page_updates_itself_and_stops_when_it_ends(
         await expect(page.locator("table.metrics tr[data-metric=acc] td")).to_have_text("0.75")
         await expect(page.locator("[data-field=no-metrics]")).to_be_hidden()
         await expect(page.locator("[data-field=requests]")).to_have_text("3")
+        await expect(page.locator("[data-field=p95]")).to_have_text("12.0")
+        await expect(page.locator("[data-field=no-requests]")).to_contain_text("arriving")
         await expect(page.locator("[data-field=elapsed]")).not_to_have_text(elapsed or "")
         await page.screenshot(path=tmp_path / "live-running.png", full_page=True)
 

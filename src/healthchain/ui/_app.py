@@ -40,7 +40,7 @@ from healthchain.tracking import (
 )
 
 from ._compare import compare_page
-from ._experiment import experiment_live, experiment_page, format_metric
+from ._experiment import experiment_live, experiment_page, format_latency, format_metric
 from ._hosts import LOOPBACK_HOSTS, HostCheck, host_pattern
 from ._pages import HEADERS, Asset, Dashboard, error_page, render
 from ._views import duration_points
@@ -97,6 +97,7 @@ def _environment(sources: dict[str, str], assets: Mapping[str, Asset]) -> jinja2
         time=format_time,
         tag_value=_tag_value,
         metric=format_metric,
+        latency=format_latency,
         pretty_json=lambda v: json.dumps(v, indent=2, ensure_ascii=False, sort_keys=True),
     )
     return env

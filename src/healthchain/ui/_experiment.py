@@ -30,6 +30,7 @@ __all__ = [
     "MAX_CHARTS",
     "experiment_live",
     "experiment_page",
+    "format_latency",
     "format_metric",
     "metric_charts",
 ]
@@ -45,6 +46,11 @@ LIVE_POLL_MS = 1000
 def format_metric(value: float) -> str:
     """A metric value in at most 6 significant digits; ``nan`` and ``inf`` as such."""
     return f"{value:.6g}"
+
+
+def format_latency(value: float | None) -> str:
+    """Milliseconds to one decimal, or a dash when there were no requests."""
+    return "—" if value is None else f"{value:.1f}"
 
 
 async def metric_charts(
@@ -170,6 +176,8 @@ async def experiment_live(request: Request) -> Response:
             "heartbeat": format_time(experiment.heartbeat_at) or None,
             "requests": stats.count,
             "failures": stats.failures,
+            "p50": format_latency(stats.p50_ms),
+            "p95": format_latency(stats.p95_ms),
             "metrics": {k: format_metric(v) for k, v in sorted(experiment.metrics.items())},
         }
     )

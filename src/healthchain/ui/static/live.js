@@ -44,6 +44,9 @@
     setText("heartbeat", news.heartbeat || "—");
     setText("requests", news.requests);
     setText("failures", news.failures);
+    setText("p50", news.p50);
+    setText("p95", news.p95);
+    if (news.requests) setText("no-requests", "Requests are arriving: the latency histogram shows on reload.");
     var stale = field("stale");
     if (stale) stale.hidden = !news.stale;
     updateMetrics(news.metrics);
