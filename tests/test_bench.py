@@ -58,6 +58,8 @@ def test_the_compare_bench_measures_a_downsampled_page(tmp_path: Path) -> None:
         timeout=300,
     )
     assert done.returncode == 0, done.stderr
-    row = re.search(r"^\| 3 \| 2,500 \| 6 \| ([\d.]+) \|", out.read_text("utf-8"), re.M)
-    assert row and float(row.group(1)) > 0
+    row = re.search(
+        r"^\| 3 \| 2,500 \| 6 \| ([\d.]+) \| [\d.]+ \| ([\d.]+) \|", out.read_text("utf-8"), re.M
+    )
+    assert row and float(row.group(1)) > 0 and float(row.group(2)) > 0
     assert "## Machine" in out.read_text("utf-8")
