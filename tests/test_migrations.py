@@ -180,3 +180,78 @@ def test_upgrade_database_reports_the_revisions(tmp_path: Path) -> None:
     assert asyncio.run(upgrade_database(f"sqlite:///{fresh}")) == (None, HEAD_REVISION)
     with pytest.raises(StorageError, match=r"missing/x\.db"):
         asyncio.run(upgrade_database(f"sqlite:///{tmp_path / 'missing' / 'x.db'}"))
+
+
+def _downgrade_to_0003(path: Path) -> None:
+    """Undo revision 0004 the way Alembic would, leaving every older row in place."""
+    from alembic.operations import Operations
+
+    scripts = load_scripts()
+    engine = create_engine(f"sqlite:///{path}")
+    try:
+        with engine.begin() as conn:
+            context = MigrationContext.configure(conn, opts={"render_as_batch": True})
+            with Operations.context(context):
+                scripts.get_revision("0004").module.downgrade()
+            context.stamp(scripts, "0003")
+    finally:
+        engine.dispose()
+
+
+def _rows(path: Path, tables: tuple[str, ...]) -> dict[str, list[tuple[object, ...]]]:
+    conn = sqlite3.connect(path)
+    try:
+        return {t: sorted(conn.execute(f"SELECT * FROM {t}").fetchall(), key=repr) for t in tables}
+    finally:
+        conn.close()
+
+
+def test_a_file_at_revision_0003_upgrades_in_place_keeping_every_row(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from healthchain.tracking import RequestRecord
+
+    path = tmp_path / "release-0003.db"
+    uri = f"sqlite:///{path}"
+    with ExperimentTracker(uri, tags={"site": "north"}) as tracker:
+        done = tracker.start_experiment(
+            "done",
+            tags={"model": {"name": "zephyr", "size": [7, "b"]}},
+            pipeline_config={"max_tokens": 512},
+            components=[{"name": "llm", "type": "ChatModel", "stage": "inference"}],
+        )
+        start = datetime(2026, 1, 1, tzinfo=UTC)
+        tracker.log_requests(
+            done,
+            [
+                RequestRecord(i, start, 10.5 + i, 200 if i else None, "e" if i == 0 else None)
+                for i in range(3)
+            ],
+        )
+        tracker.end_experiment(done, "FAILED", error="boom")
+        running = tracker.start_experiment("running")
+    _downgrade_to_0003(path)
+    old_tables = ("experiments", "experiment_tags", "pipeline_components", "requests")
+    before = _rows(path, old_tables)
+    assert [len(before[t]) for t in old_tables] == [2, 3, 1, 3]
+    assert not {"metric_points", "latest_metrics", "params"} & set(_schema(path)[1])
+
+    with ExperimentTracker(uri) as tracker:  # a writer upgrades on open
+        tracker.log_metric(done, "acc", 0.5)
+        tracker.log_params(running, {"p": 1})
+        assert tracker.get_experiment(done).error == "boom"
+        assert [r.latency_ms for r in tracker.list_requests(done)] == [10.5, 11.5, 12.5]
+        assert [p.value for p in tracker.get_metric_history(done, "acc")] == [0.5]
+
+    after = _rows(path, old_tables)
+    assert after["requests"] == [(*row, None) for row in before["requests"]]  # scores NULL
+    for table in old_tables[:-1]:
+        assert after[table] == before[table], table
+    diff, _ = _schema(path)
+    assert diff == []
+    assert _rows(path, ("alembic_version",)) == {"alembic_version": [(HEAD_REVISION,)]}
+    conn = sqlite3.connect(path)
+    try:
+        assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+    finally:
+        conn.close()

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .sandbox import api, ehr, feedback, sandbox
-    from .tracking import AsyncExperimentTracker, ExperimentStatus, ExperimentTracker
+    from .tracking import AsyncExperimentTracker, ExperimentStatus, ExperimentTracker, MetricPoint
     from .use_cases import BaseUseCase
 
 __all__ = [
@@ -23,6 +23,7 @@ __all__ = [
     "BaseUseCase",
     "ExperimentStatus",
     "ExperimentTracker",
+    "MetricPoint",
     "api",
     "ehr",
     "feedback",
@@ -33,6 +34,7 @@ _HOMES = {
     "AsyncExperimentTracker": ".tracking",
     "ExperimentStatus": ".tracking",
     "ExperimentTracker": ".tracking",
+    "MetricPoint": ".tracking",
     "BaseUseCase": ".use_cases",
     "api": ".sandbox",
     "ehr": ".sandbox",

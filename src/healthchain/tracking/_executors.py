@@ -30,6 +30,11 @@ many shapes); the least recently compiled is dropped first."""
 class Executor(Protocol):
     """What batch and read functions may do with a connection (sync, off the loop)."""
 
+    @property
+    def dialect(self) -> str:
+        """The SQLAlchemy dialect's name ("sqlite", "postgresql"), for dialect-only SQL."""
+        ...
+
     def begin(self) -> None: ...
     def commit(self) -> None: ...
     def rollback(self) -> None: ...
@@ -91,6 +96,7 @@ class SqliteExecutor:
     __slots__ = ("_cache", "_conn")
 
     _dialect = SQLiteDialect_pysqlite(paramstyle="qmark")
+    dialect = "sqlite"
 
     def __init__(self, conn: sqlite3.Connection, cache: CompiledCache) -> None:
         self._conn, self._cache = conn, cache
@@ -142,6 +148,10 @@ class CoreExecutor:
 
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
+
+    @property
+    def dialect(self) -> str:
+        return self._conn.dialect.name
 
     def begin(self) -> None:
         pass  # SQLAlchemy begins on first use

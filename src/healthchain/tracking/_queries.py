@@ -29,10 +29,11 @@ from sqlalchemy.sql import ColumnElement, Select
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
+from ._codecs import from_db_time
 from ._executors import Executor
-from ._records import Experiment, RequestRecord, RequestStats, request_failed_sql
+from ._records import Experiment, MetricPoint, RequestRecord, RequestStats, request_failed_sql
 from ._rows import experiment_records, is_number, request_records
-from ._schema import STATUS_OF, experiment_tags, experiments, requests, static
+from ._schema import STATUS_OF, experiment_tags, experiments, metric_points, requests, static
 from ._validation import ValidFilters
 
 __all__ = [
@@ -40,6 +41,7 @@ __all__ = [
     "get_experiment",
     "list_experiments",
     "list_requests",
+    "metric_history",
     "request_stats",
 ]
 
@@ -260,3 +262,26 @@ def list_requests(ex: Executor, experiment_id: str) -> list[RequestRecord] | Non
     except OverflowError:  # as in _rows_of: a request time past Python's years
         rows = ex.query(LIST_REQUESTS_TIMES_AS_TEXT, params)
     return request_records(experiment_id, rows)
+
+
+METRIC_HISTORY = static(
+    select(metric_points.c.step, metric_points.c.timestamp, metric_points.c.value)
+    .where(
+        metric_points.c.experiment_id == bindparam("b_id"),
+        metric_points.c.key == bindparam("b_key"),
+    )
+    .order_by(metric_points.c.step, metric_points.c.timestamp, metric_points.c.id)
+)
+_NAN = float("nan")
+
+
+def metric_history(ex: Executor, experiment_id: str, key: str) -> list[MetricPoint] | None:
+    """Every point of ``key``, by step then timestamp; None if the experiment is unknown.
+
+    A NULL value is a NaN (see the schema).
+    """
+    rows = ex.query(METRIC_HISTORY, {"b_id": experiment_id, "b_key": key})
+    if not rows and not ex.query(STATUS_OF, {"b_id": experiment_id}):
+        return None
+    new = MetricPoint._make
+    return [new((step, from_db_time(t), _NAN if v is None else v)) for step, t, v in rows]

@@ -13,6 +13,7 @@ __all__ = [
     "Component",
     "Experiment",
     "ExperimentStatus",
+    "MetricPoint",
     "RequestRecord",
     "RequestStats",
     "request_failed",
@@ -115,3 +116,13 @@ class RequestStats:
     failures: int
     p50_ms: float | None
     p95_ms: float | None
+
+
+class MetricPoint(NamedTuple):
+    """One logged point of a metric: its step, when it was logged, and its value."""
+
+    step: int
+    timestamp: datetime
+    """Timezone-aware UTC."""
+    value: float
+    """A float; NaN and infinities come back as logged."""

@@ -25,11 +25,13 @@ from sqlalchemy import (
     UniqueConstraint,
     bindparam,
     delete,
+    func,
     insert,
     literal_column,
     select,
     update,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql import Executable
 from sqlalchemy.sql.elements import ColumnClause
 
@@ -40,12 +42,17 @@ __all__ = [
     "HEAD_REVISION",
     "INSERT_COMPONENT",
     "INSERT_EXPERIMENT",
+    "INSERT_METRIC_POINT",
+    "INSERT_PARAM",
     "INSERT_REQUEST",
     "INSERT_TAG",
+    "LAST_STEP",
+    "PARAMS_OF",
     "REAP",
     "RUNNING_ROWS",
     "STATIC_STATEMENTS",
     "STATUS_OF",
+    "UPSERT_LATEST_METRIC",
     "static",
     "alembic_version",
     "experiment_tags",
@@ -275,6 +282,34 @@ RUNNING_ROWS = select(
 ).where(experiments.c.status == _RUNNING)
 STATUS_OF = select(experiments.c.status).where(experiments.c.id == bindparam("b_id"))
 DELETE = delete(experiments).where(experiments.c.id == bindparam("b_id"))
+INSERT_METRIC_POINT = _insert(metric_points, "id")
+INSERT_PARAM = _insert(params)
+LAST_STEP = select(func.max(metric_points.c.step)).where(
+    metric_points.c.experiment_id == bindparam("b_id"), metric_points.c.key == bindparam("b_key")
+)
+PARAMS_OF = select(params.c.key, params.c.value).where(params.c.experiment_id == bindparam("b_id"))
+
+
+def _upsert_latest(insert_into: Any) -> Executable:
+    """Insert a key's latest point, or replace the stored one if this one is as late.
+
+    Later means a higher step, then a later (or equal: the newer write) timestamp.
+    SQLite compares its timestamps as text, which is chronological in its fixed format.
+    """
+    stmt = insert_into(latest_metrics).values({c.name: bindparam(c.name) for c in latest_metrics.c})
+    new, old = stmt.excluded, latest_metrics.c
+    return stmt.on_conflict_do_update(  # type: ignore[no-any-return]
+        index_elements=[old.experiment_id, old.key],
+        set_={"step": new.step, "timestamp": new.timestamp, "value": new.value},
+        where=(new.step > old.step) | ((new.step == old.step) & (new.timestamp >= old.timestamp)),
+    )
+
+
+# By dialect name: upserts are written in each dialect's own syntax.
+UPSERT_LATEST_METRIC = {
+    "sqlite": _upsert_latest(sqlite.insert),
+    "postgresql": _upsert_latest(postgresql.insert),
+}
 
 # Module-level statements live as long as the process: their compiled SQL is kept for
 # good (by the statement itself, so no other statement can ever take its place).
@@ -290,6 +325,11 @@ STATIC_STATEMENTS: set[Executable] = {
     RUNNING_ROWS,
     STATUS_OF,
     DELETE,
+    INSERT_METRIC_POINT,
+    INSERT_PARAM,
+    LAST_STEP,
+    PARAMS_OF,
+    *UPSERT_LATEST_METRIC.values(),
 }
 
 

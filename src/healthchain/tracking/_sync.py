@@ -14,6 +14,7 @@ import warnings
 import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
+from datetime import datetime
 from functools import partial
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
@@ -23,7 +24,7 @@ from anyio.from_thread import BlockingPortal
 from ._exceptions import describe
 from ._lifecycle import CLOSED_WHILE_OPEN, PROCESS_EXITED
 from ._portal import LoopThread
-from ._records import Experiment, ExperimentStatus, RequestRecord, RequestStats
+from ._records import Experiment, ExperimentStatus, MetricPoint, RequestRecord, RequestStats
 from ._settings import DEFAULT_SETTINGS
 from ._tracker import AsyncExperimentTracker
 
@@ -216,6 +217,45 @@ class ExperimentTracker:
     def log_requests(self, experiment_id: str, records: Sequence[RequestRecord]) -> None:
         """Store per-request records of a run."""
         return self._loop_thread.call(self._tracker.log_requests, experiment_id, records)
+
+    def log_metric(
+        self,
+        experiment_id: str,
+        key: str,
+        value: float,
+        *,
+        step: int | None = None,
+        timestamp: datetime | None = None,
+    ) -> None:
+        """Record one point of a metric; see :meth:`AsyncExperimentTracker.log_metric`."""
+        return self._loop_thread.call(
+            partial(
+                self._tracker.log_metric, experiment_id, key, value, step=step, timestamp=timestamp
+            )
+        )
+
+    def log_metrics(
+        self,
+        experiment_id: str,
+        metrics: Mapping[str, float],
+        *,
+        step: int | None = None,
+        timestamp: datetime | None = None,
+    ) -> None:
+        """Record several metrics at one step in one write."""
+        return self._loop_thread.call(
+            partial(
+                self._tracker.log_metrics, experiment_id, metrics, step=step, timestamp=timestamp
+            )
+        )
+
+    def log_params(self, experiment_id: str, params: Mapping[str, Any]) -> None:
+        """Record params; an equal value again is a no-op, a different one an error."""
+        return self._loop_thread.call(self._tracker.log_params, experiment_id, params)
+
+    def get_metric_history(self, experiment_id: str, key: str) -> list[MetricPoint]:
+        """Every point of a metric, ordered by step, then timestamp."""
+        return self._loop_thread.call(self._tracker.get_metric_history, experiment_id, key)
 
     def list_requests(self, experiment_id: str) -> list[RequestRecord]:
         """Every request record of an experiment, in the order they were sent."""
