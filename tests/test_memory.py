@@ -14,7 +14,7 @@ from sqlalchemy import literal_column, select
 from healthchain.tracking import _queries
 from healthchain.tracking._executors import COMPILED_CACHE_SIZE, CompiledCache, SqliteExecutor
 from healthchain.tracking._schema import INSERT_TAG, STATIC_STATEMENTS
-from healthchain.tracking._validation import ValidFilters
+from healthchain.tracking._search import ValidFilters
 
 CHILD = str(Path(__file__).parent / "memory_child.py")
 

@@ -7,6 +7,7 @@ module sits below both and imports no web stack.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from enum import Enum
@@ -60,12 +61,24 @@ def _duration_s(experiment: Experiment) -> float | None:
     return None if duration is None else duration.total_seconds()
 
 
+def _number(value: float) -> float | str:
+    # JSON has no NaN or infinity: they are written as the text that both Python's
+    # float() and JavaScript's Number() read back
+    if math.isfinite(value):
+        return value
+    return "NaN" if math.isnan(value) else "Infinity" if value > 0 else "-Infinity"
+
+
+def _metrics(experiment: Experiment) -> dict[str, float | str]:
+    return {key: _number(value) for key, value in experiment.metrics.items()}
+
+
 def _columns() -> dict[str, Callable[[Experiment], Any]]:
     # Every field of the record, in its order, and the derived duration after end_time:
     # a field added to Experiment shows up in the CLI's JSON/CSV and here with no edit.
     columns: dict[str, Callable[[Experiment], Any]] = {}
     for field in dataclasses.fields(Experiment):
-        columns[field.name] = _field(field.name)
+        columns[field.name] = _metrics if field.name == "metrics" else _field(field.name)
         if field.name == "end_time":
             columns["duration_s"] = _duration_s
     return columns

@@ -22,6 +22,8 @@ COLUMNS = (
     "end_time",
     "duration",
     "tags",
+    "metrics",
+    "params",
     "pipeline_config",
     "components",
     "error",
@@ -29,7 +31,7 @@ COLUMNS = (
     "pid",
     "heartbeat_at",
 )
-"""The fixed columns, in order; one ``tags.<key>`` column per tag key follows them."""
+"""The fixed columns, in order; one column per metric, param and tag key follows them."""
 
 
 def experiments_to_dataframe(experiments: Sequence[Experiment]) -> pandas.DataFrame:
@@ -37,7 +39,10 @@ def experiments_to_dataframe(experiments: Sequence[Experiment]) -> pandas.DataFr
 
     Times are ``datetime64[ns, UTC]``, ``duration`` is ``timedelta64`` (NaT while
     running), ``status`` is the status name, ``components`` a list of dicts in pipeline
-    order; each tag key also gets its own ``tags.<key>`` column (missing where unset).
+    order. Then, as ``mlflow.search_runs`` has them, one ``metrics.<key>`` column per
+    metric (float64: NaN where the run lacks it, or where its value is NaN), one
+    ``params.<key>`` and one ``tags.<key>`` column per key (None where unset), each set
+    sorted by key.
     """
     try:
         import pandas as pd
@@ -46,9 +51,7 @@ def experiments_to_dataframe(experiments: Sequence[Experiment]) -> pandas.DataFr
             "to_dataframe needs pandas, which is not installed; "
             "run: pip install 'healthchain[pandas]'"
         ) from exc
-    tag_keys = sorted({key for e in experiments for key in e.tags})
     data: dict[str, list[Any]] = {column: [] for column in COLUMNS}
-    tag_data: dict[str, list[Any]] = {key: [] for key in tag_keys}
     for e in experiments:
         row = (
             e.id,
@@ -59,6 +62,8 @@ def experiments_to_dataframe(experiments: Sequence[Experiment]) -> pandas.DataFr
             e.end_time,
             e.duration,
             e.tags,
+            e.metrics,
+            e.params,
             e.pipeline_config,
             [c._asdict() for c in e.components],
             e.error,
@@ -68,14 +73,13 @@ def experiments_to_dataframe(experiments: Sequence[Experiment]) -> pandas.DataFr
         )
         for column, value in zip(COLUMNS, row, strict=True):
             data[column].append(value)
-        for key in tag_keys:
-            tag_data[key].append(e.tags.get(key))
-    frame = pd.DataFrame(
-        {
-            **{column: pd.Series(values, dtype=object) for column, values in data.items()},
-            **{f"tags.{key}": pd.Series(values, dtype=object) for key, values in tag_data.items()},
-        }
-    )
+    columns = {column: pd.Series(values, dtype=object) for column, values in data.items()}
+    for group, dtype in (("metrics", "float64"), ("params", object), ("tags", object)):
+        dicts: list[dict[str, Any]] = data[group]
+        for key in sorted({key for d in dicts for key in d}):
+            values = [d.get(key) for d in dicts]
+            columns[f"{group}.{key}"] = pd.Series(values, dtype=dtype)
+    frame = pd.DataFrame(columns)
     for column in ("start_time", "end_time", "heartbeat_at"):
         frame[column] = pd.to_datetime(frame[column], utc=True)
     frame["duration"] = pd.to_timedelta(frame["duration"])

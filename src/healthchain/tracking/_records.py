@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, NamedTuple
@@ -64,6 +64,12 @@ class Experiment:
     host: str | None = None
     pid: int | None = None
     heartbeat_at: datetime | None = None
+    # Read from their own tables, for a whole page at once (see _measures): the fields
+    # marked with a "table" are not columns of the experiments table.
+    metrics: dict[str, float] = field(default_factory=dict, metadata={"table": "latest_metrics"})
+    """Each metric's latest value (highest step, then latest timestamp); NaN as ``nan``."""
+    params: dict[str, Any] = field(default_factory=dict, metadata={"table": "params"})
+    """Each param's value, as logged."""
 
     @property
     def duration(self) -> timedelta | None:

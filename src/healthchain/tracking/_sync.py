@@ -198,12 +198,23 @@ class ExperimentTracker:
         return self._loop_thread.call(self._tracker.get_experiment, experiment_id)
 
     def list_experiments(
-        self, filters: Mapping[str, Any] | None = None, *, limit: int | None = None, offset: int = 0
+        self,
+        filters: Mapping[str, Any] | None = None,
+        *,
+        limit: int | None = None,
+        offset: int = 0,
+        order_by: str | Sequence[str] | None = None,
     ) -> list[Experiment]:
-        """Experiments newest first; filter keys ``tags`` (at most 32), ``status``, ``name``,
-        ``project``; ``limit`` and ``offset`` from 0 to 2**63 - 1."""
+        """Experiments newest first or by ``order_by``; filters and ordering as in
+        :meth:`AsyncExperimentTracker.list_experiments`."""
         return self._loop_thread.call(
-            partial(self._tracker.list_experiments, filters, limit=limit, offset=offset)
+            partial(
+                self._tracker.list_experiments,
+                filters,
+                limit=limit,
+                offset=offset,
+                order_by=order_by,
+            )
         )
 
     def reap_stale(self) -> list[str]:
@@ -262,11 +273,18 @@ class ExperimentTracker:
         return self._loop_thread.call(self._tracker.list_requests, experiment_id)
 
     def to_dataframe(
-        self, filters: Mapping[str, Any] | None = None, *, limit: int | None = None, offset: int = 0
+        self,
+        filters: Mapping[str, Any] | None = None,
+        *,
+        limit: int | None = None,
+        offset: int = 0,
+        order_by: str | Sequence[str] | None = None,
     ) -> pandas.DataFrame:
         """``list_experiments(...)`` as a pandas DataFrame (the ``pandas`` extra)."""
         return self._loop_thread.call(
-            partial(self._tracker.to_dataframe, filters, limit=limit, offset=offset)
+            partial(
+                self._tracker.to_dataframe, filters, limit=limit, offset=offset, order_by=order_by
+            )
         )
 
     def request_stats(self, experiment_id: str) -> RequestStats:

@@ -34,6 +34,7 @@ from ._metric_input import (
 from ._metric_ops import MetricsOp, ParamsOp
 from ._operations import DeleteOp, EndOp, ReapOp, RequestsOp, StartOp
 from ._records import Experiment, ExperimentStatus, MetricPoint, RequestRecord, RequestStats
+from ._search import validate_filters, validate_order_by
 from ._settings import DEFAULT_SETTINGS, TrackerSettings
 from ._steps import StepCounters
 from ._validation import (
@@ -43,7 +44,6 @@ from ._validation import (
     show,
     utcnow,
     validate_components,
-    validate_filters,
     validate_id,
     validate_pipeline_config,
     validate_request_records,
@@ -392,17 +392,25 @@ class AsyncExperimentTracker(TrackerLifecycle):
         *,
         limit: int | None = None,
         offset: int = 0,
+        order_by: str | Sequence[str] | None = None,
     ) -> list[Experiment]:
-        """Experiments newest first, across all projects unless filtered.
+        """Experiments newest first (or by ``order_by``), across all projects unless filtered.
 
-        Filter keys: ``tags`` (dict; every pair must match), ``status`` (one or several),
-        ``name`` and ``project`` (exact). An unknown key raises ``InvalidFilterError``, as
-        do more than 32 tags. ``limit`` and ``offset`` range from 0 to 2**63 - 1.
+        Filter keys: ``tags`` and ``params`` (dicts; every pair must match), ``status``
+        (one or several), ``name`` and ``project`` (exact), ``metrics`` (``{"acc": (">",
+        0.5)}``, with ``=``, ``!=``, ``<``, ``<=``, ``>``, ``>=`` on the latest value; a NaN
+        value matches none). An unknown key raises ``InvalidFilterError``, as do more than
+        32 tags, metrics or params. ``order_by`` is ``"start_time"``, ``"name"``,
+        ``"duration"`` or ``"metrics.<key>"``, each with a leading ``-`` for descending, or
+        a list of up to 8 of these; NaN comes after every number and a missing metric (or
+        duration, while running) last, in both directions; ties stay newest first.
+        ``limit`` and ``offset`` range from 0 to 2**63 - 1.
         """
         valid = validate_filters(filters)
+        order = validate_order_by(order_by)
         limit = validate_row_count(limit, "limit", optional=True)
         offset = validate_row_count(offset, "offset") or 0
-        query, params = _queries.build_list_query(valid, limit, offset)
+        query, params = _queries.build_list_query(valid, limit, offset, order)
         backend = await self._reader()
         with self._storage_errors("list_experiments"):
             return await backend.read(lambda ex: _queries.list_experiments(ex, query, params))
@@ -436,13 +444,16 @@ class AsyncExperimentTracker(TrackerLifecycle):
         *,
         limit: int | None = None,
         offset: int = 0,
+        order_by: str | Sequence[str] | None = None,
     ) -> pandas.DataFrame:
         """``list_experiments(...)`` as a pandas DataFrame (``pip install 'healthchain[pandas]'``).
 
-        One row per experiment, one ``tags.<key>`` column per tag key; built in a worker
-        thread, so a large frame never stalls the event loop.
+        One row per experiment, one ``metrics.<key>``, ``params.<key>`` and ``tags.<key>``
+        column per key; built in a worker thread, so a large frame never stalls the loop.
         """
-        experiments = await self.list_experiments(filters, limit=limit, offset=offset)
+        experiments = await self.list_experiments(
+            filters, limit=limit, offset=offset, order_by=order_by
+        )
         return await anyio.to_thread.run_sync(experiments_to_dataframe, experiments)
 
     async def request_stats(self, experiment_id: str) -> RequestStats:

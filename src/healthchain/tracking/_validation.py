@@ -12,18 +12,15 @@ import reprlib
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any, NamedTuple, cast
+from typing import Any, cast
 
 from ._exceptions import InvalidFilterError, InvalidInputError
 from ._records import ExperimentStatus, RequestRecord
 
 __all__ = [
-    "FILTER_KEYS",
     "MAX_JSON_DEPTH",
     "MAX_ROWS",
     "MAX_TAG_BYTES",
-    "MAX_TAG_FILTERS",
-    "ValidFilters",
     "dump_json",
     "parse_status",
     "check_depth",
@@ -31,14 +28,11 @@ __all__ = [
     "printable",
     "utcnow",
     "validate_components",
-    "validate_filters",
     "validate_id",
     "validate_pipeline_config",
     "validate_row_count",
     "validate_tags",
 ]
-
-FILTER_KEYS = ("tags", "status", "name", "project")
 
 MAX_JSON_DEPTH = 64
 """Lists and dicts nest at most this deep in a tag value or a pipeline_config."""
@@ -46,8 +40,6 @@ MAX_TAG_BYTES = 2048
 """A tag's key plus its canonical JSON value, in bytes of UTF-8. PostgreSQL indexes the
 pair (a B-tree entry holds at most ~2,700 bytes of incompressible text), and SQLite keeps
 the same limit so data moves between them."""
-MAX_TAG_FILTERS = 32
-"""Tags one ``list_experiments`` filter may match on (each is one join)."""
 MAX_ROWS = 2**63 - 1
 """Largest ``limit`` and ``offset``: a signed 64-bit integer, SQL's BIGINT."""
 
@@ -65,16 +57,6 @@ _dumps_sorted = json.JSONEncoder(
 # names and keys on both, so data moves between them and a filter means the same on
 # each. Inside JSON values it is written as the escape \u0000, which both store.
 _NUL = "\x00"
-
-
-class ValidFilters(NamedTuple):
-    """Filters checked and normalised for the query builder."""
-
-    tags: dict[str, str]
-    """Tag key to canonical JSON text of the wanted value."""
-    statuses: tuple[ExperimentStatus, ...]
-    name: str | None
-    project: str | None
 
 
 def utcnow() -> datetime:
@@ -263,48 +245,6 @@ def parse_status(value: object, *, what: str = "status") -> ExperimentStatus:
     allowed = ", ".join(s.value for s in ExperimentStatus)
     error = InvalidFilterError if what.startswith("filters") else InvalidInputError
     raise error(f"unknown {what} {value!r}; expected one of {allowed}")
-
-
-def validate_filters(filters: object) -> ValidFilters:
-    """Check ``list_experiments`` filters; unknown keys and bad values name themselves."""
-    if filters is None:
-        return ValidFilters({}, (), None, None)
-    if not isinstance(filters, Mapping):
-        raise InvalidFilterError(
-            f"filters must be a dict with keys from {FILTER_KEYS!r}, got {filters!r}"
-        )
-    unknown = [key for key in filters if key not in FILTER_KEYS]
-    if unknown:
-        raise InvalidFilterError(
-            f"unknown filter key {unknown[0]!r}; filters accept {', '.join(FILTER_KEYS)}"
-        )
-    wanted = filters.get("tags")
-    if isinstance(wanted, Mapping) and len(wanted) > MAX_TAG_FILTERS:
-        raise InvalidFilterError(
-            f"filters['tags'] has {len(wanted):,} tags; a filter may match at most "
-            f"{MAX_TAG_FILTERS} tags at once: narrow it with fewer tags"
-        )
-    _, tag_texts = validate_tags(wanted, what="filters['tags']", error=InvalidFilterError)
-
-    status = filters.get("status")
-    statuses: tuple[ExperimentStatus, ...] = ()
-    if status is not None:
-        items: Iterable[object] = (
-            [status] if isinstance(status, str) or not isinstance(status, Iterable) else status
-        )
-        wanted_statuses = {parse_status(s, what="filters['status']") for s in items}
-        # In one fixed order, each once: the query's shape depends only on which are asked.
-        statuses = tuple(s for s in ExperimentStatus if s in wanted_statuses)
-
-    texts: list[str | None] = []
-    for key in ("name", "project"):
-        value = filters.get(key)
-        if value is not None and not isinstance(value, str):
-            raise InvalidFilterError(f"filters[{key!r}] must be a string, got {value!r}")
-        if value is not None:
-            check_storable(value, f"filters[{key!r}]", InvalidFilterError)
-        texts.append(value)
-    return ValidFilters(tag_texts, statuses, texts[0], texts[1])
 
 
 def validate_row_count(value: object, what: str, *, optional: bool = False) -> int | None:

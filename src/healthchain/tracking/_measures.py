@@ -1,0 +1,50 @@
+"""Metrics and params of a page of experiments: one query per table, not one per record.
+
+Each query asks for a chunk of ids with a fixed list of bound parameters, padded with
+NULL (which matches no id): a handful of statement shapes, each compiled once, that every
+backend runs alike.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Table, bindparam, select
+from sqlalchemy.sql import Select
+from sqlalchemy.sql.elements import BindParameter
+
+from ._executors import Executor
+from ._records import Experiment
+from ._rows import add_metrics, add_params
+from ._schema import latest_metrics, params, static
+
+__all__ = ["CHUNK", "add_measures"]
+
+CHUNK = 256
+"""Ids asked for in one query: far below every backend's limit on bound parameters."""
+
+
+@functools.cache  # bounded: two tables times the powers of two up to CHUNK
+def _by_ids(table: Table, size: int) -> Select[Any]:
+    ids: list[BindParameter[str]] = [bindparam(f"i{n}") for n in range(size)]
+    return static(
+        select(table.c.experiment_id, table.c.key, table.c.value)
+        .where(table.c.experiment_id.in_(ids))
+        # the primary key's order: keys come out sorted, with no sort step
+        .order_by(table.c.experiment_id, table.c.key)
+    )
+
+
+def add_measures(ex: Executor, records: Sequence[Experiment]) -> None:
+    """Fill in ``metrics`` and ``params`` of records just read (their dicts are empty)."""
+    by_id = {record.id: record for record in records}
+    ids = list(by_id)
+    for start in range(0, len(ids), CHUNK):
+        chunk = ids[start : start + CHUNK]
+        size = 1 << (len(chunk) - 1).bit_length()  # the next power of two
+        bound: dict[str, Any] = {f"i{n}": None for n in range(len(chunk), size)}
+        bound.update({f"i{n}": id_ for n, id_ in enumerate(chunk)})
+        add_metrics(by_id, ex.query(_by_ids(latest_metrics, size), bound))
+        add_params(by_id, ex.query(_by_ids(params, size), bound))
