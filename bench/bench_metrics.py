@@ -204,7 +204,7 @@ def summarize(raw: dict[str, list[dict[str, Any]]], plan: Plan) -> tuple[list[Ro
             "7. physical reference: plain `sqlite3`, 1,000-row batches",
             "—",
             fmt_rate(s["sqlite"]),
-            f"row 3 at {fmt_x(ratio(s['batch'], s['sqlite']))} of it",
+            _share(ratio(s["batch"], s["sqlite"])),
             "reference",
             None if s["sqlite"] is None else True,
         )
@@ -267,6 +267,10 @@ def render(
         *machine_section(meta),
     ]
     return "\n".join(lines)
+
+
+def _share(fraction: float | None) -> str:
+    return "n/a" if fraction is None else f"row 3 reaches {fraction:.0%} of it"
 
 
 def _count(value: float | None) -> str:
