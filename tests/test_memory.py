@@ -11,7 +11,7 @@ from pathlib import Path
 from helpers.storage import Storage
 from sqlalchemy import literal_column, select
 
-from healthchain.tracking import _queries
+from healthchain.tracking import _listing
 from healthchain.tracking._executors import COMPILED_CACHE_SIZE, CompiledCache, SqliteExecutor
 from healthchain.tracking._schema import INSERT_TAG, STATIC_STATEMENTS
 from healthchain.tracking._search import ValidFilters
@@ -22,11 +22,11 @@ CHILD = str(Path(__file__).parent / "memory_child.py")
 def test_list_query_shapes_are_cached_up_to_a_bound() -> None:
     for tags in range(33):
         for statuses in range(5):
-            _queries.build_list_query(
+            _listing.build_list_query(
                 ValidFilters({f"k{i}": "1" for i in range(tags)}, (), None, None), 10, statuses
             )
-    info = _queries._list_query.cache_info()
-    assert info.maxsize == _queries.LIST_QUERY_CACHE_SIZE == 64
+    info = _listing._select.cache_info()
+    assert info.maxsize == _listing.LIST_QUERY_CACHE_SIZE == 64
     assert info.currsize <= 64
 
 

@@ -94,6 +94,35 @@ async def test_64_tasks_get_steps_in_call_order(any_storage_uri: str) -> None:
     assert values(history) == [float(i) for i in range(128)]
 
 
+async def test_steps_given_while_the_writer_finds_a_key_s_last_step_are_counted(
+    any_storage_uri: str,
+) -> None:
+    async with AsyncExperimentTracker(any_storage_uri) as tracker:
+        experiment_id = await tracker.start_experiment()
+        await tracker.log_metric(experiment_id, "k", 0.0, step=9)
+    async with AsyncExperimentTracker(any_storage_uri) as tracker:  # knows no step of "k"
+        await asyncio.gather(
+            *(tracker.log_metric(experiment_id, "k", 1.0) for _ in range(3)),  # 10, 11, 12
+            tracker.log_metric(experiment_id, "k", 2.0, step=50),
+            tracker.log_metric(experiment_id, "k", 3.0, step=20),
+            *(tracker.log_metric(experiment_id, "k", 4.0) for _ in range(2)),  # 51, 52
+        )
+        await tracker.log_metric(experiment_id, "k", 5.0)  # stepped by the tracker: 53
+        history = await tracker.get_metric_history(experiment_id, "k")
+
+    assert [(p.step, p.value) for p in history] == [
+        (9, 0.0),
+        (10, 1.0),
+        (11, 1.0),
+        (12, 1.0),
+        (20, 3.0),
+        (50, 2.0),
+        (51, 4.0),
+        (52, 4.0),
+        (53, 5.0),
+    ]
+
+
 async def test_steps_continue_past_the_highest_step_logged(any_storage_uri: str) -> None:
     async with AsyncExperimentTracker(any_storage_uri) as tracker:
         experiment_id = await tracker.start_experiment()

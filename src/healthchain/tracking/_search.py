@@ -8,6 +8,7 @@ an experiment without the metric after NaN, ascending or descending.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Iterable, Mapping
 from typing import NamedTuple, NoReturn
 
@@ -158,7 +159,7 @@ def _metric_conditions(wanted: object) -> tuple[tuple[str, str, float], ...]:
 
 
 def _bound(value: object, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise InvalidFilterError(
             f"{what} compares with {show(value)}, which is not a number; use an int or a float"
         )

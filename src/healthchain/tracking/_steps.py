@@ -4,10 +4,11 @@ A point logged without a step gets one more than the highest step its key has in
 experiment. The tracker remembers that step for the keys it logged recently (at most
 :data:`MAX_STEP_COUNTERS` of them), so the common case is a dictionary lookup at call
 time. A key it does not remember (never logged by this tracker, or forgotten to keep
-the bound) is queued without a step; the writer, which applies operations in the order
-they were queued, gives it one more than the highest step stored or queued before it
-(see :func:`._operations.resolve_steps`). Once those points are written, the key is
-remembered again.
+the bound) is queued without a step, and the writer, which applies operations in the
+order they were queued, gives it one more than the highest step stored or queued before
+it (see :mod:`._metric_ops`). When the first such point is written, the tracker works
+out the key's last step from the steps the writer gave it and those queued since, and
+assigns steps itself again.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["MAX_STEP_COUNTERS", "StepCounters"]
+__all__ = ["MAX_STEP_COUNTERS", "StepCounters", "Waiting"]
 
 MAX_STEP_COUNTERS = 65_536
 """(experiment, key) pairs whose last step a tracker remembers; the least recently
@@ -27,17 +28,20 @@ logged is forgotten first, and costs one indexed lookup when it is logged again.
 class _Counter:
     """What the tracker knows of one key's steps."""
 
-    __slots__ = ("last", "pending", "seen", "settled")
+    __slots__ = ("last", "pending", "queued")
 
     def __init__(self) -> None:
         self.last: int | None = None
-        """The highest step stored or queued, or None while the writer must find it."""
+        """The highest step stored or queued; None while the writer must find it."""
+        self.queued: list[int | None] | None = None
+        """While ``last`` is None: the step of each point queued since the first one
+        without a step (None for those), in queue order."""
         self.pending = 0
-        """Operations queued without a step for this key, not yet written."""
-        self.seen = -1
-        """The highest step queued while ``pending``: explicit, or assigned by the writer."""
-        self.settled = False
-        """Whether the writer assigned a step since ``pending`` was last 0."""
+        """Points without a step in ``queued`` whose write has not come back."""
+
+
+# A point queued without a step: its counter, the counter's ``queued`` then, its index.
+Waiting = tuple[_Counter, list[int | None], int]
 
 
 class StepCounters:
@@ -52,9 +56,8 @@ class StepCounters:
     def __len__(self) -> int:
         return len(self._counters)
 
-    def _counter(self, experiment_id: str, key: str) -> _Counter:
+    def _counter(self, pair: tuple[str, str]) -> _Counter:
         counters = self._counters
-        pair = (experiment_id, key)
         counter = counters.get(pair)
         if counter is None:
             counter = counters[pair] = _Counter()
@@ -66,47 +69,59 @@ class StepCounters:
 
     def assign(
         self, experiment_id: str, keys: Sequence[str], step: int | None
-    ) -> tuple[list[int | None], list[_Counter]]:
-        """The step of each key's new point (None: the writer assigns it), and the
-        counters waiting for the writer, to pass to :meth:`settle` once it has written."""
+    ) -> tuple[list[int | None], list[Waiting]]:
+        """The step of each key's new point (None: the writer assigns it), and the points
+        left to the writer, for :meth:`settle` once their write is done."""
         steps: list[int | None] = []
-        waiting: list[_Counter] = []
+        waiting: list[Waiting] = []
         for key in keys:
-            counter = self._counter(experiment_id, key)
-            if counter.pending or counter.last is None:
+            counter = self._counter((experiment_id, key))
+            last = counter.last
+            if last is not None:
                 if step is None:
-                    counter.pending += 1
-                    waiting.append(counter)
-                elif step > counter.seen:
-                    counter.seen = step
-                steps.append(step)
-            elif step is None:
-                counter.last += 1
-                steps.append(counter.last)
-            else:
-                if step > counter.last:
-                    counter.last = step
-                steps.append(step)
+                    last += 1
+                elif step > last:
+                    last = step
+                counter.last = last
+                steps.append(last if step is None else step)
+                continue
+            queued = counter.queued
+            if step is None:
+                if queued is None:
+                    queued = counter.queued = []
+                counter.pending += 1
+                waiting.append((counter, queued, len(queued)))
+                queued.append(None)
+            elif queued is not None:  # an explicit step only matters after those
+                queued.append(step)
+            steps.append(step)
         return steps, waiting
 
     @staticmethod
-    def settle(waiting: Sequence[_Counter], assigned: Sequence[int] | None) -> None:
-        """An operation queued with ``waiting`` (see :meth:`assign`) was written, the
-        writer assigning ``assigned`` (one step per counter, in order), or failed (None).
-        A counter knows its last step again once no other such operation is queued."""
-        for i, counter in enumerate(waiting):
+    def settle(waiting: Sequence[Waiting], assigned: Sequence[int] | None) -> None:
+        """The points of ``waiting`` were written with steps ``assigned`` (in order), or
+        not written (None). The first written tells each counter its last step: replay
+        what was queued after it as the writer will. If none was written, the writer
+        looks the step up again next time."""
+        for i, (counter, queued, index) in enumerate(waiting):
+            if counter.queued is not queued:
+                continue  # the counter already knows its last step again
             counter.pending -= 1
             if assigned is not None:
-                counter.seen = max(counter.seen, assigned[i])
-                counter.settled = True
-            if not counter.pending:
-                # When every such write failed, the writer looks the step up again.
-                counter.last = counter.seen if counter.settled else None
-                counter.seen, counter.settled = -1, False
+                last = assigned[i]
+                for step in queued[index + 1 :]:
+                    if step is None:
+                        last += 1
+                    elif step > last:
+                        last = step
+                counter.last, counter.queued, counter.pending = last, None, 0
+            elif not counter.pending:
+                counter.queued = None
 
     @classmethod
-    def settle_when_done(cls, waiting: Sequence[_Counter], future: asyncio.Future[Any]) -> None:
+    def settle_when_done(cls, waiting: Sequence[Waiting], future: asyncio.Future[Any]) -> None:
         """:meth:`settle` from the operation's future: a done-callback, so a cancelled
-        caller cannot leave a counter waiting for good."""
+        caller cannot leave a counter waiting for good. A cancelled operation may still
+        be written: counting it as not written can only leave a gap in the steps."""
         failed = future.cancelled() or future.exception() is not None
         cls.settle(waiting, None if failed else future.result())

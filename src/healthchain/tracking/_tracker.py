@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from . import _queries
+from . import _listing, _queries
 from ._config import validate_project_name
 from ._dataframe import experiments_to_dataframe
 from ._exceptions import (
@@ -317,15 +317,15 @@ class AsyncExperimentTracker(TrackerLifecycle):
         # No await from here to the submit: steps are assigned in call order, and the
         # writer applies operations in the order they were queued.
         steps, waiting = self._steps.assign(experiment_id, [k for k, _ in values], wanted)
-        try:
-            with self._storage_errors(action):
-                future = writer.submit(MetricsOp.of(experiment_id, values, steps, when))
-        except BaseException:
-            self._steps.settle(waiting, None)
-            raise
-        if waiting:
-            future.add_done_callback(partial(self._steps.settle_when_done, waiting))
+        op = MetricsOp.of(experiment_id, values, steps, when)
         with self._storage_errors(action):
+            try:
+                future = writer.submit(op)
+            except BaseException:
+                self._steps.settle(waiting, None)
+                raise
+            if waiting:
+                future.add_done_callback(partial(self._steps.settle_when_done, waiting))
             await future
 
     async def log_params(self, experiment_id: str, params: Mapping[str, Any]) -> None:
@@ -410,7 +410,7 @@ class AsyncExperimentTracker(TrackerLifecycle):
         order = validate_order_by(order_by)
         limit = validate_row_count(limit, "limit", optional=True)
         offset = validate_row_count(offset, "offset") or 0
-        query, params = _queries.build_list_query(valid, limit, offset, order)
+        query, params = _listing.build_list_query(valid, limit, offset, order)
         backend = await self._reader()
         with self._storage_errors("list_experiments"):
             return await backend.read(lambda ex: _queries.list_experiments(ex, query, params))

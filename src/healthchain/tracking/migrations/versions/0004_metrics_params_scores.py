@@ -40,9 +40,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_metric_points")),
     )
     op.create_index(
-        op.f("ix_metric_points_experiment_id_key_step"),
+        op.f("ix_metric_points_experiment_id_key_step_timestamp_value"),
         "metric_points",
-        ["experiment_id", "key", "step"],
+        ["experiment_id", "key", "step", "timestamp", "value"],
     )
     op.create_table(
         "latest_metrics",
