@@ -24,6 +24,7 @@ from healthchain.tracking import (
     ExperimentTracker,
     InvalidInputError,
     MetricPoint,
+    StorageError,
     TrackerClosedError,
     _steps,
 )
@@ -465,6 +466,7 @@ def test_the_latest_value_is_the_highest_step_then_the_latest_time(any_storage: 
         ("b", 2, 1.0),
         ("c", 2, 2.0),
         ("many", 63, 63.0),
+        ("mixed", 6, 2.0),
         ("n", 1, None),  # NaN is stored as NULL
         ("other", 9, 0.0),
     ]
@@ -474,7 +476,29 @@ async def _log_many(tracker: AsyncExperimentTracker, experiment_id: str) -> None
     await asyncio.gather(
         *(tracker.log_metric(experiment_id, "many", i) for i in range(64)),
         *(tracker.log_metric(experiment_id, "other", -i, step=9 - i) for i in range(10)),
+        tracker.log_metric(experiment_id, "mixed", 1.0, step=5),
+        tracker.log_metric(experiment_id, "mixed", 2.0),  # step 6: the latest
+        tracker.log_metric(experiment_id, "mixed", 3.0, step=2),
     )
+
+
+def test_hundreds_of_points_in_one_write_are_all_stored(any_storage: Storage) -> None:
+    # SQLite binds them a chunk of rows per statement: 300 is 128 + 128 + 32 + 8 + 4.
+    metrics = {f"m{i:03}": i / 7 for i in range(300)}
+    with ExperimentTracker(any_storage.uri) as tracker:
+        experiment_id = tracker.start_experiment()
+        tracker.log_metrics(experiment_id, metrics, step=3)
+        tracker.log_params(experiment_id, {f"p{i}": i for i in range(300)})
+    points = any_storage.query(
+        "SELECT key, step, value FROM metric_points WHERE experiment_id = ? ORDER BY key",
+        experiment_id,
+    )
+    latest = any_storage.query(
+        "SELECT key, step, value FROM latest_metrics WHERE experiment_id = ? ORDER BY key",
+        experiment_id,
+    )
+    assert points == latest == [(k, 3, v) for k, v in metrics.items()]
+    assert any_storage.query("SELECT count(*) FROM params") == [(300,)]
 
 
 def test_deleting_an_experiment_deletes_its_metrics_and_params(any_storage: Storage) -> None:
@@ -505,3 +529,71 @@ def test_the_sync_tracker_mirrors_the_metric_calls(any_storage: Storage) -> None
         with pytest.raises(ExperimentNotFoundError):
             tracker.log_metric(UNKNOWN, "m", 1)
     assert [(p.step, p.value) for p in history] == [(2, 1.0), (3, 2.0)]
+
+
+# --- what another program does to the same tables ----------------------------------------
+
+
+def test_a_point_refused_by_another_program_s_trigger_fails_alone(
+    sqlite_storage: Storage,
+) -> None:
+    with ExperimentTracker(sqlite_storage.uri) as tracker:
+        experiment_id = tracker.start_experiment()
+        sqlite_storage.query(
+            "CREATE TRIGGER refuse BEFORE INSERT ON metric_points WHEN NEW.key = 'vetoed' "
+            "BEGIN SELECT RAISE(ABORT, 'vetoed by a trigger'); END"
+        )
+        with pytest.raises(StorageError, match=r"log_metric on .* failed: .*vetoed by a trigger"):
+            tracker.log_metric(experiment_id, "vetoed", 1.0)
+        outcomes = tracker.portal.call(
+            _log_beside_a_vetoed_point, tracker.async_tracker, experiment_id
+        )
+        assert [type(o) for o in outcomes] == [type(None)] * 10 + [StorageError]
+        assert values(tracker.get_metric_history(experiment_id, "fine")) == [
+            float(i) for i in range(10)
+        ]
+        assert tracker.get_metric_history(experiment_id, "vetoed") == []
+
+
+async def _log_beside_a_vetoed_point(
+    tracker: AsyncExperimentTracker, experiment_id: str
+) -> list[object]:
+    return await asyncio.gather(
+        *(tracker.log_metric(experiment_id, "fine", i) for i in range(10)),
+        tracker.log_metrics(experiment_id, {"fine2": 1.0, "vetoed": 2.0}),
+        return_exceptions=True,
+    )
+
+
+async def test_a_param_another_writer_stores_meanwhile_is_judged_again(postgres_uri: str) -> None:
+    import asyncpg
+
+    async with AsyncExperimentTracker(postgres_uri) as tracker:
+        experiment_id = await tracker.start_experiment()
+        other, watcher = await asyncpg.connect(postgres_uri), await asyncpg.connect(postgres_uri)
+        try:
+            async with other.transaction():
+                await other.execute(
+                    """INSERT INTO params VALUES ($1, 'p', '"x"'), ($1, 'q', '1')""", experiment_id
+                )
+                changed = asyncio.ensure_future(
+                    tracker.log_params(experiment_id, {"p": "y", "r": 1})
+                )
+                # The tracker's insert waits on the other writer's uncommitted key.
+                for _ in range(3000):
+                    if await watcher.fetchval(
+                        "SELECT count(*) FROM pg_stat_activity "
+                        "WHERE wait_event_type = 'Lock' AND datname = current_database()"
+                    ):
+                        break
+                    await asyncio.sleep(0.01)
+                else:
+                    pytest.fail("the tracker's insert never waited for the other writer")
+            with pytest.raises(ExperimentStateError, match=r"'p'.* 'x'; it cannot become 'y'"):
+                await changed
+        finally:
+            await other.close()
+            await watcher.close()
+        await tracker.log_params(experiment_id, {"q": 1, "r": "free"})  # q equal; r unwritten
+        with pytest.raises(ExperimentStateError, match=r"'r'.*'free'.* 2"):
+            await tracker.log_params(experiment_id, {"r": 2})

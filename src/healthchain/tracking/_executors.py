@@ -10,7 +10,8 @@ from __future__ import annotations
 import operator
 import sqlite3
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from itertools import chain
 from typing import Any, Protocol, cast
 
 from sqlalchemy import Connection
@@ -47,7 +48,42 @@ class Executor(Protocol):
     def query(self, stmt: Executable, params: dict[str, Any] | None = None) -> list[Any]: ...
 
 
-_Compiled = tuple[str, Callable[[Any], Any], dict[str, Any]]
+class _ManyRows:
+    """An ``INSERT .. VALUES (?, ..)`` rewritten to bind many rows in one statement.
+
+    sqlite3's ``executemany`` runs one statement per row and releases the GIL around
+    each: under load, every row then waits for the event loop's thread to hand the GIL
+    back. One statement per chunk of rows is one wait per chunk. A chunk binds at most
+    999 parameters (the limit of SQLite builds before 3.32); each size used is a power
+    of two, so a connection's statement cache holds a few shapes, not one per length.
+    """
+
+    __slots__ = ("_head", "_row", "_sql", "_tail", "largest")
+
+    def __init__(self, sql: str, width: int) -> None:
+        start = sql.index(" VALUES (") + len(" VALUES ")
+        end = sql.index(")", start) + 1
+        self._head, self._row, self._tail = sql[:start], sql[start:end], sql[end:]
+        self.largest = 1 << ((999 // width).bit_length() - 1)
+        self._sql: dict[int, str] = {}
+
+    def sql(self, size: int) -> str:
+        text = self._sql.get(size)
+        if text is None:
+            text = self._sql[size] = f"{self._head}{', '.join([self._row] * size)}{self._tail}"
+        return text
+
+    def chunks(self, count: int) -> Iterator[tuple[int, int]]:
+        """``(start, size)`` of each chunk of ``count`` rows."""
+        start = 0
+        while start < count:
+            left = count - start
+            size = self.largest if left >= self.largest else 1 << (left.bit_length() - 1)
+            yield start, size
+            start += size
+
+
+_Compiled = tuple[str, Callable[[Any], Any], dict[str, Any], _ManyRows | None]
 
 
 class CompiledCache:
@@ -111,7 +147,10 @@ class SqliteExecutor:
                 ),
             )
             names = compiled.positiontup or []
-            entry = (compiled.string, _picker(names), compiled.params)
+            many = None
+            if compiled.isinsert and " VALUES (" in compiled.string and len(names) < 999:
+                many = _ManyRows(compiled.string, len(names))
+            entry = (compiled.string, _picker(names), compiled.params, many)
             self._cache.put(stmt, entry)
         return entry
 
@@ -129,13 +168,19 @@ class SqliteExecutor:
     def run(
         self, stmt: Executable, rows: Sequence[dict[str, Any]], *, counted: bool = False
     ) -> int:
-        sql, pick, _ = self._compiled(stmt)
+        sql, pick, _, many = self._compiled(stmt)
         if len(rows) == 1:
             return self._conn.execute(sql, pick(rows[0])).rowcount
-        return self._conn.executemany(sql, map(pick, rows)).rowcount
+        if many is None:
+            return self._conn.executemany(sql, map(pick, rows)).rowcount
+        execute, flat = self._conn.execute, chain.from_iterable
+        return sum(
+            execute(many.sql(size), tuple(flat(map(pick, rows[start : start + size])))).rowcount
+            for start, size in many.chunks(len(rows))
+        )
 
     def query(self, stmt: Executable, params: dict[str, Any] | None = None) -> list[Any]:
-        sql, pick, bound = self._compiled(stmt)
+        sql, pick, bound, _ = self._compiled(stmt)
         if params:
             bound = {**bound, **params}
         return self._conn.execute(sql, pick(bound)).fetchall()

@@ -52,22 +52,30 @@ def validate_metric_key(key: object, what: str = "key") -> str:
     return str(key)
 
 
-def validate_metric_value(value: object, what: str = "value") -> float:
-    """A metric value as a float: ints and floats (NaN and infinities too), never bools."""
-    if type(value) is float:
-        return value
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+def validate_metric_value(value: object, key: str | None = None) -> float:
+    """A metric value as a float: ints and floats (NaN and infinities too), never bools.
+
+    ``key`` names it in a message as ``metrics[key]`` (``log_metrics``), else ``value``.
+    """
+    kind = type(value)
+    if kind is float:
+        return value  # type: ignore[return-value]
+    if kind is not int and (isinstance(value, bool) or not isinstance(value, numbers.Real)):
         raise InvalidInputError(
-            f"{what} must be an int or a float, got {type(value).__name__} {show(value)}; "
-            "convert it to a number first"
+            f"{_named(key)} must be an int or a float, got {type(value).__name__} "
+            f"{show(value)}; convert it to a number first"
         )
     try:
-        return float(value)
+        return float(value)  # type: ignore[arg-type]
     except OverflowError:
         raise InvalidInputError(
-            f"{what} {show(value)} is too large for a float (a metric is stored as a 64-bit "
-            "float, at most about 1.8e308); scale it down"
+            f"{_named(key)} {show(value)} is too large for a float (a metric is stored as a "
+            "64-bit float, at most about 1.8e308); scale it down"
         ) from None
+
+
+def _named(key: str | None) -> str:
+    return "value" if key is None else f"metrics[{show(key)}]"
 
 
 def validate_step(step: object) -> int | None:
@@ -98,7 +106,7 @@ def validate_timestamp(timestamp: object) -> datetime:
 
 def validate_metrics(metrics: object) -> list[tuple[str, float]]:
     """``{key: value}`` for ``log_metrics`` as ``[(key, value), ...]``, in the dict's order."""
-    if not isinstance(metrics, Mapping):
+    if type(metrics) is not dict and not isinstance(metrics, Mapping):
         raise InvalidInputError(
             f"metrics must be a dict of metric keys to numbers, got {type(metrics).__name__} "
             f"{show(metrics)}"
@@ -106,7 +114,9 @@ def validate_metrics(metrics: object) -> list[tuple[str, float]]:
     out: list[tuple[str, float]] = []
     for key, value in metrics.items():
         checked = validate_metric_key(key, "metrics key")
-        out.append((checked, validate_metric_value(value, f"metrics[{show(checked)}]")))
+        out.append(
+            (checked, value if type(value) is float else validate_metric_value(value, checked))
+        )
     return out
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
-from ._exceptions import ExperimentNotFoundError, ExperimentStateError, StorageError
+from ._exceptions import ExperimentNotFoundError, ExperimentStateError
 from ._executors import Executor
 from ._operations import Conflict, Op
 from ._schema import (
@@ -29,21 +29,24 @@ from ._validation import show
 
 __all__ = ["MetricsOp", "ParamsOp"]
 
-# (key, step or None for the writer to assign, encoded timestamp, value or None for NaN)
-Point = tuple[str, int | None, Any, float | None]
+Row = dict[str, Any]
+_NO_STEPS: tuple[int, ...] = ()
 
 
 class MetricsOp(Op):
-    """Points of one experiment's metrics; its result is the steps the writer assigned
-    to the points queued without one, in order."""
+    """Points of one experiment's metrics, as ``metric_points`` rows (a step of None is
+    the writer's to assign); its result is the steps the writer assigned, in order."""
 
-    __slots__ = ("experiment_id", "points", "unstepped")
+    __slots__ = ("experiment_id", "explicit", "rows", "unstepped")
     what = "metric point"
     order = 1
 
-    def __init__(self, experiment_id: str, points: list[Point], unstepped: bool) -> None:
+    def __init__(
+        self, experiment_id: str, rows: list[Row], *, unstepped: bool, explicit: bool
+    ) -> None:
         super().__init__()
-        self.experiment_id, self.points, self.unstepped = experiment_id, points, unstepped
+        self.experiment_id, self.rows = experiment_id, rows
+        self.unstepped, self.explicit = unstepped, explicit
 
     @classmethod
     def of(
@@ -52,18 +55,28 @@ class MetricsOp(Op):
         values: Sequence[tuple[str, float]],
         steps: Sequence[int | None],
         timestamp: Any,
+        *,
+        explicit: bool,
     ) -> MetricsOp:
-        """Points from validated ``(key, value)`` pairs, their steps and ``timestamp``
-        (encoded). NaN is stored as NULL on every backend (SQLite cannot store it)."""
-        points: list[Point] = [
-            (key, step, timestamp, None if value != value else value)
+        """Rows from validated ``(key, value)`` pairs, their steps and ``timestamp``
+        (encoded); ``explicit`` if the caller chose the step. NaN is stored as NULL on
+        every backend (SQLite cannot store it). Built here, on the caller's turn, so the
+        writer's thread holds the GIL for less."""
+        rows: list[Row] = [
+            {
+                "experiment_id": experiment_id,
+                "key": key,
+                "step": step,
+                "timestamp": timestamp,
+                "value": None if value != value else value,
+            }
             for (key, value), step in zip(values, steps, strict=True)
         ]
-        return cls(experiment_id, points, None in steps)
+        return cls(experiment_id, rows, unstepped=None in steps, explicit=explicit)
 
     @property
     def units(self) -> int:
-        return len(self.points)
+        return len(self.rows)
 
     @property
     def experiment_ids(self) -> list[str]:
@@ -72,69 +85,72 @@ class MetricsOp(Op):
     @classmethod
     def apply_all(cls, ex: Executor, ops: Sequence[MetricsOp]) -> list[Any]:
         if any(op.unstepped for op in ops):
-            rows, results = _assign_steps(ex, ops)
+            per_op, results = _assign_steps(ex, ops)
         else:
-            rows = [
-                {"experiment_id": op.experiment_id, "key": k, "step": s, "timestamp": t, "value": v}
-                for op in ops
-                for k, s, t, v in op.points
-            ]
-            results = [[] for _ in ops]
+            per_op, results = [op.rows for op in ops], [_NO_STEPS] * len(ops)
         try:
-            ex.run(INSERT_METRIC_POINT, rows)
-            ex.run(UPSERT_LATEST_METRIC[ex.dialect], _latest(rows))
-        except (sqlite3.IntegrityError, IntegrityError) as exc:
+            ex.run(INSERT_METRIC_POINT, [row for rows in per_op for row in rows])
+            ex.run(UPSERT_LATEST_METRIC[ex.dialect], _latest(ops, per_op))
+        except (sqlite3.IntegrityError, IntegrityError):
             if len(ops) > 1:
                 raise Conflict from None
-            _explain(ex, ops[0].experiment_id, exc)
+            if _missing(ex, ops[0].experiment_id):
+                raise ExperimentNotFoundError(ops[0].experiment_id) from None
+            raise  # not ours: another program's constraint or trigger
         return results
 
 
-def _assign_steps(ex: Executor, ops: Sequence[MetricsOp]) -> tuple[list[dict[str, Any]], list[Any]]:
-    """Rows of ``ops`` with a step for each point queued without one: one more than the
-    highest step of its key stored or earlier in the batch. Ops apply in queue order."""
+def _assign_steps(ex: Executor, ops: Sequence[MetricsOp]) -> tuple[list[list[Row]], list[Any]]:
+    """Each op's rows with a step for each point queued without one: one more than the
+    highest step of its key stored or earlier in the batch. Ops apply in queue order.
+    The ops keep their own rows, for a replay one by one."""
     highest: dict[tuple[str, str], int] = {}  # in this batch, and stored once looked up
     looked_up: set[tuple[str, str]] = set()
-    rows: list[dict[str, Any]] = []
+    per_op: list[list[Row]] = []
     results: list[Any] = []
     for op in ops:
-        experiment_id = op.experiment_id
+        rows: list[Row] = []
         assigned: list[int] = []
-        for key, step, timestamp, value in op.points:
-            pair = (experiment_id, key)
+        for row in op.rows:
+            pair = (op.experiment_id, row["key"])
+            step = row["step"]
             if step is None:
                 last = highest.get(pair, -1)
                 if pair not in looked_up:
                     looked_up.add(pair)
-                    stored = ex.query(LAST_STEP, {"b_id": experiment_id, "b_key": key})[0][0]
+                    stored = ex.query(LAST_STEP, {"b_id": pair[0], "b_key": pair[1]})[0][0]
                     if stored is not None and stored > last:
                         last = int(stored)
                 step = last + 1
                 assigned.append(step)
+                row = {**row, "step": step}
             if step > highest.get(pair, -1):
                 highest[pair] = step
-            rows.append(
-                {
-                    "experiment_id": experiment_id,
-                    "key": key,
-                    "step": step,
-                    "timestamp": timestamp,
-                    "value": value,
-                }
-            )
+            rows.append(row)
+        per_op.append(rows)
         results.append(assigned)
-    return rows, results
+    return per_op, results
 
 
-def _latest(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _latest(ops: Sequence[MetricsOp], per_op: list[list[Row]]) -> list[Row]:
     """Each (experiment, key)'s latest row: one upsert per key, and none that PostgreSQL
-    would refuse for touching one row twice in a statement."""
-    latest: dict[tuple[str, str], dict[str, Any]] = {}
-    for row in rows:
-        pair = (row["experiment_id"], row["key"])
-        best = latest.get(pair)
-        if best is None or (row["step"], row["timestamp"]) >= (best["step"], best["timestamp"]):
-            latest[pair] = row
+    would refuse for touching one row twice in a statement.
+
+    A step the tracker or the writer assigned is higher than any queued before it for
+    its key, so only a step the caller chose needs comparing.
+    """
+    latest: dict[tuple[str, str], Row] = {}
+    for op, rows in zip(ops, per_op, strict=True):
+        experiment_id = op.experiment_id
+        if not op.explicit:
+            for row in rows:
+                latest[experiment_id, row["key"]] = row
+            continue
+        for row in rows:
+            pair = (experiment_id, row["key"])
+            best = latest.get(pair)
+            if best is None or (row["step"], row["timestamp"]) >= (best["step"], best["timestamp"]):
+                latest[pair] = row
     return list(latest.values())
 
 
@@ -160,6 +176,18 @@ class ParamsOp(Op):
 
     @classmethod
     def apply_all(cls, ex: Executor, ops: Sequence[ParamsOp]) -> list[Any]:
+        try:
+            return cls._apply(ex, ops)
+        except (sqlite3.IntegrityError, IntegrityError):
+            if len(ops) > 1:
+                raise Conflict from None
+            if _missing(ex, ops[0].experiment_id):
+                raise ExperimentNotFoundError(ops[0].experiment_id) from None
+        # Another writer stored one of these keys since we looked: judge them again.
+        return cls._apply(ex, ops)
+
+    @classmethod
+    def _apply(cls, ex: Executor, ops: Sequence[ParamsOp]) -> list[Any]:
         stored: dict[str, dict[str, str]] = {}  # each experiment's, and this batch's so far
         rows: list[dict[str, Any]] = []
         results: list[Any] = []
@@ -178,12 +206,7 @@ class ParamsOp(Op):
                     for key, text in new.items()
                 )
         if rows:
-            try:
-                ex.run(INSERT_PARAM, rows)
-            except (sqlite3.IntegrityError, IntegrityError) as exc:
-                if len(ops) > 1:
-                    raise Conflict from None
-                _explain(ex, ops[0].experiment_id, exc)
+            ex.run(INSERT_PARAM, rows)
         return results
 
     def _check(self, known: dict[str, str]) -> ExperimentStateError | None:
@@ -205,13 +228,9 @@ def _shown(text: str) -> str:
         return show(text)
 
 
-def _explain(ex: Executor, experiment_id: str, exc: Exception) -> None:
-    """A write of ``experiment_id``'s rows broke a constraint: the foreign key, unless
-    something else wrote the same rows at the same time."""
+def _missing(ex: Executor, experiment_id: str) -> bool:
+    """After a write broke a constraint: whether ``experiment_id`` names no experiment
+    (the foreign key). The failed transaction is rolled back and a new one begun."""
     ex.rollback()  # PostgreSQL refuses anything more in a failed transaction
     ex.begin()
-    if not ex.query(STATUS_OF, {"b_id": experiment_id}):
-        raise ExperimentNotFoundError(experiment_id) from None
-    raise StorageError(
-        f"another writer changed experiment {experiment_id!r} at the same time; try again"
-    ) from exc
+    return not ex.query(STATUS_OF, {"b_id": experiment_id})

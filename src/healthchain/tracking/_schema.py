@@ -5,7 +5,7 @@ Migrations in ``migrations/`` build exactly this schema (a test pins it).
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import (
     JSON,
@@ -29,10 +29,12 @@ from sqlalchemy import (
     insert,
     literal_column,
     select,
+    text,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.sql import Executable
+from sqlalchemy.dialects.postgresql.base import PGDialect
+from sqlalchemy.sql import ClauseElement, Executable
 from sqlalchemy.sql.elements import ColumnClause
 
 __all__ = [
@@ -306,10 +308,20 @@ def _upsert_latest(insert_into: Any) -> Executable:
     )
 
 
+def _compiled_once(stmt: Executable, table: Table) -> Executable:
+    """``stmt`` (PostgreSQL's) as text with typed named parameters, so it is compiled
+    once: SQLAlchemy does not cache dialect-specific inserts (``inherit_cache = False``)
+    and would compile it again, ~0.5 ms, on every execution."""
+    dialect = PGDialect(paramstyle="named")  # type: ignore[no-untyped-call]
+    sql = str(cast(ClauseElement, stmt).compile(dialect=dialect))
+    return text(sql).bindparams(*(bindparam(c.name, type_=c.type) for c in table.c))
+
+
 # By dialect name: upserts are written in each dialect's own syntax.
 UPSERT_LATEST_METRIC = {
+    # SQLite's executor compiles and keeps every statement itself (see _executors).
     "sqlite": _upsert_latest(sqlite.insert),
-    "postgresql": _upsert_latest(postgresql.insert),
+    "postgresql": _compiled_once(_upsert_latest(postgresql.insert), latest_metrics),
 }
 
 # Module-level statements live as long as the process: their compiled SQL is kept for

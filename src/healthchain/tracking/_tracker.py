@@ -317,7 +317,7 @@ class AsyncExperimentTracker(TrackerLifecycle):
         # No await from here to the submit: steps are assigned in call order, and the
         # writer applies operations in the order they were queued.
         steps, waiting = self._steps.assign(experiment_id, [k for k, _ in values], wanted)
-        op = MetricsOp.of(experiment_id, values, steps, when)
+        op = MetricsOp.of(experiment_id, values, steps, when, explicit=wanted is not None)
         with self._storage_errors(action):
             try:
                 future = writer.submit(op)
