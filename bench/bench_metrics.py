@@ -324,10 +324,17 @@ def main() -> int:
         help="where to write (default bench/RESULTS_metrics.md; --quick: nowhere)",
     )
     parser.add_argument("--tmp", type=Path, help="directory for the scratch databases")
+    parser.add_argument(
+        "--quiet-wait",
+        type=float,
+        help="seconds each subprocess may wait for other processes to go quiet (default 5)",
+    )
     args = parser.parse_args()
     plan = QUICK if args.quick else FULL
     if args.rounds:
         plan = replace(plan, rounds=args.rounds)
+    if args.quiet_wait is not None:
+        plan = replace(plan, quiet_wait_s=args.quiet_wait)
     with_mlflow = not args.no_mlflow
 
     meta = machine(["mlflow-skinny", "psutil"] if with_mlflow else ["psutil"])
