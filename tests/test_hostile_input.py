@@ -173,7 +173,7 @@ def test_bad_tags_are_refused_and_write_nothing(tracker: ExperimentTracker, tags
 def test_unknown_filter_keys_and_statuses_are_named(
     tracker: ExperimentTracker, key: str, value: str
 ) -> None:
-    if key not in ("tags", "status", "name", "project"):
+    if key not in ("tags", "status", "name", "project", "metrics", "params"):
         with pytest.raises(InvalidFilterError, match="unknown filter key") as info:
             tracker.list_experiments({key: value})
         assert repr(key) in str(info.value)

@@ -7,9 +7,12 @@ through a side door where the API alone cannot show it (the latest-value table).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import re
+import sqlite3
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -278,6 +281,25 @@ async def test_bad_keys_values_steps_and_times_are_refused_with_nothing_written(
         assert steps(await tracker.get_metric_history(experiment_id, "good")) == [0]
 
 
+async def test_a_key_that_reached_the_largest_step_takes_no_further_step(
+    any_storage_uri: str,
+) -> None:
+    largest = 2**63 - 1
+    async with AsyncExperimentTracker(any_storage_uri) as tracker:
+        experiment_id = await tracker.start_experiment()
+        await tracker.log_metric(experiment_id, "k", 1.0, step=largest)
+        for _ in range(2):  # the tracker knows the step
+            with pytest.raises(InvalidInputError, match=r"'k' .* reached step 9,223,372,036,"):
+                await tracker.log_metrics(experiment_id, {"fresh": 1.0, "k": 2.0})
+    async with AsyncExperimentTracker(any_storage_uri) as tracker:  # the writer finds it
+        with pytest.raises(InvalidInputError, match=r"'k' .* reached step"):
+            await tracker.log_metric(experiment_id, "k", 3.0)
+        await tracker.log_metric(experiment_id, "k", 4.0, step=7)
+        history = await tracker.get_metric_history(experiment_id, "k")
+        assert [(p.step, p.value) for p in history] == [(7, 4.0), (largest, 1.0)]
+        assert await tracker.get_metric_history(experiment_id, "fresh") == []
+
+
 async def test_numbers_of_other_types_are_taken_as_floats(any_storage_uri: str) -> None:
     from fractions import Fraction
 
@@ -499,6 +521,23 @@ def test_hundreds_of_points_in_one_write_are_all_stored(any_storage: Storage) ->
     )
     assert points == latest == [(k, 3, v) for k, v in metrics.items()]
     assert any_storage.query("SELECT count(*) FROM params") == [(300,)]
+
+
+def test_sqlite_binds_many_rows_per_insert_whatever_the_values_clause(tmp_path: Path) -> None:
+    from sqlalchemy import Column, Integer, MetaData, Table, Text, bindparam, func, insert
+
+    from healthchain.tracking._executors import CompiledCache, SqliteExecutor
+
+    table = Table("t", MetaData(), Column("a", Integer), Column("b", Text))
+    stmt = insert(table).values(a=bindparam("a"), b=func.json(bindparam("b")))
+    with contextlib.closing(sqlite3.connect(tmp_path / "t.db")) as conn:
+        conn.execute("CREATE TABLE t (a INTEGER, b TEXT)")
+        ex = SqliteExecutor(conn, CompiledCache())
+        ex.begin()
+        assert ex.run(stmt, [{"a": i, "b": f'{{"i": {i}}}'} for i in range(300)]) == 300
+        ex.commit()
+        rows = conn.execute("SELECT a, b FROM t ORDER BY a").fetchall()
+    assert rows == [(i, f'{{"i":{i}}}') for i in range(300)]
 
 
 def test_deleting_an_experiment_deletes_its_metrics_and_params(any_storage: Storage) -> None:

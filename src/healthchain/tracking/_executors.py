@@ -62,7 +62,12 @@ class _ManyRows:
 
     def __init__(self, sql: str, width: int) -> None:
         start = sql.index(" VALUES (") + len(" VALUES ")
-        end = sql.index(")", start) + 1
+        end, depth = start, 0
+        while True:  # to the row's closing parenthesis (a value may be a function call)
+            depth += (sql[end] == "(") - (sql[end] == ")")
+            end += 1
+            if not depth:
+                break
         self._head, self._row, self._tail = sql[:start], sql[start:end], sql[end:]
         self.largest = 1 << ((999 // width).bit_length() - 1)
         self._sql: dict[int, str] = {}

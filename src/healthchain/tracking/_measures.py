@@ -37,14 +37,22 @@ def _by_ids(table: Table, size: int) -> Select[Any]:
     )
 
 
+# One row of the table, if it has any: a table with none (params, for runs that never
+# log any) is not asked about every chunk of ids.
+_ANY_ROW = {table: static(select(table.c.key).limit(1)) for table in (latest_metrics, params)}
+_ADD = ((latest_metrics, add_metrics), (params, add_params))
+
+
 def add_measures(ex: Executor, records: Sequence[Experiment]) -> None:
     """Fill in ``metrics`` and ``params`` of records just read (their dicts are empty)."""
     by_id = {record.id: record for record in records}
     ids = list(by_id)
-    for start in range(0, len(ids), CHUNK):
-        chunk = ids[start : start + CHUNK]
-        size = 1 << (len(chunk) - 1).bit_length()  # the next power of two
-        bound: dict[str, Any] = {f"i{n}": None for n in range(len(chunk), size)}
-        bound.update({f"i{n}": id_ for n, id_ in enumerate(chunk)})
-        add_metrics(by_id, ex.query(_by_ids(latest_metrics, size), bound))
-        add_params(by_id, ex.query(_by_ids(params, size), bound))
+    for table, add in _ADD:
+        if not ids or not ex.query(_ANY_ROW[table]):
+            continue
+        for start in range(0, len(ids), CHUNK):
+            chunk = ids[start : start + CHUNK]
+            size = 1 << (len(chunk) - 1).bit_length()  # the next power of two
+            bound: dict[str, Any] = {f"i{n}": None for n in range(len(chunk), size)}
+            bound.update({f"i{n}": id_ for n, id_ in enumerate(chunk)})
+            add(by_id, ex.query(_by_ids(table, size), bound))

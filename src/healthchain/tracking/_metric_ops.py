@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ._exceptions import ExperimentNotFoundError, ExperimentStateError
 from ._executors import Executor
+from ._metric_input import MAX_STEP
 from ._operations import Conflict, Op
 from ._schema import (
     INSERT_METRIC_POINT,
@@ -25,6 +26,7 @@ from ._schema import (
     STATUS_OF,
     UPSERT_LATEST_METRIC,
 )
+from ._steps import steps_exhausted
 from ._validation import show
 
 __all__ = ["MetricsOp", "ParamsOp"]
@@ -122,6 +124,8 @@ def _assign_steps(ex: Executor, ops: Sequence[MetricsOp]) -> tuple[list[list[Row
                     if stored is not None and stored > last:
                         last = int(stored)
                 step = last + 1
+                if step > MAX_STEP:
+                    raise steps_exhausted(*pair)
                 assigned.append(step)
                 row = {**row, "step": step}
             if step > highest.get(pair, -1):

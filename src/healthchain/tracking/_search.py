@@ -75,12 +75,12 @@ def validate_filters(filters: object) -> ValidFilters:
         return ValidFilters({}, (), None, None)
     if not isinstance(filters, Mapping):
         raise InvalidFilterError(
-            f"filters must be a dict with keys from {FILTER_KEYS!r}, got {show(filters)}"
+            f"filters must be a dict with keys from {FILTER_KEYS!r}, got {filters!r}"
         )
     unknown = [key for key in filters if key not in FILTER_KEYS]
     if unknown:
         raise InvalidFilterError(
-            f"unknown filter key {show(unknown[0])}; filters accept {', '.join(FILTER_KEYS)}"
+            f"unknown filter key {unknown[0]!r}; filters accept {', '.join(FILTER_KEYS)}"
         )
     tag_texts = _json_matches(filters, "tags")
     param_texts = _json_matches(filters, "params")
@@ -99,7 +99,7 @@ def validate_filters(filters: object) -> ValidFilters:
     for key in ("name", "project"):
         value = filters.get(key)
         if value is not None and not isinstance(value, str):
-            raise InvalidFilterError(f"filters[{key!r}] must be a string, got {show(value)}")
+            raise InvalidFilterError(f"filters[{key!r}] must be a string, got {value!r}")
         if value is not None:
             check_storable(value, f"filters[{key!r}]", InvalidFilterError)
         texts.append(value)

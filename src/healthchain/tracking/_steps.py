@@ -18,11 +18,22 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["MAX_STEP_COUNTERS", "StepCounters", "Waiting"]
+from ._exceptions import InvalidInputError
+from ._metric_input import MAX_STEP
+
+__all__ = ["MAX_STEP_COUNTERS", "StepCounters", "Waiting", "steps_exhausted"]
 
 MAX_STEP_COUNTERS = 65_536
 """(experiment, key) pairs whose last step a tracker remembers; the least recently
 logged is forgotten first, and costs one indexed lookup when it is logged again."""
+
+
+def steps_exhausted(experiment_id: str, key: str) -> InvalidInputError:
+    """The error for a point without a step whose key has used the largest one."""
+    return InvalidInputError(
+        f"metric {key!r} of experiment {experiment_id!r} has reached step {MAX_STEP:,} "
+        "(2**63 - 1), the largest; log further points under another key"
+    )
 
 
 class _Counter:
@@ -74,12 +85,15 @@ class StepCounters:
         left to the writer, for :meth:`settle` once their write is done."""
         steps: list[int | None] = []
         waiting: list[Waiting] = []
+        full: str | None = None
         for key in keys:
             counter = self._counter((experiment_id, key))
             last = counter.last
             if last is not None:
                 if step is None:
                     last += 1
+                    if last > MAX_STEP:
+                        full = key
                 elif step > last:
                     last = step
                 counter.last = last
@@ -95,6 +109,9 @@ class StepCounters:
             elif queued is not None:  # an explicit step only matters after those
                 queued.append(step)
             steps.append(step)
+        if full is not None:
+            self.settle(waiting, None)
+            raise steps_exhausted(experiment_id, full)
         return steps, waiting
 
     @staticmethod

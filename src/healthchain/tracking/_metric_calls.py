@@ -1,0 +1,126 @@
+"""Metrics and params: the calls of :class:`~healthchain.tracking.AsyncExperimentTracker`
+that record what a run measured and how it was set up, and read a metric's history."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from functools import partial
+from typing import Any
+
+from . import _queries
+from ._exceptions import ExperimentNotFoundError
+from ._lifecycle import TrackerLifecycle
+from ._metric_input import (
+    validate_metric_key,
+    validate_metric_value,
+    validate_metrics,
+    validate_params,
+    validate_step,
+    validate_timestamp,
+)
+from ._metric_ops import MetricsOp, ParamsOp
+from ._records import MetricPoint
+from ._settings import TrackerSettings
+from ._steps import StepCounters
+from ._validation import validate_id
+
+__all__ = ["MetricCalls"]
+
+
+class MetricCalls(TrackerLifecycle):
+    """``log_metric``, ``log_metrics``, ``log_params`` and ``get_metric_history``."""
+
+    def __init__(self, settings: TrackerSettings) -> None:
+        super().__init__(settings)
+        self._steps = StepCounters()
+
+    async def log_metric(
+        self,
+        experiment_id: str,
+        key: str,
+        value: float,
+        *,
+        step: int | None = None,
+        timestamp: datetime | None = None,
+    ) -> None:
+        """Record one point of metric ``key``: an int or a float (NaN and infinities too).
+
+        ``step`` (0 to 2**63 - 1) defaults to one more than the key's highest step in the
+        experiment (0 for the first), assigned in call order; ``timestamp`` (timezone-aware)
+        defaults to now. The experiment may be running or finished.
+        """
+        if validate_id(experiment_id) is None:
+            raise ExperimentNotFoundError(experiment_id)
+        values = [(validate_metric_key(key), validate_metric_value(value))]
+        await self._log_metrics(experiment_id, values, step, timestamp, "log_metric")
+
+    async def log_metrics(
+        self,
+        experiment_id: str,
+        metrics: Mapping[str, float],
+        *,
+        step: int | None = None,
+        timestamp: datetime | None = None,
+    ) -> None:
+        """Record several metrics at one step in one write; see :meth:`log_metric`.
+
+        Without ``step``, each key gets one more than its own highest step.
+        """
+        if validate_id(experiment_id) is None:
+            raise ExperimentNotFoundError(experiment_id)
+        values = validate_metrics(metrics)
+        if values:
+            await self._log_metrics(experiment_id, values, step, timestamp, "log_metrics")
+
+    async def _log_metrics(
+        self,
+        experiment_id: str,
+        values: list[tuple[str, float]],
+        step: object,
+        timestamp: object,
+        action: str,
+    ) -> None:
+        wanted = validate_step(step)
+        when = self._codec.time(validate_timestamp(timestamp))
+        writer = await self._ready()
+        # No await from here to the submit: steps are assigned in call order, and the
+        # writer applies operations in the order they were queued.
+        steps, waiting = self._steps.assign(experiment_id, [k for k, _ in values], wanted)
+        op = MetricsOp.of(experiment_id, values, steps, when, explicit=wanted is not None)
+        with self._storage_errors(action):
+            try:
+                future = writer.submit(op)
+            except BaseException:
+                self._steps.settle(waiting, None)
+                raise
+            if waiting:
+                future.add_done_callback(partial(self._steps.settle_when_done, waiting))
+            await future
+
+    async def log_params(self, experiment_id: str, params: Mapping[str, Any]) -> None:
+        """Record params: JSON values describing the run, checked like tags.
+
+        A key logged again with an equal value is a no-op; with a different one, raises
+        :class:`~healthchain.tracking.ExperimentStateError` and writes none of ``params``.
+        """
+        if validate_id(experiment_id) is None:
+            raise ExperimentNotFoundError(experiment_id)
+        texts = validate_params(params)
+        if not texts:
+            return
+        writer = await self._ready()
+        with self._storage_errors("log_params"):
+            await writer.submit(ParamsOp(experiment_id, texts))
+
+    async def get_metric_history(self, experiment_id: str, key: str) -> list[MetricPoint]:
+        """Every point of metric ``key`` in an experiment, ordered by step, then timestamp."""
+        if validate_id(experiment_id) is None:
+            raise ExperimentNotFoundError(experiment_id)
+        key = validate_metric_key(key)
+        backend = await self._reader()
+        with self._storage_errors("get_metric_history"):
+            found = await backend.read(lambda ex: _queries.metric_history(ex, experiment_id, key))
+        if found is None:
+            raise ExperimentNotFoundError(experiment_id)
+        return found
