@@ -266,9 +266,13 @@ async def test_bad_keys_values_steps_and_times_are_refused_with_nothing_written(
                 await tracker.log_metric(experiment_id, "good", 1.0, step=step)
             with pytest.raises(InvalidInputError, match=r"step must be an integer"):
                 await tracker.log_metrics(experiment_id, {"good": 1.0}, step=step)
+            with pytest.raises(InvalidInputError, match=r"step must be an integer"):
+                await tracker.log_metrics(experiment_id, {}, step=step)
         for timestamp in BAD_TIMESTAMPS:
             with pytest.raises(InvalidInputError, match=r"timestamp must be a timezone-aware"):
                 await tracker.log_metric(experiment_id, "good", 1.0, timestamp=timestamp)
+            with pytest.raises(InvalidInputError, match=r"timestamp must be a timezone-aware"):
+                await tracker.log_metrics(experiment_id, {}, timestamp=timestamp)
         for metrics in (None, [("good", 1.0)], "good"):
             with pytest.raises(InvalidInputError, match=r"metrics must be a dict"):
                 await tracker.log_metrics(experiment_id, metrics)  # type: ignore[arg-type]

@@ -18,7 +18,10 @@ def from_db_time(value: Any) -> datetime | None:
         if len(value) == 26:  # our own format, naive UTC: the fast path for large lists
             return _fromisoformat(value + "+00:00")
         value = _fromisoformat(value)
-    if value.tzinfo is None:
+    tzinfo = value.tzinfo
+    if tzinfo is UTC:  # asyncpg's: PostgreSQL's timestamptz, already UTC
+        return value  # type: ignore[no-any-return]
+    if tzinfo is None:
         return value.replace(tzinfo=UTC)  # type: ignore[no-any-return]
     return value.astimezone(UTC)  # type: ignore[no-any-return]
 

@@ -53,7 +53,8 @@ class MetricCalls(TrackerLifecycle):
         if validate_id(experiment_id) is None:
             raise ExperimentNotFoundError(experiment_id)
         values = [(validate_metric_key(key), validate_metric_value(value))]
-        await self._log_metrics(experiment_id, values, step, timestamp, "log_metric")
+        wanted, when = validate_step(step), validate_timestamp(timestamp)
+        await self._log_metrics(experiment_id, values, wanted, when, "log_metric")
 
     async def log_metrics(
         self,
@@ -70,19 +71,19 @@ class MetricCalls(TrackerLifecycle):
         if validate_id(experiment_id) is None:
             raise ExperimentNotFoundError(experiment_id)
         values = validate_metrics(metrics)
+        wanted, when = validate_step(step), validate_timestamp(timestamp)
         if values:
-            await self._log_metrics(experiment_id, values, step, timestamp, "log_metrics")
+            await self._log_metrics(experiment_id, values, wanted, when, "log_metrics")
 
     async def _log_metrics(
         self,
         experiment_id: str,
         values: list[tuple[str, float]],
-        step: object,
-        timestamp: object,
+        wanted: int | None,
+        timestamp: datetime,
         action: str,
     ) -> None:
-        wanted = validate_step(step)
-        when = self._codec.time(validate_timestamp(timestamp))
+        when = self._codec.time(timestamp)
         writer = await self._ready()
         # No await from here to the submit: steps are assigned in call order, and the
         # writer applies operations in the order they were queued.

@@ -29,6 +29,7 @@ MAX_METRIC_KEY_BYTES = MAX_TAG_BYTES
 """A metric key in bytes of UTF-8: it is indexed with the value, as a tag is."""
 MAX_STEP = MAX_ROWS
 """Largest step: a signed 64-bit integer, SQL's BIGINT."""
+_INT_FLOAT = 2**1023  # ints this large at most convert to a float without overflow
 
 
 def validate_metric_key(key: object, what: str = "key") -> str:
@@ -52,30 +53,23 @@ def validate_metric_key(key: object, what: str = "key") -> str:
     return str(key)
 
 
-def validate_metric_value(value: object, key: str | None = None) -> float:
-    """A metric value as a float: ints and floats (NaN and infinities too), never bools.
-
-    ``key`` names it in a message as ``metrics[key]`` (``log_metrics``), else ``value``.
-    """
+def validate_metric_value(value: object, what: str = "value") -> float:
+    """A metric value as a float: ints and floats (NaN and infinities too), never bools."""
     kind = type(value)
     if kind is float:
         return value  # type: ignore[return-value]
     if kind is not int and (isinstance(value, bool) or not isinstance(value, numbers.Real)):
         raise InvalidInputError(
-            f"{_named(key)} must be an int or a float, got {type(value).__name__} "
-            f"{show(value)}; convert it to a number first"
+            f"{what} must be an int or a float, got {type(value).__name__} {show(value)}; "
+            "convert it to a number first"
         )
     try:
         return float(value)  # type: ignore[arg-type]
     except OverflowError:
         raise InvalidInputError(
-            f"{_named(key)} {show(value)} is too large for a float (a metric is stored as a "
-            "64-bit float, at most about 1.8e308); scale it down"
+            f"{what} {show(value)} is too large for a float (a metric is stored as a 64-bit "
+            "float, at most about 1.8e308); scale it down"
         ) from None
-
-
-def _named(key: str | None) -> str:
-    return "value" if key is None else f"metrics[{show(key)}]"
 
 
 def validate_step(step: object) -> int | None:
@@ -114,9 +108,16 @@ def validate_metrics(metrics: object) -> list[tuple[str, float]]:
     out: list[tuple[str, float]] = []
     for key, value in metrics.items():
         checked = validate_metric_key(key, "metrics key")
-        out.append(
-            (checked, value if type(value) is float else validate_metric_value(value, checked))
-        )
+        kind = type(value)
+        if kind is not float:
+            # An int, the common other case, without building an error message first.
+            number = float(value) if kind is int and -_INT_FLOAT <= value <= _INT_FLOAT else None
+            value = (
+                validate_metric_value(value, f"metrics[{show(checked)}]")
+                if number is None
+                else number
+            )
+        out.append((checked, value))
     return out
 
 

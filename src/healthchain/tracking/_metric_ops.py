@@ -1,8 +1,9 @@
 """The operations that record metrics and params (see :mod:`._operations`).
 
-A batch of metric points is two ``executemany`` calls: every point into
-``metric_points``, and each (experiment, key)'s latest point of the batch upserted into
-``latest_metrics``, which keeps whichever is later (higher step, then later timestamp).
+A batch of metric points is two bulk writes: every point into ``metric_points``, and
+each (experiment, key)'s latest point of the batch upserted into ``latest_metrics``,
+which keeps whichever is later (higher step, then later timestamp). A batch of params
+reads each experiment's stored params once, adds the new keys and refuses changed ones.
 """
 
 from __future__ import annotations

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -215,7 +214,6 @@ METRIC_HISTORY = static(
     .order_by(metric_points.c.step, metric_points.c.timestamp)
 )
 _NAN = float("nan")
-_fromisoformat = datetime.fromisoformat
 
 
 def metric_history(ex: Executor, experiment_id: str, key: str) -> list[MetricPoint] | None:
@@ -226,10 +224,5 @@ def metric_history(ex: Executor, experiment_id: str, key: str) -> list[MetricPoi
     rows = ex.query(METRIC_HISTORY, {"b_id": experiment_id, "b_key": key})
     if not rows and not ex.query(STATUS_OF, {"b_id": experiment_id}):
         return None
-    new = MetricPoint._make
-    try:  # SQLite's naive UTC text, parsed inline: most of the cost of a long history
-        return [
-            new((s, _fromisoformat(t + "+00:00"), _NAN if v is None else v)) for s, t, v in rows
-        ]
-    except (TypeError, ValueError):  # PostgreSQL's datetimes, or another writer's text
-        return [new((s, from_db_time(t), _NAN if v is None else v)) for s, t, v in rows]
+    new, time, nan = MetricPoint._make, from_db_time, _NAN
+    return [new((step, time(t), nan if value is None else value)) for step, t, value in rows]
