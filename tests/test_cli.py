@@ -86,6 +86,8 @@ def test_list_table_shows_unique_id_prefixes_newest_first(
         ["experiments", "list"],
         ["experiments", "list", "--format", "csv"],
         ["experiments", "show", "{triage}", "--format", "json"],
+        ["experiments", "show", "{triage}"],
+        ["experiments", "compare", "{triage}", "{first}"],
         ["experiments", "list", "--sort", "-metrics.acc", "--columns", "params.m"],
         ["experiments", "export", "-o", "-"],
         ["db", "upgrade"],

@@ -381,3 +381,152 @@ def test_bad_list_options_are_one_line_errors_naming_the_value(
     result = run("experiments", "list", "--storage-uri", runs["uri"], *args)
     assert_one_line_error(result, 1, *needles)
     assert result.stdout == ""
+
+
+# --- experiments compare -----------------------------------------------------------------
+
+
+def _prefix(runs: dict[str, str], name: str) -> str:
+    """The shortest unique prefix of ``name``'s id, as the list table shows it."""
+    with ExperimentTracker(runs["uri"]) as tracker:
+        return tracker.abbreviate_ids([runs[name]])[runs[name]]
+
+
+def _compare(runs: dict[str, str], *names: str, columns: int | None = None) -> str:
+    # a whole id or a unique prefix both name a run
+    ids = [runs[name] if name == "triage" else _prefix(runs, name) for name in names]
+    return _ok("experiments", "compare", *ids, "--storage-uri", runs["uri"], columns=columns)
+
+
+def _ids(runs: dict[str, str]) -> list[str]:
+    return [runs[name] for name in RUNS]
+
+
+def _row(out: str, section: str, key: str) -> list[str]:
+    """The cells of ``key``'s row in ``section`` (the marks included), split on spaces."""
+    lines = out.split(f"\n{section}\n", 1)[1].splitlines()
+    return next(line.split() for line in lines if key in line.split()[:2])
+
+
+def test_compare_marks_differing_values_and_the_best_metric(runs: dict[str, str]) -> None:
+    # whole ids and unique prefixes both name runs; piped: no width, every value whole
+    out = _compare(runs, "discharge-summary-v2", "triage", "baseline")
+    assert _row(out, "params", "model") == ["≠", "model", "gpt-4o", "llama", "gpt-4o"]
+    assert _row(out, "params", "epochs") == ["≠", "epochs", "3", "4", "3"]
+    assert _row(out, "tags", "team") == ["≠", "team", "a", "a"]  # baseline has none
+    assert _row(out, "pipeline config", "temperature") == ["≠", "temperature", "0.7", "0.2", "0.7"]
+    # higher is better...
+    assert _row(out, "latest metrics", "acc") == ["≠", "acc", "0.81", "0.9", "*", "0.55"]
+    assert _row(out, "latest metrics", "f1") == ["≠", "f1", "0.7", "0.8", "*"]
+    # ...but not for latencies and failures
+    assert _row(out, "latest metrics", "latency_p95_ms") == [
+        "≠", "latency_p95_ms", "120.5", "300", "90.25", "*"
+    ]  # fmt: skip
+    assert _row(out, "latest metrics", "failures") == ["≠", "failures", "0", "*", "2"]
+    assert out.rstrip().endswith("≠ the values differ")
+    assert "lowest for metrics ending in _ms, loss, error, errors, failures" in out
+    runs_rows = out.split("\nparams\n")[0]
+    assert "discharge-summary-v2" in runs_rows and "3 (0 failed)" in runs_rows
+    assert "20.0 / 30.0 ms" in runs_rows  # triage's p50 / p95
+    assert not [line for line in out.splitlines() if line != line.rstrip()]
+
+
+def test_compare_of_equal_values_marks_nothing(runs: dict[str, str]) -> None:
+    out = _compare(runs, "discharge-summary-v2", "baseline")
+    assert _row(out, "params", "model") == ["model", "gpt-4o", "gpt-4o"]
+    assert _row(out, "params", "epochs") == ["epochs", "3", "3"]
+    # a run without params, metrics or a pipeline config leaves its cells empty
+    out = _compare(runs, "no-metrics", "baseline")
+    assert _row(out, "params", "model") == ["≠", "model", "gpt-4o"]
+
+
+def test_compare_says_when_no_run_has_a_section(any_storage: Storage) -> None:
+    with ExperimentTracker(any_storage.uri) as tracker:
+        ids = [tracker.start_experiment(name) for name in ("a", "b")]
+    out = _ok("experiments", "compare", *ids, "--storage-uri", any_storage.uri)
+    for line in (
+        "params: none recorded",
+        "latest metrics: none recorded",
+        "tags: none recorded",
+        "pipeline config: none recorded",
+    ):
+        assert line in out.splitlines()
+    assert "INTERRUPTED" in out  # closing the tracker interrupted both
+
+
+@pytest.mark.parametrize("columns", [80, 120])
+def test_compare_fits_the_terminal(runs: dict[str, str], columns: int) -> None:
+    out = _compare(runs, *RUNS, columns=columns)
+    lines = out.splitlines()
+    assert max(len(line) for line in lines) <= columns, out
+    assert not [line for line in lines if line != line.rstrip()]
+    assert "0.9 *" in out
+
+
+def test_compare_in_a_real_terminal_at_80_columns(runs: dict[str, str]) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "healthchain.cli", "experiments", "compare", *_ids(runs)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "COLUMNS": "80", "HEALTHCHAIN_STORAGE_URI": runs["uri"]},
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80 and "latest metrics" in lines
+
+
+def test_compare_errors_name_the_ids(runs: dict[str, str]) -> None:
+    uri = ("--storage-uri", runs["uri"])
+    one = run("experiments", "compare", runs["triage"], *uri)
+    assert_one_line_error(one, 1, "compare takes 2 to 10 experiments, got 1", repr(runs["triage"]))
+    assert "name another" in one.stderr
+    many = run("experiments", "compare", *[runs["triage"]] * 11, *uri)
+    assert_one_line_error(many, 1, "got 11", "name fewer")
+    same = run("experiments", "compare", runs["triage"], runs["triage"][:-4], *uri)
+    assert_one_line_error(
+        same, 1, f"{runs['triage'][:-4]!r} names the same experiment as {runs['triage']!r}"
+    )
+    unknown = run("experiments", "compare", runs["triage"], "ffffffff", *uri)
+    assert_one_line_error(unknown, 1, "no experiment whose id starts with 'ffffffff'")
+    ambiguous = run("experiments", "compare", runs["triage"], runs["triage"][:4], *uri)
+    assert_one_line_error(ambiguous, 1, f"id prefix {runs['triage'][:4]!r} matches 4 experiments")
+    none = run("experiments", "compare", *uri)
+    assert_one_line_error(none, 2, "Missing argument")
+    assert unknown.stdout == same.stdout == ""
+
+
+# --- experiments show ----------------------------------------------------------------------
+
+
+def test_show_has_params_metrics_scores_and_saved_files(runs: dict[str, str]) -> None:
+    out = _ok(
+        "experiments", "show", _prefix(runs, "triage"), "--storage-uri", runs["uri"], columns=80
+    )
+    lines = out.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    assert not [line for line in lines if line != line.rstrip()]
+    assert ["saved", "files", FILES_DIR] in [line.split() for line in lines]
+    cells = [line.replace("│", " ").split() for line in lines]
+    assert ["model", "llama"] in cells and ["epochs", "4"] in cells
+    assert ["acc", "0.9"] in cells and ["latency_p95_ms", "300"] in cells
+    # each score's mean over the requests that have it; NaN left out, as the run does
+    assert ["relevance", "0.25", "3"] in cells
+    assert ["safety", "1", "1"] in cells
+    assert "scores over the requests" in lines
+
+
+def test_show_says_what_a_run_has_not_recorded(runs: dict[str, str]) -> None:
+    out = _ok("experiments", "show", runs["no-metrics"], "--storage-uri", runs["uri"])
+    for line in ("params: none recorded", "metrics: none recorded", "scores: none recorded"):
+        assert line in out.splitlines()
+    assert "saved files" not in out
+
+
+def test_show_json_keeps_metrics_params_and_the_files_folder(runs: dict[str, str]) -> None:
+    document = json.loads(
+        _ok("experiments", "show", runs["triage"], "--storage-uri", runs["uri"], "--format", "json")
+    )
+    assert document["files_dir"] == FILES_DIR
+    assert document["metrics"] == RUNS["triage"][0]
+    assert document["params"] == RUNS["triage"][1]

@@ -1,4 +1,4 @@
-"""``healthchain experiments``: list, show, export, reap and delete."""
+"""``healthchain experiments``: list, show, compare, export, reap and delete."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from healthchain._formatting import (
 )
 from healthchain.tracking import DEFAULT_STORAGE_URI, mask_uri
 
+from ._compare import compare
 from ._exceptions import CommandError
 from ._list_table import (
     DEFAULT_METRIC_COLUMNS,
@@ -32,6 +33,7 @@ from ._list_table import (
     order_words,
     parse_columns,
 )
+from ._measures import measures_tables
 from ._options import (
     MetricOption,
     NameOption,
@@ -59,7 +61,7 @@ from ._output import (
 __all__ = ["experiments_app"]
 
 experiments_app = typer.Typer(
-    help="List, show, export, reap and delete experiments.", no_args_is_help=True
+    help="List, show, compare, export, reap and delete experiments.", no_args_is_help=True
 )
 
 
@@ -167,11 +169,13 @@ def show(
         ShowFormat, typer.Option("--format", help="table or json.")
     ] = ShowFormat.table,
 ) -> None:
-    """Show one experiment: its fields, components in order and request summary."""
+    """Show one experiment: its fields, components in order, params, latest metrics, the
+    request summary, each score's mean over the requests, and where its files are."""
     with open_tracker(storage_uri) as tracker:
         experiment_id = tracker.resolve_id(experiment_id)
         experiment = tracker.get_experiment(experiment_id)
         stats = tracker.request_stats(experiment_id)
+        scores = [r.scores for r in tracker.list_requests(experiment_id) if r.scores]
     if output_format is ShowFormat.json:
         echo_json({**experiment_record(experiment), "requests": requests_doc(stats)})
         return
@@ -197,6 +201,8 @@ def show(
         rows.append(("error", Text(experiment.error, style="red")))
     if experiment.pipeline_config is not None:
         rows.append(("pipeline config", Text(json.dumps(experiment.pipeline_config))))
+    if experiment.files_dir is not None:
+        rows.append(("saved files", Text(experiment.files_dir)))
     for label, value in rows:
         facts.add_row(label, value)
     print_out(out, facts)
@@ -213,6 +219,10 @@ def show(
     print_out(
         out, f"requests: {stats.count}  failures: {stats.failures}  latency p50: {p50}  p95: {p95}"
     )
+    print_out(out, *measures_tables(experiment, scores))
+
+
+experiments_app.command("compare")(compare)
 
 
 @experiments_app.command("export")
