@@ -123,7 +123,7 @@ def compare(
     experiment_ids: Annotated[
         list[str],
         typer.Argument(
-            metavar="ID ID [ID...]",
+            metavar="ID",
             help=f"{MIN_COMPARED} to {MAX_COMPARED} experiment ids, or unique prefixes of them.",
         ),
     ],

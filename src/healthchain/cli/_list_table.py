@@ -28,6 +28,7 @@ from ._output import metric_text, param_text, status_text, tags_text
 __all__ = [
     "DEFAULT_METRIC_COLUMNS",
     "FIT_ORDER",
+    "MAX_COLUMNS",
     "NAME_WIDTH",
     "ValueColumn",
     "common_metric_columns",
