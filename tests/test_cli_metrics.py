@@ -435,7 +435,7 @@ def test_compare_of_equal_values_marks_nothing(runs: dict[str, str]) -> None:
     out = _compare(runs, "discharge-summary-v2", "baseline")
     assert _row(out, "params", "model") == ["model", "gpt-4o", "gpt-4o"]
     assert _row(out, "params", "epochs") == ["epochs", "3", "3"]
-    # a run without params, metrics or a pipeline config leaves its cells empty
+    # a run without a param leaves its cell empty: the param differs
     out = _compare(runs, "no-metrics", "baseline")
     assert _row(out, "params", "model") == ["≠", "model", "gpt-4o"]
 
