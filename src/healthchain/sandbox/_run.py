@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import signal
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +28,7 @@ from ._plan import Plan
 from ._progress import ProgressBar
 from ._result import SandboxResult
 from ._run_metrics import AUTOMATIC_METRICS, run_metrics
-from ._saving import ExchangeWriter
+from ._saving import ExchangeWriter, make_run_dir, untracked_run_id
 from ._scoring import Scoring
 from ._server import serve
 from ._service_log import with_handler_error
@@ -47,7 +46,7 @@ class Run:
         plan: Plan,
         tracker: AsyncExperimentTracker | None,
         service: ServiceConfig,
-        out_dir: Path | None,
+        save_dir: Path | None,
         interrupt: Interrupt,
         final_bound: float,
     ) -> None:
@@ -56,7 +55,9 @@ class Run:
         self.interrupt = interrupt
         self.tracker = tracker
         self.service = service
-        self.out_dir = out_dir
+        self.save_dir = save_dir
+        self.files_dir: Path | None = None
+        """The run's own folder in ``save_dir``, once made."""
         self.experiment_id: str | None = None
         self.url: str | None = None
         self.outcomes: list[RequestOutcome] = []
@@ -83,7 +84,7 @@ class Run:
             service_url=self.url,
             outcomes=tuple(outcomes),
             error=self.error,
-            save_dir=self.out_dir,
+            save_dir=self.files_dir,
             feedback=dict(self.plan.log.feedback),
             metrics=dict(self.metrics),
         )
@@ -102,6 +103,7 @@ class Run:
                     )
                 logger.info("Experiment %s RUNNING (%s)", self.experiment_id, plan.name)
             try:
+                await self._make_files_dir()
                 await self._send(url)
             except BaseException as exc:
                 self.status, self.error = self._describe_abort(exc)
@@ -120,6 +122,14 @@ class Run:
                 self.status = ExperimentStatus.FAILED
                 self.error = "; ".join(errors)
             await self._finish()
+
+    async def _make_files_dir(self) -> None:
+        """``<save_dir>/<experiment id>/``, recorded with the experiment before any file."""
+        if self.save_dir is None:
+            return
+        self.files_dir = await make_run_dir(self.save_dir, self.experiment_id or untracked_run_id())
+        if self.tracker is not None and self.experiment_id is not None:
+            await self.tracker.set_files_dir(self.experiment_id, self.files_dir)
 
     def _describe_abort(self, exc: BaseException) -> tuple[ExperimentStatus, str]:
         done = f"after {self.finished} of {self.plan.num} requests"
@@ -205,8 +215,8 @@ class Run:
             records = Batcher("request records", log, bound=self.final_bound)
             sinks.append(records)
         writer: ExchangeWriter | None = None
-        if self.out_dir is not None:
-            writer = ExchangeWriter(self.out_dir, self.experiment_id or str(uuid.uuid4()))
+        if self.files_dir is not None:
+            writer = ExchangeWriter(self.files_dir)
             write = writer.write
 
             async def save(batch: list[Exchange]) -> None:
