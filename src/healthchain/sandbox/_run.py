@@ -27,11 +27,12 @@ from ._interrupt import Interrupt
 from ._plan import Plan
 from ._progress import ProgressBar
 from ._result import SandboxResult
-from ._run_metrics import AUTOMATIC_METRICS, run_metrics
+from ._run_metrics import run_metrics
 from ._saving import ExchangeWriter, make_run_dir, untracked_run_id
 from ._scoring import Scoring
 from ._server import serve
 from ._service_log import with_handler_error
+from ._summary import run_summary
 
 __all__ = ["Run"]
 
@@ -123,6 +124,17 @@ class Run:
                 self.error = "; ".join(errors)
             await self._finish()
 
+    def _summary(self) -> str:
+        return run_summary(
+            self.experiment_id,
+            self.status,
+            self.outcomes,
+            self.metrics,
+            self.files_dir,
+            self.plan.log.raised.values(),
+            self.error,
+        )
+
     async def _make_files_dir(self) -> None:
         """``<save_dir>/<experiment id>/``, recorded with the experiment before any file."""
         if self.save_dir is None:
@@ -149,18 +161,17 @@ class Run:
         """Write the run's metrics and final status; shielded and bounded so an interrupt
         cannot skip them."""
         self.metrics = run_metrics(self.outcomes, self.scores.values())
-        level = {
-            ExperimentStatus.COMPLETED: logging.INFO,
-            ExperimentStatus.INTERRUPTED: logging.WARNING,
-        }.get(self.status, logging.ERROR)
-        logger.log(
-            level,
-            "Sandbox run %s: %s%s%s",
-            self.experiment_id or "(untracked)",
-            self.status,
-            _score_summary(self.metrics),
-            f" - {self.error}" if self.error else "",
-        )
+        try:
+            await self._record_end()
+        finally:
+            # Last, so it names the status recorded (a lost metrics write fails the run).
+            level = {
+                ExperimentStatus.COMPLETED: logging.INFO,
+                ExperimentStatus.INTERRUPTED: logging.WARNING,
+            }.get(self.status, logging.ERROR)
+            logger.log(level, "%s", self._summary())
+
+    async def _record_end(self) -> None:
         if self.tracker is None or self.experiment_id is None:
             return
         try:
@@ -299,9 +310,3 @@ class Run:
                 f"{plan.num} requests were saved in {str(writer.directory)!r} (free space "
                 "there, or pass another save_dir or save_data=False)"
             )
-
-
-def _score_summary(metrics: dict[str, float]) -> str:
-    """`` (mean scores: name value, ...)`` for the log line, when responses were scored."""
-    means = [f"{k} {v:.3g}" for k, v in metrics.items() if k not in AUTOMATIC_METRICS]
-    return f" (mean scores: {', '.join(means)})" if means else ""
