@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from pathlib import Path
@@ -107,3 +108,17 @@ def test_the_sync_tracker_records_it_and_a_reader_cannot(
         with pytest.raises(StorageError, match="read_only=True"):
             reader.set_files_dir(experiment_id, tmp_path / "other")
         assert reader.get_experiment(experiment_id).files_dir == str(tmp_path)
+
+
+async def test_an_unknown_experiment_does_not_fail_the_folders_written_with_it(
+    any_storage_uri: str, tmp_path: Path
+) -> None:
+    async with AsyncExperimentTracker(any_storage_uri) as tracker:
+        ids = [await tracker.start_experiment(f"run {i}") for i in range(10)]
+        calls = [tracker.set_files_dir(i, tmp_path / i) for i in ids]
+        calls.insert(5, tracker.set_files_dir(str(uuid.uuid4()), tmp_path / "unknown"))
+        outcomes = await asyncio.gather(*calls, return_exceptions=True)
+        stored = {e.id: e.files_dir for e in await tracker.list_experiments()}
+    failed = [o for o in outcomes if o is not None]
+    assert len(failed) == 1 and isinstance(failed[0], ExperimentNotFoundError)
+    assert stored == {i: str(tmp_path / i) for i in ids}
