@@ -199,3 +199,32 @@ def test_a_failing_feedback_handler_prints_one_traceback(
         "test_sandbox_console.py:"
     ) in summary(caplog)
     assert ", 3 times (traceback logged once)" in summary(caplog)
+
+
+def test_many_kinds_of_error_raised_list_the_first_and_count_the_rest(
+    any_storage: Storage, caplog: pytest.LogCaptureFixture
+) -> None:
+    kinds = [type(f"Error{i}", (Exception,), {}) for i in range(FAILURE_KINDS_SHOWN + 2)]
+    seen: list[int] = []
+
+    def each_its_own(self: Any, request: CDSRequest) -> CDSResponse:
+        seen.append(1)
+        raise kinds[min(len(seen), len(kinds)) - 1]("bad")
+
+    num = len(kinds) + 2  # the last kind three times
+    cls = define(
+        each_its_own,
+        load_sync,
+        storage_uri=any_storage.uri,
+        num=num,
+        service={"max_concurrency": 1},
+    )
+    with caplog.at_level(logging.INFO, "healthchain"):
+        run(cls)
+    raised = [line for line in summary(caplog).splitlines() if line.startswith("  raised: ")]
+    assert len(tracebacks(caplog)) == len(kinds)
+    assert raised[0].startswith(
+        "  raised: Error0: bad in handler 'svc' at test_sandbox_console.py:"
+    )
+    assert len(raised) == FAILURE_KINDS_SHOWN + 1
+    assert raised[-1] == "  raised: 2 more kinds of error, 4 times (tracebacks logged above)"

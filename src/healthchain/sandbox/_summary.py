@@ -16,7 +16,8 @@ from ._service_log import Raised
 __all__ = ["FAILURE_KINDS_SHOWN", "run_summary"]
 
 FAILURE_KINDS_SHOWN = 5
-"""Distinct failure messages listed, most frequent first; the rest are counted."""
+"""Distinct failure messages listed (most frequent first), and distinct errors raised
+(first seen first); the rest are counted."""
 _LONGEST = 300
 """Characters of one message shown."""
 
@@ -55,10 +56,17 @@ def run_summary(
         rest = sum(count for _, count in kinds[FAILURE_KINDS_SHOWN:])
         others = plural(len(kinds) - FAILURE_KINDS_SHOWN, "other message")
         lines.append(f"  failed: {plural(rest, 'more request')} with {others}")
-    for r in raised:
+    errors = list(raised)
+    for r in errors[:FAILURE_KINDS_SHOWN]:
         lines.append(
             f"  raised: {_short(r.text)} in {r.where} at {r.origin}, "
             f"{plural(r.count, 'time')} (traceback logged once)"
+        )
+    if len(errors) > FAILURE_KINDS_SHOWN:
+        unlisted = errors[FAILURE_KINDS_SHOWN:]
+        lines.append(
+            f"  raised: {plural(len(unlisted), 'more kind')} of error, "
+            f"{plural(sum(r.count for r in unlisted), 'time')} (tracebacks logged above)"
         )
     if error:
         lines.append(f"  error: {_short(error)}")
