@@ -41,6 +41,7 @@ from healthchain.tracking import (
     mask_uri,
 )
 
+from ._files import file_routes
 from ._hosts import LOOPBACK_HOSTS, HostCheck, host_pattern
 from ._views import duration_points, latency_histogram
 
@@ -166,6 +167,7 @@ def create_app(
             Route("/", _list_page, methods=["GET"], name="experiments"),
             Route("/experiments/{experiment_id}", _experiment_page, methods=["GET"]),
             Route("/static/{name:path}", _static, methods=["GET"]),
+            *file_routes(_render, _HEADERS),
         ],
         middleware=[host_check],
         exception_handlers={TrackerError: _tracker_error},
