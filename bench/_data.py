@@ -3,6 +3,10 @@
 Tags: ``environment`` cycles production/staging/dev (a third match ``production``),
 ``model`` (7 values), ``owner`` (13 values) and ``team`` (100 values: 1 % match one).
 Every experiment has a 3-component pipeline and a small pipeline config.
+
+Metrics (``bench_metrics.py``): experiment ``i`` measured ``acc`` (just under half above
+0.5) and ``p95_ms`` (all different, so both sides order the same way); batches log the
+10 keys of :data:`METRIC_KEYS` at each step; a point's value is :func:`point_value`.
 """
 
 from __future__ import annotations
@@ -13,9 +17,12 @@ from typing import Any
 __all__ = [
     "COMPONENTS",
     "ENVIRONMENTS",
+    "METRIC_KEYS",
     "PROJECT",
     "TEAM_QUERIES",
+    "measured",
     "mlflow_tags",
+    "point_value",
     "spec",
     "team",
 ]
@@ -56,3 +63,17 @@ _COMPONENT_TAGS = {f"component.{n}": json.dumps(c) for n, c in enumerate(COMPONE
 def mlflow_tags(i: int) -> dict[str, str]:
     """MLflow tags for run ``i``: the same 4 tags plus the 3 components as 3 tags."""
     return {**spec(i)["tags"], **_COMPONENT_TAGS}
+
+
+METRIC_KEYS = tuple(f"metric_{k}" for k in range(10))
+
+
+def point_value(step: int) -> float:
+    """The value logged at ``step``: a float that is not a round number."""
+    return step * 0.001 + 0.5
+
+
+def measured(i: int) -> dict[str, float]:
+    """The metrics experiment ``i`` ends with: ``acc`` (in [0, 1), 1,000 of every 2,000
+    above 0.5 minus the boundary) and ``p95_ms`` (distinct for i < 10,007: no ties)."""
+    return {"acc": (i * 7919 % 2000) / 2000, "p95_ms": 20 + (i * 104729 % 10007) / 10}

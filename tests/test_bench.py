@@ -20,18 +20,22 @@ def test_the_bench_readme_lists_every_script() -> None:
 
 
 @pytest.mark.slow
-def test_a_generated_results_file_carries_the_machine_and_the_date(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["bench_sandbox.py", "--quick", "--num", "50"],
+        # MLflow is not a test dependency: our side and the sqlite3 reference only.
+        ["bench_metrics.py", "--quick", "--no-mlflow"],
+    ],
+    ids=["sandbox", "metrics"],
+)
+def test_a_generated_results_file_carries_the_machine_and_the_date(
+    tmp_path: Path, command: list[str]
+) -> None:
     out = tmp_path / "results.md"
+    script, *options = command
     done = subprocess.run(
-        [
-            sys.executable,
-            str(BENCH / "bench_sandbox.py"),
-            "--quick",
-            "--num",
-            "50",
-            "--out",
-            str(out),
-        ],
+        [sys.executable, str(BENCH / script), *options, "--out", str(out)],
         capture_output=True,
         text=True,
         timeout=300,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import os
 import warnings
 import weakref
 from collections.abc import Iterable, Mapping, Sequence
@@ -259,6 +260,10 @@ class ExperimentTracker:
                 self._tracker.log_metrics, experiment_id, metrics, step=step, timestamp=timestamp
             )
         )
+
+    def set_files_dir(self, experiment_id: str, files_dir: str | os.PathLike[str]) -> None:
+        """Record the folder holding the files this run saved, absolute and resolved."""
+        return self._loop_thread.call(self._tracker.set_files_dir, experiment_id, files_dir)
 
     def log_params(self, experiment_id: str, params: Mapping[str, Any]) -> None:
         """Record params; an equal value again is a no-op, a different one an error."""

@@ -41,6 +41,7 @@ from healthchain.tracking import (
 
 from ._compare import compare_page
 from ._experiment import experiment_live, experiment_page, format_latency, format_metric
+from ._files import file_routes
 from ._hosts import LOOPBACK_HOSTS, HostCheck, host_pattern
 from ._pages import HEADERS, Asset, Dashboard, error_page, render
 from ._views import duration_points
@@ -143,6 +144,7 @@ def create_app(
             Route("/experiments/{experiment_id}/live", experiment_live, methods=["GET"]),
             Route("/compare", compare_page, methods=["GET"]),
             Route("/static/{name:path}", _static, methods=["GET"]),
+            *file_routes(render, HEADERS),
         ],
         middleware=[host_check],
         exception_handlers={TrackerError: _tracker_error},
