@@ -273,6 +273,10 @@ class ExperimentTracker:
         """Every point of a metric, ordered by step, then timestamp."""
         return self._loop_thread.call(self._tracker.get_metric_history, experiment_id, key)
 
+    def get_metric_values(self, experiment_id: str, key: str) -> list[tuple[int, float]]:
+        """Every ``(step, value)`` of a metric, ordered by step, then timestamp."""
+        return self._loop_thread.call(self._tracker.get_metric_values, experiment_id, key)
+
     def list_requests(self, experiment_id: str) -> list[RequestRecord]:
         """Every request record of an experiment, in the order they were sent."""
         return self._loop_thread.call(self._tracker.list_requests, experiment_id)
