@@ -1,4 +1,5 @@
-"""Filters as people type them (``--tag k=v``, ``?tag=k=v``) turned into tracker filters.
+"""Filters as people type them (``--tag k=v``, ``--metric 'acc>0.5'``, ``?param=model=x``)
+turned into tracker filters.
 
 The command line and the dashboard share these, so a filter means the same in both; this
 module sits below both and imports no web stack.
@@ -7,12 +8,21 @@ module sits below both and imports no web stack.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable
 from typing import Any
 
 from healthchain.tracking import InvalidFilterError
+from healthchain.tracking._search import METRIC_OPERATORS
 
-__all__ = ["TagSyntaxError", "build_filters", "format_tag", "parse_tag"]
+__all__ = [
+    "TagSyntaxError",
+    "build_filters",
+    "format_tag",
+    "parse_metric_filter",
+    "parse_param_filter",
+    "parse_tag",
+]
 
 
 class TagSyntaxError(InvalidFilterError):
@@ -46,6 +56,65 @@ def parse_tag(text: str) -> tuple[str, Any]:
     return key, parsed
 
 
+_METRIC_EXAMPLE = (
+    f"write it as key, operator, number, e.g. acc>0.5 (operators: {', '.join(METRIC_OPERATORS)})"
+)
+# Longest first, so "acc>=0.5" splits at ">=" rather than at ">".
+_BY_LENGTH = sorted(METRIC_OPERATORS, key=len, reverse=True)
+
+
+def parse_metric_filter(text: str) -> tuple[str, str, float]:
+    """Parse ``acc>0.5`` into ``("acc", ">", 0.5)``: key, operator, number.
+
+    The key ends at the first operator character (``<``, ``>``, ``=``, ``!``); spaces
+    around the key and the number are ignored.
+    """
+    start = min((i for i in map(text.find, "<>=!") if i >= 0), default=-1)
+    if start < 0:
+        raise InvalidFilterError(f"metric filter {_short(text)} has no operator; {_METRIC_EXAMPLE}")
+    operator = next((op for op in _BY_LENGTH if text.startswith(op, start)), None)
+    if operator is None:  # a lone "!"
+        raise InvalidFilterError(
+            f"metric filter {_short(text)} has no known operator at {text[start:]!r}; "
+            + _METRIC_EXAMPLE
+        )
+    key, number = text[:start].strip(), text[start + len(operator) :].strip()
+    if not key:
+        raise InvalidFilterError(
+            f"metric filter {_short(text)} has no metric key; {_METRIC_EXAMPLE}"
+        )
+    try:
+        bound = float(number)
+    except ValueError:
+        bound = math.nan
+    if math.isnan(bound):  # also "nan" itself: it compares with nothing
+        raise InvalidFilterError(
+            f"metric filter {_short(text)} compares with {_short(number)}, which is not a "
+            f"number; {_METRIC_EXAMPLE}"
+        )
+    return key, operator, bound
+
+
+_PARAM_EXAMPLE = "write it as key=value, e.g. model=gpt-4o or epochs=3"
+
+
+def parse_param_filter(text: str) -> tuple[str, Any]:
+    """Parse ``model=x`` into ``("model", "x")``; a value that parses as JSON is JSON.
+
+    Params are mostly numbers and names, so ``epochs=3`` matches ``{"epochs": 3}`` and
+    ``model=gpt-4o`` matches ``{"model": "gpt-4o"}``; ``name="3"`` matches the string.
+    """
+    key, sep, value = text.partition("=")
+    if not sep:
+        raise InvalidFilterError(f"param filter {_short(text)} has no '='; {_PARAM_EXAMPLE}")
+    if not key.strip():
+        raise InvalidFilterError(f"param filter {_short(text)} has an empty key; {_PARAM_EXAMPLE}")
+    try:
+        return key, json.loads(value)
+    except (ValueError, RecursionError):  # not JSON (or nested too deep): the text itself
+        return key, value
+
+
 def _short(text: str) -> str:
     return repr(text) if len(text) <= 80 else f"{text[:80]!r}... ({len(text):,} characters)"
 
@@ -63,9 +132,35 @@ def build_filters(
     statuses: Iterable[str] = (),
     tags: Iterable[str] = (),
     name: str | None = None,
+    metrics: Iterable[str] = (),
+    params: Iterable[str] = (),
 ) -> dict[str, Any]:
     """``list_experiments`` filters from typed text; empty values mean "any"."""
     filters: dict[str, Any] = {}
+    conditions: dict[str, tuple[str, float]] = {}
+    for text in metrics:
+        key, operator, bound = parse_metric_filter(text)
+        if key in conditions:
+            # one condition per key in the tracker's filter; a range needs two keys' worth
+            raise InvalidFilterError(
+                f"metric {key!r} is filtered on twice (the second time in {text!r}); give "
+                "one condition per metric"
+            )
+        conditions[key] = (operator, bound)
+    if conditions:
+        filters["metrics"] = conditions
+    wanted_params: dict[str, Any] = {}
+    param_texts: dict[str, str] = {}
+    for text in params:
+        key, value = parse_param_filter(text)
+        if key in wanted_params and wanted_params[key] != value:
+            raise InvalidFilterError(
+                f"param {key!r} is filtered on twice ({param_texts[key]!r} and {text!r}); "
+                "a run has one value per param"
+            )
+        wanted_params[key], param_texts[key] = value, text
+    if wanted_params:
+        filters["params"] = wanted_params
     wanted: dict[str, Any] = {}
     for text in tags:
         key, value = parse_tag(text)
