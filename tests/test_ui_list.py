@@ -112,6 +112,9 @@ async def test_metric_param_and_request_columns(
     assert cell(page, "sandbox-1", "p95 ms") == "85.25"
     assert cell(page, "sandbox-2", "acc") == ""  # no such metric: an empty cell
     assert cell(page, "eval-a", "Requests") == ""
+    # A page with no sandbox run has no Requests or p95 column.
+    page = (await client.get("/", params={"metric": "acc>0"})).text
+    assert headers_in(page)[5:8] == ["Duration", "acc", "f1"]
 
     # Picked columns come first, before the most common ones; the rest stay.
     page = (await client.get("/", params={"columns": "metrics.rare,params.seed"})).text

@@ -138,10 +138,25 @@ def read_list_query(params: QueryParams) -> ListQuery:
 
 @dataclass(frozen=True, slots=True)
 class PageColumns:
-    """The metric and param keys shown as columns, in order."""
+    """The columns of a page beyond the fixed ones: metric and param keys in order, and
+    whether any row has a request count or p95 (a sandbox run's)."""
 
     metrics: tuple[str, ...]
     params: tuple[str, ...]
+    picked_metrics: int = 0
+    """How many of :attr:`metrics` (the first ones) were picked rather than chosen."""
+    picked_params: int = 0
+    requests: bool = False
+
+    def css(self, kind: str, index: int) -> str:
+        """The classes of the ``index``-th metric or param column's cells."""
+        if kind == "metric":
+            base, picked, chosen = "num metric", self.picked_metrics, AUTO_METRIC_COLUMNS
+        else:
+            base, picked, chosen = "param", self.picked_params, AUTO_PARAM_COLUMNS
+        # The second half of the chosen columns is dropped on narrow windows (app.css);
+        # picked ones never are.
+        return f"{base} spare" if index - picked >= (chosen + 1) // 2 else base
 
 
 def _most_common(counts: Counter[str], picked: Sequence[str], room: int) -> tuple[str, ...]:
@@ -158,6 +173,7 @@ def choose_columns(experiments: Sequence[Experiment], query: ListQuery) -> PageC
     for experiment in experiments:
         metric_counts.update(experiment.metrics.keys())
         param_counts.update(experiment.params.keys())
+    requests = any(metric_counts[own] for own in (REQUESTS_METRIC, REQUEST_P95_METRIC))
     for own in (REQUESTS_METRIC, REQUEST_P95_METRIC):
         del metric_counts[own]
     picked_metrics = [c.partition(".")[2] for c in query.columns if c.startswith("metrics.")]
@@ -165,6 +181,9 @@ def choose_columns(experiments: Sequence[Experiment], query: ListQuery) -> PageC
     return PageColumns(
         _most_common(metric_counts, picked_metrics, AUTO_METRIC_COLUMNS),
         _most_common(param_counts, picked_params, AUTO_PARAM_COLUMNS),
+        len(picked_metrics),
+        len(picked_params),
+        requests,
     )
 
 
@@ -306,10 +325,22 @@ def header_cells(columns: PageColumns, links: Links, query: ListQuery) -> list[H
         HeaderCell("Project", "col-project"),
         _sortable("Started (UTC)", "start_time", links, query),
         _sortable("Duration", "duration", links, query, "num"),
-        _sortable("Requests", f"metrics.{REQUESTS_METRIC}", links, query, "num"),
-        _sortable("p95 ms", f"metrics.{REQUEST_P95_METRIC}", links, query, "num"),
-        *[_sortable(k, f"metrics.{k}", links, query, "num metric") for k in columns.metrics],
-        *[HeaderCell(k, "param", title=f"param {k}") for k in columns.params],
+        *(
+            [
+                _sortable("Requests", f"metrics.{REQUESTS_METRIC}", links, query, "num"),
+                _sortable("p95 ms", f"metrics.{REQUEST_P95_METRIC}", links, query, "num"),
+            ]
+            if columns.requests
+            else []
+        ),
+        *[
+            _sortable(k, f"metrics.{k}", links, query, columns.css("metric", i))
+            for i, k in enumerate(columns.metrics)
+        ],
+        *[
+            HeaderCell(k, columns.css("param", i), title=f"param {k}")
+            for i, k in enumerate(columns.params)
+        ],
         HeaderCell("Tags", "tags"),
         HeaderCell("ID", "col-id"),
     ]
@@ -336,12 +367,21 @@ def row_html(
     chips = " ".join([links.chip(k, v) for k, v in sorted(e.tags.items())])
     status = _STATUS_BADGE[e.status] + (f" {_STALE_BADGE}" if e.is_stale(now) else "")
     metric_cells = "".join(
-        f'<td class="num metric">{format_metric(e.metrics.get(k))}</td>' for k in columns.metrics
+        f'<td class="{columns.css("metric", i)}">{format_metric(e.metrics.get(k))}</td>'
+        for i, k in enumerate(columns.metrics)
     )
     param_cells = "".join(
-        f'<td class="param">{escape(tag_value(e.params[k])) if k in e.params else ""}</td>'
-        for k in columns.params
+        f'<td class="{columns.css("param", i)}">'
+        f"{escape(tag_value(e.params[k])) if k in e.params else ''}</td>"
+        for i, k in enumerate(columns.params)
     )
+    request_cells = (
+        f'<td class="num">{format_metric(e.metrics.get(REQUESTS_METRIC))}</td>'
+        f'<td class="num">{format_metric(e.metrics.get(REQUEST_P95_METRIC))}</td>'
+        if columns.requests
+        else ""
+    )
+    started = e.start_time.isoformat(" ", "seconds")[:19]
     experiment_id = escape(e.id)
     href = f"{root}/experiments/{experiment_id}"
     return Markup(
@@ -349,11 +389,11 @@ def row_html(
         f'form="compare" aria-label="compare {escape(e.name)}"></td>'
         f'<td><a class="name" href="{href}">{escape(e.name)}</a></td>'
         f'<td class="nowrap">{status}</td><td class="col-project">{escape(e.project)}</td>'
-        f'<td class="nowrap">{e.start_time.isoformat(" ", "seconds")[:19]}</td>'
+        # the year and seconds are dropped on narrow windows (app.css)
+        f'<td class="started"><span class="year">{started[:5]}</span>{started[5:16]}'
+        f'<span class="seconds">{started[16:]}</span></td>'
         f'<td class="num nowrap">{format_duration(e.duration)}</td>'
-        f'<td class="num">{format_metric(e.metrics.get(REQUESTS_METRIC))}</td>'
-        f'<td class="num">{format_metric(e.metrics.get(REQUEST_P95_METRIC))}</td>'
-        f'{metric_cells}{param_cells}<td class="tags">{chips}</td>'
+        f'{request_cells}{metric_cells}{param_cells}<td class="tags">{chips}</td>'
         f'<td class="col-id"><a class="id" href="{href}" title="{experiment_id}">'
         f"{escape(short_id)}</a></td></tr>\n"
     )
