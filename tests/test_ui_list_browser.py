@@ -140,6 +140,8 @@ async def test_fits_800_px_with_whole_chips_and_24_hour_utc_axis(
         long_chip = page.locator("a.chip", has_text="note=").first
         assert LONG_TAG in (await long_chip.get_attribute("title") or "")
 
+        # The labels are drawn on a canvas: read them where uPlot keeps them (the vendored,
+        # pinned 1.6.32's axis._splits and ._values) and measure them as drawn.
         labels = await page.evaluate(
             """() => {
                 const u = document.querySelector('#durations-chart').uplot;

@@ -20,7 +20,7 @@ from urllib.parse import quote_plus, urlencode
 from markupsafe import Markup, escape
 from starlette.datastructures import QueryParams
 
-from healthchain._filters import format_tag, parse_metric_filter, parse_param_filter, parse_tag
+from healthchain._filters import format_tag, parse_tag
 from healthchain._formatting import format_duration
 from healthchain.tracking import Experiment, ExperimentStatus, InvalidFilterError
 
@@ -94,44 +94,43 @@ def _shown(text: str) -> str:
     return repr(text) if len(text) <= 60 else f"{text[:60]!r}... ({len(text):,} characters)"
 
 
-def read_list_query(params: QueryParams) -> ListQuery:
-    """The list page's query string, checked; a bad filter, sort or column raises
-    :class:`InvalidFilterError` naming it. ``build_filters`` checks the filters again
-    when it makes the tracker's; parsing here finds the bad one before any query."""
-    tags = _texts(params, "tag")
-    metrics = _texts(params, "metric")
-    param_filters = _texts(params, "param")
-    for text in metrics:
-        parse_metric_filter(text)
-    for text in param_filters:
-        parse_param_filter(text)
-    sort = params.get("sort", "").strip()
-    if sort and sort.removeprefix("-") not in _SORT_FIELDS:
-        key = sort.removeprefix("-").removeprefix("metrics.")
-        if not sort.removeprefix("-").startswith("metrics.") or not key.strip():
-            raise InvalidFilterError(f"cannot sort by {_shown(sort)}; {_SORT_HELP}")
+def _checked_sort(text: str) -> str:
+    field = text.removeprefix("-")
+    metric = field.startswith("metrics.") and field.removeprefix("metrics.").strip()
+    if field in _SORT_FIELDS or metric:
+        return text  # the tracker checks the metric key itself
+    raise InvalidFilterError(f"cannot sort by {_shown(text)}; {_SORT_HELP}")
+
+
+def _picked_columns(texts: Iterable[str]) -> tuple[str, ...]:
     columns: list[str] = []
-    for text in _texts(params, "columns"):
-        for name in (c.strip() for c in text.split(",")):
-            kind, dot, key = name.partition(".")
-            if not name:
-                continue
-            if kind not in ("metrics", "params") or not dot or not key.strip():
-                raise InvalidFilterError(f"unknown column {_shown(name)}; {_COLUMN_HELP}")
-            if name not in columns:
-                columns.append(name)
+    for name in (c.strip() for text in texts for c in text.split(",")):
+        kind, dot, key = name.partition(".")
+        if name and (kind not in ("metrics", "params") or not dot or not key.strip()):
+            raise InvalidFilterError(f"unknown column {_shown(name)}; {_COLUMN_HELP}")
+        if name and name not in columns:
+            columns.append(name)
     if len(columns) > MAX_PICKED_COLUMNS:
         raise InvalidFilterError(
             f"{len(columns):,} columns were picked; at most {MAX_PICKED_COLUMNS} may be"
         )
+    return tuple(columns)
+
+
+def read_list_query(params: QueryParams) -> ListQuery:
+    """The list page's query string; a bad sort, column or tag raises
+    :class:`InvalidFilterError` naming it (metric and param filters are parsed, once, by
+    ``build_filters``)."""
+    tags = _texts(params, "tag")
+    sort = params.get("sort", "").strip()
     return ListQuery(
         project=params.get("project", "").strip(),
         status=params.get("status", "").strip(),
         tags=tags,
-        metrics=metrics,
-        params=param_filters,
-        sort=sort,
-        columns=tuple(columns),
+        metrics=_texts(params, "metric"),
+        params=_texts(params, "param"),
+        sort=_checked_sort(sort) if sort else "",
+        columns=_picked_columns(params.getlist("columns")),
         parsed_tags=tuple(parse_tag(t) for t in tags),
     )
 
