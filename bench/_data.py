@@ -1,5 +1,7 @@
 """The data both sides write: one deterministic spec per experiment index (stdlib only).
 
+Metrics (for the dashboard's list ordered by one): five per experiment, from ``metrics``.
+
 Tags: ``environment`` cycles production/staging/dev (a third match ``production``),
 ``model`` (7 values), ``owner`` (13 values) and ``team`` (100 values: 1 % match one).
 Every experiment has a 3-component pipeline and a small pipeline config.
@@ -12,9 +14,11 @@ from typing import Any
 
 __all__ = [
     "COMPONENTS",
+    "METRIC_KEYS",
     "ENVIRONMENTS",
     "PROJECT",
     "TEAM_QUERIES",
+    "metrics",
     "mlflow_tags",
     "spec",
     "team",
@@ -56,3 +60,19 @@ _COMPONENT_TAGS = {f"component.{n}": json.dumps(c) for n, c in enumerate(COMPONE
 def mlflow_tags(i: int) -> dict[str, str]:
     """MLflow tags for run ``i``: the same 4 tags plus the 3 components as 3 tags."""
     return {**spec(i)["tags"], **_COMPONENT_TAGS}
+
+
+METRIC_KEYS = ("acc", "f1", "loss", "latency_p95_ms", "requests")
+
+
+def metrics(i: int) -> dict[str, float]:
+    """Five metrics of experiment ``i``, spread evenly (``acc`` > 0.5 for half of them)
+    in an order unrelated to ``i``, so ordering by one is real work."""
+    acc = (i * 7919 % 10_000) / 10_000
+    return {
+        "acc": acc,
+        "f1": (i * 104_729 % 10_000) / 10_000,
+        "loss": 1 - acc,
+        "latency_p95_ms": 20 + (i * 31 % 997) / 10,
+        "requests": float(100 + i % 400),
+    }
