@@ -50,10 +50,13 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
-    """Benchmarks (tracker, dashboard, sandbox); writes bench/RESULTS*.md."""
+    """Benchmarks (tracker, dashboard list and compare pages, sandbox, metrics); writes
+    bench/RESULTS*.md."""
     session.install("-e", ".", "mlflow-skinny>=2.14", "psutil>=5.9")
     session.run("python", "bench/run.py", *session.posargs)
-    # "nox -s bench -- --quick" smoke-runs all three (each writes nothing then).
+    # "nox -s bench -- --quick" smoke-runs all five (each writes nothing then).
     quick = ["--quick"] if "--quick" in session.posargs else []
     session.run("python", "bench/bench_ui.py", *quick)
+    session.run("python", "bench/bench_compare.py", *quick)
     session.run("python", "bench/bench_sandbox.py", *quick)
+    session.run("python", "bench/bench_metrics.py", *quick)

@@ -1,10 +1,12 @@
 """The data both sides write: one deterministic spec per experiment index (stdlib only).
 
-Metrics (for the dashboard's list ordered by one): five per experiment, from ``metrics``.
-
 Tags: ``environment`` cycles production/staging/dev (a third match ``production``),
 ``model`` (7 values), ``owner`` (13 values) and ``team`` (100 values: 1 % match one).
 Every experiment has a 3-component pipeline and a small pipeline config.
+
+Metrics (``bench_metrics.py``): experiment ``i`` measured ``acc`` (just under half above
+0.5) and ``p95_ms`` (all different, so both sides order the same way); batches log the
+10 keys of :data:`METRIC_KEYS` at each step; a point's value is :func:`point_value`.
 """
 
 from __future__ import annotations
@@ -14,12 +16,14 @@ from typing import Any
 
 __all__ = [
     "COMPONENTS",
-    "METRIC_KEYS",
     "ENVIRONMENTS",
+    "METRIC_KEYS",
     "PROJECT",
     "TEAM_QUERIES",
-    "metrics",
+    "list_metrics",
+    "measured",
     "mlflow_tags",
+    "point_value",
     "spec",
     "team",
 ]
@@ -62,17 +66,27 @@ def mlflow_tags(i: int) -> dict[str, str]:
     return {**spec(i)["tags"], **_COMPONENT_TAGS}
 
 
-METRIC_KEYS = ("acc", "f1", "loss", "latency_p95_ms", "requests")
+METRIC_KEYS = tuple(f"metric_{k}" for k in range(10))
 
 
-def metrics(i: int) -> dict[str, float]:
-    """Five metrics of experiment ``i``, spread evenly (``acc`` > 0.5 for half of them)
-    in an order unrelated to ``i``, so ordering by one is real work."""
-    acc = (i * 7919 % 10_000) / 10_000
+def point_value(step: int) -> float:
+    """The value logged at ``step``: a float that is not a round number."""
+    return step * 0.001 + 0.5
+
+
+def measured(i: int) -> dict[str, float]:
+    """The metrics experiment ``i`` ends with: ``acc`` (in [0, 1), 1,000 of every 2,000
+    above 0.5 minus the boundary) and ``p95_ms`` (distinct for i < 10,007: no ties)."""
+    return {"acc": (i * 7919 % 2000) / 2000, "p95_ms": 20 + (i * 104729 % 10007) / 10}
+
+
+def list_metrics(i: int) -> dict[str, float]:
+    """Five metrics of experiment ``i`` for the dashboard's list (``bench_ui.py``): those it
+    :func:`measured`, a sandbox run's ``requests``, and ``f1`` and ``loss``."""
+    acc = measured(i)["acc"]
     return {
-        "acc": acc,
+        **measured(i),
         "f1": (i * 104_729 % 10_000) / 10_000,
         "loss": 1 - acc,
-        "latency_p95_ms": 20 + (i * 31 % 997) / 10,
         "requests": float(100 + i % 400),
     }

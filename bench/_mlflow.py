@@ -19,7 +19,7 @@ import time
 from typing import Any
 
 from _child import emit, parse_args
-from _data import PROJECT, metrics, mlflow_tags
+from _data import PROJECT, list_metrics, mlflow_tags
 from _harness import clock, median
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -104,7 +104,7 @@ def populate(
 ) -> None:
     """Write ``n`` finished runs with MLflow's own ORM rows, as ``create_run`` builds them.
 
-    ``with_metrics``: each run also gets ``_data.metrics(i)`` as ``log_batch`` writes
+    ``with_metrics``: each run also gets ``_data.list_metrics(i)`` as ``log_batch`` writes
     them, a history row and a latest-value row per key.
 
     ``create_run`` + ``set_terminated`` run at ~130/s here (80 s for 10,000), so the
@@ -143,7 +143,7 @@ def populate(
                 tags = {**mlflow_tags(i), MLFLOW_RUN_NAME: f"exp-{i}"}
                 run.tags = [SqlTag(key=k, value=v) for k, v in tags.items()]
                 session.add(run)
-                for key, value in (metrics(i) if with_metrics else {}).items():
+                for key, value in (list_metrics(i) if with_metrics else {}).items():
                     for model in (SqlMetric, SqlLatestMetric):
                         session.add(
                             model(key=key, value=value, timestamp=start, step=0, is_nan=False,

@@ -14,6 +14,7 @@ import os
 import random
 import sqlite3
 import tempfile
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from _child import emit, parse_args
@@ -79,8 +80,9 @@ def lag_stats(samples: list[float]) -> dict[str, float]:
     }
 
 
-async def lag(tracker: AsyncExperimentTracker, seconds: float, lo: int) -> dict[str, Any]:
-    """A 1 ms sleeper beside ``TASKS`` tasks writing lifecycles as fast as they can."""
+async def lag(write: Callable[[int], Awaitable[object]], seconds: float) -> dict[str, Any]:
+    """A 1 ms sleeper on the idle loop for 1 s, then beside ``TASKS`` tasks awaiting
+    ``write(i)`` (i = 0, 1, ...) as fast as they can for ``seconds``."""
     idle: list[float] = []
     stop = asyncio.Event()
     task = asyncio.create_task(sleeper(stop, idle))
@@ -91,14 +93,14 @@ async def lag(tracker: AsyncExperimentTracker, seconds: float, lo: int) -> dict[
     samples: list[float] = []
     stop = asyncio.Event()
     done = 0
-    counter = iter(range(lo, lo + 10**9))
+    counter = iter(range(10**12))
 
     async def writer() -> None:
         nonlocal done
         for i in counter:
             if stop.is_set():
                 return
-            await lifecycle(tracker, i)
+            await write(i)
             done += 1
 
     async with asyncio.TaskGroup() as tg:
@@ -129,7 +131,7 @@ async def micro(opts: dict[str, Any], workdir: str) -> dict[str, Any]:
         result["conc_rates"], result["conc_rate"] = rates, median(rates)
     if opts.get("lag_s"):
         async with open_tracker(os.path.join(workdir, "lag.db")) as tracker:
-            result["lag"] = await lag(tracker, opts["lag_s"], 0)
+            result["lag"] = await lag(lambda i: lifecycle(tracker, i), opts["lag_s"])
     return result
 
 

@@ -175,7 +175,7 @@ def mlflow_python(given: str | None) -> str:
 
 async def populate_ours(storage_uri: str, n: int) -> None:
     sys.path.insert(0, str(HERE))
-    from _data import PROJECT, metrics, spec
+    from _data import PROJECT, list_metrics, spec
 
     from healthchain.tracking import AsyncExperimentTracker
 
@@ -183,7 +183,7 @@ async def populate_ours(storage_uri: str, n: int) -> None:
 
         async def one(i: int) -> None:
             experiment_id = await tracker.start_experiment(**spec(i))
-            await tracker.log_metrics(experiment_id, metrics(i))
+            await tracker.log_metrics(experiment_id, list_metrics(i))
             await tracker.end_experiment(experiment_id)
 
         for lo in range(0, n, 500):

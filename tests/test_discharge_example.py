@@ -121,16 +121,17 @@ def test_example_saves_requests_and_responses(example_run: tuple[Path, str]) -> 
 
     saved = sorted((workdir / "output").rglob("*.json"))
     assert saved, "no requests or responses were saved under output/"
-    assert all(experiment.id in str(path.relative_to(workdir)) for path in saved)
+    assert experiment.files_dir == str((workdir / "output" / experiment.id).resolve())
+    assert all(path.parent == Path(experiment.files_dir) for path in saved)
     requests = [
         CDSRequest.model_validate_json(path.read_text(encoding="utf-8"))
         for path in saved
-        if "_request_" in path.name
+        if path.name.startswith("request_")
     ]
     responses = [
         CDSResponse.model_validate_json(path.read_text(encoding="utf-8"))
         for path in saved
-        if "_response_" in path.name
+        if path.name.startswith("response_")
     ]
     assert [r.hook for r in requests] == ["encounter-discharge"]
     assert len(responses) == 1

@@ -8,6 +8,7 @@ import io
 import json
 import logging
 import os
+import re
 import socket
 import sys
 import threading
@@ -259,37 +260,68 @@ def test_without_experiment_config_nothing_is_recorded(tmp_path: Path) -> None:
     assert result.status is ExperimentStatus.COMPLETED
     assert result.experiment_id is None
     assert experiment is None
-    assert len(list((tmp_path / "out").glob("*_request_*.json"))) == 2
+    # an untracked run saves in a folder of its own too, named so it is not taken for an id
+    (folder,) = (tmp_path / "out").iterdir()
+    assert result.save_dir == folder
+    assert re.fullmatch(r"untracked-[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}", folder.name)
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "request_0000.json",
+        "request_0001.json",
+        "response_0000.json",
+        "response_0001.json",
+    ]
+    again, _ = run(cls, save_data=True, save_dir=str(tmp_path / "out"))
+    assert again.save_dir is not None and again.save_dir.parent == folder.parent
+    assert again.save_dir != folder
 
 
 # -- saved data ----------------------------------------------------------------------------
 
 
-def test_save_data_writes_pretty_json_named_with_experiment_and_index(
+def test_save_data_writes_pretty_json_in_the_experiments_own_folder(
     any_storage: Storage, tmp_path: Path
 ) -> None:
     out = tmp_path / "nested" / "out"
     cls = define(async_ok, load_sync, storage_uri=any_storage.uri, num=3)
-    result, _ = run(cls, save_data=True, save_dir=str(out))
+    result, experiment = run(cls, save_data=True, save_dir=str(out))
 
-    assert result.save_dir == out.resolve()
-    names = sorted(path.name for path in out.iterdir())
+    folder = out / str(result.experiment_id)
+    assert result.save_dir == folder.resolve()
+    assert experiment is not None and experiment.files_dir == str(folder)
+    assert any_storage.query(
+        "SELECT files_dir FROM experiments WHERE id = ?", result.experiment_id
+    ) == [(str(folder),)]
+    assert [path.name for path in out.iterdir()] == [result.experiment_id]
+    names = sorted(path.name for path in folder.iterdir())
     expected = sorted(
-        f"{result.experiment_id}_{kind}_{index:04d}.json"
-        for kind in ("request", "response")
-        for index in range(3)
+        f"{kind}_{index:04d}.json" for kind in ("request", "response") for index in range(3)
     )
     assert names == expected
-    request_text = (out / f"{result.experiment_id}_request_0001.json").read_text()
+    request_text = (folder / "request_0001.json").read_text()
     assert request_text.startswith('{\n  "hook": "patient-view"')
-    response = json.loads((out / f"{result.experiment_id}_response_0002.json").read_text())
+    response = json.loads((folder / "response_0002.json").read_text())
     assert response == {"cards": [card("async patient-view").model_dump(exclude_none=True)]}
+
+
+def test_a_relative_save_dir_is_recorded_absolute(
+    any_storage: Storage, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "work").mkdir()
+    (tmp_path / "here").symlink_to(tmp_path / "work")
+    monkeypatch.chdir(tmp_path / "here")
+    cls = define(async_ok, load_sync, storage_uri=any_storage.uri, num=1)
+    result, experiment = run(cls, save_data=True, save_dir="out")
+    folder = tmp_path / "work" / "out" / str(result.experiment_id)
+    assert experiment is not None and experiment.files_dir == str(folder)
+    assert result.save_dir == folder
+    assert sorted(p.name for p in folder.iterdir()) == ["request_0000.json", "response_0000.json"]
 
 
 def test_save_data_false_writes_nothing(any_storage: Storage, tmp_path: Path) -> None:
     cls = define(async_ok, load_sync, storage_uri=any_storage.uri, num=1)
-    result, _ = run(cls, save_data=False, save_dir=str(tmp_path / "out"))
+    result, experiment = run(cls, save_data=False, save_dir=str(tmp_path / "out"))
     assert result.save_dir is None
+    assert experiment is not None and experiment.files_dir is None
     assert not (tmp_path / "out").exists()
 
 

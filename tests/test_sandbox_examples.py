@@ -47,8 +47,10 @@ def test_the_demo_records_a_completed_experiment_and_prints_it(tmp_path: Path) -
         assert conn.execute(
             "SELECT count(*) FROM requests WHERE experiment_id = ?", (experiment_id,)
         ).fetchone() == (20,)
-    saved = sorted((tmp_path / "output").glob(f"{experiment_id}_*.json"))
-    assert len(saved) == 40
+    folder = tmp_path / "output" / experiment_id
+    assert sorted(path.name for path in (tmp_path / "output").iterdir()) == [experiment_id]
+    assert len(list(folder.glob("*.json"))) == 40
+    assert f"Saved        {folder}\n" in out
 
 
 @pytest.mark.slow

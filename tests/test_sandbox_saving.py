@@ -14,6 +14,7 @@ from helpers.sandbox_cases import async_ok, define, load_sync, run
 from helpers.storage import Storage
 
 from healthchain.sandbox import SandboxConfigError
+from healthchain.sandbox._saving import make_run_dir
 from healthchain.tracking import ExperimentStatus
 
 
@@ -58,22 +59,37 @@ def test_a_disk_filling_up_during_the_run_fails_it_leaving_whole_files(
 
     assert result.status is ExperimentStatus.FAILED
     assert len(result.outcomes) == num and all(o.ok for o in result.outcomes)
+    folder = tiny_disk / str(result.experiment_id)
     match = re.fullmatch(
-        rf"saving requests and responses failed: writing '{tiny_disk}/"
-        rf"{result.experiment_id}_(request|response)_\d{{4}}\.json' failed: No space left on "
-        rf"device; (\d+) of {num} requests were saved in '{tiny_disk}' \(free space there, "
+        rf"saving requests and responses failed: writing '{folder}/"
+        rf"(request|response)_\d{{4}}\.json' failed: No space left on "
+        rf"device; (\d+) of {num} requests were saved in '{folder}' \(free space there, "
         r"or pass another save_dir or save_data=False\)",
         result.error or "",
     )
     assert match, result.error
     assert experiment.status is ExperimentStatus.FAILED
     assert experiment.error == result.error
+    assert experiment.files_dir == str(folder)  # what was saved is still found
 
-    names = sorted(os.listdir(tiny_disk))
+    names = sorted(os.listdir(folder))
     assert not [name for name in names if name.endswith(".tmp")]  # no partial file left
     saved = int(match.group(2))
     assert 0 < saved < num
-    requests = [name for name in names if "_request_" in name]
+    requests = [name for name in names if name.startswith("request_")]
     assert saved <= len(requests) <= saved + 1
     for name in names:
-        json.loads((tiny_disk / name).read_text())  # each file is whole
+        json.loads((folder / name).read_text())  # each file is whole
+
+
+@pytest.mark.anyio
+async def test_a_run_folder_that_cannot_be_made_is_a_config_error_naming_it(
+    read_only_folder: Path,
+) -> None:
+    with pytest.raises(SandboxConfigError) as raised:
+        await make_run_dir(read_only_folder, "0190a0b0-0000-7000-8000-000000000000")
+    assert str(raised.value) == (
+        f"the run's folder '{read_only_folder}/0190a0b0-0000-7000-8000-000000000000' cannot be "
+        "created: Read-only file system; make save_dir writable, or pass another save_dir or "
+        "save_data=False"
+    )

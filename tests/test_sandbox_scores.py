@@ -510,7 +510,7 @@ def test_the_run_metrics_agree_with_the_request_records(
         result.metrics["latency_p50_ms"],
         result.metrics["latency_p95_ms"],
     )
-    assert "(mean scores: cards 1)" in caplog.text
+    assert "\n  mean scores: cards 1\n" in caplog.text
 
 
 def test_a_run_without_requests_has_only_the_counts() -> None:

@@ -170,7 +170,8 @@ async def test_experiment_page(client: httpx.AsyncClient, recorded: dict[str, st
     assert recorded["main"] in html and "zephyr" in html
     assert XSS not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert html.index(">preprocess<") < html.index(">llm<") < html.index(">cards<")
-    assert "<b>50</b> requests" in html and "<b>5</b> failed" in html
+    assert '<b data-field="requests">50</b> requests' in html
+    assert '<b data-field="failures">5</b> failed' in html
     assert "upstream &lt;b&gt;timeout&lt;/b&gt;" in html
     histogram = embedded_json(html, "latency-data")
     assert sum(histogram["total"]) == 50 and sum(histogram["failed"]) == 5

@@ -208,13 +208,14 @@ async def test_script_in_a_tag_is_shown_as_text_and_never_runs(
     await expect(page.locator("h1")).to_contain_text(XSS)
     await expect(page.locator("table.kv tr", has_text="note").locator("td")).to_have_text(XSS)
     await expect(page.locator("pre.error-text")).to_have_text(XSS)
-    # The only scripts on the page are the dashboard's own two files and the JSON data.
+    # The only scripts on the page are the dashboard's own four files (uPlot, the list's,
+    # the metric charts', the live updates') and the JSON data.
     sources = await page.eval_on_selector_all("script", "els => els.map(e => e.src || e.type)")
     assert (
         sources
         == [
             *[s for s in sources if s.startswith(base_url + "/static/")],
         ]
-        and len(sources) == 2
+        and len(sources) == 4
     )
     await page.screenshot(path=tmp_path / "xss.png", full_page=True)

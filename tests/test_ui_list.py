@@ -108,7 +108,7 @@ async def test_metric_param_and_request_columns(
     assert cell(page, "eval-a", "acc") == "0.91"
     assert cell(page, "eval-b", "model") == "llama"
     assert cell(page, "eval-b", "epochs") == "3"
-    assert cell(page, "sandbox-1", "Requests") == "1,200"
+    assert cell(page, "sandbox-1", "Requests") == "1200"
     assert cell(page, "sandbox-1", "p95 ms") == "85.25"
     assert cell(page, "sandbox-2", "acc") == ""  # no such metric: an empty cell
     assert cell(page, "eval-a", "Requests") == ""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from healthchain.tracking import InvalidFilterError
@@ -137,41 +137,13 @@ def build_filters(
 ) -> dict[str, Any]:
     """``list_experiments`` filters from typed text; empty values mean "any"."""
     filters: dict[str, Any] = {}
-    conditions: dict[str, tuple[str, float]] = {}
-    for text in metrics:
-        key, operator, bound = parse_metric_filter(text)
-        if key in conditions:
-            # one condition per key in the tracker's filter; a range needs two keys' worth
-            raise InvalidFilterError(
-                f"metric {key!r} is filtered on twice (the second time in {text!r}); give "
-                "one condition per metric"
-            )
-        conditions[key] = (operator, bound)
-    if conditions:
-        filters["metrics"] = conditions
-    wanted_params: dict[str, Any] = {}
-    param_texts: dict[str, str] = {}
-    for text in params:
-        key, value = parse_param_filter(text)
-        if key in wanted_params and wanted_params[key] != value:
-            raise InvalidFilterError(
-                f"param {key!r} is filtered on twice ({param_texts[key]!r} and {text!r}); "
-                "a run has one value per param"
-            )
-        wanted_params[key], param_texts[key] = value, text
-    if wanted_params:
-        filters["params"] = wanted_params
-    wanted: dict[str, Any] = {}
-    for text in tags:
-        key, value = parse_tag(text)
-        if key in wanted and wanted[key] != value:
-            raise TagSyntaxError(
-                f"tag {key!r} is filtered on twice ({format_tag(key, wanted[key])!r} and "
-                f"{text!r}); an experiment has one value per tag"
-            )
-        wanted[key] = value
-    if wanted:
-        filters["tags"] = wanted
+    for which, wanted in (
+        ("metrics", _by_key(metrics, _metric_condition, "metric", InvalidFilterError)),
+        ("params", _by_key(params, parse_param_filter, "param", InvalidFilterError)),
+        ("tags", _by_key(tags, parse_tag, "tag", TagSyntaxError)),
+    ):
+        if wanted:
+            filters[which] = wanted
     chosen = [s for s in statuses if s]
     if chosen:
         filters["status"] = chosen
@@ -180,3 +152,29 @@ def build_filters(
     if name:
         filters["name"] = name
     return filters
+
+
+def _metric_condition(text: str) -> tuple[str, tuple[str, float]]:
+    key, operator, bound = parse_metric_filter(text)
+    return key, (operator, bound)
+
+
+def _by_key(
+    texts: Iterable[str],
+    parse: Callable[[str], tuple[str, Any]],
+    noun: str,
+    error: type[InvalidFilterError],
+) -> dict[str, Any]:
+    """Each key's wanted value; the same key twice must want the same value."""
+    wanted: dict[str, Any] = {}
+    typed: dict[str, str] = {}
+    for text in texts:
+        key, value = parse(text)
+        if key in wanted and wanted[key] != value:
+            # the tracker's filters hold one value (or one condition) per key
+            raise error(
+                f"{noun} {key!r} is filtered on twice ({typed[key]!r} and {text!r}); a run "
+                f"has one value per {noun}: keep one"
+            )
+        wanted[key], typed[key] = value, text
+    return wanted

@@ -1,4 +1,4 @@
-"""``healthchain experiments``: list, show, export, reap and delete."""
+"""``healthchain experiments``: list, show, compare, export, reap and delete."""
 
 from __future__ import annotations
 
@@ -21,10 +21,23 @@ from healthchain._formatting import (
 )
 from healthchain.tracking import DEFAULT_STORAGE_URI, mask_uri
 
+from ._compare import compare
 from ._exceptions import CommandError
-from ._list_table import FIT_ORDER, NAME_WIDTH, list_table
+from ._list_table import (
+    DEFAULT_METRIC_COLUMNS,
+    FIT_ORDER,
+    NAME_WIDTH,
+    ValueColumn,
+    common_metric_columns,
+    list_table,
+    order_words,
+    parse_columns,
+)
+from ._measures import measures_tables
 from ._options import (
+    MetricOption,
     NameOption,
+    ParamOption,
     ProjectOption,
     ShowFormat,
     StatusOption,
@@ -32,6 +45,7 @@ from ._options import (
     TagOption,
     filters,
     open_tracker,
+    repeatable,
 )
 from ._output import (
     console,
@@ -47,7 +61,7 @@ from ._output import (
 __all__ = ["experiments_app"]
 
 experiments_app = typer.Typer(
-    help="List, show, export, reap and delete experiments.", no_args_is_help=True
+    help="List, show, compare, export, reap and delete experiments.", no_args_is_help=True
 )
 
 
@@ -69,12 +83,14 @@ class ExportFormat(StrEnum):
     jsonl = "jsonl"
 
 
-_LIST_HELP = f"""List experiments, newest first.
+_LIST_HELP = f"""List experiments, newest first unless --sort says otherwise.
 
 The table shows each id by its shortest unique prefix of at least {SHORT_ID_LENGTH}
-characters; JSON and CSV keep whole ids. It fits the terminal (COLUMNS if set): names up
-to {NAME_WIDTH} characters always show whole, and while the table is too wide
-{"; then ".join(FIT_ORDER)}.
+characters; JSON and CSV keep whole ids and every metric and param. Besides the columns
+--columns picks (and the metrics --sort orders by), it shows the latest values of the
+{DEFAULT_METRIC_COLUMNS} metrics most of the listed experiments have. It fits the
+terminal (COLUMNS if set): names up to {NAME_WIDTH} characters and picked columns always
+show whole, and while the table is too wide {"; then ".join(FIT_ORDER)}.
 """
 
 
@@ -85,6 +101,26 @@ def list_experiments(
     name: NameOption = None,
     status: StatusOption = None,
     tag: TagOption = None,
+    metric: MetricOption = None,
+    param: ParamOption = None,
+    sort: Annotated[
+        list[str] | None,
+        repeatable(
+            "--sort",
+            "KEY",
+            "Order by start_time, name, duration or metrics.KEY; a leading '-' for "
+            "descending, e.g. -metrics.acc (repeatable: ties go to the next).",
+        ),
+    ] = None,
+    columns: Annotated[
+        list[str] | None,
+        repeatable(
+            "--columns",
+            "KEY,...",
+            "Metric columns to show (KEY or metrics.KEY) and param columns (params.KEY); "
+            "comma-separated or repeated.",
+        ),
+    ] = None,
     limit: Annotated[
         int, typer.Option("--limit", min=0, help="At most N experiments (0: all).")
     ] = 50,
@@ -92,10 +128,17 @@ def list_experiments(
         ListFormat, typer.Option("--format", help="table, json or csv.")
     ] = ListFormat.table,
 ) -> None:
-    wanted = filters(project, name, status, tag)
+    wanted = filters(project, name, status, tag, metric, param)
+    picked = parse_columns(columns or ())
+    # the metrics the list is filtered and ordered by show, whatever --columns says
+    fields = [key.removeprefix("-") for key in sort or ()]
+    ordered = [f.removeprefix("metrics.") for f in fields if f.startswith("metrics.")]
+    for key in [*wanted.get("metrics", {}), *ordered]:
+        if ValueColumn("metrics", key) not in picked:
+            picked.append(ValueColumn("metrics", key))
     table = output_format is ListFormat.table
     with open_tracker(storage_uri) as tracker:
-        found = tracker.list_experiments(wanted, limit=limit or None)
+        found = tracker.list_experiments(wanted, limit=limit or None, order_by=sort or None)
         short_ids = tracker.abbreviate_ids([e.id for e in found], SHORT_ID_LENGTH) if table else {}
     if output_format is ListFormat.json:
         echo_json([experiment_record(e) for e in found])
@@ -109,10 +152,13 @@ def list_experiments(
         )
     else:
         out = console()
-        title = f"{plural(len(found), 'experiment')}, newest first"
-        print_out(out, list_table(out, title, found, short_ids))
+        order = order_words(sort) if sort else "newest first"
+        title = f"{plural(len(found), 'experiment')}, {order}"
+        table_ = list_table(out, title, found, short_ids, picked, common_metric_columns(found))
+        print_out(out, table_)
     if limit and len(found) == limit:
-        typer.echo(f"showing the newest {limit}; pass --limit 0 to list all", err=True)
+        first = f"the first {limit} in this order" if sort else f"the newest {limit}"
+        typer.echo(f"showing {first}; pass --limit 0 to list all", err=True)
 
 
 @experiments_app.command("show")
@@ -123,11 +169,13 @@ def show(
         ShowFormat, typer.Option("--format", help="table or json.")
     ] = ShowFormat.table,
 ) -> None:
-    """Show one experiment: its fields, components in order and request summary."""
+    """Show one experiment: its fields, components in order, params, latest metrics, the
+    request summary, each score's mean over the requests, and where its files are."""
     with open_tracker(storage_uri) as tracker:
         experiment_id = tracker.resolve_id(experiment_id)
         experiment = tracker.get_experiment(experiment_id)
         stats = tracker.request_stats(experiment_id)
+        scores = [r.scores for r in tracker.list_requests(experiment_id) if r.scores]
     if output_format is ShowFormat.json:
         echo_json({**experiment_record(experiment), "requests": requests_doc(stats)})
         return
@@ -153,6 +201,8 @@ def show(
         rows.append(("error", Text(experiment.error, style="red")))
     if experiment.pipeline_config is not None:
         rows.append(("pipeline config", Text(json.dumps(experiment.pipeline_config))))
+    if experiment.files_dir is not None:
+        rows.append(("saved files", Text(experiment.files_dir)))
     for label, value in rows:
         facts.add_row(label, value)
     print_out(out, facts)
@@ -169,6 +219,10 @@ def show(
     print_out(
         out, f"requests: {stats.count}  failures: {stats.failures}  latency p50: {p50}  p95: {p95}"
     )
+    print_out(out, *measures_tables(experiment, scores))
+
+
+experiments_app.command("compare")(compare)
 
 
 @experiments_app.command("export")
@@ -181,12 +235,14 @@ def export(
     name: NameOption = None,
     status: StatusOption = None,
     tag: TagOption = None,
+    metric: MetricOption = None,
+    param: ParamOption = None,
     output_format: Annotated[
         ExportFormat, typer.Option("--format", help="csv or jsonl.")
     ] = ExportFormat.csv,
 ) -> None:
     """Write every matching experiment to a CSV or JSON Lines file, newest first."""
-    wanted = filters(project, name, status, tag)
+    wanted = filters(project, name, status, tag, metric, param)
     with open_tracker(storage_uri) as tracker:
         found = tracker.list_experiments(wanted)
     write = write_csv if output_format is ExportFormat.csv else write_jsonl

@@ -19,6 +19,8 @@ from ._exceptions import DatabaseMissingError
 
 __all__ = [
     "STORAGE_ENV",
+    "MetricOption",
+    "ParamOption",
     "NameOption",
     "ProjectOption",
     "ShowFormat",
@@ -27,6 +29,7 @@ __all__ = [
     "TagOption",
     "filters",
     "open_tracker",
+    "repeatable",
 ]
 
 STORAGE_ENV = "HEALTHCHAIN_STORAGE_URI"
@@ -54,12 +57,37 @@ StatusOption = Annotated[
     list[ExperimentStatus] | None,
     typer.Option("--status", case_sensitive=False, help="Only this status (repeatable)."),
 ]
+
+
+def repeatable(flag: str, metavar: str, help: str) -> Any:
+    """A text option that may be given several times (a list, None if never given)."""
+    return typer.Option(flag, metavar=metavar, help=help)
+
+
 TagOption = Annotated[
     list[str] | None,
-    typer.Option(
+    repeatable(
         "--tag",
-        metavar="KEY=VALUE",
-        help="Only experiments with this tag (repeatable; KEY:=JSON for a number or bool).",
+        "KEY=VALUE",
+        "Only experiments with this tag (repeatable; KEY:=JSON for a number or bool).",
+    ),
+]
+MetricOption = Annotated[
+    list[str] | None,
+    repeatable(
+        "--metric",
+        "KEY<OP>NUMBER",
+        "Only experiments whose latest KEY compares so, e.g. 'acc>0.5' (operators: "
+        "= != < <= > >=; repeatable, one per key).",
+    ),
+]
+ParamOption = Annotated[
+    list[str] | None,
+    repeatable(
+        "--param",
+        "KEY=VALUE",
+        "Only experiments with this param, e.g. model=gpt-4o or epochs=3 (a VALUE that "
+        "reads as JSON is JSON; repeatable).",
     ),
 ]
 
@@ -69,10 +97,17 @@ def filters(
     name: str | None,
     status: list[ExperimentStatus] | None,
     tag: list[str] | None,
+    metric: list[str] | None = None,
+    param: list[str] | None = None,
 ) -> dict[str, Any]:
     """``list_experiments`` filters from the filter options."""
     return build_filters(
-        project=project, name=name, statuses=[s.value for s in status or ()], tags=tag or ()
+        project=project,
+        name=name,
+        statuses=[s.value for s in status or ()],
+        tags=tag or (),
+        metrics=metric or (),
+        params=param or (),
     )
 
 

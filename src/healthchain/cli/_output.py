@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 from collections.abc import Sequence
 from typing import IO, Any
@@ -20,6 +21,8 @@ from healthchain.tracking import Experiment, ExperimentStatus, RequestStats
 __all__ = [
     "console",
     "echo_json",
+    "metric_text",
+    "param_text",
     "print_out",
     "requests_doc",
     "status_text",
@@ -68,6 +71,17 @@ def echo_json(document: Any) -> None:
 def tags_text(tags: dict[str, Any]) -> str:
     """Tags as the filters that match them, sorted by key."""
     return ", ".join(format_tag(k, v) for k, v in sorted(tags.items()))
+
+
+def metric_text(value: float) -> str:
+    """A metric value in a table: four significant digits (``0.8123``, ``1.235e+04``),
+    ``NaN``, ``inf``."""
+    return "NaN" if math.isnan(value) else f"{value:.4g}"
+
+
+def param_text(value: Any) -> str:
+    """A param, tag or config value in a table: a string as it is, anything else as JSON."""
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
 _STATUS_STYLE = {

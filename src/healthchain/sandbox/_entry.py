@@ -67,9 +67,11 @@ def start_sandbox(
     COMPLETED, FAILED or INTERRUPTED (Ctrl-C, SIGTERM). Returns a
     ``healthchain.sandbox.SandboxResult`` with the experiment id and the responses.
     Works from scripts and from a thread already running an event loop (a notebook).
-    With ``save_data``, ``save_dir`` must be writable (checked before the run starts,
-    a ``SandboxConfigError`` otherwise); a file that cannot be written during the run
-    (a full disk) fails it, and only whole files are left.
+    With ``save_data``, each request and response is saved in the run's own folder,
+    ``<save_dir>/<experiment id>/``, recorded with the experiment as its ``files_dir``.
+    ``save_dir`` must be writable (checked before the run starts, a
+    ``SandboxConfigError`` otherwise); a file that cannot be written during the run (a
+    full disk) fails it, and only whole files are left.
     """
     options = RunOptions(service_id, save_data, save_dir)
     from ._runner import start

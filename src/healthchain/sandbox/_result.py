@@ -31,7 +31,9 @@ class SandboxResult:
     error: str | None = None
     """The error summary recorded with a FAILED or INTERRUPTED experiment."""
     save_dir: Path | None = None
-    """Where requests and responses were saved; None when ``save_data`` was False."""
+    """The run's own folder of saved requests and responses, absolute:
+    ``<save_dir>/<experiment_id>/`` (``<save_dir>/untracked-<uuid4>/`` when tracking is
+    off); None when ``save_data`` was False."""
     feedback: Mapping[str, int] = field(default_factory=dict)
     """CDS Hooks feedback the service received during the run: count by outcome
     (``accepted``, ``overridden``)."""

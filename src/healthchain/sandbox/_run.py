@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import signal
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +27,12 @@ from ._interrupt import Interrupt
 from ._plan import Plan
 from ._progress import ProgressBar
 from ._result import SandboxResult
-from ._run_metrics import AUTOMATIC_METRICS, run_metrics
-from ._saving import ExchangeWriter
+from ._run_metrics import run_metrics
+from ._saving import ExchangeWriter, make_run_dir, untracked_run_id
 from ._scoring import Scoring
 from ._server import serve
 from ._service_log import with_handler_error
+from ._summary import run_summary
 
 __all__ = ["Run"]
 
@@ -47,7 +47,7 @@ class Run:
         plan: Plan,
         tracker: AsyncExperimentTracker | None,
         service: ServiceConfig,
-        out_dir: Path | None,
+        save_dir: Path | None,
         interrupt: Interrupt,
         final_bound: float,
     ) -> None:
@@ -56,7 +56,9 @@ class Run:
         self.interrupt = interrupt
         self.tracker = tracker
         self.service = service
-        self.out_dir = out_dir
+        self.save_dir = save_dir
+        self.files_dir: Path | None = None
+        """The run's own folder in ``save_dir``, once made."""
         self.experiment_id: str | None = None
         self.url: str | None = None
         self.outcomes: list[RequestOutcome] = []
@@ -83,7 +85,7 @@ class Run:
             service_url=self.url,
             outcomes=tuple(outcomes),
             error=self.error,
-            save_dir=self.out_dir,
+            save_dir=self.files_dir,
             feedback=dict(self.plan.log.feedback),
             metrics=dict(self.metrics),
         )
@@ -102,6 +104,7 @@ class Run:
                     )
                 logger.info("Experiment %s RUNNING (%s)", self.experiment_id, plan.name)
             try:
+                await self._make_files_dir()
                 await self._send(url)
             except BaseException as exc:
                 self.status, self.error = self._describe_abort(exc)
@@ -121,6 +124,25 @@ class Run:
                 self.error = "; ".join(errors)
             await self._finish()
 
+    def _summary(self) -> str:
+        return run_summary(
+            self.experiment_id,
+            self.status,
+            self.outcomes,
+            self.metrics,
+            self.files_dir,
+            self.plan.log.raised.values(),
+            self.error,
+        )
+
+    async def _make_files_dir(self) -> None:
+        """``<save_dir>/<experiment id>/``, recorded with the experiment before any file."""
+        if self.save_dir is None:
+            return
+        self.files_dir = await make_run_dir(self.save_dir, self.experiment_id or untracked_run_id())
+        if self.tracker is not None and self.experiment_id is not None:
+            await self.tracker.set_files_dir(self.experiment_id, self.files_dir)
+
     def _describe_abort(self, exc: BaseException) -> tuple[ExperimentStatus, str]:
         done = f"after {self.finished} of {self.plan.num} requests"
         if isinstance(exc, anyio.get_cancelled_exc_class()):
@@ -139,18 +161,17 @@ class Run:
         """Write the run's metrics and final status; shielded and bounded so an interrupt
         cannot skip them."""
         self.metrics = run_metrics(self.outcomes, self.scores.values())
-        level = {
-            ExperimentStatus.COMPLETED: logging.INFO,
-            ExperimentStatus.INTERRUPTED: logging.WARNING,
-        }.get(self.status, logging.ERROR)
-        logger.log(
-            level,
-            "Sandbox run %s: %s%s%s",
-            self.experiment_id or "(untracked)",
-            self.status,
-            _score_summary(self.metrics),
-            f" - {self.error}" if self.error else "",
-        )
+        try:
+            await self._record_end()
+        finally:
+            # Last, so it names the status recorded (a lost metrics write fails the run).
+            level = {
+                ExperimentStatus.COMPLETED: logging.INFO,
+                ExperimentStatus.INTERRUPTED: logging.WARNING,
+            }.get(self.status, logging.ERROR)
+            logger.log(level, "%s", self._summary())
+
+    async def _record_end(self) -> None:
         if self.tracker is None or self.experiment_id is None:
             return
         try:
@@ -205,8 +226,8 @@ class Run:
             records = Batcher("request records", log, bound=self.final_bound)
             sinks.append(records)
         writer: ExchangeWriter | None = None
-        if self.out_dir is not None:
-            writer = ExchangeWriter(self.out_dir, self.experiment_id or str(uuid.uuid4()))
+        if self.files_dir is not None:
+            writer = ExchangeWriter(self.files_dir)
             write = writer.write
 
             async def save(batch: list[Exchange]) -> None:
@@ -289,9 +310,3 @@ class Run:
                 f"{plan.num} requests were saved in {str(writer.directory)!r} (free space "
                 "there, or pass another save_dir or save_data=False)"
             )
-
-
-def _score_summary(metrics: dict[str, float]) -> str:
-    """`` (mean scores: name value, ...)`` for the log line, when responses were scored."""
-    means = [f"{k} {v:.3g}" for k, v in metrics.items() if k not in AUTOMATIC_METRICS]
-    return f" (mean scores: {', '.join(means)})" if means else ""

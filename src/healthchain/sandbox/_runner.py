@@ -67,11 +67,11 @@ async def run(
     """One run on this loop: planned, then executed under the interrupt's cancel scope."""
     plan = make_plan(use_case, options.service_id, spec.service)
     _give_workflow_to_data_generator(use_case, plan.workflow)
-    out_dir = await prepare_save_dir(options.save_dir) if options.save_data else None
+    save_dir = await prepare_save_dir(options.save_dir) if options.save_data else None
     final_bound = _FINAL_WRITE_GRACE
     if spec.experiment is not None:
         final_bound += spec.experiment.outage_timeout
-    execution = Run(plan, tracker, spec.service, out_dir, interrupt, final_bound)
+    execution = Run(plan, tracker, spec.service, save_dir, interrupt, final_bound)
     with anyio.CancelScope() as scope:
         interrupt.arm(scope.cancel)
         try:

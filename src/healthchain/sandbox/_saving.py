@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import tempfile
+import uuid
 from pathlib import Path
 
 import anyio
@@ -16,7 +17,7 @@ from healthchain._files import whole_file
 from ._client import Exchange
 from ._exceptions import SandboxConfigError
 
-__all__ = ["ExchangeWriter", "WriteFailed", "prepare_save_dir"]
+__all__ = ["ExchangeWriter", "WriteFailed", "make_run_dir", "prepare_save_dir", "untracked_run_id"]
 
 logger = logging.getLogger("healthchain.sandbox")
 
@@ -45,6 +46,24 @@ async def prepare_save_dir(save_dir: str) -> Path:
     return resolved
 
 
+def untracked_run_id() -> str:
+    """The folder name of a run that records no experiment: ``untracked-<uuid4>``."""
+    return f"untracked-{uuid.uuid4()}"
+
+
+async def make_run_dir(save_dir: Path, run_id: str) -> Path:
+    """Create the run's own folder, ``<save_dir>/<run_id>/``, and return it."""
+    directory = save_dir / run_id
+    try:
+        await anyio.Path(directory).mkdir(exist_ok=True)
+    except OSError as exc:
+        raise SandboxConfigError(
+            f"the run's folder {str(directory)!r} cannot be created: {exc.strerror or exc}; "
+            "make save_dir writable, or pass another save_dir or save_data=False"
+        ) from exc
+    return directory
+
+
 def _probe(directory: Path) -> None:
     fd, name = tempfile.mkstemp(prefix=".healthchain-probe-", dir=directory)
     try:
@@ -63,15 +82,14 @@ class WriteFailed(Exception):
 
 
 class ExchangeWriter:
-    """Writes each request and response to ``{run_id}_{kind}_{index:04d}.json``.
+    """Writes each request and response to ``{kind}_{index:04d}.json`` in the run's folder.
 
     Each file is written under a temporary name and renamed, so a failure (a full disk)
     leaves whole files only. :attr:`saved` counts the requests whose files were all written.
     """
 
-    def __init__(self, directory: Path, run_id: str) -> None:
+    def __init__(self, directory: Path) -> None:
         self.directory = directory
-        self.run_id = run_id
         self.saved = 0
 
     def write(self, batch: list[Exchange]) -> None:
@@ -89,7 +107,7 @@ class ExchangeWriter:
                 except ValueError:
                     logger.debug("%s %d is not JSON; not saved", kind, index)
                     continue
-                path = self.directory / f"{self.run_id}_{kind}_{index:04d}.json"
+                path = self.directory / f"{kind}_{index:04d}.json"
                 try:
                     with whole_file(path) as file:
                         file.write(text)

@@ -29,7 +29,8 @@ __all__ = ["MetricCalls"]
 
 
 class MetricCalls(TrackerLifecycle):
-    """``log_metric``, ``log_metrics``, ``log_params`` and ``get_metric_history``."""
+    """``log_metric``, ``log_metrics``, ``log_params``, ``get_metric_history`` and
+    ``get_metric_values``."""
 
     def __init__(self, settings: TrackerSettings) -> None:
         super().__init__(settings)
@@ -122,6 +123,19 @@ class MetricCalls(TrackerLifecycle):
         backend = await self._reader()
         with self._storage_errors("get_metric_history"):
             found = await backend.read(lambda ex: _queries.metric_history(ex, experiment_id, key))
+        if found is None:
+            raise ExperimentNotFoundError(experiment_id)
+        return found
+
+    async def get_metric_values(self, experiment_id: str, key: str) -> list[tuple[int, float]]:
+        """Every ``(step, value)`` of metric ``key``, ordered as :meth:`get_metric_history`
+        orders its points but without timestamps: what a chart draws, read faster."""
+        if validate_id(experiment_id) is None:
+            raise ExperimentNotFoundError(experiment_id)
+        key = validate_metric_key(key)
+        backend = await self._reader()
+        with self._storage_errors("get_metric_values"):
+            found = await backend.read(lambda ex: _queries.metric_values(ex, experiment_id, key))
         if found is None:
             raise ExperimentNotFoundError(experiment_id)
         return found

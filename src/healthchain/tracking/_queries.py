@@ -52,6 +52,7 @@ __all__ = [
     "list_experiments",
     "list_requests",
     "metric_history",
+    "metric_values",
     "request_stats",
 ]
 
@@ -229,3 +230,23 @@ def metric_history(ex: Executor, experiment_id: str, key: str) -> list[MetricPoi
         return None
     new, time, nan = MetricPoint._make, from_db_time, _NAN
     return [new((step, time(t), nan if value is None else value)) for step, t, value in rows]
+
+
+METRIC_VALUES = static(
+    select(metric_points.c.step, metric_points.c.value)
+    .where(
+        metric_points.c.experiment_id == bindparam("b_id"),
+        metric_points.c.key == bindparam("b_key"),
+    )
+    .order_by(metric_points.c.step, metric_points.c.timestamp)
+)
+
+
+def metric_values(ex: Executor, experiment_id: str, key: str) -> list[tuple[int, float]] | None:
+    """:func:`metric_history` without timestamps, as plain pairs: a chart's read, a few
+    times quicker on long histories; None if the experiment is unknown."""
+    rows = ex.query(METRIC_VALUES, {"b_id": experiment_id, "b_key": key})
+    if not rows and not ex.query(STATUS_OF, {"b_id": experiment_id}):
+        return None
+    nan = _NAN
+    return [(step, nan if value is None else value) for step, value in rows]

@@ -41,6 +41,7 @@ __all__ = [
     "BEAT",
     "DELETE",
     "END",
+    "FILES_DIR",
     "HEAD_REVISION",
     "INSERT_COMPONENT",
     "INSERT_EXPERIMENT",
@@ -285,6 +286,11 @@ RUNNING_ROWS = select(
     experiments.c.host,
     experiments.c.pid,
 ).where(experiments.c.status == _RUNNING)
+FILES_DIR = (
+    update(experiments)
+    .where(experiments.c.id == bindparam("b_id"))
+    .values(files_dir=bindparam("b_files_dir"))
+)
 STATUS_OF = select(experiments.c.status).where(experiments.c.id == bindparam("b_id"))
 DELETE = delete(experiments).where(experiments.c.id == bindparam("b_id"))
 INSERT_METRIC_POINT = _insert(metric_points, "id")
@@ -337,6 +343,7 @@ STATIC_STATEMENTS: set[Executable] = {
     END,
     BEAT,
     REAP,
+    FILES_DIR,
     RUNNING_ROWS,
     STATUS_OF,
     DELETE,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import os
 import warnings
 import weakref
 from collections.abc import Iterable, Mapping, Sequence
@@ -260,6 +261,10 @@ class ExperimentTracker:
             )
         )
 
+    def set_files_dir(self, experiment_id: str, files_dir: str | os.PathLike[str]) -> None:
+        """Record the folder holding the files this run saved, absolute and resolved."""
+        return self._loop_thread.call(self._tracker.set_files_dir, experiment_id, files_dir)
+
     def log_params(self, experiment_id: str, params: Mapping[str, Any]) -> None:
         """Record params; an equal value again is a no-op, a different one an error."""
         return self._loop_thread.call(self._tracker.log_params, experiment_id, params)
@@ -267,6 +272,10 @@ class ExperimentTracker:
     def get_metric_history(self, experiment_id: str, key: str) -> list[MetricPoint]:
         """Every point of a metric, ordered by step, then timestamp."""
         return self._loop_thread.call(self._tracker.get_metric_history, experiment_id, key)
+
+    def get_metric_values(self, experiment_id: str, key: str) -> list[tuple[int, float]]:
+        """Every ``(step, value)`` of a metric, ordered by step, then timestamp."""
+        return self._loop_thread.call(self._tracker.get_metric_values, experiment_id, key)
 
     def list_requests(self, experiment_id: str) -> list[RequestRecord]:
         """Every request record of an experiment, in the order they were sent."""

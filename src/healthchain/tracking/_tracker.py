@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 import anyio
+import anyio.to_thread
 
 from . import _id_queries, _listing, _queries
 from ._config import validate_project_name
@@ -19,6 +21,7 @@ from ._exceptions import (
     TrackerError,
     describe,
 )
+from ._files_dir import FilesDirOp, resolve_files_dir, validate_files_dir
 from ._ids import MIN_PREFIX_LENGTH, new_id
 from ._lifecycle import PROCESS_EXITED
 from ._metric_calls import MetricCalls
@@ -264,6 +267,20 @@ class AsyncExperimentTracker(MetricCalls):
         op = RequestsOp.of(experiment_id, checked, self._codec)
         with self._storage_errors("log_requests"):
             await writer.submit(op)
+
+    async def set_files_dir(self, experiment_id: str, files_dir: str | os.PathLike[str]) -> None:
+        """Record the folder holding the files this run saved (``Experiment.files_dir``).
+
+        Stored absolute with symlinks resolved, so it names the same folder whichever
+        directory it is read from; setting it again replaces it. The folder need not exist.
+        """
+        if validate_id(experiment_id) is None:
+            raise ExperimentNotFoundError(experiment_id)
+        checked = validate_files_dir(files_dir)
+        resolved = await anyio.to_thread.run_sync(resolve_files_dir, checked)
+        writer = await self._ready()
+        with self._storage_errors("set_files_dir"):
+            await writer.submit(FilesDirOp(experiment_id, resolved))
 
     async def reap_stale(self) -> list[str]:
         """Mark RUNNING experiments silent for over 3 heartbeat intervals as FAILED.

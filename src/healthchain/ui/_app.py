@@ -14,7 +14,6 @@ import json
 import mimetypes
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
@@ -25,7 +24,7 @@ from markupsafe import escape
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, PlainTextResponse, Response
+from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from healthchain._filters import build_filters, format_tag
@@ -33,7 +32,6 @@ from healthchain._formatting import SHORT_ID_LENGTH, format_duration, format_tim
 from healthchain.tracking import (
     DEFAULT_STORAGE_URI,
     AsyncExperimentTracker,
-    ExperimentNotFoundError,
     ExperimentStatus,
     InvalidFilterError,
     InvalidInputError,
@@ -41,6 +39,9 @@ from healthchain.tracking import (
     mask_uri,
 )
 
+from ._compare import compare_page
+from ._experiment import experiment_live, experiment_page, format_latency, format_metric
+from ._files import file_routes
 from ._hosts import LOOPBACK_HOSTS, HostCheck, host_pattern
 from ._list import (
     Links,
@@ -53,7 +54,8 @@ from ._list import (
     row_html,
     tag_value,
 )
-from ._views import duration_points, latency_histogram
+from ._pages import HEADERS, Asset, Dashboard, error_page, render
+from ._views import duration_points
 
 __all__ = ["LOOPBACK_HOSTS", "MAX_PAGE", "PAGE_SIZES", "create_app"]
 
@@ -63,37 +65,9 @@ the page's experiments, so a larger page shows a longer stretch of time."""
 MAX_PAGE = 10**15
 """The highest page number served: its offset, at the largest page size, fits in SQL's
 BIGINT with room to spare."""
-FAILURES_SHOWN = 100
-"""The experiment page lists at most this many failed requests."""
-
-_HEADERS = {
-    # Scripts and styles come only from the dashboard itself: an injected <script> would
-    # not run even if escaping ever failed.
-    "Content-Security-Policy": (
-        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-        "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
-    ),
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-}
 
 
-@dataclass(frozen=True, slots=True)
-class _Asset:
-    body: bytes
-    media_type: str
-    version: str
-
-
-@dataclass(frozen=True, slots=True)
-class _Dashboard:
-    tracker: AsyncExperimentTracker
-    templates: jinja2.Environment
-    assets: Mapping[str, _Asset]
-    storage: str
-
-
-def _load_files() -> tuple[dict[str, str], dict[str, _Asset]]:
+def _load_files() -> tuple[dict[str, str], dict[str, Asset]]:
     """Read the packaged templates and static files (blocking: run in a worker thread)."""
     package = resources.files(__package__)
     templates = {
@@ -101,7 +75,7 @@ def _load_files() -> tuple[dict[str, str], dict[str, _Asset]]:
         for item in package.joinpath("templates").iterdir()
         if item.name.endswith(".html")
     }
-    assets: dict[str, _Asset] = {}
+    assets: dict[str, Asset] = {}
     stack = [(package.joinpath("static"), "")]
     while stack:
         folder, prefix = stack.pop()
@@ -114,11 +88,11 @@ def _load_files() -> tuple[dict[str, str], dict[str, _Asset]]:
             media_type = mimetypes.guess_type(item.name)[0] or "text/plain"
             if media_type.startswith("text/") or media_type.endswith("javascript"):
                 media_type += "; charset=utf-8"
-            assets[name] = _Asset(body, media_type, hashlib.sha256(body).hexdigest()[:12])
+            assets[name] = Asset(body, media_type, hashlib.sha256(body).hexdigest()[:12])
     return templates, assets
 
 
-def _environment(sources: dict[str, str], assets: Mapping[str, _Asset]) -> jinja2.Environment:
+def _environment(sources: dict[str, str], assets: Mapping[str, Asset]) -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.DictLoader(sources),
         autoescape=True,
@@ -134,6 +108,8 @@ def _environment(sources: dict[str, str], assets: Mapping[str, _Asset]) -> jinja
         duration=format_duration,
         time=format_time,
         tag_value=tag_value,
+        metric=format_metric,
+        latency=format_latency,
         pretty_json=lambda v: json.dumps(v, indent=2, ensure_ascii=False, sort_keys=True),
     )
     return env
@@ -165,14 +141,17 @@ def create_app(
         sources, assets = await anyio.to_thread.run_sync(_load_files)
         async with tracker:
             shown = mask_uri(storage_uri)
-            dashboard = _Dashboard(tracker, _environment(sources, assets), assets, shown)
+            dashboard = Dashboard(tracker, _environment(sources, assets), assets, shown)
             yield {"dashboard": dashboard}
 
     return Starlette(
         routes=[
             Route("/", _list_page, methods=["GET"], name="experiments"),
-            Route("/experiments/{experiment_id}", _experiment_page, methods=["GET"]),
+            Route("/experiments/{experiment_id}", experiment_page, methods=["GET"]),
+            Route("/experiments/{experiment_id}/live", experiment_live, methods=["GET"]),
+            Route("/compare", compare_page, methods=["GET"]),
             Route("/static/{name:path}", _static, methods=["GET"]),
+            *file_routes(render, HEADERS),
         ],
         middleware=[host_check],
         exception_handlers={TrackerError: _tracker_error},
@@ -182,22 +161,7 @@ def create_app(
 
 async def _tracker_error(request: Request, exc: Exception) -> Response:
     # The database went away or is locked mid-run: say so rather than a bare 500.
-    return _render(
-        request,
-        "error.html",
-        {"title": "The experiments database failed", "message": str(exc)},
-        503,
-    )
-
-
-def _render(
-    request: Request, template: str, context: dict[str, Any], status_code: int = 200
-) -> HTMLResponse:
-    dashboard: _Dashboard = request.state.dashboard
-    html = dashboard.templates.get_template(template).render(
-        root=request.scope.get("root_path", ""), storage=dashboard.storage, **context
-    )
-    return HTMLResponse(html, status_code=status_code, headers=_HEADERS)
+    return error_page(request, "The experiments database failed", str(exc), 503)
 
 
 def _int_param(request: Request, name: str, default: int, largest: int) -> int:
@@ -215,7 +179,7 @@ def _int_param(request: Request, name: str, default: int, largest: int) -> int:
 
 
 async def _list_page(request: Request) -> Response:
-    dashboard: _Dashboard = request.state.dashboard
+    dashboard: Dashboard = request.state.dashboard
     tracker = dashboard.tracker
     query = ListQuery()
     try:
@@ -235,7 +199,7 @@ async def _list_page(request: Request) -> Response:
             filters, limit=per_page + 1, offset=(page - 1) * per_page, order_by=query.order_by
         )
     except InvalidInputError as exc:  # a bad filter, or a metric key order_by refuses
-        return _render(request, "list.html", _empty_list(request, query, str(exc)), 400)
+        return render(request, "list.html", _empty_list(request, query, str(exc)), 400)
 
     shown = rows[:per_page]
     short_ids = await tracker.abbreviate_ids([e.id for e in shown], SHORT_ID_LENGTH)
@@ -244,7 +208,7 @@ async def _list_page(request: Request) -> Response:
     columns = choose_columns(shown, query)
     now = datetime.now(UTC)
     escaped_root = escape(root)
-    return _render(
+    return render(
         request,
         "list.html",
         {
@@ -290,41 +254,15 @@ def _empty_list(request: Request, query: ListQuery, error: str) -> dict[str, Any
     }
 
 
-async def _experiment_page(request: Request) -> Response:
-    dashboard: _Dashboard = request.state.dashboard
-    experiment_id = request.path_params["experiment_id"]
-    tracker = dashboard.tracker
-    try:
-        experiment = await tracker.get_experiment(experiment_id)
-        stats = await tracker.request_stats(experiment_id)
-        records = await tracker.list_requests(experiment_id)
-    except ExperimentNotFoundError as exc:
-        return _render(
-            request, "error.html", {"title": "Experiment not found", "message": str(exc)}, 404
-        )
-    failures = [r for r in records if r.failed]
-    return _render(
-        request,
-        "experiment.html",
-        {
-            "experiment": experiment,
-            "stats": stats,
-            "histogram": latency_histogram(records),
-            "failures": failures[:FAILURES_SHOWN],
-            "failures_hidden": max(0, len(failures) - FAILURES_SHOWN),
-        },
-    )
-
-
 async def _static(request: Request) -> Response:
-    dashboard: _Dashboard = request.state.dashboard
+    dashboard: Dashboard = request.state.dashboard
     asset = dashboard.assets.get(request.path_params["name"])
     if asset is None:
-        return PlainTextResponse("not found", status_code=404, headers=_HEADERS)
+        return PlainTextResponse("not found", status_code=404, headers=HEADERS)
     versioned = request.query_params.get("v") == asset.version
     cache = "public, max-age=31536000, immutable" if versioned else "no-cache"
     return Response(
         asset.body,
         media_type=asset.media_type,
-        headers={**_HEADERS, "Cache-Control": cache, "ETag": f'"{asset.version}"'},
+        headers={**HEADERS, "Cache-Control": cache, "ETag": f'"{asset.version}"'},
     )

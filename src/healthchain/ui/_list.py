@@ -9,7 +9,6 @@ dashboard's hot path, and Jinja's per-substitution escaping was most of its serv
 from __future__ import annotations
 
 import json
-import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +23,8 @@ from healthchain._filters import format_tag, parse_tag
 from healthchain._formatting import format_duration
 from healthchain.tracking import Experiment, ExperimentStatus, InvalidFilterError
 
+from ._experiment import format_metric
+
 __all__ = [
     "AUTO_METRIC_COLUMNS",
     "AUTO_PARAM_COLUMNS",
@@ -35,7 +36,6 @@ __all__ = [
     "PageColumns",
     "active_filters",
     "choose_columns",
-    "format_metric",
     "header_cells",
     "read_list_query",
     "row_html",
@@ -281,15 +281,8 @@ def tag_value(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
-def format_metric(value: float | None) -> str:
-    """A metric in a table cell: whole numbers with separators, others to 4 figures."""
-    if value is None:
-        return ""
-    if not math.isfinite(value):
-        return "NaN" if math.isnan(value) else ("∞" if value > 0 else "-∞")
-    if value == int(value) and abs(value) < 1e15:
-        return f"{int(value):,}"
-    return f"{value:.4g}"
+def _metric_cell(value: float | None) -> str:
+    return "" if value is None else format_metric(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -366,7 +359,7 @@ def row_html(
     chips = " ".join([links.chip(k, v) for k, v in sorted(e.tags.items())])
     status = _STATUS_BADGE[e.status] + (f" {_STALE_BADGE}" if e.is_stale(now) else "")
     metric_cells = "".join(
-        f'<td class="{columns.css("metric", i)}">{format_metric(e.metrics.get(k))}</td>'
+        f'<td class="{columns.css("metric", i)}">{_metric_cell(e.metrics.get(k))}</td>'
         for i, k in enumerate(columns.metrics)
     )
     param_cells = "".join(
@@ -375,8 +368,8 @@ def row_html(
         for i, k in enumerate(columns.params)
     )
     request_cells = (
-        f'<td class="num">{format_metric(e.metrics.get(REQUESTS_METRIC))}</td>'
-        f'<td class="num">{format_metric(e.metrics.get(REQUEST_P95_METRIC))}</td>'
+        f'<td class="num">{_metric_cell(e.metrics.get(REQUESTS_METRIC))}</td>'
+        f'<td class="num">{_metric_cell(e.metrics.get(REQUEST_P95_METRIC))}</td>'
         if columns.requests
         else ""
     )

@@ -1,0 +1,356 @@
+"""Metrics benchmark: logging and reading metrics against MLflow's ``MlflowClient`` on SQLite,
+the same data on both sides; writes ``bench/RESULTS_metrics.md``::
+
+    python bench/bench_metrics.py [--rounds 3]
+    python bench/bench_metrics.py --quick   # smoke run: prints the table (add --out to write it)
+    python bench/bench_metrics.py --quick --no-mlflow   # ours and sqlite3 only
+
+Every figure comes from a fresh subprocess on a fresh database (``_metrics_ours.py``,
+``_metrics_mlflow.py``), run the way ``run.py`` runs its own (``run.run_child``: after
+waiting for the shared machine to go quiet, the CPU other processes took measured); the
+two sides alternate which goes first in each round, and the table shows medians over the
+rounds. The measurements and their goals are issue 12's (bench/README.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from _harness import finish, machine, machine_section, median, results_path, write_results
+from run import Row, field_of, fmt_ms, fmt_rate, fmt_x, ratio, run_child, spread, wait_for_quiet
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "RESULTS_metrics.md"
+
+
+@dataclass(frozen=True)
+class Plan:
+    rounds: int
+    seq_calls: int
+    conc_calls: int
+    batch_calls: int
+    mlflow_points: int
+    mlflow_batches: int
+    history_points: int
+    experiments: int
+    reads: int
+    lag_s: float
+    sqlite_batches: int
+    quiet_wait_s: float
+
+
+FULL = Plan(
+    rounds=3,
+    seq_calls=2000,
+    conc_calls=20_000,
+    batch_calls=5000,
+    mlflow_points=300,
+    mlflow_batches=10,
+    history_points=10_000,
+    experiments=2000,
+    reads=5,
+    lag_s=5.0,
+    sqlite_batches=50,
+    quiet_wait_s=5.0,
+)
+QUICK = Plan(
+    rounds=1,
+    seq_calls=200,
+    conc_calls=1000,
+    batch_calls=200,
+    mlflow_points=50,
+    mlflow_batches=2,
+    history_points=2000,
+    experiments=300,
+    reads=2,
+    lag_s=1.0,
+    sqlite_batches=5,
+    quiet_wait_s=0.0,
+)
+
+
+def children(plan: Plan) -> dict[str, tuple[str, str, dict[str, Any]]]:
+    """Each measurement: (script, scenario, options). Keys starting ``ml_`` are MLflow's."""
+    return {
+        "sequential": ("_metrics_ours.py", "sequential", {"calls": plan.seq_calls}),
+        "ml_log_metric": ("_metrics_mlflow.py", "log_metric", {"n": plan.mlflow_points}),
+        "concurrent": ("_metrics_ours.py", "concurrent", {"calls": plan.conc_calls}),
+        "batch": ("_metrics_ours.py", "batch", {"calls": plan.batch_calls}),
+        "ml_log_batch": ("_metrics_mlflow.py", "log_batch", {"batches": plan.mlflow_batches}),
+        "history": ("_metrics_ours.py", "history", {"n": plan.history_points}),
+        "ml_history": ("_metrics_mlflow.py", "history", {"n": plan.history_points}),
+        "search": ("_metrics_ours.py", "search", {"n": plan.experiments}),
+        "ml_search": ("_metrics_mlflow.py", "search", {"n": plan.experiments}),
+        "lag": ("_metrics_ours.py", "lag", {"seconds": plan.lag_s}),
+        "sqlite": ("_metrics_ours.py", "sqlite", {"batches": plan.sqlite_batches}),
+    }
+
+
+def round_order(keys: list[str], round_: int) -> list[str]:
+    """``keys`` in the order of round ``round_``: every MLflow measurement right after the
+    one of ours listed before it, or, in odd rounds, right before it."""
+    if round_ % 2 == 0:
+        return keys
+    order: list[str] = []
+    for key in keys:
+        if key.startswith("ml_") and order:
+            order.insert(len(order) - 1, key)
+        else:
+            order.append(key)
+    return order
+
+
+def collect(plan: Plan, workdir: Path, with_mlflow: bool) -> dict[str, list[dict[str, Any]]]:
+    """Run every child of every round; the raw result (or error) of each, per measurement."""
+    common = {"blocks": 1 if plan.rounds == 1 else 3, "reps": plan.reads, "tmp": str(workdir)}
+    planned = children(plan)
+    keys = [k for k in planned if with_mlflow or not k.startswith("ml_")]
+    raw: dict[str, list[dict[str, Any]]] = {k: [] for k in keys}
+    for round_ in range(plan.rounds):
+        for key in round_order(keys, round_):
+            script, scenario, opts = planned[key]
+            print(f"  round {round_ + 1}: {script} {scenario} ...", end=" ", flush=True)
+            if plan.quiet_wait_s:
+                wait_for_quiet(plan.quiet_wait_s)
+            child = run_child([script, scenario, json.dumps({**common, **opts})], workdir)
+            busy = child.result.get("foreign_cpus", 0.0) if child.result else 0.0
+            print(f"{child.wall_s:.1f} s (other processes: {busy:.2f} CPUs)", flush=True)
+            raw[key].append({"result": child.result, "wall_s": child.wall_s, "error": child.error})
+    return raw
+
+
+RATES = ("seq", "conc", "batch")
+"""The figures of ``summarize`` that are points per second; the others are seconds."""
+
+
+def med(raw: dict[str, list[dict[str, Any]]], key: str, *path: str) -> float | None:
+    values = field_of(raw.get(key, []), *path)
+    return median(values) if values else None
+
+
+def summarize(raw: dict[str, list[dict[str, Any]]], plan: Plan) -> tuple[list[Row], dict[str, Any]]:
+    s: dict[str, Any] = {
+        name: med(raw, key, *path)
+        for name, key, path in (
+            ("seq", "sequential", ("rate",)),
+            ("conc", "concurrent", ("rate",)),
+            ("batch", "batch", ("rate",)),
+            ("ml_metric", "ml_log_metric", ("rate",)),
+            ("ml_batch", "ml_log_batch", ("rate",)),
+            ("history", "history", ("seconds",)),
+            ("ml_history", "ml_history", ("seconds",)),
+            ("search", "search", ("seconds",)),
+            ("ml_search", "ml_search", ("seconds",)),
+            ("sqlite", "sqlite", ("rate",)),
+            ("lag_p50", "lag", ("load", "p50_ms")),
+            ("lag_p99", "lag", ("load", "p99_ms")),
+            ("lag_rate", "lag", ("writes_per_s",)),
+            ("idle_p99", "lag", ("idle", "p99_ms")),
+            ("idle_max", "lag", ("idle", "max_ms")),
+            ("matches", "search", ("matches",)),
+            ("ml_matches", "ml_search", ("matches",)),
+        )
+    }
+    lag_max = field_of(raw.get("lag", []), "load", "max_ms")
+    s["lag_max"] = max(lag_max) if lag_max else None
+    s["same_order"] = _same_order(raw)
+
+    n_hist, n_exp = f"{plan.history_points:,}", f"{plan.experiments:,}"
+    compared = [
+        # (measurement, ours, MLflow's, MLflow's call, goal): rates are compared as
+        # ours / theirs, durations as theirs / ours, so a ratio above 1 is ours better.
+        ("1. `log_metric`, one point per call, awaited one after another", "seq", "ml_metric",
+         "`log_metric`", 15),
+        ("2. `log_metric` from 64 concurrent tasks", "conc", "ml_metric", "`log_metric`", 100),
+        ("3. `log_metrics`, 10 keys per call, from 64 tasks (points/s)", "batch", "ml_batch",
+         "`log_batch` of 1,000", 10),
+        (f"4. `get_metric_history` of {n_hist} points", "history", "ml_history",
+         "`get_metric_history`", 20),
+        (f"5. filter `acc > 0.5`, order by `p95_ms`, {n_exp} experiments", "search",
+         "ml_search", "`search_runs`", 40),
+    ]  # fmt: skip
+    rows = []
+    for what, ours, theirs, call, goal in compared:
+        is_rate = ours in RATES
+        fmt = fmt_rate if is_rate else fmt_ms
+        r = ratio(s[ours], s[theirs]) if is_rate else ratio(s[theirs], s[ours])
+        target = f"≥ {goal:g}x"
+        if ours == "batch":
+            target += f" (stretch 20x: {'met' if r is not None and r >= 20 else 'not met'})"
+        ok = None if r is None else r >= goal
+        rows.append(Row(what, fmt(s[ours]), f"{fmt(s[theirs])} ({call})", fmt_x(r), target, ok))
+    if s["lag_p99"] is None:
+        rows.append(Row("6. 1 ms sleeper while 64 tasks log", "n/a", "", "", "", None))
+    else:
+        rows.append(
+            Row(
+                f"6. 1 ms sleeper's oversleep, {plan.lag_s:g} s of 64 tasks `log_metric` flat out",
+                f"p50 {s['lag_p50']:.2f} / p99 {s['lag_p99']:.2f} / max {s['lag_max']:.2f} ms",
+                f"idle loop: p99 {s['idle_p99']:.2f} / max {s['idle_max']:.2f} ms",
+                "—",
+                "p99 ≤ 2 ms, max ≤ 5 ms",
+                s["lag_p99"] <= 2 and s["lag_max"] <= 5,
+            )
+        )
+    rows.append(
+        Row(
+            "7. physical reference: plain `sqlite3`, 1,000-row batches",
+            "—",
+            fmt_rate(s["sqlite"]),
+            _share(ratio(s["batch"], s["sqlite"])),
+            "reference",
+            None if s["sqlite"] is None else True,
+        )
+    )
+    return rows, s
+
+
+def _same_order(raw: dict[str, list[dict[str, Any]]]) -> bool | None:
+    """Whether both sides returned the same first 20 experiments, in the same order."""
+    ours = [e["result"]["first"] for e in raw.get("search", []) if e["result"]]
+    theirs = [e["result"]["first"] for e in raw.get("ml_search", []) if e["result"]]
+    if not ours or not theirs:
+        return None
+    return all(first == theirs[0] for first in ours + theirs)
+
+
+def render(
+    rows: list[Row],
+    s: dict[str, Any],
+    raw: dict[str, Any],
+    plan: Plan,
+    meta: dict[str, Any],
+    with_mlflow: bool,
+) -> str:
+    mark: dict[bool | None, str] = {True: "MET", False: "**MISS**", None: "not measured"}
+    version = next(
+        (e["result"]["mlflow_version"] for e in raw.get("ml_log_metric", []) if e["result"]),
+        "not run",
+    )
+    lines = [
+        "# Metrics benchmark",
+        "",
+        f"Written by `python bench/bench_metrics.py{' --quick' if meta['quick'] else ''}"
+        f"{'' if with_mlflow else ' --no-mlflow'}`. Medians of {plan.rounds} round(s), every "
+        f"figure from a fresh subprocess on a fresh SQLite file, the two sides alternating; "
+        f"MLflow {version} through `MlflowClient` on a `sqlite:///` file in WAL mode. How each "
+        "figure is measured: bench/README.md.",
+        "",
+        "| measurement | healthchain | MLflow / reference | ratio | goal | result |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        mark_r = "reference" if r.goal == "reference" and r.ok else mark[r.ok]
+        lines.append(f"| {r.target} | {r.ours} | {r.peer} | {r.ratio} | {r.goal} | {mark_r} |")
+    same = {True: "the same", False: "**different**", None: "not compared"}[s["same_order"]]
+    lines += [
+        "",
+        "## Context",
+        "",
+        f"- Row 5 matched {_count(s['matches'])} experiments on our side and "
+        f"{_count(s['ml_matches'])} runs on MLflow's; the first 20 of each, in order: {same}.",
+        f"- Row 6: {fmt_rate(s['lag_rate'])} points logged while the sleeper ran; max is the "
+        "worst tick of all rounds, p50 and p99 medians over rounds.",
+        f"- Per round: {_per_round(raw)}.",
+        f"- Other processes on this shared machine used {spread(_foreign(raw, False))} CPUs "
+        f"(median, max) while ours ran and {spread(_foreign(raw, True))} while MLflow ran; "
+        f"each subprocess first waited up to {plan.quiet_wait_s:g} s for them to drop under "
+        "0.25 CPUs.",
+        "",
+        *machine_section(meta),
+    ]
+    return "\n".join(lines)
+
+
+def _share(fraction: float | None) -> str:
+    return "n/a" if fraction is None else f"row 3 reaches {fraction:.0%} of it"
+
+
+def _count(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:,.0f}"
+
+
+def _foreign(raw: dict[str, list[dict[str, Any]]], mlflow: bool) -> list[float]:
+    return [
+        v for key, entries in raw.items() if key.startswith("ml_") == mlflow
+        for v in field_of(entries, "foreign_cpus")
+    ]  # fmt: skip
+
+
+def fmt_lag(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f} ms"
+
+
+def _per_round(raw: dict[str, list[dict[str, Any]]]) -> str:
+    shown: list[tuple[str, str, Callable[[float | None], str]]] = [
+        ("sequential", "rate", fmt_rate),
+        ("concurrent", "rate", fmt_rate),
+        ("batch", "rate", fmt_rate),
+        ("ml_log_metric", "rate", fmt_rate),
+        ("ml_log_batch", "rate", fmt_rate),
+        ("history", "seconds", fmt_ms),
+        ("ml_history", "seconds", fmt_ms),
+        ("search", "seconds", fmt_ms),
+        ("ml_search", "seconds", fmt_ms),
+        ("lag", "load.p99_ms", fmt_lag),
+        ("lag", "load.max_ms", fmt_lag),
+        ("sqlite", "rate", fmt_rate),
+    ]
+    return "; ".join(
+        f"{key} {field.split('.')[-1]} "
+        + ", ".join(fmt(v) for v in field_of(raw[key], *field.split(".")))
+        for key, field, fmt in shown
+        if key in raw
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small smoke variant")
+    parser.add_argument("--rounds", type=int, help="override the number of rounds")
+    parser.add_argument(
+        "--no-mlflow", action="store_true", help="measure ours and sqlite3 only (no MLflow)"
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="where to write (default bench/RESULTS_metrics.md; --quick: nowhere)",
+    )
+    parser.add_argument("--tmp", type=Path, help="directory for the scratch databases")
+    parser.add_argument(
+        "--quiet-wait",
+        type=float,
+        help="seconds each subprocess may wait for other processes to go quiet (default 5)",
+    )
+    args = parser.parse_args()
+    plan = QUICK if args.quick else FULL
+    if args.rounds:
+        plan = replace(plan, rounds=args.rounds)
+    if args.quiet_wait is not None:
+        plan = replace(plan, quiet_wait_s=args.quiet_wait)
+    with_mlflow = not args.no_mlflow
+
+    meta = machine(["mlflow-skinny", "psutil"] if with_mlflow else ["psutil"])
+    meta["quick"] = args.quick
+    with tempfile.TemporaryDirectory(prefix="bench-metrics-", dir=args.tmp) as workdir:
+        raw = collect(plan, Path(workdir), with_mlflow)
+    finish(meta)
+    rows, s = summarize(raw, plan)
+    text = render(rows, s, raw, plan, meta, with_mlflow)
+    write_results(results_path(args.out, args.quick, RESULTS), text)
+    failed = [k for k, entries in raw.items() for e in entries if e["error"]]
+    if failed:
+        print(f"failed: {', '.join(failed)}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
