@@ -374,12 +374,12 @@ def row_html(
         else ""
     )
     started = e.start_time.isoformat(" ", "seconds")[:19]
-    experiment_id = escape(e.id)
+    experiment_id, name = escape(e.id), escape(e.name)
     href = f"{root}/experiments/{experiment_id}"
     return Markup(
         f'<tr><td class="pick"><input type="checkbox" name="id" value="{experiment_id}" '
-        f'form="compare" aria-label="compare {escape(e.name)}"></td>'
-        f'<td><a class="name" href="{href}">{escape(e.name)}</a></td>'
+        f'form="compare" aria-label="compare {name}"></td>'
+        f'<td><a class="name" href="{href}">{name}</a></td>'
         f'<td class="nowrap">{status}</td><td class="col-project">{escape(e.project)}</td>'
         # the year and seconds are dropped on narrow windows (app.css)
         f'<td class="started"><span class="year">{started[:5]}</span>{started[5:16]}'
