@@ -20,6 +20,7 @@ __all__ = [
     "METRIC_KEYS",
     "PROJECT",
     "TEAM_QUERIES",
+    "list_metrics",
     "measured",
     "mlflow_tags",
     "point_value",
@@ -77,3 +78,15 @@ def measured(i: int) -> dict[str, float]:
     """The metrics experiment ``i`` ends with: ``acc`` (in [0, 1), 1,000 of every 2,000
     above 0.5 minus the boundary) and ``p95_ms`` (distinct for i < 10,007: no ties)."""
     return {"acc": (i * 7919 % 2000) / 2000, "p95_ms": 20 + (i * 104729 % 10007) / 10}
+
+
+def list_metrics(i: int) -> dict[str, float]:
+    """Five metrics of experiment ``i`` for the dashboard's list (``bench_ui.py``): those it
+    :func:`measured`, a sandbox run's ``requests``, and ``f1`` and ``loss``."""
+    acc = measured(i)["acc"]
+    return {
+        **measured(i),
+        "f1": (i * 104_729 % 10_000) / 10_000,
+        "loss": 1 - acc,
+        "requests": float(100 + i % 400),
+    }

@@ -19,7 +19,7 @@ import time
 from typing import Any
 
 from _child import emit, parse_args
-from _data import PROJECT, mlflow_tags
+from _data import PROJECT, list_metrics, mlflow_tags
 from _harness import clock, median
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -94,15 +94,25 @@ def scenario_lifecycle(opts: dict[str, Any], workdir: str) -> dict[str, Any]:
     }
 
 
-def populate(store: SqlAlchemyStore, experiment_id: str, n: int, batch: int = 500) -> None:
+def populate(
+    store: SqlAlchemyStore,
+    experiment_id: str,
+    n: int,
+    batch: int = 500,
+    *,
+    with_metrics: bool = False,
+) -> None:
     """Write ``n`` finished runs with MLflow's own ORM rows, as ``create_run`` builds them.
+
+    ``with_metrics``: each run also gets ``_data.list_metrics(i)`` as ``log_batch`` writes
+    them, a history row and a latest-value row per key.
 
     ``create_run`` + ``set_terminated`` run at ~130/s here (80 s for 10,000), so the
     runs are added in batches through the store's own session and model classes:
     the same ``runs`` and ``tags`` rows (``mlflow.runName`` included), many per commit.
     """
     from mlflow.entities import LifecycleStage, SourceType
-    from mlflow.store.tracking.dbmodels.models import SqlRun, SqlTag
+    from mlflow.store.tracking.dbmodels.models import SqlLatestMetric, SqlMetric, SqlRun, SqlTag
     from mlflow.utils.mlflow_tags import MLFLOW_RUN_NAME
     from mlflow.utils.uri import append_to_uri_path
 
@@ -133,6 +143,12 @@ def populate(store: SqlAlchemyStore, experiment_id: str, n: int, batch: int = 50
                 tags = {**mlflow_tags(i), MLFLOW_RUN_NAME: f"exp-{i}"}
                 run.tags = [SqlTag(key=k, value=v) for k, v in tags.items()]
                 session.add(run)
+                for key, value in (list_metrics(i) if with_metrics else {}).items():
+                    for model in (SqlMetric, SqlLatestMetric):
+                        session.add(
+                            model(key=key, value=value, timestamp=start, step=0, is_nan=False,
+                                  run_uuid=run_id)
+                        )  # fmt: skip
 
 
 def search_all(store: SqlAlchemyStore, experiment_id: str, page: int) -> list[Any]:

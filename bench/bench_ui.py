@@ -1,6 +1,6 @@
-"""Dashboard benchmark: server time of the experiments list page at 10,000 experiments,
-against MLflow's ``search_runs`` answering the same query (same filter, newest first, one
-page of 50). Writes ``bench/RESULTS_ui.md``::
+"""Dashboard benchmark: server time of the experiments list page at 10,000 experiments
+with 5 metrics each, against MLflow's ``search_runs`` answering the same query (same
+filter and order: newest first, or by a metric; one page of 50). Writes ``bench/RESULTS_ui.md``::
 
     python bench/bench_ui.py [--n 10000] [--repeat 40] [--mlflow-python PATH]
     python bench/bench_ui.py --quick   # smoke run: prints the table (add --out to write it)
@@ -29,7 +29,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from _harness import clock, finish, machine, machine_section, median, results_path, write_results
 
@@ -39,26 +39,65 @@ RESULTS = HERE / "RESULTS_ui.md"
 PAGE = 50
 TARGET = 0.1
 
-# (label, our list page's query string, MLflow filter string, offset)
-QUERIES: list[tuple[str, dict[str, Any], str, int]] = [
-    ("newest 50, no filter", {}, "", 0),
-    (
+
+class Query(NamedTuple):
+    """One list page: ours as its query string and as the tracker call behind it, and
+    MLflow's ``search_runs`` with the same filter and order."""
+
+    label: str
+    params: dict[str, Any]
+    mlflow_filter: str
+    offset: int = 0
+    mlflow_order: str = "attributes.start_time DESC"
+    filters: dict[str, Any] | None = None
+    order_by: str | None = None
+
+
+_PRODUCTION = {"tags": {"environment": "production"}}
+QUERIES: list[Query] = [
+    Query("newest 50, no filter", {}, ""),
+    Query(
         "tag environment=production (1 in 3), newest 50",
         {"tag": "environment=production"},
         "tags.environment = 'production'",
-        0,
+        filters=_PRODUCTION,
     ),
-    (
+    Query(
         "tag team=team-042 (1 in 100), newest 50",
         {"tag": "team=team-042"},
         "tags.team = 'team-042'",
-        0,
+        filters={"tags": {"team": "team-042"}},
     ),
-    (
+    Query(
         "tag environment=production, 5th page (rows 201-250)",
         {"tag": "environment=production", "page": 5},
         "tags.environment = 'production'",
         200,
+        filters=_PRODUCTION,
+    ),
+    Query(
+        "ordered by metric acc, best 50",
+        {"sort": "-metrics.acc"},
+        "",
+        mlflow_order="metrics.acc DESC",
+        order_by="-metrics.acc",
+    ),
+    Query(
+        "metric acc>0.5 (1 in 2), ordered by acc, best 50",
+        {"metric": "acc>0.5", "sort": "-metrics.acc"},
+        "metrics.acc > 0.5",
+        mlflow_order="metrics.acc DESC",
+        filters={"metrics": {"acc": (">", 0.5)}},
+        order_by="-metrics.acc",
+    ),
+    Query(
+        "tag environment=production, ordered by loss ascending, 5th page",
+        {"tag": "environment=production", "sort": "metrics.loss", "page": 5},
+        "tags.environment = 'production'",
+        200,
+        mlflow_order="metrics.loss ASC",
+        filters=_PRODUCTION,
+        order_by="metrics.loss",
     ),
 ]
 
@@ -78,37 +117,37 @@ def mlflow_side(n: int, repeat: int, out: str) -> None:
 
     with tempfile.TemporaryDirectory(prefix="bench-ui-mlflow-", dir=WORK) as workdir:
         store, experiment_id = open_store(workdir, "ui")
-        populate(store, experiment_id, n)
+        populate(store, experiment_id, n, with_metrics=True)
         client = MlflowClient(tracking_uri=f"sqlite:///{workdir}/ui.db")
 
-        def via_store(flt: str, offset: int) -> int:
-            token = SearchUtils.create_page_token(offset) if offset else None
+        def via_store(q: Query) -> int:
+            token = SearchUtils.create_page_token(q.offset) if q.offset else None
             runs = store.search_runs(
-                [experiment_id], flt, ViewType.ACTIVE_ONLY, max_results=PAGE,
-                order_by=["attributes.start_time DESC"], page_token=token,
+                [experiment_id], q.mlflow_filter, ViewType.ACTIVE_ONLY, max_results=PAGE,
+                order_by=[q.mlflow_order], page_token=token,
             )  # fmt: skip
             return len(runs)
 
-        def via_client(flt: str, offset: int) -> int:
-            token = SearchUtils.create_page_token(offset) if offset else None
+        def via_client(q: Query) -> int:
+            token = SearchUtils.create_page_token(q.offset) if q.offset else None
             runs = client.search_runs(
-                [experiment_id], flt, max_results=PAGE,
-                order_by=["attributes.start_time DESC"], page_token=token,
+                [experiment_id], q.mlflow_filter, max_results=PAGE,
+                order_by=[q.mlflow_order], page_token=token,
             )  # fmt: skip
             return len(runs)
 
         times: dict[str, dict[str, list[float]]] = {
-            label: {"store": [], "client": []} for label, *_ in QUERIES
+            q.label: {"store": [], "client": []} for q in QUERIES
         }
         for round_ in range(repeat + 2):
-            for label, _, flt, offset in QUERIES:
+            for q in QUERIES:
                 for side, fn in (("store", via_store), ("client", via_client)):
                     t0 = clock()
-                    got = fn(flt, offset)
+                    got = fn(q)
                     elapsed = clock() - t0
-                    assert got == PAGE, (label, side, got)
+                    assert got == PAGE, (q.label, side, got)
                     if round_ >= 2:  # two warm-up rounds
-                        times[label][side].append(elapsed)
+                        times[q.label][side].append(elapsed)
         store.engine.dispose()
     Path(out).write_text(
         json.dumps({"version": mlflow.__version__, "times": times}), encoding="utf-8"
@@ -136,14 +175,16 @@ def mlflow_python(given: str | None) -> str:
 
 async def populate_ours(storage_uri: str, n: int) -> None:
     sys.path.insert(0, str(HERE))
-    from _data import PROJECT, spec
+    from _data import PROJECT, list_metrics, spec
 
     from healthchain.tracking import AsyncExperimentTracker
 
     async with AsyncExperimentTracker(storage_uri, project_name=PROJECT) as tracker:
 
         async def one(i: int) -> None:
-            await tracker.end_experiment(await tracker.start_experiment(**spec(i)))
+            experiment_id = await tracker.start_experiment(**spec(i))
+            await tracker.log_metrics(experiment_id, list_metrics(i))
+            await tracker.end_experiment(experiment_id)
 
         for lo in range(0, n, 500):
             await asyncio.gather(*(one(i) for i in range(lo, min(n, lo + 500))))
@@ -157,7 +198,7 @@ async def measure_ours(storage_uri: str, repeat: int) -> dict[str, dict[str, lis
 
     app = create_app(storage_uri)  # served as users serve it: the Host check on
     times: dict[str, dict[str, list[float]]] = {
-        label: {"server": [], "page": [], "list": []} for label, *_ in QUERIES
+        q.label: {"server": [], "page": [], "list": []} for q in QUERIES
     }
     server_times: list[float] = []
     async with app.router.lifespan_context(app) as state:
@@ -172,23 +213,24 @@ async def measure_ours(storage_uri: str, repeat: int) -> dict[str, dict[str, lis
         transport = httpx.ASGITransport(app=served)
         async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
             for round_ in range(repeat + 2):
-                for label, params, _, offset in QUERIES:
-                    query = {"project": PROJECT, **params}
+                for q in QUERIES:
+                    query = {"project": PROJECT, **q.params}
                     t0 = clock()
                     response = await client.get("/", params=query)
                     page_s = clock() - t0
                     assert response.status_code == 200, response.text
-                    assert response.text.count('class="name"') == PAGE, label
-                    tags = dict([params["tag"].split("=", 1)]) if "tag" in params else None
-                    filters = {"project": PROJECT, **({"tags": tags} if tags else {})}
+                    assert response.text.count('class="name"') == PAGE, q.label
+                    filters = {"project": PROJECT, **(q.filters or {})}
                     t0 = clock()
-                    rows = await tracker.list_experiments(filters, limit=PAGE + 1, offset=offset)
+                    rows = await tracker.list_experiments(
+                        filters, limit=PAGE + 1, offset=q.offset, order_by=q.order_by
+                    )
                     list_s = clock() - t0
                     assert len(rows) == PAGE + 1
                     if round_ >= 2:
-                        times[label]["server"].append(server_times[-1])
-                        times[label]["page"].append(page_s)
-                        times[label]["list"].append(list_s)
+                        times[q.label]["server"].append(server_times[-1])
+                        times[q.label]["page"].append(page_s)
+                        times[q.label]["list"].append(list_s)
     return times
 
 
@@ -246,14 +288,16 @@ def render(
         "# Dashboard benchmark",
         "",
         f"`python bench/bench_ui.py --n {args.n} --repeat {args.repeat}`: {args.n:,} "
-        f"experiments (tags from `bench/_data.py`), the list page of {PAGE} rows, newest "
-        "first, in project `bench`. *Server* is the dashboard's server time for the whole "
+        f"experiments (tags and 5 metrics each from `bench/_data.py`), the list page of "
+        f"{PAGE} rows in project `bench`, newest first or ordered by a metric (`?sort=`), "
+        "its metric and param columns shown. *Server* is the dashboard's server time for the whole "
         "HTML page (filters, query, template, chart JSON): the app's ASGI call, from the "
         "request received to the last body byte sent. *Round trip* adds httpx's in-process "
         "client (`httpx.ASGITransport`). *List* is the tracker's `list_experiments` alone. "
         f"MLflow {theirs['version']}: `SqlAlchemyStore.search_runs` "
         "(WAL file) and `MlflowClient.search_runs`, `max_results=50`, "
-        "`order_by start_time DESC`, the same filter, one experiment; each side in its own "
+        "the same filter and `order_by` (`attributes.start_time DESC` or `metrics.<key>`), "
+        "one experiment, metrics written as `log_batch` writes them; each side in its own "
         "process. Medians of "
         f"{args.repeat} interleaved rounds after 2 warm-up rounds, in ms. The target: "
         f"server time under {TARGET} of MLflow's (its store, the faster of its two paths).",
@@ -262,7 +306,7 @@ def render(
         "| server / store | server / client | target | |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
-    for label, *_ in QUERIES:
+    for label in (q.label for q in QUERIES):
         server, page = ms(ours[label]["server"]), ms(ours[label]["page"])
         listed = ms(ours[label]["list"])
         store, client = ms(theirs["times"][label]["store"]), ms(theirs["times"][label]["client"])

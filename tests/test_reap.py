@@ -19,20 +19,6 @@ HOUR = timedelta(hours=1)
 DAYS = timedelta(days=4)  # past 3 x the longest accepted interval (one day)
 
 
-def _plant(storage: Storage, experiment_id: str, *, beat: Any, interval: Any = 10.0) -> None:
-    """Set a row's heartbeat time and interval as raw values."""
-    if isinstance(beat, datetime):
-        beat = beat.astimezone(UTC).replace(tzinfo=None)
-        if storage.path is not None:
-            beat = beat.isoformat(" ")  # how SQLite stores timestamps: naive UTC text
-    storage.query(
-        "UPDATE experiments SET heartbeat_at = ?, heartbeat_interval = ? WHERE id = ?",
-        beat,
-        interval,
-        experiment_id,
-    )
-
-
 def _statuses(storage: Storage, ids: dict[str, str]) -> dict[str, str]:
     # Through the side door: garbled timestamps are for the reaper to survive, not to show.
     found = dict(storage.query("SELECT id, status FROM experiments"))
@@ -63,13 +49,13 @@ def test_each_row_is_judged_on_its_own_values(any_storage: Storage) -> None:
     with ExperimentTracker(any_storage.uri) as tracker:
         ids = {name: tracker.start_experiment(name) for name in cases}
         for name, (beat, interval, _) in cases.items():
-            _plant(any_storage, ids[name], beat=beat, interval=interval)
+            any_storage.set_heartbeat(ids[name], beat=beat, interval=interval)
         if sqlite:
             # Text no parser reads, and a number where a time belongs.
             ids["garbled-beat"] = tracker.start_experiment("garbled-beat")
-            _plant(any_storage, ids["garbled-beat"], beat="last tuesday")
+            any_storage.set_heartbeat(ids["garbled-beat"], beat="last tuesday")
             ids["numeric-beat"] = tracker.start_experiment("numeric-beat")
-            _plant(any_storage, ids["numeric-beat"], beat=12345)
+            any_storage.set_heartbeat(ids["numeric-beat"], beat=12345)
         else:
             for name, value in (("future-beat", "infinity"), ("past-beat", "-infinity")):
                 ids[name] = tracker.start_experiment(name)
@@ -110,12 +96,12 @@ def test_a_run_that_missed_three_heartbeats_reads_as_stale(any_storage: Storage)
         assert record.is_stale(now + timedelta(seconds=31))
         assert not record.is_stale(now - timedelta(seconds=1))
 
-        _plant(any_storage, run, beat=now - timedelta(seconds=31), interval=10.0)
+        any_storage.set_heartbeat(run, beat=now - timedelta(seconds=31), interval=10.0)
         assert tracker.get_experiment(run).is_stale()
-        _plant(any_storage, run, beat=now - timedelta(seconds=29), interval=10.0)
+        any_storage.set_heartbeat(run, beat=now - timedelta(seconds=29), interval=10.0)
         assert not tracker.get_experiment(run).is_stale()
 
-        _plant(any_storage, run, beat=now - HOUR, interval=10.0)
+        any_storage.set_heartbeat(run, beat=now - HOUR, interval=10.0)
         tracker.end_experiment(run)
         assert not tracker.get_experiment(run).is_stale()  # ended: never stale
 
@@ -127,7 +113,7 @@ def test_a_reaped_run_ends_at_its_last_heartbeat(any_storage: Storage) -> None:
         started = hour_ago.astimezone(UTC).replace(tzinfo=None)
         start = started.isoformat(" ") if any_storage.path is not None else started
         any_storage.query("UPDATE experiments SET start_time = ? WHERE id = ?", start, died)
-        _plant(any_storage, died, beat=hour_ago + timedelta(seconds=3))
+        any_storage.set_heartbeat(died, beat=hour_ago + timedelta(seconds=3))
 
         assert tracker.reap_stale() == [died]
         experiment = tracker.get_experiment(died)

@@ -16,6 +16,7 @@ import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -62,6 +63,20 @@ class Storage:
             return [tuple(row) for row in await conn.fetch(sql, *params)]
         finally:
             await conn.close()
+
+    def set_heartbeat(self, experiment_id: str, *, beat: Any, interval: Any = 10.0) -> None:
+        """Set a row's heartbeat time and interval as raw values, the way another program
+        (or a process that died) could have left them."""
+        if isinstance(beat, datetime):
+            beat = beat.astimezone(UTC).replace(tzinfo=None)
+            if self.path is not None:
+                beat = beat.isoformat(" ")  # how SQLite stores timestamps: naive UTC text
+        self.query(
+            "UPDATE experiments SET heartbeat_at = ?, heartbeat_interval = ? WHERE id = ?",
+            beat,
+            interval,
+            experiment_id,
+        )
 
     def has_table(self, name: str) -> bool:
         if self.path is not None:

@@ -12,29 +12,29 @@ from __future__ import annotations
 import hashlib
 import json
 import mimetypes
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
-from urllib.parse import quote_plus, urlencode
 
 import anyio
 import jinja2
-from markupsafe import Markup, escape
+from markupsafe import escape
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from healthchain._filters import build_filters, format_tag, parse_tag
-from healthchain._formatting import format_duration, format_time
+from healthchain._filters import build_filters, format_tag
+from healthchain._formatting import SHORT_ID_LENGTH, format_duration, format_time
 from healthchain.tracking import (
     DEFAULT_STORAGE_URI,
     AsyncExperimentTracker,
-    Experiment,
     ExperimentStatus,
     InvalidFilterError,
+    InvalidInputError,
     TrackerError,
     mask_uri,
 )
@@ -43,6 +43,17 @@ from ._compare import compare_page
 from ._experiment import experiment_live, experiment_page, format_latency, format_metric
 from ._files import file_routes
 from ._hosts import LOOPBACK_HOSTS, HostCheck, host_pattern
+from ._list import (
+    Links,
+    ListQuery,
+    PageColumns,
+    active_filters,
+    choose_columns,
+    header_cells,
+    read_list_query,
+    row_html,
+    tag_value,
+)
 from ._pages import HEADERS, Asset, Dashboard, error_page, render
 from ._views import duration_points
 
@@ -96,16 +107,12 @@ def _environment(sources: dict[str, str], assets: Mapping[str, Asset]) -> jinja2
     env.filters.update(
         duration=format_duration,
         time=format_time,
-        tag_value=_tag_value,
+        tag_value=tag_value,
         metric=format_metric,
         latency=format_latency,
         pretty_json=lambda v: json.dumps(v, indent=2, ensure_ascii=False, sort_keys=True),
     )
     return env
-
-
-def _tag_value(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
 def create_app(
@@ -173,142 +180,76 @@ def _int_param(request: Request, name: str, default: int, largest: int) -> int:
 
 async def _list_page(request: Request) -> Response:
     dashboard: Dashboard = request.state.dashboard
-    params = request.query_params
-    project = params.get("project", "").strip()
-    status = params.get("status", "").strip()
-    tag_texts = [t.strip() for t in params.getlist("tag") if t.strip()]
-    form = {"project": project, "status": status, "tags": tag_texts}
+    tracker = dashboard.tracker
+    query = ListQuery()
     try:
+        query = read_list_query(request.query_params)
         page = _int_param(request, "page", 1, MAX_PAGE)
         per_page = _int_param(request, "per_page", PAGE_SIZES[1], PAGE_SIZES[-1])
         if per_page not in PAGE_SIZES:
             raise InvalidFilterError(f"per_page must be one of {PAGE_SIZES}, got {per_page}")
         filters = build_filters(
-            project=project, statuses=[status] if status else (), tags=tag_texts
+            project=query.project,
+            statuses=[query.status] if query.status else (),
+            tags=query.tags,
+            metrics=query.metrics,
+            params=query.params,
         )
-        tags = [parse_tag(t) for t in tag_texts]
-        rows = await dashboard.tracker.list_experiments(
-            filters, limit=per_page + 1, offset=(page - 1) * per_page
+        rows = await tracker.list_experiments(
+            filters, limit=per_page + 1, offset=(page - 1) * per_page, order_by=query.order_by
         )
-    except InvalidFilterError as exc:
-        return render(request, "list.html", {**_empty_list(form), "error": str(exc)}, 400)
+    except InvalidInputError as exc:  # a bad filter, or a metric key order_by refuses
+        return render(request, "list.html", _empty_list(request, query, str(exc)), 400)
 
-    root = request.scope.get("root_path", "")
-    links = _Links(root, project, status, per_page, tags)
     shown = rows[:per_page]
+    short_ids = await tracker.abbreviate_ids([e.id for e in shown], SHORT_ID_LENGTH)
+    root = request.scope.get("root_path", "")
+    links = Links(root, query, per_page, PAGE_SIZES[1])
+    columns = choose_columns(shown, query)
+    now = datetime.now(UTC)
+    escaped_root = escape(root)
     return render(
         request,
         "list.html",
         {
-            "form": form,
-            "error": None,
-            "rows": [_row(e, links, escape(root)) for e in shown],
+            **_list_context(query, links, columns),
+            "rows": [
+                row_html(e, links, escaped_root, columns, short_ids[e.id], now) for e in shown
+            ],
             "page": page,
             "per_page": per_page,
-            "page_sizes": PAGE_SIZES,
             "first_index": (page - 1) * per_page + 1,
             "prev_url": links.page(page - 1) if page > 1 else None,
             "next_url": links.page(page + 1) if len(rows) > per_page else None,
-            "active_tags": [(k, v, links.without_tag(k), format_tag(k, v)) for k, v in tags],
             "chart": duration_points(shown),
         },
     )
 
 
-class _Links:
-    """URLs of the list page that keep the current filters: pages, adding or removing a tag.
-
-    The query string is assembled from pieces encoded once: a page of 50 rows links every
-    one of its tags, and this is the hot path of rendering it.
-    """
-
-    __slots__ = ("_chips", "_head", "_params", "_root", "_tags", "_tail")
-
-    def __init__(
-        self,
-        root: str,
-        project: str,
-        status: str,
-        per_page: int,
-        tags: Sequence[tuple[str, Any]],
-    ) -> None:
-        self._root = root
-        self._head = urlencode([(k, v) for k, v in (("project", project), ("status", status)) if v])
-        self._tail = "" if per_page == PAGE_SIZES[1] else f"per_page={per_page}"
-        self._params: dict[tuple[str, str], str] = {}
-        self._chips: dict[tuple[str, str], str] = {}
-        self._tags = {key: self._param(key, value) for key, value in tags}
-
-    def _param(self, key: str, value: Any) -> str:
-        # Rows share most tag values (environment, model): quote each pair once.
-        text = format_tag(key, value)
-        param = self._params.get((key, text))
-        if param is None:
-            param = self._params[key, text] = f"tag={quote_plus(text)}"
-        return param
-
-    def _url(self, tags: Iterable[str], page: int = 1) -> str:
-        parts = [self._head, *tags, self._tail, f"page={page}" if page != 1 else ""]
-        query = "&".join(p for p in parts if p)
-        return f"{self._root}/?{query}" if query else f"{self._root}/"
-
-    def page(self, page: int) -> str:
-        """The same filters, another page."""
-        return self._url(self._tags.values(), page)
-
-    def with_tag(self, key: str, value: Any) -> str:
-        """Filter on this tag too (replacing another value of the same key)."""
-        others = (p for k, p in self._tags.items() if k != key)
-        return self._url([*others, self._param(key, value)])
-
-    def chip(self, key: str, value: Any) -> str:
-        """The escaped HTML of a tag chip linking to :meth:`with_tag` (built once per tag)."""
-        text = _tag_value(value)
-        html = self._chips.get((key, text))
-        if html is None:
-            html = self._chips[key, text] = (
-                f'<a class="chip" href="{escape(self.with_tag(key, value))}" '
-                f'title="filter on this tag"><b>{escape(key)}</b>={escape(text)}</a>'
-            )
-        return html
-
-    def without_tag(self, key: str) -> str:
-        """Drop the filter on ``key``."""
-        return self._url(p for k, p in self._tags.items() if k != key)
-
-
-_STATUS_BADGE = {
-    s: f'<span class="status status-{s.value.lower()}">{s.value}</span>' for s in ExperimentStatus
-}
-
-
-def _row(e: Experiment, links: _Links, root: Markup) -> Markup:
-    """One ``<tr>`` of the list, every user string escaped.
-
-    Built here rather than in the template: this is the page's hot path, and Jinja's
-    per-substitution escaping of 50 rows was most of the page's server time.
-    """
-    chips = " ".join([links.chip(k, v) for k, v in sorted(e.tags.items())])
-    return Markup(
-        f'<tr><td><a class="name" href="{root}/experiments/{escape(e.id)}">'
-        f"{escape(e.name)}</a></td><td>{_STATUS_BADGE[e.status]}</td><td>{escape(e.project)}</td>"
-        f'<td class="nowrap">{e.start_time.isoformat(" ", "seconds")[:19]}</td>'
-        f'<td class="num nowrap">{format_duration(e.duration)}</td>'
-        f'<td class="tags">{chips}</td><td class="id">{escape(e.id)}</td></tr>\n'
-    )
-
-
-def _empty_list(form: dict[str, Any]) -> dict[str, Any]:
+def _list_context(query: ListQuery, links: Links, columns: PageColumns) -> dict[str, Any]:
     return {
-        "form": form,
+        "form": query,
+        "error": None,
+        "page_sizes": PAGE_SIZES,
+        "headers": header_cells(columns, links, query),
+        "active_tags": [
+            (k, v, links.without_tag(k), format_tag(k, v)) for k, v in query.parsed_tags
+        ],
+        "active_filters": active_filters(query, links),
+    }
+
+
+def _empty_list(request: Request, query: ListQuery, error: str) -> dict[str, Any]:
+    links = Links(request.scope.get("root_path", ""), query, PAGE_SIZES[1], PAGE_SIZES[1])
+    return {
+        **_list_context(query, links, choose_columns([], query)),
+        "error": error,
         "rows": [],
         "page": 1,
         "per_page": PAGE_SIZES[1],
-        "page_sizes": PAGE_SIZES,
         "first_index": 1,
         "prev_url": None,
         "next_url": None,
-        "active_tags": [],
         "chart": duration_points([]),
     }
 

@@ -11,12 +11,22 @@
     return Math.floor(s / 3600) + "h " + String(Math.floor((s % 3600) / 60)).padStart(2, "0") + "m";
   }
 
+  // Times read as the tables write them: 24-hour UTC, "2026-11-27 16:35:24", shortened
+  // to what the axis's span needs.
+  function fmtUtc(ts, span) {
+    var iso = new Date(ts * 1e3).toISOString();  // 2026-11-27T16:35:24.000Z
+    if (span == null) return iso.slice(0, 10) + " " + iso.slice(11, 19);
+    if (span < 120) return iso.slice(11, 19);
+    if (span < 86400) return iso.slice(11, 16);
+    return iso.slice(5, 10) + " " + iso.slice(11, 16);
+  }
+
   function markDrawn(el) {
     return function () { el.dataset.drawn = "true"; };
   }
 
   function durations(el, data) {
-    var series = [{ label: "started (UTC)" }];
+    var series = [{ label: "started (UTC)", value: function (u, v) { return v == null ? "—" : fmtUtc(v); } }];
     var columns = [data.x];
     data.series.forEach(function (s) {
       series.push({
@@ -33,7 +43,13 @@
       tzDate: function (ts) { return uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC"); },
       scales: { x: { time: true },
                 y: { range: function (u, min, max) { return [0, Math.max(max, 1e-3) * 1.1]; } } },
-      axes: [{}, { label: "duration", size: 70, values: function (u, vals) { return vals.map(fmtSeconds); } }],
+      axes: [
+        { space: 90, values: function (u, vals) {
+            var span = u.scales.x.max - u.scales.x.min;
+            return vals.map(function (v) { return fmtUtc(v, span); });
+          } },
+        { label: "duration", size: 70, values: function (u, vals) { return vals.map(fmtSeconds); } },
+      ],
       series: series,
       cursor: { points: { size: 10 } },
       hooks: { draw: [markDrawn(el)] },
@@ -64,7 +80,9 @@
     var source = document.getElementById(el.dataset.source);
     var draw = kinds[el.dataset.chart];
     if (!source || !draw) return;
-    charts.push([el, draw(el, JSON.parse(source.textContent))]);
+    var chart = draw(el, JSON.parse(source.textContent));
+    el.uplot = chart;  // for the browser tests, which check the axis labels
+    charts.push([el, chart]);
   });
   window.addEventListener("resize", function () {
     charts.forEach(function (c) { c[1].setSize({ width: c[0].clientWidth, height: c[1].height }); });
