@@ -64,10 +64,14 @@ def test_an_ehr_method_that_never_returns_fails_the_run_naming_it(
         "within 0.3 s (service_config['timeout'])"
     )
     assert result.status is ExperimentStatus.FAILED
-    assert result.error == expected
+    # When something else held the loop past the timeout (seen once late in the CI suite
+    # under coverage: a 0.58 s stall not caused by this test), the message goes on to say
+    # so, by design (test_an_async_ehr_method_blocking_the_loop_past_the_timeout_is_named);
+    # the part this test is about is the same.
+    assert result.error is not None and result.error.startswith(expected)
     assert [o.status_code for o in result.outcomes] == [None, None]
     assert experiment.status is ExperimentStatus.FAILED
-    assert experiment.error == expected
+    assert experiment.error == result.error
 
 
 @pytest.mark.slow
