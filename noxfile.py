@@ -20,6 +20,7 @@ def tests(session: nox.Session) -> None:
         "pytest",
         "--cov=healthchain",
         "--cov-report=term",
+        "--durations=25",  # the slowest tests, to keep the CI run short
         *session.posargs,
         env={"PYTHONDEVMODE": "1", **os.environ},
     )
