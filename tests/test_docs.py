@@ -203,3 +203,18 @@ def test_cli_page_covers_every_command_and_option() -> None:
                 if option.startswith("--") and option != "--help":
                     assert f"`{option}" in section, f"'healthchain {path} {option}' undocumented"
     assert "## `healthchain --version`" in page
+
+
+EXAMPLES = DOCS.parent / "examples"
+
+
+@pytest.mark.parametrize("example", sorted(EXAMPLES.glob("*.py")), ids=lambda p: p.name)
+def test_examples_say_what_they_need_and_keep_the_working_directory(example: Path) -> None:
+    text = example.read_text(encoding="utf-8")
+    opening = "\n".join(text.splitlines()[:12])
+    assert "Needs" in opening, f"{example.name}: say in its first lines which extra it needs"
+    assert f"python examples/{example.name}" in text, f"{example.name}: say how to run it"
+    assert "chdir" not in text, f"{example.name} changes the working directory"
+    assert "print(" in text and ".resolve()" in text, f"{example.name}: print where files went"
+    listed = (DOCS / "getting-started.md").read_text(encoding="utf-8")
+    assert f"`examples/{example.name}`" in listed, f"{example.name} missing from getting started"
