@@ -1,4 +1,5 @@
-"""Sessions: ``tests`` (the suite), ``lint`` (format, lint, types), ``bench`` (benchmarks)."""
+"""Sessions: ``tests`` (the suite), ``lint`` (format, lint, types), ``bench`` (benchmarks),
+``docs`` (the documentation site)."""
 
 from __future__ import annotations
 
@@ -61,3 +62,10 @@ def bench(session: nox.Session) -> None:
     session.run("python", "bench/bench_compare.py", *quick)
     session.run("python", "bench/bench_sandbox.py", *quick)
     session.run("python", "bench/bench_metrics.py", *quick)
+
+
+@nox.session(python=PYTHON)
+def docs(session: nox.Session) -> None:
+    """Build the documentation site; a broken link or a missing reference fails it."""
+    session.install("-e", ".[docs]")
+    session.run("mkdocs", "build", "--strict")

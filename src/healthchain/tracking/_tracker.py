@@ -66,23 +66,34 @@ def _id_list(experiment_ids: object) -> list[Any]:
 class AsyncExperimentTracker(MetricCalls):
     """Records experiments in a SQL database without blocking the event loop.
 
-    ``storage_uri`` is a SQLAlchemy URL as users write it (``sqlite:///experiments.db``,
-    ``postgresql://user@host/db``); it is mapped to the async driver. ``tags`` are added to
-    every experiment this tracker starts. While an experiment is RUNNING its row is
-    refreshed every ``heartbeat_interval`` seconds (0.05 to 86,400), so :meth:`reap_stale`
-    can tell a live run from one whose process died. If the storage becomes unreachable,
-    writes are retried for up to ``outage_timeout`` seconds (0.1 to 604,800) with at most
-    ``max_queued_writes`` (1 to 10,000,000) waiting; past either bound they fail with
-    :class:`StorageError`, logged with what was lost. A value outside its range raises
-    :class:`~healthchain.tracking.ConfigurationError`.
-
-    ``read_only=True`` opens the database for reading only (list, get, stats), as the
-    dashboard and ``healthchain experiments list`` do: read access is enough, nothing is
-    written or migrated (a schema that is behind is a :class:`StorageError` saying to run
-    ``healthchain db upgrade``), and every write method raises :class:`StorageError`.
-
     The tracker binds to the event loop it is first used on. Use it as
     ``async with AsyncExperimentTracker(...) as tracker:`` or call :meth:`aclose`.
+
+    Args:
+        storage_uri: A SQLAlchemy URL as users write it, mapped to the async driver:
+            ``sqlite:///experiments.db`` (default) or ``postgresql://user@host/db``
+            (the ``postgres`` extra).
+        project_name: Non-empty name new experiments are grouped under. Default
+            ``"healthchain"``.
+        tags: String keys to JSON values, added to every experiment it starts.
+        heartbeat_interval: Seconds between heartbeats of a RUNNING experiment, so
+            :meth:`reap_stale` can tell a live run from a dead one; 0.05 to 86,400,
+            default 10.
+        outage_timeout: Seconds writes are retried while storage is unreachable; 0.1
+            to 604,800, default 60. Past it they fail with :class:`StorageError`,
+            logged with what was lost.
+        max_queued_writes: Writes waiting during an outage; 1 to 10,000,000, default
+            100,000. More fail as past ``outage_timeout``.
+        read_only: Open for reading only (list, get, stats), as the dashboard does:
+            nothing is written or migrated (a schema that is behind is a
+            :class:`StorageError` saying to run ``healthchain db upgrade``), and every
+            write method raises :class:`StorageError`. Default False.
+
+    Raises:
+        ConfigurationError: An option of the wrong type or outside its range, an empty
+            ``project_name``, or a storage URI whose scheme is unsupported
+            (:class:`DriverNotInstalledError` when its driver is missing).
+        InvalidInputError: Bad ``tags``, the key named.
     """
 
     def __init__(
@@ -141,10 +152,19 @@ class AsyncExperimentTracker(MetricCalls):
     ) -> str:
         """Record a new RUNNING experiment and return its id (a UUIDv7 string).
 
-        ``tags`` are merged over the tracker's own; ``components`` is the ordered pipeline,
-        each a ``{"name", "type", "stage"}`` mapping, stored with its 0-based position.
-        A tag's key plus its JSON value take at most 2,048 bytes of UTF-8; tag values and
-        ``pipeline_config`` nest lists and dicts at most 64 levels deep.
+        Args:
+            name: Default: ``"<project>-<last 8 characters of the id>"``.
+            tags: String keys to JSON values, merged over the tracker's own; a key plus
+                its JSON value take at most 2,048 bytes of UTF-8.
+            pipeline_config: JSON-serialisable mapping, stored as given.
+            components: The ordered pipeline, each a ``{"name", "type", "stage"}``
+                mapping, stored with its 0-based position.
+
+        Raises:
+            InvalidInputError: A bad name, tag, config or component (nested over 64
+                levels, not JSON, a NUL character), named; nothing is written.
+            StorageError: The database could not be written.
+            TrackerClosedError: The tracker was closed.
         """
         if name is not None and (not isinstance(name, str) or not name):
             raise InvalidInputError(f"name must be a non-empty string or None, got {name!r}")
@@ -188,8 +208,15 @@ class AsyncExperimentTracker(MetricCalls):
     ) -> None:
         """Set the final status and end time of a RUNNING experiment.
 
-        Raises :class:`ExperimentNotFoundError` for an unknown id and
-        :class:`~healthchain.tracking.ExperimentStateError` if it already ended.
+        Args:
+            experiment_id: The id :meth:`start_experiment` returned.
+            status: COMPLETED (default), FAILED or INTERRUPTED, or its name.
+            error: Text or an exception, recorded as the experiment's error.
+
+        Raises:
+            ExperimentNotFoundError: No experiment has this id.
+            ExperimentStateError: It already ended; it is left as it was.
+            InvalidInputError: ``status`` is not a final status.
         """
         final = parse_status(status)
         if not final.is_final:
@@ -221,7 +248,8 @@ class AsyncExperimentTracker(MetricCalls):
         pipeline_config: Mapping[str, Any] | None = None,
         components: Iterable[Mapping[str, Any]] | None = None,
     ) -> AsyncIterator[str]:
-        """Run the body as one experiment, yielding its id.
+        """Run the body as one experiment, yielding its id; arguments as for
+        :meth:`start_experiment`.
 
         COMPLETED on normal exit; FAILED with the error text if the body raises;
         INTERRUPTED on cancellation, KeyboardInterrupt, ``sys.exit()`` or a generator
@@ -308,7 +336,11 @@ class AsyncExperimentTracker(MetricCalls):
     # --- reads ----------------------------------------------------------------------
 
     async def get_experiment(self, experiment_id: str) -> Experiment:
-        """The experiment with its components; :class:`ExperimentNotFoundError` if unknown."""
+        """The experiment with its components, metrics and params.
+
+        Raises:
+            ExperimentNotFoundError: No experiment has this id.
+        """
         if validate_id(experiment_id) is None:
             raise ExperimentNotFoundError(experiment_id)
         backend = await self._reader()
@@ -337,6 +369,10 @@ class AsyncExperimentTracker(MetricCalls):
         a list of up to 8 of these; NaN comes after every number and a missing metric (or
         duration, while running) last, in both directions; ties stay newest first.
         ``limit`` and ``offset`` range from 0 to 2**63 - 1.
+
+        Raises:
+            InvalidFilterError: An unknown filter key or ``order_by`` key, or a bad value.
+            InvalidInputError: ``limit`` or ``offset`` out of range.
         """
         valid = validate_filters(filters)
         order = validate_order_by(order_by)
