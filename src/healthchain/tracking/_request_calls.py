@@ -35,20 +35,14 @@ class RequestCalls(TrackerLifecycle):
         """Every request record of an experiment, in the order they were sent."""
         if validate_id(experiment_id) is None:
             raise ExperimentNotFoundError(experiment_id)
-        backend = await self._reader()
-        with self._storage_errors("list_requests"):
-            found = await backend.read(lambda ex: _queries.list_requests(ex, experiment_id))
-        if found is None:
-            raise ExperimentNotFoundError(experiment_id)
-        return found
+        return await self._read_experiment(
+            experiment_id, "list_requests", lambda ex: _queries.list_requests(ex, experiment_id)
+        )
 
     async def request_stats(self, experiment_id: str) -> RequestStats:
         """Request count, failures and latency p50/p95 (ms) of an experiment."""
         if validate_id(experiment_id) is None:
             raise ExperimentNotFoundError(experiment_id)
-        backend = await self._reader()
-        with self._storage_errors("request_stats"):
-            stats = await backend.read(lambda ex: _queries.request_stats(ex, experiment_id))
-        if stats is None:
-            raise ExperimentNotFoundError(experiment_id)
-        return stats
+        return await self._read_experiment(
+            experiment_id, "request_stats", lambda ex: _queries.request_stats(ex, experiment_id)
+        )

@@ -320,12 +320,9 @@ class AsyncExperimentTracker(MetricCalls, RequestCalls, IdCalls):
         """
         if validate_id(experiment_id) is None:
             raise ExperimentNotFoundError(experiment_id)
-        backend = await self._reader()
-        with self._storage_errors("get_experiment"):
-            found = await backend.read(lambda ex: _queries.get_experiment(ex, experiment_id))
-        if found is None:
-            raise ExperimentNotFoundError(experiment_id)
-        return found
+        return await self._read_experiment(
+            experiment_id, "get_experiment", lambda ex: _queries.get_experiment(ex, experiment_id)
+        )
 
     async def list_experiments(
         self,
