@@ -233,8 +233,9 @@ def sandbox(
             runs. Default None: not tracked.
         service_config: Keys (see :class:`ServiceConfig`): ``host``
             (``"127.0.0.1"``), ``port`` (8000; 0 picks a free one), ``timeout``
-            (seconds per request, 30; 0.001 to 86,400), ``max_concurrency`` (1),
-            ``cors_origins`` (``["*"]``) and ``jwt`` (False).
+            (seconds per request, 30; 0.001 to 86,400), ``max_concurrency``
+            (requests in flight, 1; 1 to 256), ``cors_origins`` (``["*"]``) and ``jwt``
+            (False).
 
     Raises:
         SandboxConfigError: An unknown key or a bad value in either config, named; an

@@ -128,12 +128,11 @@ class MetricCalls(TrackerLifecycle):
         if validate_id(experiment_id) is None:
             raise ExperimentNotFoundError(experiment_id)
         key = validate_metric_key(key)
-        backend = await self._reader()
-        with self._storage_errors("get_metric_history"):
-            found = await backend.read(lambda ex: _queries.metric_history(ex, experiment_id, key))
-        if found is None:
-            raise ExperimentNotFoundError(experiment_id)
-        return found
+        return await self._read_experiment(
+            experiment_id,
+            "get_metric_history",
+            lambda ex: _queries.metric_history(ex, experiment_id, key),
+        )
 
     async def get_metric_values(self, experiment_id: str, key: str) -> list[tuple[int, float]]:
         """Every ``(step, value)`` of metric ``key``, ordered as :meth:`get_metric_history`
@@ -141,9 +140,8 @@ class MetricCalls(TrackerLifecycle):
         if validate_id(experiment_id) is None:
             raise ExperimentNotFoundError(experiment_id)
         key = validate_metric_key(key)
-        backend = await self._reader()
-        with self._storage_errors("get_metric_values"):
-            found = await backend.read(lambda ex: _queries.metric_values(ex, experiment_id, key))
-        if found is None:
-            raise ExperimentNotFoundError(experiment_id)
-        return found
+        return await self._read_experiment(
+            experiment_id,
+            "get_metric_values",
+            lambda ex: _queries.metric_values(ex, experiment_id, key),
+        )

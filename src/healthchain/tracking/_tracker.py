@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import anyio.to_thread
 
-from . import _id_queries, _listing, _queries
+from . import _listing, _queries
 from ._config import validate_project_name
 from ._dataframe import experiments_to_dataframe
 from ._exceptions import (
@@ -22,23 +22,24 @@ from ._exceptions import (
     describe,
 )
 from ._files_dir import FilesDirOp, resolve_files_dir, validate_files_dir
-from ._ids import MIN_PREFIX_LENGTH, new_id
+from ._id_calls import IdCalls
+from ._ids import new_id
 from ._lifecycle import PROCESS_EXITED
 from ._metric_calls import MetricCalls
-from ._operations import DeleteOp, EndOp, ReapOp, RequestsOp, StartOp
-from ._records import Experiment, ExperimentStatus, RequestRecord, RequestStats
+from ._operations import DeleteOp, EndOp, ReapOp, StartOp
+from ._records import Experiment, ExperimentStatus
+from ._request_calls import RequestCalls
 from ._search import validate_filters, validate_order_by
-from ._settings import DEFAULT_SETTINGS, TrackerSettings, validate_range
+from ._settings import DEFAULT_SETTINGS, TrackerSettings
 from ._validation import (
     check_storable,
+    id_list,
     parse_status,
     printable,
-    show,
     utcnow,
     validate_components,
     validate_id,
     validate_pipeline_config,
-    validate_request_records,
     validate_row_count,
     validate_tags,
 )
@@ -51,19 +52,7 @@ __all__ = ["AsyncExperimentTracker"]
 logger = logging.getLogger("healthchain.tracking")
 
 
-def _id_list(experiment_ids: object) -> list[Any]:
-    """An id, or an iterable of them, as a list; anything else is refused."""
-    if isinstance(experiment_ids, str):
-        return [experiment_ids]
-    if not isinstance(experiment_ids, Iterable) or isinstance(experiment_ids, bytes | Mapping):
-        raise InvalidInputError(
-            "experiment_ids must be an id or an iterable of ids, "
-            f"got {type(experiment_ids).__name__} {show(experiment_ids)}"
-        )
-    return list(experiment_ids)
-
-
-class AsyncExperimentTracker(MetricCalls):
+class AsyncExperimentTracker(MetricCalls, RequestCalls, IdCalls):
     """Records experiments in a SQL database without blocking the event loop.
 
     The tracker binds to the event loop it is first used on. Use it as
@@ -284,18 +273,6 @@ class AsyncExperimentTracker(MetricCalls):
         except TrackerError as exc:
             logger.error("could not record %s for experiment %s: %s", status, experiment_id, exc)
 
-    async def log_requests(self, experiment_id: str, records: Sequence[RequestRecord]) -> None:
-        """Store per-request records (index, start, latency, HTTP status, error) of a run."""
-        if validate_id(experiment_id) is None:
-            raise ExperimentNotFoundError(experiment_id)
-        checked = validate_request_records(records)
-        if not checked:
-            return
-        writer = await self._ready()
-        op = RequestsOp.of(experiment_id, checked, self._codec)
-        with self._storage_errors("log_requests"):
-            await writer.submit(op)
-
     async def set_files_dir(self, experiment_id: str, files_dir: str | os.PathLike[str]) -> None:
         """Record the folder holding the files this run saved (``Experiment.files_dir``).
 
@@ -325,7 +302,7 @@ class AsyncExperimentTracker(MetricCalls):
     async def delete_experiments(self, experiment_ids: Iterable[str]) -> int:
         """Delete experiments with their tags, components and requests; returns how many."""
         checked = [
-            validate_id(v, f"experiment_ids[{i}]") for i, v in enumerate(_id_list(experiment_ids))
+            validate_id(v, f"experiment_ids[{i}]") for i, v in enumerate(id_list(experiment_ids))
         ]
         ids = [i for i in checked if i is not None]  # the others name no experiment
         writer = await self._ready()
@@ -343,12 +320,9 @@ class AsyncExperimentTracker(MetricCalls):
         """
         if validate_id(experiment_id) is None:
             raise ExperimentNotFoundError(experiment_id)
-        backend = await self._reader()
-        with self._storage_errors("get_experiment"):
-            found = await backend.read(lambda ex: _queries.get_experiment(ex, experiment_id))
-        if found is None:
-            raise ExperimentNotFoundError(experiment_id)
-        return found
+        return await self._read_experiment(
+            experiment_id, "get_experiment", lambda ex: _queries.get_experiment(ex, experiment_id)
+        )
 
     async def list_experiments(
         self,
@@ -383,17 +357,6 @@ class AsyncExperimentTracker(MetricCalls):
         with self._storage_errors("list_experiments"):
             return await backend.read(lambda ex: _queries.list_experiments(ex, query, params))
 
-    async def list_requests(self, experiment_id: str) -> list[RequestRecord]:
-        """Every request record of an experiment, in the order they were sent."""
-        if validate_id(experiment_id) is None:
-            raise ExperimentNotFoundError(experiment_id)
-        backend = await self._reader()
-        with self._storage_errors("list_requests"):
-            found = await backend.read(lambda ex: _queries.list_requests(ex, experiment_id))
-        if found is None:
-            raise ExperimentNotFoundError(experiment_id)
-        return found
-
     async def to_dataframe(
         self,
         filters: Mapping[str, Any] | None = None,
@@ -411,56 +374,3 @@ class AsyncExperimentTracker(MetricCalls):
             filters, limit=limit, offset=offset, order_by=order_by
         )
         return await anyio.to_thread.run_sync(experiments_to_dataframe, experiments)
-
-    async def request_stats(self, experiment_id: str) -> RequestStats:
-        """Request count, failures and latency p50/p95 (ms) of an experiment."""
-        if validate_id(experiment_id) is None:
-            raise ExperimentNotFoundError(experiment_id)
-        backend = await self._reader()
-        with self._storage_errors("request_stats"):
-            stats = await backend.read(lambda ex: _queries.request_stats(ex, experiment_id))
-        if stats is None:
-            raise ExperimentNotFoundError(experiment_id)
-        return stats
-
-    # --- ids by prefix --------------------------------------------------------------
-
-    async def resolve_id(self, prefix: str) -> str:
-        """The whole id of the one experiment whose id starts with ``prefix``.
-
-        ``prefix`` is at least 4 hex digits, in any case, with hyphens where the id has
-        them or none; a whole id is accepted too. Raises :class:`ExperimentNotFoundError`
-        if no id starts with it, :class:`~healthchain.tracking.AmbiguousIdError` if
-        several do, and :class:`InvalidInputError` if it is too short.
-        """
-        if validate_id(prefix, "prefix") is None:
-            raise ExperimentNotFoundError(prefix)
-        backend = await self._reader()
-        with self._storage_errors("resolve_id"):
-            return await backend.read(lambda ex: _id_queries.resolve_id(ex, prefix))
-
-    async def abbreviate_ids(
-        self, experiment_ids: Iterable[str], min_length: int = 8
-    ) -> dict[str, str]:
-        """Each id's shortest prefix of at least ``min_length`` (4 to 36) characters that no
-        other stored experiment's id starts with, as git abbreviates commits.
-
-        Every prefix returned resolves with :meth:`resolve_id` until an experiment whose id
-        shares it is added. An id no experiment can have maps to itself.
-        """
-        length = int(
-            validate_range(
-                "min_length",
-                min_length,
-                (MIN_PREFIX_LENGTH, 36),
-                unit="characters",
-                integer=True,
-                error=InvalidInputError,
-            )
-        )
-        given = _id_list(experiment_ids)
-        ids = [v for i, v in enumerate(given) if validate_id(v, f"experiment_ids[{i}]")]
-        backend = await self._reader()
-        with self._storage_errors("abbreviate_ids"):
-            short = await backend.read(lambda ex: _id_queries.abbreviate_ids(ex, ids, length))
-        return {v: short.get(v, v) for v in given}
