@@ -23,6 +23,7 @@ from healthchain.tracking import (
     Experiment,
     ExperimentNotFoundError,
     InvalidInputError,
+    RequestRecord,
 )
 
 from ._experiment import MAX_CHARTS, format_metric, metric_charts
@@ -108,13 +109,23 @@ async def compare_page(request: Request) -> Response:
     texts = [t.strip() for t in request.query_params.getlist("id") if t.strip()]
     try:
         ids = await _resolve(dashboard, texts)
-        experiments = await gather([partial(tracker.get_experiment, i) for i in ids], reads)
-        records = await gather([partial(tracker.list_requests, i) for i in ids], reads)
+        # One gather: each wave of reads waits for the reader threads once, not thrice.
+        read: list[Any] = await gather(
+            [
+                *(partial(tracker.get_experiment, i) for i in ids),
+                *(partial(tracker.list_requests, i) for i in ids),
+                partial(tracker.abbreviate_ids, ids),
+            ],
+            reads,
+        )
     except _BadRequest as exc:
         return error_page(request, "Cannot compare these runs", str(exc), 400)
     except ExperimentNotFoundError as exc:
         return error_page(request, "Experiment not found", str(exc), 404)
-    short = await tracker.abbreviate_ids(ids)
+    count = len(ids)
+    experiments: list[Experiment] = read[:count]
+    records: list[list[RequestRecord]] = read[count : 2 * count]
+    short: dict[str, str] = read[-1]
     labels = [f"{short[e.id]} {e.name}" for e in experiments]
     keys = sorted(set().union(*(e.metrics for e in experiments)))
     charts = await metric_charts(dashboard, experiments, keys[:MAX_CHARTS], OVERLAID_POINTS)
