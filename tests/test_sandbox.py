@@ -458,7 +458,11 @@ def test_an_invalid_response_fails_the_experiment_naming_the_field(any_storage: 
 
     result, experiment = run(define(too_long, load_sync, storage_uri=any_storage.uri, num=1))
     assert experiment.status is ExperimentStatus.FAILED
-    assert "invalid response (1 error(s)); first at cards.0.summary" in experiment.error
+    assert experiment.error == (
+        "1 of 1 requests failed; first (request 0): invalid response: 1 error; first at "
+        f"cards.0.summary: got '{'x' * 59}... (141 characters); String should have at "
+        "most 139 characters"
+    )
     assert result.outcomes[0].status_code == 200
 
 
