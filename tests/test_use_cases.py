@@ -90,6 +90,7 @@ async def test_an_invalid_body_is_a_422_naming_the_field() -> None:
     assert reply.status_code == 422
     payload = reply.json()
     assert "not a valid CDSRequest" in payload["error"]
+    assert "patientId" in payload["error"] and "error(s)" not in payload["error"]
     assert any("patientId" in map(str, error["loc"]) for error in payload["detail"])
 
 
