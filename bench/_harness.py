@@ -195,7 +195,7 @@ def write_results(path: Path | None, text: str) -> None:
         print(f"wrote {path}")
 
 
-SECOND_SECTION = "<!-- PostgreSQL: written by bench/run.py with a server URL -->"
+SECOND_SECTION = "<!-- PostgreSQL section: measured with a server URL -->"
 """The line a results file's PostgreSQL section starts with (after the SQLite part)."""
 
 

@@ -16,13 +16,12 @@ import random
 import sqlite3
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from _child import emit, parse_args
 from _data import PROJECT, list_metrics, mlflow_tags
 from _harness import clock, median
+from _pg import pg_database
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
@@ -222,19 +221,6 @@ def scenario_data(opts: dict[str, Any], workdir: str) -> dict[str, Any]:
         "matches": len(runs),
         "get_run_us": get_us,
     }
-
-
-@contextmanager
-def pg_database(opts: dict[str, Any], label: str) -> Iterator[str | None]:
-    """A fresh database on ``opts["postgres"]`` for this subprocess (dropped after), or
-    None for a SQLite run."""
-    if not opts.get("postgres"):
-        yield None
-        return
-    from _pg import fresh_database
-
-    with fresh_database(opts["postgres"], opts["prefix"], label) as url:
-        yield url
 
 
 def main() -> None:

@@ -20,6 +20,7 @@ from typing import Any
 from _child import emit, parse_args
 from _data import PROJECT, TEAM_QUERIES, spec
 from _harness import clock, median, percentile
+from _pg import pg_database
 
 from healthchain.tracking import AsyncExperimentTracker
 
@@ -216,14 +217,11 @@ async def team_filter(
 def main() -> None:
     scenario, out, opts = parse_args()
     run = {"micro": micro, "data": data}[scenario]
-    if opts.get("postgres"):  # a fresh database on that server, dropped afterwards
-        from _pg import fresh_database
-
-        with fresh_database(opts["postgres"], opts["prefix"], f"ours_{scenario}") as url:
-            result = asyncio.run(run({**opts, "url": url}, ""))
-    else:
-        with tempfile.TemporaryDirectory(prefix="bench-ours-", dir=opts.get("tmp")) as workdir:
-            result = asyncio.run(run(opts, workdir))
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-ours-", dir=opts.get("tmp")) as workdir,
+        pg_database(opts, f"ours_{scenario}") as url,  # None: SQLite files in workdir
+    ):
+        result = asyncio.run(run({**opts, "url": url}, workdir))
     emit(out, result)
 
 

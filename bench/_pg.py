@@ -19,6 +19,7 @@ import re
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "drop_prefixed",
     "fresh_database",
     "new_prefix",
+    "pg_database",
     "server_url",
 ]
 
@@ -117,3 +119,14 @@ def drop_prefixed(server: str, prefix: str) -> list[str]:
             await conn.close()
 
     return asyncio.run(drop())
+
+
+@contextmanager
+def pg_database(opts: dict[str, Any], label: str) -> Iterator[str | None]:
+    """A measured subprocess's database: a fresh one on ``opts["postgres"]`` (made under
+    ``opts["prefix"]``, dropped after), or None when it runs on SQLite."""
+    if not opts.get("postgres"):
+        yield None
+        return
+    with fresh_database(opts["postgres"], opts["prefix"], label) as url:
+        yield url

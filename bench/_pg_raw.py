@@ -26,10 +26,10 @@ import uuid
 from typing import Any
 
 from _child import emit, parse_args
-from _data import PROJECT, spec
+from _data import PROJECT, point_value, spec
 from _harness import clock, median
 
-__all__ = ["raw_reads"]
+__all__ = ["raw_metric_points", "raw_reads"]
 
 INSERT = (
     "INSERT INTO experiments (id, name, project, start_time, status, tags, pipeline_config, "
@@ -136,6 +136,41 @@ async def raw_writes(opts: dict[str, Any]) -> dict[str, Any]:
         "raw_batch_rates": batched,
         "raw_batch_rate": median(batched),
     }
+
+
+async def raw_metric_points(url: str, experiment_id: str, opts: dict[str, Any]) -> dict[str, Any]:
+    """Points per second into the tracker's ``metric_points`` table: 1,000 rows per
+    transaction, one ``executemany`` each (``bench_metrics.py``'s PostgreSQL reference)."""
+    import asyncpg
+
+    sql = (
+        "INSERT INTO metric_points (experiment_id, key, step, timestamp, value) "
+        "VALUES ($1, $2, $3, $4, $5)"
+    )
+    conn = await asyncpg.connect(_pg(url))
+    step = 0
+
+    async def insert(batches: int) -> float:
+        nonlocal step
+        t0 = clock()
+        for _ in range(batches):
+            now = dt.datetime.now(dt.UTC)
+            rows = [
+                (experiment_id, "loss", k, now, point_value(k)) for k in range(step, step + 1000)
+            ]
+            step += 1000
+            async with conn.transaction():
+                await conn.executemany(sql, rows)
+        return batches * 1000 / (clock() - t0)
+
+    try:
+        await insert(2)
+        rates = [await insert(opts["batches"]) for _ in range(opts["blocks"])]
+        written = await conn.fetchval("SELECT count(*) FROM metric_points")
+    finally:
+        await conn.close()
+    assert written == step, (written, step)
+    return {"rates": rates, "rate": median(rates)}
 
 
 def main() -> None:
