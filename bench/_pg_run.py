@@ -19,7 +19,7 @@ from _pg import drop_prefixed, new_prefix
 from _pg_writers import eight_writers
 from run import field_of, fmt_rate, fmt_x, med, ratio, run_child, spread, wait_for_quiet
 
-__all__ = ["FULL", "MARKER", "QUICK", "PgPlan", "run_postgres"]
+__all__ = ["FULL", "MARKER", "QUICK", "SMOKE", "PgPlan", "run_postgres"]
 
 MARKER = SECOND_SECTION
 
@@ -42,6 +42,8 @@ class PgPlan:
 
 FULL = PgPlan(3, 250, 3, 4000, 3000, 5, 2000, 300, 100, 8, 1500, 10.0)
 QUICK = PgPlan(1, 60, 1, 640, 600, 2, 200, 30, 10, 8, 128, 0.0)
+SMOKE = PgPlan(1, 20, 1, 128, 150, 1, 20, 10, 2, 2, 64, 0.0)
+"""``--smoke``: the test suite's check that every part of the run works, in seconds."""
 
 
 def children(plan: PgPlan, server: str, prefix: str, tmp: str) -> dict[str, list[str]]:
@@ -66,6 +68,7 @@ def collect(
     planned = children(plan, server, prefix, str(workdir))
     keys = [k for k in planned if with_mlflow or not k.startswith("ml_")]
     raw: dict[str, list[dict[str, Any]]] = {k: [] for k in [*keys, "writers"]}
+    print(f"PostgreSQL: databases {prefix}* on the server, dropped after", flush=True)
     try:
         for rep in range(plan.repeats):
             print(f"PostgreSQL repeat {rep + 1}/{plan.repeats}", flush=True)
@@ -243,11 +246,11 @@ def render(
 
 
 def run_postgres(
-    server: str, quick: bool, repeats: int | None, processes: int | None, workdir: Path,
+    server: str, plan: PgPlan, repeats: int | None, processes: int | None, workdir: Path,
     with_mlflow: bool,
 ) -> tuple[str, bool]:  # fmt: skip
     """Measure, summarise, render: the section's markdown, and whether every figure came."""
-    plan = QUICK if quick else FULL
+    quick = plan != FULL
     if repeats:
         plan = replace(plan, repeats=repeats)
     if processes:

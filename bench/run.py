@@ -563,7 +563,13 @@ def main() -> int:
         "--no-mlflow", action="store_true", help="PostgreSQL run: ours and raw asyncpg only"
     )
     parser.add_argument("--processes", type=int, help="PostgreSQL writers (default 8)")
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="PostgreSQL run at tiny sizes (the test suite's smoke run; implies --quick)",
+    )
     args = parser.parse_args()
+    args.quick = args.quick or args.smoke
     server = server_url(args.postgres)
     if args.processes is not None and not 1 <= args.processes <= 64:
         parser.error(f"--processes {args.processes}: give 1 to 64")
@@ -592,10 +598,11 @@ def main() -> int:
         if server is None:
             print(f"PostgreSQL run skipped: no server (set {POSTGRES_URL_ENV} or --postgres URL)")
         elif args.only != "sqlite":
-            from _pg_run import run_postgres
+            import _pg_run
 
-            pg_text, complete = run_postgres(
-                server, args.quick, args.repeats, args.processes, Path(workdir),
+            pg_plan = _pg_run.SMOKE if args.smoke else _pg_run.QUICK if args.quick else _pg_run.FULL
+            pg_text, complete = _pg_run.run_postgres(
+                server, pg_plan, args.repeats, args.processes, Path(workdir),
                 not args.no_mlflow,
             )  # fmt: skip
             print("\n" + pg_text.split("## Context")[0].split("\n", 1)[1])
