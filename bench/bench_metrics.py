@@ -402,7 +402,7 @@ def main() -> int:
     with_mlflow = not args.no_mlflow
 
     parts: list[dict[str, str] | None] = [] if args.only == "postgres" else [None]
-    if server is None:
+    if server is None and args.only != "sqlite":
         print(f"PostgreSQL run skipped: no server (set {POSTGRES_URL_ENV} or --postgres URL)")
     elif args.only != "sqlite":
         parts.append({"postgres": server, "prefix": new_prefix()})

@@ -595,9 +595,9 @@ def main() -> int:
                 status = 2  # a measurement failed: its subprocess's error is printed above
             elif args.strict and not all(r.ok for r in rows):
                 status = 1
-        if server is None:
+        if server is None and args.only != "sqlite":
             print(f"PostgreSQL run skipped: no server (set {POSTGRES_URL_ENV} or --postgres URL)")
-        elif args.only != "sqlite":
+        elif server is not None and args.only != "sqlite":
             import _pg_run
 
             pg_plan = _pg_run.SMOKE if args.smoke else _pg_run.QUICK if args.quick else _pg_run.FULL
