@@ -16,7 +16,7 @@ from typing import Any
 import anyio
 import pytest
 from helpers.dashboard import dashboard_client
-from helpers.shared import kept_read_only, shared_storage
+from helpers.shared import kept_read_only
 from helpers.storage import Storage
 
 from healthchain.tracking import (
@@ -75,44 +75,38 @@ async def _record_runs(uri: str) -> dict[str, str]:
     return ids
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def shared(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Storage:
-    """The module's own database, on each backend: only ``runs`` writes to it."""
-    return shared_storage(request.param, tmp_path_factory.mktemp("pages"))
-
-
 @pytest.fixture(scope="module")
-def runs(shared: Storage) -> Iterator[dict[str, str]]:
+def runs(shared_storage: Storage) -> Iterator[dict[str, str]]:
     """Three finished runs with params, metrics and scored requests; a long history; a
     RUNNING run; a stale one (its heartbeat planted an hour back).
 
     Recorded once per backend for the whole module: its tests only read them, which
     ``kept_read_only`` checks after the last one.
     """
-    ids = asyncio.run(_record_runs(shared.uri))
-    with ExperimentTracker(shared.uri, heartbeat_interval=3600) as tracker:
+    ids = asyncio.run(_record_runs(shared_storage.uri))
+    with ExperimentTracker(shared_storage.uri, heartbeat_interval=3600) as tracker:
         ids["running"] = tracker.start_experiment("still-going")
         ids["stale"] = tracker.start_experiment("gone-quiet")
         beat = (datetime.now(UTC) - timedelta(hours=1)).replace(tzinfo=None)
-        shared.query(
+        shared_storage.query(
             "UPDATE experiments SET heartbeat_at = ?, heartbeat_interval = ? WHERE id = ?",
-            beat.isoformat(" ") if shared.path is not None else beat,
+            beat.isoformat(" ") if shared_storage.path is not None else beat,
             10.0,
             ids["stale"],
         )
-        shared.query(
+        shared_storage.query(
             "UPDATE experiments SET files_dir = ? WHERE id = ?", "/srv/out/<run-0>", ids["run0"]
         )
-        with kept_read_only(shared):
+        with kept_read_only(shared_storage):
             yield ids
         tracker.end_experiment(ids["running"])
         tracker.end_experiment(ids["stale"])
 
 
 async def test_experiment_page_params_metrics_scores_and_files(
-    shared: Storage, runs: dict[str, str]
+    shared_storage: Storage, runs: dict[str, str]
 ) -> None:
-    async with dashboard_client(shared.uri) as client:
+    async with dashboard_client(shared_storage.uri) as client:
         html = (await client.get(f"/experiments/{runs['run0']}")).text
     params = re.search(r'<table class="kv params">(.*?)</table>', html, re.S)
     assert params
@@ -137,9 +131,9 @@ async def test_experiment_page_params_metrics_scores_and_files(
 
 
 async def test_a_long_history_is_downsampled_keeping_its_extremes(
-    shared: Storage, runs: dict[str, str]
+    shared_storage: Storage, runs: dict[str, str]
 ) -> None:
-    async with dashboard_client(shared.uri) as client:
+    async with dashboard_client(shared_storage.uri) as client:
         html = (await client.get(f"/experiments/{runs['long']}")).text
     chart = embedded_json(html, "metric-data-1")
     assert chart["downsampled"] and "downsampled" in html
@@ -149,8 +143,8 @@ async def test_a_long_history_is_downsampled_keeping_its_extremes(
     assert min(ys) == pytest.approx(-1.0, abs=1e-3)
 
 
-async def test_stale_and_running_marks(shared: Storage, runs: dict[str, str]) -> None:
-    async with dashboard_client(shared.uri) as client:
+async def test_stale_and_running_marks(shared_storage: Storage, runs: dict[str, str]) -> None:
+    async with dashboard_client(shared_storage.uri) as client:
         stale = (await client.get(f"/experiments/{runs['stale']}")).text
         running = (await client.get(f"/experiments/{runs['running']}")).text
         done = (await client.get(f"/experiments/{runs['run1']}")).text
@@ -183,8 +177,10 @@ async def test_live_json_follows_a_running_run_until_it_ends(any_storage: Storag
         assert not last["running"] and last["status"] == "COMPLETED" and last["ended"]
 
 
-async def test_live_json_of_an_unknown_run_is_404(shared: Storage, runs: dict[str, str]) -> None:
-    async with dashboard_client(shared.uri) as client:
+async def test_live_json_of_an_unknown_run_is_404(
+    shared_storage: Storage, runs: dict[str, str]
+) -> None:
+    async with dashboard_client(shared_storage.uri) as client:
         response = await client.get("/experiments/0190b5c8-dead/live")
     assert response.status_code == 404
     assert "'0190b5c8-dead'" in response.json()["error"]
@@ -205,9 +201,9 @@ def _table(html: str, what: str) -> list[tuple[str, bool, list[str]]]:
     return rows
 
 
-async def test_compare_page_side_by_side(shared: Storage, runs: dict[str, str]) -> None:
+async def test_compare_page_side_by_side(shared_storage: Storage, runs: dict[str, str]) -> None:
     ids = [runs["run0"], runs["run1"][:13], runs["run2"]]  # a unique prefix is accepted
-    async with dashboard_client(shared.uri) as client:
+    async with dashboard_client(shared_storage.uri) as client:
         response = await client.get("/compare", params=[("id", i) for i in ids])
     assert response.status_code == 200
     html = response.text
@@ -234,8 +230,8 @@ async def test_compare_page_side_by_side(shared: Storage, runs: dict[str, str]) 
     assert len(latency["colors"]) == len(set(latency["colors"])) == 3
 
 
-async def test_compare_downsamples_histories(shared: Storage, runs: dict[str, str]) -> None:
-    async with dashboard_client(shared.uri) as client:
+async def test_compare_downsamples_histories(shared_storage: Storage, runs: dict[str, str]) -> None:
+    async with dashboard_client(shared_storage.uri) as client:
         html = (await client.get(f"/compare?id={runs['long']}&id={runs['run0']}")).text
     keys = [embedded_json(html, f"metric-data-{i}")["key"] for i in (1, 2, 3, 4)]
     assert keys == ["acc", "latency_p95_ms", "nan_metric", "wave"]
@@ -263,12 +259,12 @@ async def test_compare_downsamples_histories(shared: Storage, runs: dict[str, st
     ],
 )
 async def test_compare_errors_name_the_id(
-    shared: Storage, runs: dict[str, str], query: str, status: int, named: str
+    shared_storage: Storage, runs: dict[str, str], query: str, status: int, named: str
 ) -> None:
     # Ids made in the same millisecond share their first 8 characters: an ambiguous prefix.
     prefix = runs["running"][:4]
     url = "/compare?" + query.format(a=runs["run0"], prefix=prefix)
-    async with dashboard_client(shared.uri) as client:
+    async with dashboard_client(shared_storage.uri) as client:
         response = await client.get(url)
     assert response.status_code == status
     assert named in response.text and "error-banner" in response.text

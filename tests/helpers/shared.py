@@ -4,7 +4,8 @@ Recording the same runs before every test that only reads them was most of the s
 time on some modules. A module-scoped fixture records them once per backend instead, in a
 database no other test resets (a SQLite file of its own; on PostgreSQL a second database
 on the same server, ``<db>_shared``), and :func:`kept_read_only` fails the module should
-any of its users change a single row.
+any of its users change a single row. The ``shared_storage`` fixture (conftest) gives one
+such database per module and backend.
 """
 
 from __future__ import annotations
@@ -21,12 +22,12 @@ from healthchain.tracking._schema import metadata
 from .postgres import postgres_url, reset_postgres
 from .storage import Storage
 
-__all__ = ["kept_read_only", "shared_storage", "snapshot"]
+__all__ = ["kept_read_only", "make_shared_storage", "snapshot"]
 
 SHARED_SUFFIX = "_shared"
 
 
-def shared_storage(kind: Literal["sqlite", "postgresql"], directory: Any) -> Storage:
+def make_shared_storage(kind: Literal["sqlite", "postgresql"], directory: Any) -> Storage:
     """An empty database for one module's shared data: a new SQLite file in ``directory``
     (a ``tmp_path_factory.mktemp`` folder), or the ``<db>_shared`` PostgreSQL database,
     created on first use and emptied here."""
