@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from blockbuster import BlockBuster, blockbuster_ctx
 from helpers.postgres import postgres_url, reset_postgres
+from helpers.shared import make_shared_storage
 from helpers.storage import Storage
 
 from healthchain.tracking import _sqlite_thread
@@ -97,3 +98,12 @@ def any_storage(request: pytest.FixtureRequest, db_path: Path) -> Storage:
     url = postgres_url()
     asyncio.run(reset_postgres(url))
     return Storage("postgresql", url)
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def shared_storage(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Storage:
+    """An empty database for data a module records once and its tests only read, on each
+    backend; no per-test reset touches it (see ``helpers.shared``)."""
+    return make_shared_storage(request.param, tmp_path_factory.mktemp("shared"))

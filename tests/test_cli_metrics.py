@@ -13,10 +13,12 @@ import math
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from helpers.cli import assert_one_line_error, run
+from helpers.shared import kept_read_only
 from helpers.storage import Storage
 from rich.console import Console
 
@@ -46,13 +48,16 @@ RUNS = {
 FILES_DIR = "/srv/output/saved-run"
 
 
-@pytest.fixture
-def runs(any_storage: Storage) -> dict[str, str]:
+@pytest.fixture(scope="module")
+def runs(shared_storage: Storage) -> Iterator[dict[str, str]]:
     """Four finished runs, oldest first as in ``RUNS``; triage scored its requests and
-    saved its files."""
+    saved its files.
+
+    Recorded once per backend for the module, whose tests only read them (checked).
+    """
     ids: dict[str, str] = {}
     now = datetime.now(UTC)
-    with ExperimentTracker(any_storage.uri, project_name="metrics") as tracker:
+    with ExperimentTracker(shared_storage.uri, project_name="metrics") as tracker:
         for name, (metrics, params, tags) in RUNS.items():
             ids[name] = tracker.start_experiment(
                 name, tags=tags, pipeline_config={"temperature": 0.2 if name == "triage" else 0.7}
@@ -76,9 +81,12 @@ def runs(any_storage: Storage) -> dict[str, str]:
                 for i in range(3)
             ],
         )
-    any_storage.query("UPDATE experiments SET files_dir = ? WHERE id = ?", FILES_DIR, ids["triage"])
-    ids["uri"] = any_storage.uri
-    return ids
+    shared_storage.query(
+        "UPDATE experiments SET files_dir = ? WHERE id = ?", FILES_DIR, ids["triage"]
+    )
+    ids["uri"] = shared_storage.uri
+    with kept_read_only(shared_storage):
+        yield ids
 
 
 def _ok(*args: str, columns: int | None = None) -> str:

@@ -8,11 +8,13 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
 
 import pytest
 from helpers.cli import assert_one_line_error, run
+from helpers.shared import kept_read_only
 from helpers.storage import Storage
 
 from healthchain.tracking import ExperimentTracker
@@ -42,21 +44,34 @@ TAGS = {"model": "zephyr-7b-beta", "temperature": 0.7, "dataset": "mimic-dischar
 TAGS_TEXT = "dataset=mimic-discharge-notes, model=zephyr-7b-beta, temperature:=0.7"
 
 
-@pytest.fixture
-def stored(any_storage: Storage) -> Storage:
+def _store(storage: Storage) -> Storage:
     """Five experiments over two projects, one RUNNING, four with the ids of ``IDS``."""
-    with ExperimentTracker(any_storage.uri, project_name="summarisation-project") as tracker:
+    with ExperimentTracker(storage.uri, project_name="summarisation-project") as tracker:
         made = {key: tracker.start_experiment(NAMES[key]) for key in IDS}
         tagged = tracker.start_experiment(NAMES["tagged"], tags=TAGS)
         for experiment_id in [*made.values(), tagged]:
             tracker.end_experiment(experiment_id)
     for key, made_id in made.items():
-        any_storage.query("UPDATE experiments SET id = ? WHERE id = ?", IDS[key], made_id)
-    any_storage.query(
+        storage.query("UPDATE experiments SET id = ? WHERE id = ?", IDS[key], made_id)
+    storage.query(
         "UPDATE experiments SET status = 'RUNNING', end_time = NULL WHERE id = ?", IDS["running"]
     )
-    any_storage.query("UPDATE experiments SET project = 'triage' WHERE id = ?", IDS["short"])
-    return any_storage
+    storage.query("UPDATE experiments SET project = 'triage' WHERE id = ?", IDS["short"])
+    return storage
+
+
+@pytest.fixture(scope="module")
+def stored(shared_storage: Storage) -> Iterator[Storage]:
+    """``_store``'s experiments, once per backend for the module's readers (checked: none
+    of them may change a row)."""
+    with kept_read_only(_store(shared_storage)):
+        yield shared_storage
+
+
+@pytest.fixture
+def stored_for_writing(any_storage: Storage) -> Storage:
+    """``_store``'s experiments in a database of the test's own, for tests that delete."""
+    return _store(any_storage)
 
 
 def _list(storage: Storage, *args: str, columns: int | None = None) -> str:
@@ -125,7 +140,7 @@ def test_an_id_that_names_no_one_experiment_is_a_one_line_error(
     assert json.loads(_list(stored, "--format", "json")) == before  # nothing deleted
 
 
-def test_delete_takes_prefixes_and_reports_whole_ids(stored: Storage) -> None:
+def test_delete_takes_prefixes_and_reports_whole_ids(stored_for_writing: Storage) -> None:
     result = run(
         "experiments",
         "delete",
@@ -133,14 +148,14 @@ def test_delete_takes_prefixes_and_reports_whole_ids(stored: Storage) -> None:
         "0190B5CA",
         IDS["long"],
         "--storage-uri",
-        stored.uri,
+        stored_for_writing.uri,
         "--yes",
         "--format",
         "json",
     )
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout) == {"deleted": 2, "ids": [IDS["long"], IDS["running"]]}
-    left = {e["id"] for e in json.loads(_list(stored, "--format", "json"))}
+    left = {e["id"] for e in json.loads(_list(stored_for_writing, "--format", "json"))}
     assert IDS["long"] not in left and IDS["running"] not in left and IDS["short"] in left
 
 
@@ -265,15 +280,24 @@ def test_show_has_no_trailing_spaces(stored: Storage) -> None:
 # --- words ---------------------------------------------------------------------------------
 
 
-def test_counts_are_in_the_singular_for_one(stored: Storage) -> None:
-    assert _list(stored, "--limit", "0").startswith("5 experiments, newest first\n")
-    one = _list(stored, "--project", "triage")
+def test_counts_are_in_the_singular_for_one(stored_for_writing: Storage) -> None:
+    assert _list(stored_for_writing, "--limit", "0").startswith("5 experiments, newest first\n")
+    one = _list(stored_for_writing, "--project", "triage")
     assert one.startswith("1 experiment, newest first\n")
     exported = run(
-        "experiments", "export", "-o", "-", "--project", "triage", "--storage-uri", stored.uri
+        "experiments",
+        "export",
+        "-o",
+        "-",
+        "--project",
+        "triage",
+        "--storage-uri",
+        stored_for_writing.uri,
     )
     assert exported.stderr == "exported 1 experiment to stdout\n"
-    deleted = run("experiments", "delete", SHORT["short"], "--storage-uri", stored.uri, "-y")
+    deleted = run(
+        "experiments", "delete", SHORT["short"], "--storage-uri", stored_for_writing.uri, "-y"
+    )
     assert deleted.stdout == "deleted 1 experiment\n"
     asked = run(
         "experiments",
@@ -281,7 +305,7 @@ def test_counts_are_in_the_singular_for_one(stored: Storage) -> None:
         SHORT["long"],
         SHORT["exact20"],
         "--storage-uri",
-        stored.uri,
+        stored_for_writing.uri,
         input="n\n",
     )
     assert asked.stderr.startswith("Delete 2 experiments: ")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from helpers.shared import kept_read_only
 from helpers.storage import Storage
 
 from healthchain.tracking import (
@@ -32,16 +33,29 @@ IDS = [
 ]
 
 
-@pytest.fixture
-def stored(any_storage: Storage) -> Storage:
+def _store_ids(storage: Storage) -> Storage:
     """The experiments of ``IDS``, given those ids through the side door."""
-    with ExperimentTracker(any_storage.uri) as tracker:
+    with ExperimentTracker(storage.uri) as tracker:
         made = [tracker.start_experiment(f"run{i}") for i in range(len(IDS))]
         for made_id in made:
             tracker.end_experiment(made_id)
     for made_id, wanted in zip(made, IDS, strict=True):
-        any_storage.query("UPDATE experiments SET id = ? WHERE id = ?", wanted, made_id)
-    return any_storage
+        storage.query("UPDATE experiments SET id = ? WHERE id = ?", wanted, made_id)
+    return storage
+
+
+@pytest.fixture(scope="module")
+def stored(shared_storage: Storage) -> Iterator[Storage]:
+    """The experiments of ``IDS``, stored once per backend for the module's readers
+    (checked: none of them may change a row)."""
+    with kept_read_only(_store_ids(shared_storage)):
+        yield shared_storage
+
+
+@pytest.fixture
+def stored_for_writing(any_storage: Storage) -> Storage:
+    """The experiments of ``IDS`` in a database of the test's own, to add to."""
+    return _store_ids(any_storage)
 
 
 @pytest.fixture
@@ -151,8 +165,10 @@ def test_abbreviations_are_unique_prefixes_of_at_least_8_characters(
     assert reader.abbreviate_ids([]) == {}
 
 
-def test_abbreviations_of_many_ids_and_of_ids_no_experiment_has(stored: Storage) -> None:
-    with ExperimentTracker(stored.uri) as tracker:
+def test_abbreviations_of_many_ids_and_of_ids_no_experiment_has(
+    stored_for_writing: Storage,
+) -> None:
+    with ExperimentTracker(stored_for_writing.uri) as tracker:
         made = [tracker.start_experiment() for _ in range(250)]  # more than one statement's
         short = tracker.abbreviate_ids(made)
         assert list(short) == made

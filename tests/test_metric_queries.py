@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 from typing import Any
 
+import anyio
 import pandas as pd
 import pytest
 from helpers.storage import Storage
@@ -83,13 +84,19 @@ async def test_records_carry_latest_metrics_and_params(any_storage_uri: str) -> 
 async def test_every_record_of_a_long_list_gets_its_own_metrics(any_storage_uri: str) -> None:
     # more experiments than one query asks for at once: every chunk, and a partial one
     count = 2 * CHUNK + 3
+
+    async def record(tracker: AsyncExperimentTracker, i: int) -> None:
+        experiment_id = await tracker.start_experiment(f"run{i}")
+        if i % 2 == 0:
+            await tracker.log_metrics(experiment_id, {"i": i, "half": i / 2})
+        if i % 3 == 0:
+            await tracker.log_params(experiment_id, {"i": i})
+
     async with AsyncExperimentTracker(any_storage_uri) as tracker:
-        ids = [await tracker.start_experiment(f"run{i}") for i in range(count)]
-        for i, experiment_id in enumerate(ids):
-            if i % 2 == 0:
-                await tracker.log_metrics(experiment_id, {"i": i, "half": i / 2})
-            if i % 3 == 0:
-                await tracker.log_params(experiment_id, {"i": i})
+        # Recorded concurrently, so the writer commits them in groups: a quick setup.
+        async with anyio.create_task_group() as tg:
+            for i in range(count):
+                tg.start_soon(record, tracker, i)
         records = await tracker.list_experiments()
 
     assert len(records) == count

@@ -99,7 +99,8 @@ def test_a_run_that_missed_three_heartbeats_reads_as_stale(any_storage: Storage)
         any_storage.set_heartbeat(run, beat=now - timedelta(seconds=31), interval=10.0)
         assert tracker.get_experiment(run).is_stale()
         any_storage.set_heartbeat(run, beat=now - timedelta(seconds=29), interval=10.0)
-        assert not tracker.get_experiment(run).is_stale()
+        # Judged at ``now``: by the clock, a loaded machine can take the second left.
+        assert not tracker.get_experiment(run).is_stale(now)
 
         any_storage.set_heartbeat(run, beat=now - HOUR, interval=10.0)
         tracker.end_experiment(run)

@@ -14,6 +14,8 @@ import anyio
 import httpx
 import pytest
 from helpers.dashboard import dashboard_client
+from helpers.shared import kept_read_only, make_shared_storage
+from helpers.storage import Storage
 from starlette.types import Receive, Scope, Send
 
 from healthchain.tracking import (
@@ -36,16 +38,29 @@ PIPELINE = [
 ]
 
 
-@pytest.fixture
-def recorded(storage_uri: str) -> Iterator[dict[str, str]]:
-    """30 finished runs in project "bulk" and three special ones in "summaries"."""
+@pytest.fixture(scope="module")
+def shared_db(tmp_path_factory: pytest.TempPathFactory) -> Storage:
+    """The SQLite file ``recorded`` fills once for the whole module."""
+    return make_shared_storage("sqlite", tmp_path_factory.mktemp("ui"))
+
+
+@pytest.fixture(scope="module")
+def recorded(shared_db: Storage) -> Iterator[dict[str, str]]:
+    """30 finished runs in project "bulk" and three special ones in "summaries".
+
+    Recorded once for the module, whose tests only read them (checked). The RUNNING
+    run's writer beats hourly, so it writes nothing more while the module runs.
+    """
+    storage_uri = shared_db.uri
     ids: dict[str, str] = {}
     now = datetime.now(UTC)
     with ExperimentTracker(storage_uri, project_name="bulk") as tracker:
         for i in range(30):
             with tracker.track(f"bulk-{i:02d}", tags={"batch": i % 2}):
                 pass
-    with ExperimentTracker(storage_uri, project_name="summaries") as tracker:
+    with ExperimentTracker(
+        storage_uri, project_name="summaries", heartbeat_interval=3600
+    ) as tracker:
         ids["main"] = tracker.start_experiment(
             "discharge",
             tags={"model": "zephyr", "note": XSS},
@@ -69,14 +84,15 @@ def recorded(storage_uri: str) -> Iterator[dict[str, str]]:
         ids["breakout"] = tracker.start_experiment(BREAKOUT, tags={"model": "llama"})
         tracker.end_experiment(ids["breakout"], ExperimentStatus.FAILED, error=f"boom {XSS}")
         ids["running"] = tracker.start_experiment("still-going", tags={"model": "zephyr"})
-        yield ids
+        with kept_read_only(shared_db):
+            yield ids
         tracker.end_experiment(ids["running"])
 
 
 @pytest.fixture
-async def client(storage_uri: str, recorded: dict[str, str]) -> AsyncIterator[httpx.AsyncClient]:
+async def client(shared_db: Storage, recorded: dict[str, str]) -> AsyncIterator[httpx.AsyncClient]:
     """The app with its lifespan run, as a server would run it."""
-    async with dashboard_client(storage_uri) as c:
+    async with dashboard_client(shared_db.uri) as c:
         yield c
 
 
@@ -220,9 +236,9 @@ async def test_read_only_loopback_and_locked_down(client: httpx.AsyncClient) -> 
 
 
 async def test_allowed_hosts_default_to_loopback(
-    storage_uri: str, recorded: dict[str, str]
+    shared_db: Storage, recorded: dict[str, str]
 ) -> None:
-    app = create_app(storage_uri)
+    app = create_app(shared_db.uri)
     async with app.router.lifespan_context(app) as state:
 
         async def served(scope: Scope, receive: Receive, send: Send) -> None:

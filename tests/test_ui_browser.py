@@ -115,7 +115,14 @@ def base_url(storage_uri: str, recorded: dict[str, str]) -> Iterator[str]:
     assert not thread.is_alive()
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
+def anyio_backend() -> str:
+    """Module-wide here and where these fixtures are imported, so that one Chromium
+    (``browser``) serves all of a module's tests; each test still gets a fresh context."""
+    return "asyncio"
+
+
+@pytest.fixture(scope="module")
 async def browser() -> AsyncIterator[Browser]:
     if not HAVE_CHROMIUM:
         unavailable(f"no Chromium at {CHROMIUM}: apt-get install chromium (.ci/run does)")

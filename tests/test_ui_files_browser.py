@@ -9,7 +9,7 @@ from playwright.async_api import Page, expect
 
 # The browser, its checked page, the server and the suite's blocking-call detector with
 # Playwright's allowances: one home, in the dashboard's browser tests.
-from test_ui_browser import base_url, blockbuster, browser, page  # noqa: F401
+from test_ui_browser import anyio_backend, base_url, blockbuster, browser, page  # noqa: F401
 
 from healthchain.tracking import ExperimentTracker
 

@@ -2,7 +2,7 @@
 metric and param filters, stale runs, short ids and picking runs to compare.
 
 In-process through ``httpx.ASGITransport``, on a SQLite file and on the real PostgreSQL
-server (``any_storage``).
+server (``shared_storage``: the runs are recorded once per backend).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 from helpers.dashboard import dashboard_client
+from helpers.shared import kept_read_only
 from helpers.storage import Storage
 
 from healthchain.tracking import ExperimentTracker
@@ -31,11 +32,18 @@ EVALS = {
 }
 
 
-@pytest.fixture
-def listed(any_storage: Storage) -> Iterator[dict[str, str]]:
-    """Four evaluated runs, two sandbox runs, one run that stopped beating its heart."""
+@pytest.fixture(scope="module")
+def listed(shared_storage: Storage) -> Iterator[dict[str, str]]:
+    """Four evaluated runs, two sandbox runs, one run that stopped beating its heart.
+
+    Recorded once per backend for the module, whose tests only read them (checked). The
+    writer's heartbeat interval is an hour, so its one beat at start is all it writes
+    while the module runs, and the planted stale beat stays as planted.
+    """
     ids: dict[str, str] = {}
-    with ExperimentTracker(any_storage.uri, project_name="evals") as tracker:
+    with ExperimentTracker(
+        shared_storage.uri, project_name="evals", heartbeat_interval=3600
+    ) as tracker:
         for name, (acc, loss, model) in EVALS.items():
             ids[name] = run = tracker.start_experiment(name, tags={"suite": "nightly"})
             tracker.log_metrics(run, {"acc": acc, "loss": loss, "f1": acc - 0.1})
@@ -51,15 +59,18 @@ def listed(any_storage: Storage) -> Iterator[dict[str, str]]:
             tracker.end_experiment(run)
         ids["died"] = tracker.start_experiment("died-mid-run")
         ids["alive"] = tracker.start_experiment("still-beating")
-        any_storage.set_heartbeat(ids["died"], beat=datetime.now(UTC) - timedelta(hours=1))
+        shared_storage.set_heartbeat(ids["died"], beat=datetime.now(UTC) - timedelta(hours=1))
         # ids made in the same millisecond share more than 8 characters
         ids.update({f"short:{n}": s for n, s in tracker.abbreviate_ids([ids["eval-c"]]).items()})
-        yield ids
+        with kept_read_only(shared_storage):
+            yield ids
 
 
 @pytest.fixture
-async def client(any_storage: Storage, listed: dict[str, str]) -> AsyncIterator[httpx.AsyncClient]:
-    async with dashboard_client(any_storage.uri) as c:
+async def client(
+    shared_storage: Storage, listed: dict[str, str]
+) -> AsyncIterator[httpx.AsyncClient]:
+    async with dashboard_client(shared_storage.uri) as c:
         yield c
 
 

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from playwright.async_api import Browser, Page, Route, expect
 from test_ui_browser import (  # noqa: F401 (fixtures)
+    anyio_backend,
     base_url,
     blockbuster,
     browser,

@@ -17,6 +17,7 @@ import anyio
 import anyio.lowlevel
 import pytest
 from helpers.dashboard import dashboard_client
+from helpers.shared import kept_read_only
 from helpers.storage import Storage
 
 from healthchain.tracking import (
@@ -76,33 +77,38 @@ async def _record_runs(uri: str) -> dict[str, str]:
     return ids
 
 
-@pytest.fixture
-def runs(any_storage: Storage) -> Iterator[dict[str, str]]:
+@pytest.fixture(scope="module")
+def runs(shared_storage: Storage) -> Iterator[dict[str, str]]:
     """Three finished runs with params, metrics and scored requests; a long history; a
-    RUNNING run; a stale one (its heartbeat planted an hour back)."""
-    ids = asyncio.run(_record_runs(any_storage.uri))
-    with ExperimentTracker(any_storage.uri, heartbeat_interval=3600) as tracker:
+    RUNNING run; a stale one (its heartbeat planted an hour back).
+
+    Recorded once per backend for the whole module: its tests only read them, which
+    ``kept_read_only`` checks after the last one.
+    """
+    ids = asyncio.run(_record_runs(shared_storage.uri))
+    with ExperimentTracker(shared_storage.uri, heartbeat_interval=3600) as tracker:
         ids["running"] = tracker.start_experiment("still-going")
         ids["stale"] = tracker.start_experiment("gone-quiet")
         beat = (datetime.now(UTC) - timedelta(hours=1)).replace(tzinfo=None)
-        any_storage.query(
+        shared_storage.query(
             "UPDATE experiments SET heartbeat_at = ?, heartbeat_interval = ? WHERE id = ?",
-            beat.isoformat(" ") if any_storage.path is not None else beat,
+            beat.isoformat(" ") if shared_storage.path is not None else beat,
             10.0,
             ids["stale"],
         )
-        any_storage.query(
+        shared_storage.query(
             "UPDATE experiments SET files_dir = ? WHERE id = ?", "/srv/out/<run-0>", ids["run0"]
         )
-        yield ids
+        with kept_read_only(shared_storage):
+            yield ids
         tracker.end_experiment(ids["running"])
         tracker.end_experiment(ids["stale"])
 
 
 async def test_experiment_page_params_metrics_scores_and_files(
-    any_storage: Storage, runs: dict[str, str]
+    shared_storage: Storage, runs: dict[str, str]
 ) -> None:
-    async with dashboard_client(any_storage.uri) as client:
+    async with dashboard_client(shared_storage.uri) as client:
         html = (await client.get(f"/experiments/{runs['run0']}")).text
     params = re.search(r'<table class="kv params">(.*?)</table>', html, re.S)
     assert params
@@ -127,9 +133,9 @@ async def test_experiment_page_params_metrics_scores_and_files(
 
 
 async def test_a_long_history_is_downsampled_keeping_its_extremes(
-    any_storage: Storage, runs: dict[str, str]
+    shared_storage: Storage, runs: dict[str, str]
 ) -> None:
-    async with dashboard_client(any_storage.uri) as client:
+    async with dashboard_client(shared_storage.uri) as client:
         html = (await client.get(f"/experiments/{runs['long']}")).text
     chart = embedded_json(html, "metric-data-1")
     assert chart["downsampled"] and "downsampled" in html
@@ -139,8 +145,8 @@ async def test_a_long_history_is_downsampled_keeping_its_extremes(
     assert min(ys) == pytest.approx(-1.0, abs=1e-3)
 
 
-async def test_stale_and_running_marks(any_storage: Storage, runs: dict[str, str]) -> None:
-    async with dashboard_client(any_storage.uri) as client:
+async def test_stale_and_running_marks(shared_storage: Storage, runs: dict[str, str]) -> None:
+    async with dashboard_client(shared_storage.uri) as client:
         stale = (await client.get(f"/experiments/{runs['stale']}")).text
         running = (await client.get(f"/experiments/{runs['running']}")).text
         done = (await client.get(f"/experiments/{runs['run1']}")).text
@@ -174,9 +180,9 @@ async def test_live_json_follows_a_running_run_until_it_ends(any_storage: Storag
 
 
 async def test_live_json_of_an_unknown_run_is_404(
-    any_storage: Storage, runs: dict[str, str]
+    shared_storage: Storage, runs: dict[str, str]
 ) -> None:
-    async with dashboard_client(any_storage.uri) as client:
+    async with dashboard_client(shared_storage.uri) as client:
         response = await client.get("/experiments/0190b5c8-dead/live")
     assert response.status_code == 404
     assert "'0190b5c8-dead'" in response.json()["error"]
@@ -197,9 +203,9 @@ def _table(html: str, what: str) -> list[tuple[str, bool, list[str]]]:
     return rows
 
 
-async def test_compare_page_side_by_side(any_storage: Storage, runs: dict[str, str]) -> None:
+async def test_compare_page_side_by_side(shared_storage: Storage, runs: dict[str, str]) -> None:
     ids = [runs["run0"], runs["run1"][:13], runs["run2"]]  # a unique prefix is accepted
-    async with dashboard_client(any_storage.uri) as client:
+    async with dashboard_client(shared_storage.uri) as client:
         response = await client.get("/compare", params=[("id", i) for i in ids])
     assert response.status_code == 200
     html = response.text
@@ -226,8 +232,8 @@ async def test_compare_page_side_by_side(any_storage: Storage, runs: dict[str, s
     assert len(latency["colors"]) == len(set(latency["colors"])) == 3
 
 
-async def test_compare_downsamples_histories(any_storage: Storage, runs: dict[str, str]) -> None:
-    async with dashboard_client(any_storage.uri) as client:
+async def test_compare_downsamples_histories(shared_storage: Storage, runs: dict[str, str]) -> None:
+    async with dashboard_client(shared_storage.uri) as client:
         html = (await client.get(f"/compare?id={runs['long']}&id={runs['run0']}")).text
     keys = [embedded_json(html, f"metric-data-{i}")["key"] for i in (1, 2, 3, 4)]
     assert keys == ["acc", "latency_p95_ms", "nan_metric", "wave"]
@@ -256,12 +262,12 @@ async def test_compare_downsamples_histories(any_storage: Storage, runs: dict[st
     ],
 )
 async def test_compare_errors_name_the_id(
-    any_storage: Storage, runs: dict[str, str], query: str, status: int, named: str
+    shared_storage: Storage, runs: dict[str, str], query: str, status: int, named: str
 ) -> None:
     # Ids made in the same millisecond share their first 8 characters: an ambiguous prefix.
     prefix = runs["running"][:4]
     url = "/compare?" + query.format(a=runs["run0"], prefix=prefix)
-    async with dashboard_client(any_storage.uri) as client:
+    async with dashboard_client(shared_storage.uri) as client:
         response = await client.get(url)
     assert response.status_code == status
     assert named in response.text and "error-banner" in response.text

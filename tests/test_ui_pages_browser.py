@@ -15,12 +15,12 @@ from pathlib import Path
 import anyio
 import pytest
 from playwright.async_api import Page, expect
-from test_ui_browser import XSS, base_url, blockbuster, browser, page
+from test_ui_browser import XSS, anyio_backend, base_url, blockbuster, browser, page
 
 from healthchain.tracking import AsyncExperimentTracker, ExperimentTracker, RequestRecord
 from healthchain.ui._experiment import LIVE_POLL_MS
 
-__all__ = ["base_url", "blockbuster", "browser", "page"]  # fixtures used by name
+__all__ = ["anyio_backend", "base_url", "blockbuster", "browser", "page"]  # fixtures used by name
 
 pytestmark = [pytest.mark.slow, pytest.mark.anyio]
 
