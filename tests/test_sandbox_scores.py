@@ -221,7 +221,11 @@ def test_an_async_scorer_waiting_on_the_last_answer_does_not_hold_up_the_run(
     )
     result, _ = run(cls)
     assert result.status is ExperimentStatus.COMPLETED, result.error
-    assert events[:5] == ["answer"] * 5
+    # Batches go to the scorer on a timer, so a call may come before or after any
+    # answer; what matters is that every answer came while a scorer was waiting for it.
+    assert events.count("answer") == 5
+    last_answer = max(i for i, event in enumerate(events) if event == "answer")
+    assert events.index("scorer returned") > last_answer
     assert events.count("scorer returned") == 5
     assert [r.scores for r in _records(any_storage.uri, result.experiment_id)] == [
         {"patient": 1.0}
