@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.util import LRUCache
 
 from ._batch import apply_batch
@@ -98,6 +99,12 @@ class SqliteBackend(Backend):
             await writer.close()
 
 
+def _idle(engine: AsyncEngine) -> int:
+    """Connections the engine's pool holds idle (0 for a pool that keeps none)."""
+    checkedin = getattr(engine.pool, "checkedin", None)
+    return int(checkedin()) if callable(checkedin) else 0
+
+
 async def _discard(conn: AsyncConnection) -> None:
     with contextlib.suppress(Exception):  # already broken: nothing more to release
         await conn.invalidate()
@@ -146,6 +153,18 @@ class CoreBackend(Backend):
             raise
 
     async def read(self, fn: Callable[[Executor], T]) -> T:
+        """``fn`` on a pooled connection; one the server has closed (a restart, an idle
+        timeout) is dropped and the read retried, on each idle one and then a new one."""
+        fresh = False
+        while True:
+            try:
+                return await self._read(fn)
+            except DBAPIError as exc:
+                if fresh or not exc.connection_invalidated:
+                    raise
+                fresh = _idle(self.engine) == 0  # the next try opens a new connection
+
+    async def _read(self, fn: Callable[[Executor], T]) -> T:
         executor = self._executor
         async with self.engine.connect() as conn:
             await conn.execution_options(
