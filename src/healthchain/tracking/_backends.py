@@ -131,7 +131,7 @@ class CoreBackend(Backend):
         self._compiled: LRUCache[Any, Any] = LRUCache(COMPILED_CACHE_SIZE)
         self._statements: CompiledCache[Any] = CompiledCache()
         self._executor: Callable[[Connection], Executor] = (
-            partial(PgExecutor, cache=self._statements)
+            partial(PgExecutor, cache=self._statements, shapes={})
             if DRIVER_EXECUTOR and pg_usable(engine.dialect)
             else CoreExecutor
         )

@@ -44,7 +44,7 @@ def apply_batch(ex: Executor, ops: Sequence[Op]) -> list[Any]:
     outcomes: list[Any] = []
     for op in ops:
         try:
-            ex.begin()
+            ex.begin(single=op.single_statement)
             result = op.apply(ex)
             ex.commit()
         except Exception as exc:

@@ -28,6 +28,7 @@ __all__ = [
     "Executor",
     "SqliteExecutor",
     "picker",
+    "write_each",
 ]
 
 COMPILED_CACHE_SIZE = 64
@@ -43,13 +44,22 @@ class Executor(Protocol):
         """The SQLAlchemy dialect's name ("sqlite", "postgresql"), for dialect-only SQL."""
         ...
 
-    def begin(self) -> None: ...
+    def begin(self, *, single: bool = False) -> None:
+        """Begin a transaction; ``single``: it writes with one statement (reads aside),
+        which the database makes atomic by itself, so none need be begun."""
+        ...
+
     def commit(self) -> None: ...
     def rollback(self) -> None: ...
     def run(
         self, stmt: Executable, rows: Sequence[dict[str, Any]], *, counted: bool = False
     ) -> int:
         """Execute ``stmt`` for each row; with ``counted``, return the exact rows affected."""
+        ...
+
+    def write_all(self, parts: Sequence[tuple[Executable, Sequence[dict[str, Any]]]]) -> None:
+        """Run each INSERT over its rows (none: skipped), in order, as one statement where
+        the backend can (:mod:`._pg_executor`), else one after another."""
         ...
 
     def query(self, stmt: Executable, params: dict[str, Any] | None = None) -> list[Any]: ...
@@ -167,7 +177,7 @@ class SqliteExecutor:
             self._cache.put(stmt, entry)
         return entry
 
-    def begin(self) -> None:
+    def begin(self, *, single: bool = False) -> None:
         # IMMEDIATE takes the write lock up front, so a transaction that reads before
         # it writes waits on the busy timeout instead of failing with SQLITE_BUSY.
         self._conn.execute("BEGIN IMMEDIATE")
@@ -192,6 +202,9 @@ class SqliteExecutor:
             for start, size in many.chunks(len(rows))
         )
 
+    def write_all(self, parts: Sequence[tuple[Executable, Sequence[dict[str, Any]]]]) -> None:
+        write_each(self, parts)
+
     def query(self, stmt: Executable, params: dict[str, Any] | None = None) -> list[Any]:
         sql, pick, bound, _ = self._compiled(stmt)
         if params:
@@ -211,7 +224,7 @@ class CoreExecutor:
     def dialect(self) -> str:
         return self._conn.dialect.name
 
-    def begin(self) -> None:
+    def begin(self, *, single: bool = False) -> None:
         pass  # SQLAlchemy begins on first use
 
     def commit(self) -> None:
@@ -229,8 +242,18 @@ class CoreExecutor:
         self._conn.execute(stmt, list(rows))
         return len(rows)
 
+    def write_all(self, parts: Sequence[tuple[Executable, Sequence[dict[str, Any]]]]) -> None:
+        write_each(self, parts)
+
     def query(self, stmt: Executable, params: dict[str, Any] | None = None) -> list[Any]:
         return list(self._conn.execute(stmt, params or {}).all())
+
+
+def write_each(ex: Executor, parts: Sequence[tuple[Executable, Sequence[dict[str, Any]]]]) -> None:
+    """:meth:`Executor.write_all` one statement after another."""
+    for stmt, rows in parts:
+        if rows:
+            ex.run(stmt, rows)
 
 
 def picker(names: Sequence[str]) -> Callable[[Any], tuple[Any, ...]]:

@@ -64,6 +64,9 @@ class Op:
     """What one unit of it is, for 'not recorded: ...' messages ("experiment start")."""
     order: ClassVar[int] = 100
     """Where this class's operations go in a group (lower first)."""
+    single_statement: ClassVar[bool] = False
+    """Applied alone, it writes with one statement (reads aside, and what explains a
+    failure), atomic by itself: it may run without a transaction around it."""
 
     def __init__(self) -> None:
         self.future: asyncio.Future[Any] | None = None
@@ -96,6 +99,7 @@ class StartOp(Op):
     __slots__ = ("components", "experiment", "tags")
     what = "experiment start"
     order = 0
+    single_statement = True  # write_all
 
     def __init__(
         self,
@@ -155,13 +159,13 @@ class StartOp(Op):
 
     @classmethod
     def apply_all(cls, ex: Executor, ops: Sequence[StartOp]) -> list[Any]:
-        ex.run(INSERT_EXPERIMENT, [op.experiment for op in ops])
-        tags = [row for op in ops for row in op.tags]
-        if tags:
-            ex.run(INSERT_TAG, tags)
-        components = [row for op in ops for row in op.components]
-        if components:
-            ex.run(INSERT_COMPONENT, components)
+        ex.write_all(
+            (
+                (INSERT_EXPERIMENT, [op.experiment for op in ops]),
+                (INSERT_TAG, [row for op in ops for row in op.tags]),
+                (INSERT_COMPONENT, [row for op in ops for row in op.components]),
+            )
+        )
         return [None] * len(ops)
 
 
@@ -171,6 +175,7 @@ class RequestsOp(Op):
     __slots__ = ("experiment_id", "rows")
     what = "request record"
     order = 1
+    single_statement = True
 
     def __init__(self, experiment_id: str, rows: list[dict[str, Any]]) -> None:
         super().__init__()
@@ -237,6 +242,7 @@ class EndOp(Op):
     __slots__ = ("row",)
     what = "experiment end"
     order = 2
+    single_statement = True
 
     def __init__(self, row: dict[str, Any]) -> None:
         super().__init__()
@@ -278,6 +284,7 @@ class BeatOp(Op):
     __slots__ = ("rows",)
     what = "heartbeat"
     order = 3
+    single_statement = True
 
     def __init__(self, rows: list[dict[str, Any]]) -> None:
         super().__init__()

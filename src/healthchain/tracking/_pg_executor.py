@@ -21,6 +21,7 @@ arrays: any other driver keeps :class:`~._executors.CoreExecutor` (see :func:`us
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from typing import Any, cast
 
@@ -76,50 +77,102 @@ COUNTED_MANY: dict[Executable, tuple[str, list[str]]] = {
 """Counted updates hot enough for a statement of their own over many rows: the SQL
 and the row keys bound, each as one array, in order. Others run once per row."""
 
-# sql, a row mapping to its positional values, default bound values, result processors
-_Entry = tuple[str, Callable[[Any], tuple[Any, ...]], dict[str, Any], list[Any] | None]
+
+class _Statement:
+    """One statement compiled for the connection's dialect, and how rows bind to it."""
+
+    __slots__ = ("bound", "pick", "processors", "sql", "unnest")
+
+    def __init__(self, stmt: Executable, dialect: Dialect) -> None:
+        compiled = cast(
+            SQLCompiler,
+            # for_executemany: no RETURNING of an INSERT's generated key, never read
+            cast(ClauseElement, stmt).compile(
+                dialect=dialect,
+                for_executemany=True,
+                compile_kwargs={"render_postcompile": True},
+            ),
+        )
+        names = list(compiled.positiontup or [])
+        processors: dict[int, Callable[[Any], Any]] = {}
+        for n, name in enumerate(names):
+            process = compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
+            if process is not None:
+                processors[n] = process
+        self.sql: str = compiled.string
+        self.pick = _processed(picker(names), processors)
+        """A row mapping to its values in parameter order, processed (JSON serialised)."""
+        self.bound: dict[str, Any] = compiled.params
+        self.processors: list[Any] | None = None
+        """Result processors, by column, once a result has said what the server sends."""
+        self.unnest = _unnest_insert(compiled, names)
+        """An INSERT's head and tail around its VALUES row and each parameter's type, to
+        insert many rows from arrays (see :meth:`PgExecutor.write_all`)."""
+
+
+# One row of parameters, each with the cast asyncpg's compiler gives it: "($1::VARCHAR, ..)".
+_ROW = re.compile(r" VALUES \((\$\d+(?:::[A-Za-z ]+)?(?:, \$\d+(?:::[A-Za-z ]+)?)*)\)")
+
+
+def _unnest_insert(compiled: SQLCompiler, names: list[str]) -> tuple[str, list[str], str] | None:
+    """An INSERT (or upsert, text included) of one row of plain parameters, as its head,
+    each parameter's type and its tail (``ON CONFLICT ..``); None for anything else."""
+    sql = compiled.string
+    found = _ROW.search(sql) if sql.startswith("INSERT INTO ") else None
+    if found is None or not names:
+        return None
+    types: list[str] = []
+    for n, (param, name) in enumerate(zip(found.group(1).split(", "), names, strict=False), 1):
+        number, _, type_name = param.partition("::")
+        if number != f"${n}":
+            return None
+        types.append(type_name or compiled.binds[name].type.compile(dialect=_PG))
+    if len(types) != len(names):
+        return None
+    return sql[: found.start()], types, sql[found.end() :]
+
+
+WRITE_ALL_SHAPES = 32
+"""Combinations of statements whose :meth:`PgExecutor.write_all` SQL is kept (the
+tracker writes a handful); the oldest is dropped first."""
 
 
 class PgExecutor:
     """Runs Core statements on asyncpg's DB-API adapter (see the module docstring)."""
 
-    __slots__ = ("_cache", "_conn", "_dbapi", "_dialect")
+    __slots__ = ("_cache", "_conn", "_dbapi", "_dialect", "_shapes")
 
     dialect = "postgresql"
 
-    def __init__(self, conn: Connection, cache: CompiledCache[Any]) -> None:
-        self._conn, self._cache = conn, cache
+    def __init__(self, conn: Connection, cache: CompiledCache[Any], shapes: dict[Any, str]) -> None:
+        self._conn, self._cache, self._shapes = conn, cache, shapes
         self._dialect = conn.dialect
         self._dbapi: Any = conn.connection.dbapi_connection
 
-    def _compiled(self, stmt: Executable) -> _Entry:
-        entry: _Entry | None = self._cache.get(stmt)
+    def _compiled(self, stmt: Executable) -> _Statement:
+        entry: _Statement | None = self._cache.get(stmt)
         if entry is None:
-            compiled = cast(
-                SQLCompiler,
-                cast(ClauseElement, stmt).compile(
-                    dialect=self._dialect, compile_kwargs={"render_postcompile": True}
-                ),
-            )
-            names = list(compiled.positiontup or [])
-            processors: dict[int, Callable[[Any], Any]] = {}
-            for n, name in enumerate(names):
-                impl = compiled.binds[name].type.dialect_impl(self._dialect)
-                process = impl.bind_processor(self._dialect)
-                if process is not None:
-                    processors[n] = process
-            entry = (compiled.string, _processed(picker(names), processors), compiled.params, None)
+            entry = _Statement(stmt, self._dialect)
             self._cache.put(stmt, entry)
         return entry
 
-    def begin(self) -> None:
-        pass  # the adapter begins on the first statement
+    def begin(self, *, single: bool = False) -> None:
+        # The adapter begins on the first statement (its own round trip); one statement
+        # alone is atomic without it. commit and rollback leave autocommit off again.
+        if single:
+            self._dbapi.autocommit = True
 
     def commit(self) -> None:
-        self._call(self._dbapi.commit)
+        try:
+            self._call(self._dbapi.commit)
+        finally:
+            self._dbapi.autocommit = False
 
     def rollback(self) -> None:
-        self._call(self._dbapi.rollback)
+        try:
+            self._call(self._dbapi.rollback)
+        finally:
+            self._dbapi.autocommit = False
 
     def run(
         self, stmt: Executable, rows: Sequence[dict[str, Any]], *, counted: bool = False
@@ -128,21 +181,52 @@ class PgExecutor:
             sql, names = COUNTED_MANY[stmt]
             arrays = tuple([row[name] for row in rows] for name in names)
             return int(self._execute(sql, arrays).rowcount)
-        sql, pick, _, _ = self._compiled(stmt)
+        entry = self._compiled(stmt)
         if len(rows) == 1 or counted:
-            return sum(self._execute(sql, pick(row)).rowcount for row in rows)
+            return sum(self._execute(entry.sql, entry.pick(row)).rowcount for row in rows)
         cursor = self._dbapi.cursor()
-        self._call(cursor.executemany, sql, [pick(row) for row in rows])
+        self._call(cursor.executemany, entry.sql, [entry.pick(row) for row in rows])
         return len(rows)
 
+    def write_all(self, parts: Sequence[tuple[Executable, Sequence[dict[str, Any]]]]) -> None:
+        """Every part in one statement: each INSERT's rows as arrays, one per column,
+        ``unnest``ed, the INSERTs but the last in a ``WITH`` (one statement: atomic
+        alone, and foreign keys are checked at its end, so an experiment's tags may come
+        with it). A part whose INSERT has no such form runs on its own first."""
+        ready: list[tuple[Executable, _Statement, Sequence[dict[str, Any]]]] = []
+        for stmt, rows in parts:
+            if not rows:
+                continue
+            entry = self._compiled(stmt)
+            if entry.unnest is None:
+                self.run(stmt, rows)
+            else:
+                ready.append((stmt, entry, rows))
+        if not ready:
+            return
+        key = tuple(stmt for stmt, _, _ in ready)
+        sql = self._shapes.get(key)
+        if sql is None:
+            sql = _write_all_sql([entry.unnest for _, entry, _ in ready if entry.unnest])
+            while len(self._shapes) >= WRITE_ALL_SHAPES:
+                del self._shapes[next(iter(self._shapes))]
+            self._shapes[key] = sql
+        arrays: list[list[Any]] = []
+        for _, entry, rows in ready:
+            assert entry.unnest is not None
+            width = len(entry.unnest[1])
+            columns = list(map(list, zip(*map(entry.pick, rows), strict=True)))
+            arrays.extend(columns or [[] for _ in range(width)])
+        self._execute(sql, arrays)
+
     def query(self, stmt: Executable, params: dict[str, Any] | None = None) -> list[Any]:
-        sql, pick, bound, processors = self._compiled(stmt)
-        if params:
-            bound = {**bound, **params}
-        cursor = self._execute(sql, pick(bound))
+        entry = self._compiled(stmt)
+        bound = {**entry.bound, **params} if params else entry.bound
+        cursor = self._execute(entry.sql, entry.pick(bound))
         rows: list[Any] = cursor.fetchall()
+        processors = entry.processors
         if processors is None:
-            processors = self._result_processors(stmt, cursor.description)
+            processors = entry.processors = self._result_processors(stmt, cursor.description)
         if any(processors):
             return [
                 tuple(v if p is None else p(v) for p, v in zip(processors, row, strict=True))
@@ -152,15 +236,13 @@ class PgExecutor:
 
     def _result_processors(self, stmt: Executable, description: Any) -> list[Any]:
         """Each column's result processor, from its type and the type the server sent
-        (asyncpg decodes nearly everything itself: most are None). Kept with the entry."""
+        (asyncpg decodes nearly everything itself: most are None)."""
         columns = list(getattr(stmt, "selected_columns", ()))
         processors: list[Any] = [None] * len(description or ())
         if len(columns) == len(processors):
             for n, (column, described) in enumerate(zip(columns, description, strict=True)):
                 impl = column.type.dialect_impl(self._dialect)
                 processors[n] = impl.result_processor(self._dialect, described[1])
-        sql, pick, bound, _ = self._compiled(stmt)
-        self._cache.put(stmt, (sql, pick, bound, processors))
         return processors
 
     def _execute(self, sql: str, values: Sequence[Any]) -> Any:
@@ -184,6 +266,20 @@ class PgExecutor:
                 dialect=self._dialect,
                 connection_invalidated=disconnected,
             ) from exc
+
+
+def _write_all_sql(inserts: list[tuple[str, list[str], str]]) -> str:
+    """INSERTs from arrays, numbered on from one to the next; all but the last in WITH."""
+    parts: list[str] = []
+    n = 0
+    for head, types, tail in inserts:
+        arrays = ", ".join(f"${n + i}::{t}[]" for i, t in enumerate(types, 1))
+        n += len(types)
+        parts.append(f"{head} SELECT * FROM unnest({arrays}){tail}")
+    *first, last = parts
+    if not first:
+        return last
+    return "WITH " + ", ".join(f"w{i} AS ({sql})" for i, sql in enumerate(first)) + " " + last
 
 
 def _processed(
