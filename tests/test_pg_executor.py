@@ -20,8 +20,9 @@ from healthchain.tracking import (
     _backends,
 )
 from healthchain.tracking._codecs import Codec
-from healthchain.tracking._operations import EndOp, StartOp
+from healthchain.tracking._operations import EndOp, Op, StartOp
 from healthchain.tracking._pg_executor import PgExecutor
+from healthchain.tracking._schema import INSERT_TAG
 from healthchain.tracking._validation import utcnow
 
 pytestmark = pytest.mark.anyio
@@ -196,3 +197,27 @@ async def test_executor_is_used_only_for_asyncpg() -> None:
     assert not usable(postgresql.psycopg.dialect())  # type: ignore[attr-defined]
     assert not usable(sqlite.aiosqlite.dialect())  # type: ignore[attr-defined]
     assert PgExecutor.dialect == "postgresql"
+
+
+class _TwoWrites(Op):
+    """An op that wrongly claims one statement: two INSERTs, each its own statement."""
+
+    single_statement = True
+
+    def __init__(self, experiment_id: str) -> None:
+        super().__init__()
+        self.experiment_id = experiment_id
+
+    def apply(self, ex: Any) -> None:
+        for key in ("a", "b"):
+            ex.run(INSERT_TAG, [{"experiment_id": self.experiment_id, "key": key, "value": "1"}])
+
+
+async def test_an_op_claiming_one_statement_that_writes_two_is_refused(postgres_uri: str) -> None:
+    """Autocommit makes each statement its own transaction: the executor refuses the
+    second, so a wrong claim shows in tests instead of as a half-written op."""
+    async with AsyncExperimentTracker(postgres_uri) as tracker:
+        experiment_id = await tracker.start_experiment()
+        backend = await tracker._reader()
+        (outcome,) = await backend.write([_TwoWrites(experiment_id)])
+    assert isinstance(outcome, RuntimeError) and "single_statement" in str(outcome)

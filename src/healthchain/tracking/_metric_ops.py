@@ -45,7 +45,7 @@ class MetricsOp(Op):
     __slots__ = ("experiment_id", "explicit", "rows", "unstepped")
     what = "metric point"
     order = 1
-    single_statement = True  # write_all; steps are read before
+    single_statement = single_for_many = True  # write_all; steps are read before
 
     def __init__(
         self, experiment_id: str, rows: list[Row], *, unstepped: bool, explicit: bool
@@ -180,7 +180,7 @@ class ParamsOp(Op):
     __slots__ = ("experiment_id", "texts")
     what = "param"
     order = 1
-    single_statement = True  # stored params are read before
+    single_statement = single_for_many = True  # stored params are read before
 
     def __init__(self, experiment_id: str, texts: dict[str, str]) -> None:
         super().__init__()

@@ -66,7 +66,12 @@ class Op:
     """Where this class's operations go in a group (lower first)."""
     single_statement: ClassVar[bool] = False
     """Applied alone, it writes with one statement (reads aside, and what explains a
-    failure), atomic by itself: it may run without a transaction around it."""
+    failure), atomic by itself: it may run without a transaction around it.
+    :class:`._pg_executor.PgExecutor` refuses a second write statement then."""
+    single_for_many: ClassVar[bool] = False
+    """:meth:`apply_all` of many writes with one statement too, and fails only as that
+    statement does (never with :class:`Conflict` after it wrote, as a count that falls
+    short would): a group of them alone in a batch runs without a transaction."""
 
     def __init__(self) -> None:
         self.future: asyncio.Future[Any] | None = None
@@ -99,7 +104,7 @@ class StartOp(Op):
     __slots__ = ("components", "experiment", "tags")
     what = "experiment start"
     order = 0
-    single_statement = True  # write_all
+    single_statement = single_for_many = True  # write_all
 
     def __init__(
         self,
@@ -175,7 +180,7 @@ class RequestsOp(Op):
     __slots__ = ("experiment_id", "rows")
     what = "request record"
     order = 1
-    single_statement = True
+    single_statement = single_for_many = True
 
     def __init__(self, experiment_id: str, rows: list[dict[str, Any]]) -> None:
         super().__init__()
@@ -284,7 +289,7 @@ class BeatOp(Op):
     __slots__ = ("rows",)
     what = "heartbeat"
     order = 3
-    single_statement = True
+    single_statement = single_for_many = True
 
     def __init__(self, rows: list[dict[str, Any]]) -> None:
         super().__init__()

@@ -33,7 +33,7 @@ from sqlalchemy.sql import ClauseElement, Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from ._executors import CompiledCache, picker
-from ._schema import END, experiments
+from ._schema import END, FILES_DIR, experiments
 
 __all__ = ["COUNTED_MANY", "PgExecutor", "usable"]
 
@@ -73,6 +73,7 @@ COUNTED_MANY: dict[Executable, tuple[str, list[str]]] = {
         {"status": "b_status", "end_time": "b_end", "error": "b_error"},
         "experiments.status = 'RUNNING'",
     ),
+    FILES_DIR: _unnest_update(experiments, {"files_dir": "b_files_dir"}, "TRUE"),
 }
 """Counted updates hot enough for a statement of their own over many rows: the SQL
 and the row keys bound, each as one array, in order. Others run once per row."""
@@ -140,7 +141,7 @@ tracker writes a handful); the oldest is dropped first."""
 class PgExecutor:
     """Runs Core statements on asyncpg's DB-API adapter (see the module docstring)."""
 
-    __slots__ = ("_cache", "_conn", "_dbapi", "_dialect", "_shapes")
+    __slots__ = ("_cache", "_conn", "_dbapi", "_dialect", "_shapes", "_single")
 
     dialect = "postgresql"
 
@@ -148,6 +149,8 @@ class PgExecutor:
         self._conn, self._cache, self._shapes = conn, cache, shapes
         self._dialect = conn.dialect
         self._dbapi: Any = conn.connection.dbapi_connection
+        self._single: int | None = None
+        """In autocommit for one write statement: how many have been run (else None)."""
 
     def _compiled(self, stmt: Executable) -> _Statement:
         entry: _Statement | None = self._cache.get(stmt)
@@ -161,28 +164,43 @@ class PgExecutor:
         # alone is atomic without it. commit and rollback leave autocommit off again.
         if single:
             self._dbapi.autocommit = True
+            self._single = 0
 
     def commit(self) -> None:
         try:
             self._call(self._dbapi.commit)
         finally:
-            self._dbapi.autocommit = False
+            self._dbapi.autocommit, self._single = False, None
 
     def rollback(self) -> None:
         try:
             self._call(self._dbapi.rollback)
         finally:
-            self._dbapi.autocommit = False
+            self._dbapi.autocommit, self._single = False, None
+
+    def _one_write(self, statements: int = 1) -> None:
+        """In autocommit, a second write statement would not be atomic with the first."""
+        if self._single is not None:
+            self._single += statements
+            if self._single > 1:
+                raise RuntimeError(
+                    "an operation declared single_statement wrote with more than one "
+                    "statement; it must not claim single_statement"
+                )
 
     def run(
         self, stmt: Executable, rows: Sequence[dict[str, Any]], *, counted: bool = False
     ) -> int:
+        self._one_write()
         if len(rows) > 1 and counted and stmt in COUNTED_MANY:
             sql, names = COUNTED_MANY[stmt]
             arrays = tuple([row[name] for row in rows] for name in names)
             return int(self._execute(sql, arrays).rowcount)
         entry = self._compiled(stmt)
-        if len(rows) == 1 or counted:
+        if len(rows) == 1:
+            return int(self._execute(entry.sql, entry.pick(rows[0])).rowcount)
+        if counted:
+            self._one_write(len(rows) - 1)  # one statement per row
             return sum(self._execute(entry.sql, entry.pick(row)).rowcount for row in rows)
         cursor = self._dbapi.cursor()
         self._call(cursor.executemany, entry.sql, [entry.pick(row) for row in rows])
@@ -204,6 +222,7 @@ class PgExecutor:
                 ready.append((stmt, entry, rows))
         if not ready:
             return
+        self._one_write()
         key = tuple(stmt for stmt, _, _ in ready)
         sql = self._shapes.get(key)
         if sql is None:
