@@ -4,7 +4,8 @@
   connection's own thread as one function (:mod:`._sqlite_thread`): one thread hop per
   transaction instead of one per statement is what makes group commits cheap.
 * :class:`CoreBackend` runs the same functions through ``AsyncConnection.run_sync`` for
-  every other async dialect (PostgreSQL via asyncpg).
+  every other async dialect: on PostgreSQL over asyncpg with statements compiled once and
+  many rows per round trip (:mod:`._pg_executor`).
 
 Backends only run functions: what a batch does is :func:`._batch.apply_batch`'s.
 """
@@ -14,21 +15,30 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.util import LRUCache
 
 from ._batch import apply_batch
 from ._codecs import Codec, SqliteCodec
 from ._executors import COMPILED_CACHE_SIZE, CompiledCache, CoreExecutor, Executor, SqliteExecutor
 from ._operations import Op
+from ._pg_executor import PgExecutor
+from ._pg_executor import usable as pg_usable
 from ._sqlite_thread import ConnectionThread
 from ._transient import is_transient
 
 if TYPE_CHECKING:
+    from sqlalchemy import Connection
     from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-__all__ = ["Backend", "CoreBackend", "SqliteBackend"]
+__all__ = ["DRIVER_EXECUTOR", "Backend", "CoreBackend", "SqliteBackend"]
+
+DRIVER_EXECUTOR = True
+"""Whether PostgreSQL over asyncpg runs on :class:`._pg_executor.PgExecutor`; False runs
+it through ``Connection.execute`` as other drivers do (the tests run both)."""
 
 T = TypeVar("T")
 
@@ -60,7 +70,7 @@ class SqliteBackend(Backend):
         super().__init__(engine)
         self._writer: AsyncConnection | None = None
         self._thread: ConnectionThread | None = None
-        self._compiled = CompiledCache()
+        self._compiled: CompiledCache[Any] = CompiledCache()
 
     async def write(self, ops: Sequence[Op]) -> list[Any]:
         if self._thread is None:
@@ -89,6 +99,12 @@ class SqliteBackend(Backend):
             await writer.close()
 
 
+def _idle(engine: AsyncEngine) -> int:
+    """Connections the engine's pool holds idle (0 for a pool that keeps none)."""
+    checkedin = getattr(engine.pool, "checkedin", None)
+    return int(checkedin()) if callable(checkedin) else 0
+
+
 async def _discard(conn: AsyncConnection) -> None:
     with contextlib.suppress(Exception):  # already broken: nothing more to release
         await conn.invalidate()
@@ -96,7 +112,16 @@ async def _discard(conn: AsyncConnection) -> None:
 
 
 class CoreBackend(Backend):
-    """Every other async dialect, through SQLAlchemy Core."""
+    """Every other async dialect, through SQLAlchemy Core.
+
+    On PostgreSQL over asyncpg, batches and reads run on :class:`._pg_executor.PgExecutor`
+    (statements compiled once, many rows per round trip); :data:`DRIVER_EXECUTOR` False
+    (as for any other driver) runs them through ``Connection.execute`` instead.
+
+    Reads run in autocommit: at PostgreSQL's default isolation (read committed) each
+    statement sees its own snapshot inside a transaction too, so the BEGIN and the
+    ROLLBACK around a read were two round trips buying nothing.
+    """
 
     def __init__(self, engine: AsyncEngine) -> None:
         super().__init__(engine)
@@ -104,6 +129,12 @@ class CoreBackend(Backend):
         # SQLAlchemy's own compiled cache, bounded tighter than the engine's 500 entries:
         # a compiled list query keeps its statement alive, hundreds of KiB with many tags.
         self._compiled: LRUCache[Any, Any] = LRUCache(COMPILED_CACHE_SIZE)
+        self._statements: CompiledCache[Any] = CompiledCache()
+        self._executor: Callable[[Connection], Executor] = (
+            partial(PgExecutor, cache=self._statements, shapes={})
+            if DRIVER_EXECUTOR and pg_usable(engine.dialect)
+            else CoreExecutor
+        )
 
     async def _connect(self) -> AsyncConnection:
         conn = await self.engine.connect()
@@ -112,8 +143,9 @@ class CoreBackend(Backend):
     async def write(self, ops: Sequence[Op]) -> list[Any]:
         if self._writer is None:
             self._writer = await self._connect()
+        executor = self._executor
         try:
-            return await self._writer.run_sync(lambda conn: apply_batch(CoreExecutor(conn), ops))
+            return await self._writer.run_sync(lambda conn: apply_batch(executor(conn), ops))
         except Exception as exc:
             if is_transient(exc):  # the connection may be gone: take a new one next time
                 writer, self._writer = self._writer, None
@@ -121,9 +153,24 @@ class CoreBackend(Backend):
             raise
 
     async def read(self, fn: Callable[[Executor], T]) -> T:
+        """``fn`` on a pooled connection; one the server has closed (a restart, an idle
+        timeout) is dropped and the read retried, on each idle one and then a new one."""
+        fresh = False
+        while True:
+            try:
+                return await self._read(fn)
+            except DBAPIError as exc:
+                if fresh or not exc.connection_invalidated:
+                    raise
+                fresh = _idle(self.engine) == 0  # the next try opens a new connection
+
+    async def _read(self, fn: Callable[[Executor], T]) -> T:
+        executor = self._executor
         async with self.engine.connect() as conn:
-            await conn.execution_options(compiled_cache=self._compiled)
-            return await conn.run_sync(lambda sync_conn: fn(CoreExecutor(sync_conn)))
+            await conn.execution_options(
+                compiled_cache=self._compiled, isolation_level="AUTOCOMMIT"
+            )
+            return await conn.run_sync(lambda sync_conn: fn(executor(sync_conn)))
 
     async def aclose(self) -> None:
         if self._writer is not None:

@@ -33,7 +33,8 @@ def apply_batch(ex: Executor, ops: Sequence[Op]) -> list[Any]:
     """
     if len(ops) > 1:
         try:
-            ex.begin()
+            # ops of one class that writes many in one statement need no transaction either
+            ex.begin(single=ops[0].single_for_many and all(type(op) is type(ops[0]) for op in ops))
             results = _apply_grouped(ex, ops)
             ex.commit()
             return results
@@ -44,7 +45,7 @@ def apply_batch(ex: Executor, ops: Sequence[Op]) -> list[Any]:
     outcomes: list[Any] = []
     for op in ops:
         try:
-            ex.begin()
+            ex.begin(single=op.single_statement)
             result = op.apply(ex)
             ex.commit()
         except Exception as exc:

@@ -76,7 +76,10 @@ def _build_engine(
             connect_args = {
                 key: bound for key in ("timeout", "command_timeout") if key not in storage.url.query
             }
-        return create_async_engine(storage.url, connect_args=connect_args, pool_pre_ping=True)
+        # No pre-ping: on asyncpg it is three round trips (BEGIN, ping, ROLLBACK) before
+        # every read. A read that meets a connection the server closed is retried on
+        # another instead (CoreBackend.read); the writer replaces its own (Writer).
+        return create_async_engine(storage.url, connect_args=connect_args)
     url, pooled = _sqlite_read_url(storage) if read_only else (storage.url, True)
     if url is storage.url:
         _check_sqlite_path(str(storage.url.database))

@@ -12,7 +12,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from itertools import chain
-from typing import Any, Protocol, cast
+from typing import Any, Generic, Protocol, TypeVar, cast
 
 from sqlalchemy import Connection
 from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
@@ -21,7 +21,15 @@ from sqlalchemy.sql.compiler import SQLCompiler
 
 from ._schema import STATIC_STATEMENTS
 
-__all__ = ["COMPILED_CACHE_SIZE", "CompiledCache", "CoreExecutor", "Executor", "SqliteExecutor"]
+__all__ = [
+    "COMPILED_CACHE_SIZE",
+    "CompiledCache",
+    "CoreExecutor",
+    "Executor",
+    "SqliteExecutor",
+    "picker",
+    "write_each",
+]
 
 COMPILED_CACHE_SIZE = 64
 """Compiled statements kept per backend besides the static ones (filtered lists come in
@@ -36,13 +44,22 @@ class Executor(Protocol):
         """The SQLAlchemy dialect's name ("sqlite", "postgresql"), for dialect-only SQL."""
         ...
 
-    def begin(self) -> None: ...
+    def begin(self, *, single: bool = False) -> None:
+        """Begin a transaction; ``single``: it writes with one statement (reads aside),
+        which the database makes atomic by itself, so none need be begun."""
+        ...
+
     def commit(self) -> None: ...
     def rollback(self) -> None: ...
     def run(
         self, stmt: Executable, rows: Sequence[dict[str, Any]], *, counted: bool = False
     ) -> int:
         """Execute ``stmt`` for each row; with ``counted``, return the exact rows affected."""
+        ...
+
+    def write_all(self, parts: Sequence[tuple[Executable, Sequence[dict[str, Any]]]]) -> None:
+        """Run each INSERT over its rows (none: skipped), in order, as one statement where
+        the backend can (:mod:`._pg_executor`), else one after another."""
         ...
 
     def query(self, stmt: Executable, params: dict[str, Any] | None = None) -> list[Any]: ...
@@ -89,34 +106,35 @@ class _ManyRows:
 
 
 _Compiled = tuple[str, Callable[[Any], Any], dict[str, Any], _ManyRows | None]
+V = TypeVar("V")
 
 
-class CompiledCache:
+class CompiledCache(Generic[V]):
     """Compiled SQL by statement: static statements for good, others up to a bound.
 
     Shared by the threads of one backend's connections. Keyed by the statement itself
     (statements hash and compare by identity), so an entry keeps its statement alive and
-    no other statement can ever be served its SQL.
+    no other statement can ever be served its SQL. What an entry holds is the executor's.
     """
 
     __slots__ = ("_lock", "_others", "_static", "maxsize")
 
     def __init__(self, maxsize: int = COMPILED_CACHE_SIZE) -> None:
         self.maxsize = maxsize
-        self._static: dict[Executable, _Compiled] = {}
-        self._others: dict[Executable, _Compiled] = {}
+        self._static: dict[Executable, V] = {}
+        self._others: dict[Executable, V] = {}
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
         return len(self._static) + len(self._others)
 
-    def get(self, stmt: Executable) -> _Compiled | None:
+    def get(self, stmt: Executable) -> V | None:
         entry = self._static.get(stmt)
         if entry is not None:
             return entry
         return self._others.get(stmt)
 
-    def put(self, stmt: Executable, entry: _Compiled) -> None:
+    def put(self, stmt: Executable, entry: V) -> None:
         if stmt in STATIC_STATEMENTS:
             self._static[stmt] = entry
             return
@@ -139,7 +157,7 @@ class SqliteExecutor:
     _dialect = SQLiteDialect_pysqlite(paramstyle="qmark")
     dialect = "sqlite"
 
-    def __init__(self, conn: sqlite3.Connection, cache: CompiledCache) -> None:
+    def __init__(self, conn: sqlite3.Connection, cache: CompiledCache[_Compiled]) -> None:
         self._conn, self._cache = conn, cache
 
     def _compiled(self, stmt: Executable) -> _Compiled:
@@ -155,11 +173,11 @@ class SqliteExecutor:
             many = None
             if compiled.isinsert and " VALUES (" in compiled.string and len(names) < 999:
                 many = _ManyRows(compiled.string, len(names))
-            entry = (compiled.string, _picker(names), compiled.params, many)
+            entry = (compiled.string, picker(names), compiled.params, many)
             self._cache.put(stmt, entry)
         return entry
 
-    def begin(self) -> None:
+    def begin(self, *, single: bool = False) -> None:
         # IMMEDIATE takes the write lock up front, so a transaction that reads before
         # it writes waits on the busy timeout instead of failing with SQLITE_BUSY.
         self._conn.execute("BEGIN IMMEDIATE")
@@ -184,6 +202,9 @@ class SqliteExecutor:
             for start, size in many.chunks(len(rows))
         )
 
+    def write_all(self, parts: Sequence[tuple[Executable, Sequence[dict[str, Any]]]]) -> None:
+        write_each(self, parts)
+
     def query(self, stmt: Executable, params: dict[str, Any] | None = None) -> list[Any]:
         sql, pick, bound, _ = self._compiled(stmt)
         if params:
@@ -203,7 +224,7 @@ class CoreExecutor:
     def dialect(self) -> str:
         return self._conn.dialect.name
 
-    def begin(self) -> None:
+    def begin(self, *, single: bool = False) -> None:
         pass  # SQLAlchemy begins on first use
 
     def commit(self) -> None:
@@ -221,11 +242,21 @@ class CoreExecutor:
         self._conn.execute(stmt, list(rows))
         return len(rows)
 
+    def write_all(self, parts: Sequence[tuple[Executable, Sequence[dict[str, Any]]]]) -> None:
+        write_each(self, parts)
+
     def query(self, stmt: Executable, params: dict[str, Any] | None = None) -> list[Any]:
         return list(self._conn.execute(stmt, params or {}).all())
 
 
-def _picker(names: Sequence[str]) -> Callable[[Any], tuple[Any, ...]]:
+def write_each(ex: Executor, parts: Sequence[tuple[Executable, Sequence[dict[str, Any]]]]) -> None:
+    """:meth:`Executor.write_all` one statement after another."""
+    for stmt, rows in parts:
+        if rows:
+            ex.run(stmt, rows)
+
+
+def picker(names: Sequence[str]) -> Callable[[Any], tuple[Any, ...]]:
     """A function taking a row mapping to its values in ``names`` order, as a tuple."""
     if not names:
         return lambda _row: ()

@@ -52,6 +52,7 @@ class FilesDirOp(Op):
     __slots__ = ("row",)
     what = "saved-files folder"
     order = 1
+    single_statement = True
 
     def __init__(self, experiment_id: str, files_dir: str) -> None:
         super().__init__()

@@ -38,7 +38,8 @@ def _by_ids(table: Table, size: int) -> Select[Any]:
 
 
 # One row of the table, if it has any: a table with none (params, for runs that never
-# log any) is not asked about every chunk of ids.
+# log any) is not asked about every chunk of ids. For one record (get_experiment), the
+# lookup by its id costs what this one does: it is not asked first.
 _ANY_ROW = {table: static(select(table.c.key).limit(1)) for table in (latest_metrics, params)}
 _ADD = ((latest_metrics, add_metrics), (params, add_params))
 
@@ -48,7 +49,7 @@ def add_measures(ex: Executor, records: Sequence[Experiment]) -> None:
     by_id = {record.id: record for record in records}
     ids = list(by_id)
     for table, add in _ADD:
-        if not ids or not ex.query(_ANY_ROW[table]):
+        if not ids or (len(ids) > 1 and not ex.query(_ANY_ROW[table])):
             continue
         for start in range(0, len(ids), CHUNK):
             chunk = ids[start : start + CHUNK]

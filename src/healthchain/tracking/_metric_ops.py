@@ -45,6 +45,7 @@ class MetricsOp(Op):
     __slots__ = ("experiment_id", "explicit", "rows", "unstepped")
     what = "metric point"
     order = 1
+    single_statement = single_for_many = True  # write_all; steps are read before
 
     def __init__(
         self, experiment_id: str, rows: list[Row], *, unstepped: bool, explicit: bool
@@ -101,8 +102,12 @@ class MetricsOp(Op):
             # with each call's keys interleaved.
             points.sort(key=_INDEX_ORDER)
         try:
-            ex.run(INSERT_METRIC_POINT, points)
-            ex.run(UPSERT_LATEST_METRIC[ex.dialect], _latest(ops, per_op))
+            ex.write_all(
+                (
+                    (INSERT_METRIC_POINT, points),
+                    (UPSERT_LATEST_METRIC[ex.dialect], _latest(ops, per_op)),
+                )
+            )
         except (sqlite3.IntegrityError, IntegrityError):
             if len(ops) > 1:
                 raise Conflict from None
@@ -175,6 +180,7 @@ class ParamsOp(Op):
     __slots__ = ("experiment_id", "texts")
     what = "param"
     order = 1
+    single_statement = single_for_many = True  # stored params are read before
 
     def __init__(self, experiment_id: str, texts: dict[str, str]) -> None:
         super().__init__()

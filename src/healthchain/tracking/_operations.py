@@ -64,6 +64,14 @@ class Op:
     """What one unit of it is, for 'not recorded: ...' messages ("experiment start")."""
     order: ClassVar[int] = 100
     """Where this class's operations go in a group (lower first)."""
+    single_statement: ClassVar[bool] = False
+    """Applied alone, it writes with one statement (reads aside, and what explains a
+    failure), atomic by itself: it may run without a transaction around it.
+    :class:`._pg_executor.PgExecutor` refuses a second write statement then."""
+    single_for_many: ClassVar[bool] = False
+    """:meth:`apply_all` of many writes with one statement too, and fails only as that
+    statement does (never with :class:`Conflict` after it wrote, as a count that falls
+    short would): a group of them alone in a batch runs without a transaction."""
 
     def __init__(self) -> None:
         self.future: asyncio.Future[Any] | None = None
@@ -96,6 +104,7 @@ class StartOp(Op):
     __slots__ = ("components", "experiment", "tags")
     what = "experiment start"
     order = 0
+    single_statement = single_for_many = True  # write_all
 
     def __init__(
         self,
@@ -155,13 +164,13 @@ class StartOp(Op):
 
     @classmethod
     def apply_all(cls, ex: Executor, ops: Sequence[StartOp]) -> list[Any]:
-        ex.run(INSERT_EXPERIMENT, [op.experiment for op in ops])
-        tags = [row for op in ops for row in op.tags]
-        if tags:
-            ex.run(INSERT_TAG, tags)
-        components = [row for op in ops for row in op.components]
-        if components:
-            ex.run(INSERT_COMPONENT, components)
+        ex.write_all(
+            (
+                (INSERT_EXPERIMENT, [op.experiment for op in ops]),
+                (INSERT_TAG, [row for op in ops for row in op.tags]),
+                (INSERT_COMPONENT, [row for op in ops for row in op.components]),
+            )
+        )
         return [None] * len(ops)
 
 
@@ -171,6 +180,7 @@ class RequestsOp(Op):
     __slots__ = ("experiment_id", "rows")
     what = "request record"
     order = 1
+    single_statement = single_for_many = True
 
     def __init__(self, experiment_id: str, rows: list[dict[str, Any]]) -> None:
         super().__init__()
@@ -237,6 +247,7 @@ class EndOp(Op):
     __slots__ = ("row",)
     what = "experiment end"
     order = 2
+    single_statement = True
 
     def __init__(self, row: dict[str, Any]) -> None:
         super().__init__()
@@ -278,6 +289,7 @@ class BeatOp(Op):
     __slots__ = ("rows",)
     what = "heartbeat"
     order = 3
+    single_statement = single_for_many = True
 
     def __init__(self, rows: list[dict[str, Any]]) -> None:
         super().__init__()

@@ -8,6 +8,7 @@ aiosqlite's thread for SQLite), so building thousands of records never stalls th
 from __future__ import annotations
 
 import dataclasses
+from itertools import repeat
 from operator import itemgetter
 from typing import Any
 
@@ -22,6 +23,7 @@ from sqlalchemy import (
     func,
     select,
 )
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql import ColumnElement, Select
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -38,11 +40,13 @@ from ._records import (
     nearest_rank,
     request_failed_sql,
 )
-from ._rows import experiment_records, is_number, request_records
+from ._rows import add_metrics, add_params, experiment_records, is_number, request_records
 from ._schema import (
     STATUS_OF,
     experiments,
+    latest_metrics,
     metric_points,
+    params,
     requests,
     static,
 )
@@ -130,8 +134,53 @@ REQUEST_LATENCIES = static(
 )
 
 
+def _keys_and_values(table: Any) -> tuple[Any, Any]:
+    """A record's keys and values in ``table``, as two arrays in key order (NULL: none)."""
+    mine = table.c.experiment_id == experiments.c.id
+    return tuple(  # type: ignore[return-value]
+        select(func.array_agg(aggregate_order_by(column, table.c.key)))
+        .where(mine)
+        .scalar_subquery()
+        for column in (table.c.key, table.c.value)
+    )
+
+
+# PostgreSQL: the record with its metrics and params in one round trip, as arrays that
+# asyncpg decodes itself (float8[] exactly; NULL for NaN, as stored).
+GET_EXPERIMENT_WHOLE = static(
+    select(*RECORD_COLUMNS, *_keys_and_values(latest_metrics), *_keys_and_values(params)).where(
+        experiments.c.id == bindparam("b_id")
+    )
+)
+_WIDTH = len(RECORD_COLUMNS)
+
+
+def _whole(ex: Executor, experiment_id: str) -> list[Experiment] | None:
+    """:data:`GET_EXPERIMENT_WHOLE`'s record, [] if none; None if a time in it is out of
+    Python's range (the caller reads it the tolerant way)."""
+    try:
+        rows = ex.query(GET_EXPERIMENT_WHOLE, {"b_id": experiment_id})
+    except OverflowError:  # asyncpg: "date value out of range"
+        return None
+    if not rows:
+        return []
+    row = tuple(rows[0])
+    records = experiment_records([row[:_WIDTH]])
+    by_id = {experiment_id: records[0]}
+    metric_keys, metric_values, param_keys, param_values = row[_WIDTH:]
+    if metric_keys:
+        add_metrics(by_id, list(zip(repeat(experiment_id), metric_keys, metric_values)))
+    if param_keys:
+        add_params(by_id, list(zip(repeat(experiment_id), param_keys, param_values)))
+    return records
+
+
 def get_experiment(ex: Executor, experiment_id: str) -> Experiment | None:
     """The experiment with its components, metrics and params, or None."""
+    if ex.dialect == "postgresql":
+        whole = _whole(ex, experiment_id)
+        if whole is not None:
+            return whole[0] if whole else None
     rows = _rows_of(ex, GET_EXPERIMENT, {"b_id": experiment_id})
     if not rows:
         return None

@@ -1,0 +1,223 @@
+"""PostgreSQL's executor (``_pg_executor``) and its fallback through ``Connection.execute``:
+the same behaviour both ways, on the real server.
+
+Each test runs on both paths (``driver``: PgExecutor on asyncpg's DB-API adapter;
+``core``: ``_backends.DRIVER_EXECUTOR`` False, as any other driver runs).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from healthchain.tracking import (
+    AsyncExperimentTracker,
+    ExperimentStateError,
+    ExperimentStatus,
+    StorageError,
+    _backends,
+)
+from healthchain.tracking._codecs import Codec
+from healthchain.tracking._operations import EndOp, Op, StartOp
+from healthchain.tracking._pg_executor import PgExecutor
+from healthchain.tracking._schema import INSERT_TAG
+from healthchain.tracking._validation import utcnow
+
+pytestmark = pytest.mark.anyio
+
+COMPONENTS = [
+    {"name": "pre", "type": "transform", "stage": "pre"},
+    {"name": "model", "type": "model", "stage": "inference"},
+]
+
+
+@pytest.fixture(params=["driver", "core"])
+def pg_uri(
+    request: pytest.FixtureRequest, postgres_uri: str, monkeypatch: pytest.MonkeyPatch
+) -> str:
+    if request.param == "core":
+        monkeypatch.setattr(_backends, "DRIVER_EXECUTOR", False)
+    return postgres_uri
+
+
+def _admin_url(uri: str) -> str:
+    return uri.replace("postgresql+asyncpg://", "postgresql://")
+
+
+async def _admin(uri: str, *statements: str) -> list[Any]:
+    import asyncpg
+
+    conn = await asyncpg.connect(_admin_url(uri))
+    try:
+        return [await conn.fetch(sql) for sql in statements]
+    finally:
+        await conn.close()
+
+
+async def test_the_executor_in_use_is_the_one_asked_for(
+    pg_uri: str, request: pytest.FixtureRequest
+) -> None:
+    async with AsyncExperimentTracker(pg_uri) as tracker:
+        backend = await tracker._reader()
+        used = await backend.read(lambda ex: type(ex).__name__)
+    assert used == ("PgExecutor" if "driver" in request.node.name else "CoreExecutor")
+
+
+async def test_lifecycles_from_many_tasks_are_all_recorded_whole(pg_uri: str) -> None:
+    async def one(tracker: AsyncExperimentTracker, i: int) -> str:
+        experiment_id = await tracker.start_experiment(
+            f"run-{i}",
+            tags={"i": i, "even": i % 2 == 0},
+            pipeline_config={"i": i},
+            components=COMPONENTS[: i % 3],
+        )
+        await tracker.end_experiment(experiment_id, ExperimentStatus.FAILED, error=f"e{i}")
+        return experiment_id
+
+    async with AsyncExperimentTracker(pg_uri) as tracker:
+        ids = await asyncio.gather(*(one(tracker, i) for i in range(200)))
+        for i, experiment_id in enumerate(ids):
+            got = await tracker.get_experiment(experiment_id)
+            assert (got.name, got.tags, got.pipeline_config, got.error) == (
+                f"run-{i}",
+                {"i": i, "even": i % 2 == 0},
+                {"i": i},
+                f"e{i}",
+            )
+            assert [c.name for c in got.components] == [c["name"] for c in COMPONENTS[: i % 3]]
+            assert got.status is ExperimentStatus.FAILED and got.end_time is not None
+        assert len(await tracker.list_experiments({"tags": {"even": True}})) == 100
+
+
+async def test_a_start_that_fails_fails_alone_and_leaves_no_row(pg_uri: str) -> None:
+    """A trigger refuses one tag: that start fails, with nothing of it written (the
+    experiment row and its tags are one statement), and the starts batched with it land."""
+    async with AsyncExperimentTracker(pg_uri) as tracker:
+        await tracker.list_experiments()  # creates the schema
+        await _admin(
+            pg_uri,
+            "CREATE OR REPLACE FUNCTION hc_refuse_boom() RETURNS trigger AS $$ BEGIN "
+            "IF NEW.key = 'boom' THEN RAISE EXCEPTION 'boom refused'; END IF; RETURN NEW; "
+            "END $$ LANGUAGE plpgsql",
+            "CREATE TRIGGER hc_refuse_boom BEFORE INSERT ON experiment_tags "
+            "FOR EACH ROW EXECUTE FUNCTION hc_refuse_boom()",
+        )
+        with pytest.raises(StorageError, match="boom refused"):
+            await tracker.start_experiment("alone", tags={"boom": 1})
+        results = await asyncio.gather(
+            *(
+                tracker.start_experiment(f"run-{i}", tags={"boom" if i == 7 else "ok": i})
+                for i in range(32)
+            ),
+            return_exceptions=True,
+        )
+        failed = [r for r in results if isinstance(r, BaseException)]
+        assert len(failed) == 1 and "boom refused" in str(failed[0])
+        names = {e.name for e in await tracker.list_experiments()}
+    assert names == {f"run-{i}" for i in range(32) if i != 7}
+    (count,), (tags,) = [
+        rows[0]
+        for rows in await _admin(
+            pg_uri,
+            "SELECT count(*) FROM experiments",
+            "SELECT count(*) FROM experiment_tags",
+        )
+    ]
+    assert (count, tags) == (31, 31)
+
+
+async def test_an_end_named_twice_in_one_batch_is_replayed_one_by_one(pg_uri: str) -> None:
+    """One UPDATE over arrays updates a row named twice once: its count falls short,
+    so the batch is replayed op by op and only the second end of ``a`` fails."""
+    async with AsyncExperimentTracker(pg_uri) as tracker:
+        a, b = await tracker.start_experiment("a"), await tracker.start_experiment("b")
+        backend = await tracker._reader()
+        now = utcnow()
+        ops = [EndOp.of(i, ExperimentStatus.COMPLETED, now, None) for i in (a, b, a)]
+        outcomes = await backend.write(ops)
+        assert outcomes[:2] == [None, None]
+        assert isinstance(outcomes[2], ExperimentStateError)
+        assert "already ended as COMPLETED" in str(outcomes[2])
+        for experiment_id in (a, b):
+            got = await tracker.get_experiment(experiment_id)
+            assert got.status is ExperimentStatus.COMPLETED
+
+
+async def test_the_writers_connection_is_left_in_transactions_after_a_single_write(
+    postgres_uri: str,
+) -> None:
+    """A single op runs in autocommit; the connection must not stay so, or a later
+    batch (or a migration on the pooled connection) would not be atomic."""
+    async with AsyncExperimentTracker(postgres_uri) as tracker:
+        backend = await tracker._reader()
+        start = StartOp.of(
+            Codec(),
+            "0190a4c2-0000-7000-8000-000000000001",
+            "n",
+            "p",
+            utcnow(),
+            {},
+            {},
+            None,
+            None,
+            [],
+            10.0,
+        )
+        assert await backend.write([start]) == [None]
+        assert isinstance(backend, _backends.CoreBackend) and backend._writer is not None
+        raw = await backend._writer.get_raw_connection()
+        assert raw.dbapi_connection is not None
+        assert raw.dbapi_connection.autocommit is False
+
+
+async def test_reads_survive_connections_the_server_closed(pg_uri: str) -> None:
+    async with AsyncExperimentTracker(pg_uri) as tracker:
+        experiment_id = await tracker.start_experiment("kept")
+        # several pooled connections, all idle after this
+        await asyncio.gather(*(tracker.get_experiment(experiment_id) for _ in range(4)))
+        (killed,) = await _admin(
+            pg_uri,
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        )
+        assert len(killed) >= 2
+        await asyncio.sleep(0.1)  # the server has closed them
+        assert (await tracker.get_experiment(experiment_id)).name == "kept"
+        assert [e.name for e in await tracker.list_experiments()] == ["kept"]
+
+
+async def test_executor_is_used_only_for_asyncpg() -> None:
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    from healthchain.tracking._pg_executor import usable
+
+    assert usable(postgresql.asyncpg.dialect())  # type: ignore[attr-defined]
+    assert not usable(postgresql.psycopg.dialect())  # type: ignore[attr-defined]
+    assert not usable(sqlite.aiosqlite.dialect())  # type: ignore[attr-defined]
+    assert PgExecutor.dialect == "postgresql"
+
+
+class _TwoWrites(Op):
+    """An op that wrongly claims one statement: two INSERTs, each its own statement."""
+
+    single_statement = True
+
+    def __init__(self, experiment_id: str) -> None:
+        super().__init__()
+        self.experiment_id = experiment_id
+
+    def apply(self, ex: Any) -> None:
+        for key in ("a", "b"):
+            ex.run(INSERT_TAG, [{"experiment_id": self.experiment_id, "key": key, "value": "1"}])
+
+
+async def test_an_op_claiming_one_statement_that_writes_two_is_refused(postgres_uri: str) -> None:
+    """Autocommit makes each statement its own transaction: the executor refuses the
+    second, so a wrong claim shows in tests instead of as a half-written op."""
+    async with AsyncExperimentTracker(postgres_uri) as tracker:
+        experiment_id = await tracker.start_experiment()
+        backend = await tracker._reader()
+        (outcome,) = await backend.write([_TwoWrites(experiment_id)])
+    assert isinstance(outcome, RuntimeError) and "single_statement" in str(outcome)
