@@ -28,6 +28,7 @@ CONTRACT = {
         "ehr",
         "feedback",
         "score",
+        "__version__",
     },
     "healthchain.use_cases": {"BaseUseCase", "ClinicalDecisionSupport"},
     "healthchain.models": {"CDSRequest", "CDSResponse", "Card", "CdsFhirData"},
@@ -75,6 +76,19 @@ def test_importing_the_tracker_does_not_load_the_sandbox_stack() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_version_is_the_installed_distributions() -> None:
+    # A source tree never installed gets "0+unknown" (test_cli_terminal.py's --version test).
+    from importlib import metadata
+
+    import healthchain as hc
+
+    assert hc.__version__ == metadata.version("healthchain")
+    assert "__version__" in dir(hc)
+    from healthchain import __version__
+
+    assert __version__ == hc.__version__
 
 
 def test_tracking_exports_nothing_private() -> None:
