@@ -171,6 +171,11 @@ def test_wheel_ships_the_package_data_and_metadata(built: Built) -> None:
     assert "License-Expression: Apache-2.0" in wheel_metadata
     for python in ("3.11", "3.12", "3.13"):
         assert f"Programming Language :: Python :: {python}" in wheel_metadata
+    # No upper cap on SQLAlchemy: 2.0 and 2.1 are both supported.
+    (requirement,) = [
+        line for line in wheel_metadata.splitlines() if line.startswith("Requires-Dist: sqlalchemy")
+    ]
+    assert "<" not in requirement, requirement
 
 
 def test_installed_wheel_tracks_serves_the_dashboard_and_is_typed(
