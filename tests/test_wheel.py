@@ -13,6 +13,7 @@ import json
 import subprocess
 import sys
 import sysconfig
+import tarfile
 import venv
 import zipfile
 from dataclasses import dataclass
@@ -176,6 +177,18 @@ def test_wheel_ships_the_package_data_and_metadata(built: Built) -> None:
         line for line in wheel_metadata.splitlines() if line.startswith("Requires-Dist: sqlalchemy")
     ]
     assert "<" not in requirement, requirement
+
+
+def test_sdist_holds_the_sources_and_nothing_a_local_run_left(built: Built) -> None:
+    with tarfile.open(built.sdist) as sdist:
+        names = [name.split("/", 1)[1] for name in sdist.getnames() if "/" in name]
+    tops = {name.split("/")[0] for name in names}
+    assert tops == {
+        *("src", "tests", "examples", "bench", "noxfile.py", "README.md", "CHANGELOG.md"),
+        *("LICENSE", "pyproject.toml", "PKG-INFO", ".gitignore"),
+    }, tops
+    assert "src/healthchain/tracking/migrations/versions/0001_initial_schema.py" in names
+    assert not [n for n in names if "__pycache__" in n or n.endswith((".db", ".pyc"))]
 
 
 def test_installed_wheel_tracks_serves_the_dashboard_and_is_typed(
