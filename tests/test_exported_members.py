@@ -28,7 +28,6 @@ CONTRACT = {
         "ehr",
         "feedback",
         "score",
-        "__version__",
     },
     "healthchain.use_cases": {"BaseUseCase", "ClinicalDecisionSupport"},
     "healthchain.models": {"CDSRequest", "CDSResponse", "Card", "CdsFhirData"},

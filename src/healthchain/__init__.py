@@ -3,8 +3,8 @@
 Everything a script or a notebook uses is importable from here: the sandbox decorators
 (``sandbox``, ``api``, ``ehr``, ``feedback``, ``score``), the trackers and the use-case base class.
 They are imported on first use, so ``import healthchain.cli`` or ``healthchain.tracking``
-loads neither the sandbox nor the use cases. ``__version__`` is the installed
-distribution's version, from its metadata.
+loads neither the sandbox nor the use cases. ``healthchain.__version__`` is the installed
+distribution's version, from its metadata (a dunder, so not in ``__all__``).
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ if TYPE_CHECKING:
     __version__: str
 
 __all__ = [
-    "__version__",
     "AsyncExperimentTracker",
     "BaseUseCase",
     "ExperimentStatus",
@@ -64,7 +63,7 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+    return sorted({*globals(), *__all__, "__version__"})
 
 
 class _Package(types.ModuleType):
