@@ -36,7 +36,6 @@ CORE_TESTS = [
     "tests/test_metrics.py",
     "tests/test_metric_values.py",
     "tests/test_metric_queries.py",
-    "tests/test_wheel.py",
 ]
 
 
