@@ -21,12 +21,15 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "SECOND_SECTION",
     "clock",
     "finish",
     "machine",
     "machine_section",
     "median",
+    "merge_sections",
     "percentile",
+    "raw_section",
     "results_path",
     "source_state",
     "write_results",
@@ -170,6 +173,15 @@ def machine_section(meta: dict[str, Any]) -> list[str]:
     ]
 
 
+def raw_section(title: str, raw: Any) -> list[str]:
+    """The markdown lines of a results file's raw figures: a folded JSON block."""
+    import json
+
+    body = json.dumps(raw, indent=1, default=str)
+    return [f"## {title}", "", "<details><summary>JSON</summary>", "", "```json", body, "```",
+            "", "</details>", ""]  # fmt: skip
+
+
 def results_path(out: Path | None, quick: bool, default: Path) -> Path | None:
     """Where a run writes: ``--out`` if given, else ``default`` (a ``--quick`` run: nowhere)."""
     return out if out is not None else (None if quick else default)
@@ -181,3 +193,21 @@ def write_results(path: Path | None, text: str) -> None:
     if path is not None:
         path.write_text(text, encoding="utf-8")
         print(f"wrote {path}")
+
+
+SECOND_SECTION = "<!-- PostgreSQL section: measured with a server URL -->"
+"""The line a results file's PostgreSQL section starts with (after the SQLite part)."""
+
+
+def merge_sections(path: Path, first: str | None, second: str | None) -> str:
+    """The text of a results file with two parts, the SQLite one and the PostgreSQL one
+    (starting with :data:`SECOND_SECTION`): a part not measured (None) is kept from the
+    file at ``path`` as it was."""
+    old_first, old_second = "", ""
+    if path.exists():
+        old = path.read_text(encoding="utf-8")
+        old_first, found, rest = old.partition(SECOND_SECTION)
+        old_second = found + rest
+    head = first if first is not None else old_first
+    tail = second if second is not None else old_second
+    return head.rstrip("\n") + "\n\n" + tail if tail else head

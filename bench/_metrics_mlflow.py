@@ -17,10 +17,12 @@ import tempfile
 import time
 from typing import Any
 
+import _mlflow
 from _child import emit, parse_args
 from _data import METRIC_KEYS, PROJECT, measured, point_value
 from _harness import clock, median
 from _mlflow import open_store, populate
+from _pg import pg_database
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
@@ -40,9 +42,7 @@ def open_client(workdir: str) -> tuple[MlflowClient, str]:
     """A client on a fresh WAL file with the bench experiment, and that experiment's id."""
     store, experiment_id = open_store(workdir, "metrics")
     store.engine.dispose()
-    return MlflowClient(tracking_uri=f"sqlite:///{os.path.join(workdir, 'metrics.db')}"), (
-        experiment_id
-    )
+    return MlflowClient(tracking_uri=_mlflow.store_uri(workdir, "metrics")), experiment_id
 
 
 def new_run(client: MlflowClient, experiment_id: str) -> str:
@@ -116,7 +116,7 @@ def scenario_search(opts: dict[str, Any], workdir: str) -> dict[str, Any]:
     store, experiment_id = open_store(workdir, "search")
     populate(store, experiment_id, n)  # runs with the tags of _data, as create_run builds them
     store.engine.dispose()
-    client = MlflowClient(tracking_uri=f"sqlite:///{os.path.join(workdir, 'search.db')}")
+    client = MlflowClient(tracking_uri=_mlflow.store_uri(workdir, "search"))
     runs = client.search_runs([experiment_id], max_results=50000)
     t_log = clock()
     for run in runs:
@@ -155,7 +155,10 @@ SCENARIOS = {
 
 def main() -> None:
     scenario, out, opts = parse_args()
-    with tempfile.TemporaryDirectory(prefix="bench-mlflow-", dir=opts.get("tmp")) as workdir:
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-mlflow-", dir=opts.get("tmp")) as workdir,
+        pg_database(opts, f"mlflow_{scenario}") as _mlflow.POSTGRES_URL,
+    ):
         result = SCENARIOS[scenario](opts, workdir)
     import mlflow
 

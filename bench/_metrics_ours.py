@@ -26,6 +26,7 @@ from _child import emit, parse_args
 from _data import METRIC_KEYS, PROJECT, measured, point_value, spec
 from _harness import clock, median
 from _ours import TASKS, lag, open_tracker
+from _pg import pg_database
 
 from healthchain.tracking import AsyncExperimentTracker
 
@@ -34,10 +35,19 @@ SEARCH_ORDER = "metrics.p95_ms"
 BATCH_ROWS = 1000
 
 
+# The PostgreSQL database this subprocess made (``main``), when run against a server.
+POSTGRES_URL: str | None = None
+
+
+def db(workdir: str, name: str) -> str:
+    """Where scenario ``name`` stores: this subprocess's PostgreSQL database, else a file."""
+    return POSTGRES_URL or os.path.join(workdir, f"{name}.db")
+
+
 @contextlib.asynccontextmanager
 async def fresh(workdir: str, name: str) -> AsyncIterator[tuple[AsyncExperimentTracker, str]]:
-    """An open tracker on a new file, and a running experiment to log to."""
-    async with open_tracker(os.path.join(workdir, f"{name}.db")) as tracker:
+    """An open tracker on a new database, and a running experiment to log to."""
+    async with open_tracker(db(workdir, name)) as tracker:
         yield tracker, await tracker.start_experiment(name=name)
 
 
@@ -120,7 +130,7 @@ async def history(opts: dict[str, Any], workdir: str) -> dict[str, Any]:
             n, lambda i: tracker.log_metric(experiment_id, "loss", point_value(i), step=i)
         )
     # Read on a freshly opened tracker, as a dashboard or notebook process would.
-    async with open_tracker(os.path.join(workdir, "history.db")) as tracker:
+    async with open_tracker(db(workdir, "history")) as tracker:
         times = []
         for _ in range(reps + 1):
             t0 = clock()
@@ -134,7 +144,7 @@ async def history(opts: dict[str, Any], workdir: str) -> dict[str, Any]:
 
 async def search(opts: dict[str, Any], workdir: str) -> dict[str, Any]:
     n, reps = opts["n"], opts["reps"]
-    path = os.path.join(workdir, "search.db")
+    path = db(workdir, "search")
     async with open_tracker(path) as tracker:
 
         async def one(i: int) -> None:
@@ -196,6 +206,15 @@ async def physical(opts: dict[str, Any], workdir: str) -> dict[str, Any]:
     return {"rates": rates, "rate": median(rates)}
 
 
+async def physical_pg(opts: dict[str, Any], workdir: str) -> dict[str, Any]:
+    """Plain asyncpg, 1,000 rows per ``executemany`` transaction, into the tracker's table."""
+    from _pg_raw import raw_metric_points
+
+    async with fresh(workdir, "asyncpg") as (_, experiment_id):
+        pass  # the schema and one experiment, written by the tracker
+    return await raw_metric_points(db(workdir, "asyncpg"), experiment_id, opts)
+
+
 SCENARIOS: dict[str, Callable[[dict[str, Any], str], Awaitable[dict[str, Any]]]] = {
     "sequential": sequential,
     "concurrent": concurrent,
@@ -204,12 +223,17 @@ SCENARIOS: dict[str, Callable[[dict[str, Any], str], Awaitable[dict[str, Any]]]]
     "history": history,
     "search": search,
     "sqlite": physical,
+    "asyncpg": physical_pg,
 }
 
 
 def main() -> None:
+    global POSTGRES_URL
     scenario, out, opts = parse_args()
-    with tempfile.TemporaryDirectory(prefix="bench-ours-", dir=opts.get("tmp")) as workdir:
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-ours-", dir=opts.get("tmp")) as workdir,
+        pg_database(opts, f"ours_{scenario}") as POSTGRES_URL,
+    ):
         result = asyncio.run(SCENARIOS[scenario](opts, workdir))
     emit(out, result)
 

@@ -20,14 +20,23 @@ from typing import Any
 from _child import emit, parse_args
 from _data import PROJECT, TEAM_QUERIES, spec
 from _harness import clock, median, percentile
+from _pg import pg_database
 
 from healthchain.tracking import AsyncExperimentTracker
 
 TASKS = 64
 
 
-def open_tracker(path: str) -> AsyncExperimentTracker:
-    return AsyncExperimentTracker(f"sqlite:///{path}", project_name=PROJECT)
+def open_tracker(target: str) -> AsyncExperimentTracker:
+    """The tracker on a SQLite file path, or on a database URL (PostgreSQL runs)."""
+    uri = target if "://" in target else f"sqlite:///{target}"
+    return AsyncExperimentTracker(uri, project_name=PROJECT)
+
+
+def where(opts: dict[str, Any], workdir: str, name: str) -> str:
+    """The database a scenario uses: the PostgreSQL database made for this subprocess
+    (``opts["url"]``), else the SQLite file ``name`` in ``workdir``."""
+    return opts.get("url") or os.path.join(workdir, f"{name}.db")
 
 
 async def lifecycle(tracker: AsyncExperimentTracker, i: int) -> str:
@@ -121,23 +130,23 @@ async def micro(opts: dict[str, Any], workdir: str) -> dict[str, Any]:
     n, blocks, warmup = opts["n"], opts["blocks"], opts.get("warmup", 50)
     m = opts["concurrent_n"]
     result: dict[str, Any] = {}
-    async with open_tracker(os.path.join(workdir, "seq.db")) as tracker:
+    async with open_tracker(where(opts, workdir, "seq")) as tracker:
         await sequential(tracker, 0, warmup)
         rates = [await sequential(tracker, warmup + b * n, n) for b in range(blocks)]
         result["seq_rates"], result["seq_rate"] = rates, median(rates)
-    async with open_tracker(os.path.join(workdir, "conc.db")) as tracker:
+    async with open_tracker(where(opts, workdir, "conc")) as tracker:
         await concurrent(tracker, 0, 4 * TASKS)
         rates = [(await concurrent(tracker, (b + 1) * m, m))[0] for b in range(blocks)]
         result["conc_rates"], result["conc_rate"] = rates, median(rates)
     if opts.get("lag_s"):
-        async with open_tracker(os.path.join(workdir, "lag.db")) as tracker:
+        async with open_tracker(where(opts, workdir, "lag")) as tracker:
             result["lag"] = await lag(lambda i: lifecycle(tracker, i), opts["lag_s"])
     return result
 
 
 async def data(opts: dict[str, Any], workdir: str) -> dict[str, Any]:
     n, reps, gets = opts["n"], opts["reps"], opts["gets"]
-    path = os.path.join(workdir, "data.db")
+    path = where(opts, workdir, "data")
     result: dict[str, Any] = {"n": n}
     async with open_tracker(path) as tracker:
         result["populate_rate"], ids = await concurrent(tracker, 0, n)
@@ -168,6 +177,10 @@ async def data(opts: dict[str, Any], workdir: str) -> dict[str, Any]:
             experiment = await tracker.get_experiment(experiment_id)
         result["get_us"] = (clock() - t0) / gets * 1e6
         assert len(experiment.components) == 3, experiment
+    if opts.get("url"):
+        from _pg_raw import raw_reads  # the driver's own figures on the same database
+
+        result.update(await raw_reads(opts["url"], picks, reps, expected))
     return result
 
 
@@ -203,8 +216,12 @@ async def team_filter(
 
 def main() -> None:
     scenario, out, opts = parse_args()
-    with tempfile.TemporaryDirectory(prefix="bench-ours-", dir=opts.get("tmp")) as workdir:
-        result = asyncio.run({"micro": micro, "data": data}[scenario](opts, workdir))
+    run = {"micro": micro, "data": data}[scenario]
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-ours-", dir=opts.get("tmp")) as workdir,
+        pg_database(opts, f"ours_{scenario}") as url,  # None: SQLite files in workdir
+    ):
+        result = asyncio.run(run({**opts, "url": url}, workdir))
     emit(out, result)
 
 

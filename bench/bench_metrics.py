@@ -23,7 +23,17 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from _harness import finish, machine, machine_section, median, results_path, write_results
+from _harness import (
+    SECOND_SECTION,
+    finish,
+    machine,
+    machine_section,
+    median,
+    merge_sections,
+    results_path,
+    write_results,
+)
+from _pg import POSTGRES_URL_ENV, drop_prefixed, new_prefix, server_url
 from run import Row, field_of, fmt_ms, fmt_rate, fmt_x, ratio, run_child, spread, wait_for_quiet
 
 HERE = Path(__file__).resolve().parent
@@ -76,9 +86,16 @@ QUICK = Plan(
 )
 
 
-def children(plan: Plan) -> dict[str, tuple[str, str, dict[str, Any]]]:
-    """Each measurement: (script, scenario, options). Keys starting ``ml_`` are MLflow's."""
-    return {
+def children(
+    plan: Plan, pg: dict[str, str] | None = None
+) -> dict[str, tuple[str, str, dict[str, Any]]]:
+    """Each measurement: (script, scenario, options). Keys starting ``ml_`` are MLflow's.
+
+    ``pg`` (``postgres`` server URL and database ``prefix``): the PostgreSQL run, each
+    subprocess on a fresh database there, the reference raw asyncpg instead of sqlite3
+    and no loop-lag row (the loop's share is the same as on SQLite's).
+    """
+    planned = {
         "sequential": ("_metrics_ours.py", "sequential", {"calls": plan.seq_calls}),
         "ml_log_metric": ("_metrics_mlflow.py", "log_metric", {"n": plan.mlflow_points}),
         "concurrent": ("_metrics_ours.py", "concurrent", {"calls": plan.conc_calls}),
@@ -90,6 +107,13 @@ def children(plan: Plan) -> dict[str, tuple[str, str, dict[str, Any]]]:
         "ml_search": ("_metrics_mlflow.py", "search", {"n": plan.experiments}),
         "lag": ("_metrics_ours.py", "lag", {"seconds": plan.lag_s}),
         "sqlite": ("_metrics_ours.py", "sqlite", {"batches": plan.sqlite_batches}),
+    }
+    if pg is None:
+        return planned
+    del planned["lag"], planned["sqlite"]
+    planned["asyncpg"] = ("_metrics_ours.py", "asyncpg", {"batches": plan.sqlite_batches})
+    return {
+        key: (script, scenario, {**opts, **pg}) for key, (script, scenario, opts) in planned.items()
     }
 
 
@@ -107,10 +131,12 @@ def round_order(keys: list[str], round_: int) -> list[str]:
     return order
 
 
-def collect(plan: Plan, workdir: Path, with_mlflow: bool) -> dict[str, list[dict[str, Any]]]:
+def collect(
+    plan: Plan, workdir: Path, with_mlflow: bool, pg: dict[str, str] | None = None
+) -> dict[str, list[dict[str, Any]]]:
     """Run every child of every round; the raw result (or error) of each, per measurement."""
     common = {"blocks": 1 if plan.rounds == 1 else 3, "reps": plan.reads, "tmp": str(workdir)}
-    planned = children(plan)
+    planned = children(plan, pg)
     keys = [k for k in planned if with_mlflow or not k.startswith("ml_")]
     raw: dict[str, list[dict[str, Any]]] = {k: [] for k in keys}
     for round_ in range(plan.rounds):
@@ -148,7 +174,7 @@ def summarize(raw: dict[str, list[dict[str, Any]]], plan: Plan) -> tuple[list[Ro
             ("ml_history", "ml_history", ("seconds",)),
             ("search", "search", ("seconds",)),
             ("ml_search", "ml_search", ("seconds",)),
-            ("sqlite", "sqlite", ("rate",)),
+            ("sqlite", "sqlite" if "sqlite" in raw else "asyncpg", ("rate",)),
             ("lag_p50", "lag", ("load", "p50_ms")),
             ("lag_p99", "lag", ("load", "p99_ms")),
             ("lag_rate", "lag", ("writes_per_s",)),
@@ -186,7 +212,9 @@ def summarize(raw: dict[str, list[dict[str, Any]]], plan: Plan) -> tuple[list[Ro
             target += f" (stretch 20x: {'met' if r is not None and r >= 20 else 'not met'})"
         ok = None if r is None else r >= goal
         rows.append(Row(what, fmt(s[ours]), f"{fmt(s[theirs])} ({call})", fmt_x(r), target, ok))
-    if s["lag_p99"] is None:
+    if "lag" not in raw:
+        pass  # the PostgreSQL run: no lag row
+    elif s["lag_p99"] is None:
         rows.append(Row("6. 1 ms sleeper while 64 tasks log", "n/a", "", "", "", None))
     else:
         rows.append(
@@ -199,9 +227,10 @@ def summarize(raw: dict[str, list[dict[str, Any]]], plan: Plan) -> tuple[list[Ro
                 s["lag_p99"] <= 2 and s["lag_max"] <= 5,
             )
         )
+    physical = "plain `sqlite3`" if "sqlite" in raw else "raw asyncpg `executemany`"
     rows.append(
         Row(
-            "7. physical reference: plain `sqlite3`, 1,000-row batches",
+            f"7. physical reference: {physical}, 1,000-row batches",
             "—",
             fmt_rate(s["sqlite"]),
             _share(ratio(s["batch"], s["sqlite"])),
@@ -234,14 +263,22 @@ def render(
         (e["result"]["mlflow_version"] for e in raw.get("ml_log_metric", []) if e["result"]),
         "not run",
     )
+    pg = "sqlite" not in raw
+    where = (
+        (f"a fresh PostgreSQL database, the two sides alternating; MLflow {version} through "
+         "`MlflowClient` over psycopg2, the tracker over asyncpg")
+        if pg else
+        (f"a fresh SQLite file, the two sides alternating; MLflow {version} through "
+         "`MlflowClient` on a `sqlite:///` file in WAL mode")
+    )  # fmt: skip
     lines = [
-        "# Metrics benchmark",
+        *([SECOND_SECTION, "# PostgreSQL"] if pg else ["# Metrics benchmark"]),
         "",
         f"Written by `python bench/bench_metrics.py{' --quick' if meta['quick'] else ''}"
-        f"{'' if with_mlflow else ' --no-mlflow'}`. Medians of {plan.rounds} round(s), every "
-        f"figure from a fresh subprocess on a fresh SQLite file, the two sides alternating; "
-        f"MLflow {version} through `MlflowClient` on a `sqlite:///` file in WAL mode. How each "
-        "figure is measured: bench/README.md.",
+        f"{'' if with_mlflow else ' --no-mlflow'}`"
+        f"{' with a server URL' if pg else ''}. Medians of {plan.rounds} round(s), every "
+        f"figure from a fresh subprocess on {where}. How each figure is measured: "
+        "bench/README.md.",
         "",
         "| measurement | healthchain | MLflow / reference | ratio | goal | result |",
         "|---|---|---|---|---|---|",
@@ -252,12 +289,26 @@ def render(
     same = {True: "the same", False: "**different**", None: "not compared"}[s["same_order"]]
     lines += [
         "",
-        "## Context",
+        "## Context (PostgreSQL)" if pg else "## Context",
         "",
+        *(
+            [
+                "- Row 6 (the event loop's lag while logging) is measured on SQLite only: the "
+                "loop's share of the work is the same on both backends."
+            ]
+            if pg
+            else []
+        ),
         f"- Row 5 matched {_count(s['matches'])} experiments on our side and "
         f"{_count(s['ml_matches'])} runs on MLflow's; the first 20 of each, in order: {same}.",
-        f"- Row 6: {fmt_rate(s['lag_rate'])} points logged while the sleeper ran; max is the "
-        "worst tick of all rounds, p50 and p99 medians over rounds.",
+        *(
+            []
+            if pg
+            else [
+                f"- Row 6: {fmt_rate(s['lag_rate'])} points logged while the sleeper ran; max is "
+                "the worst tick of all rounds, p50 and p99 medians over rounds."
+            ]
+        ),
         f"- Per round: {_per_round(raw)}.",
         f"- Other processes on this shared machine used {spread(_foreign(raw, False))} CPUs "
         f"(median, max) while ours ran and {spread(_foreign(raw, True))} while MLflow ran; "
@@ -302,6 +353,7 @@ def _per_round(raw: dict[str, list[dict[str, Any]]]) -> str:
         ("lag", "load.p99_ms", fmt_lag),
         ("lag", "load.max_ms", fmt_lag),
         ("sqlite", "rate", fmt_rate),
+        ("asyncpg", "rate", fmt_rate),
     ]
     return "; ".join(
         f"{key} {field.split('.')[-1]} "
@@ -329,7 +381,19 @@ def main() -> int:
         type=float,
         help="seconds each subprocess may wait for other processes to go quiet (default 5)",
     )
+    parser.add_argument(
+        "--postgres",
+        metavar="URL",
+        help=f"PostgreSQL server for the PostgreSQL run (default ${POSTGRES_URL_ENV}; "
+        "databases hcbench_* are created there and dropped)",
+    )
+    parser.add_argument(
+        "--only", choices=("sqlite", "postgres"), help="run one part; the file keeps the other"
+    )
     args = parser.parse_args()
+    server = server_url(args.postgres)
+    if args.only == "postgres" and server is None:
+        parser.error(f"--only postgres needs --postgres URL or {POSTGRES_URL_ENV}")
     plan = QUICK if args.quick else FULL
     if args.rounds:
         plan = replace(plan, rounds=args.rounds)
@@ -337,15 +401,32 @@ def main() -> int:
         plan = replace(plan, quiet_wait_s=args.quiet_wait)
     with_mlflow = not args.no_mlflow
 
-    meta = machine(["mlflow-skinny", "psutil"] if with_mlflow else ["psutil"])
-    meta["quick"] = args.quick
-    with tempfile.TemporaryDirectory(prefix="bench-metrics-", dir=args.tmp) as workdir:
-        raw = collect(plan, Path(workdir), with_mlflow)
-    finish(meta)
-    rows, s = summarize(raw, plan)
-    text = render(rows, s, raw, plan, meta, with_mlflow)
-    write_results(results_path(args.out, args.quick, RESULTS), text)
-    failed = [k for k, entries in raw.items() for e in entries if e["error"]]
+    parts: list[dict[str, str] | None] = [] if args.only == "postgres" else [None]
+    if server is None and args.only != "sqlite":
+        print(f"PostgreSQL run skipped: no server (set {POSTGRES_URL_ENV} or --postgres URL)")
+    elif args.only != "sqlite":
+        parts.append({"postgres": server, "prefix": new_prefix()})
+    texts: dict[bool, str] = {}
+    failed: list[str] = []
+    for pg in parts:
+        extra = ["asyncpg", "psycopg2-binary"] if pg else []
+        meta = machine([*(["mlflow-skinny"] if with_mlflow else []), "psutil", *extra])
+        meta["quick"] = args.quick
+        with tempfile.TemporaryDirectory(prefix="bench-metrics-", dir=args.tmp) as workdir:
+            try:
+                raw = collect(plan, Path(workdir), with_mlflow, pg)
+            finally:
+                if pg:
+                    drop_prefixed(pg["postgres"], pg["prefix"])
+        finish(meta)
+        rows, s = summarize(raw, plan)
+        texts[pg is not None] = render(rows, s, raw, plan, meta, with_mlflow)
+        write_results(None, texts[pg is not None])
+        failed += [k for k, entries in raw.items() for e in entries if e["error"]]
+    out = results_path(args.out, args.quick, RESULTS)
+    if out is not None:
+        out.write_text(merge_sections(out, texts.get(False), texts.get(True)), encoding="utf-8")
+        print(f"wrote {out}")
     if failed:
         print(f"failed: {', '.join(failed)}", file=sys.stderr)
         return 2

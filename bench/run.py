@@ -6,6 +6,11 @@ sides alternate within each repeat, and the table shows medians over the repeats
 
     python bench/run.py            # full run (~5-8 minutes on 2 cores), writes bench/RESULTS.md
     python bench/run.py --quick    # small smoke run, prints the table (add --out to write it)
+    python bench/run.py --postgres postgresql://user@host:5432/postgres [--only postgres]
+
+With a PostgreSQL server (``--postgres`` or ``HEALTHCHAIN_BENCH_POSTGRES_URL``) it also
+runs issue 15's PostgreSQL table (``_pg_run.py``) and writes it as a second section of
+RESULTS.md; ``--only`` runs one of the two parts and keeps the file's other section.
 """
 
 from __future__ import annotations
@@ -24,7 +29,17 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-from _harness import clock, finish, machine, machine_section, median, results_path
+from _harness import (
+    clock,
+    finish,
+    machine,
+    machine_section,
+    median,
+    merge_sections,
+    raw_section,
+    results_path,
+)
+from _pg import POSTGRES_URL_ENV, server_url
 
 HERE = Path(__file__).resolve().parent
 
@@ -518,16 +533,7 @@ def render(
         f"run kept), {plan.retry_budget_s:g} s of such repeats at most.",
         "",
         *machine_section(meta),
-        "## Raw figures per repeat",
-        "",
-        "<details><summary>JSON</summary>",
-        "",
-        "```json",
-        json.dumps(raw, indent=1, default=str),
-        "```",
-        "",
-        "</details>",
-        "",
+        *raw_section("Raw figures per repeat", raw),
     ]
     return "\n".join(lines)
 
@@ -544,26 +550,67 @@ def main() -> int:
     )
     parser.add_argument("--tmp", type=Path, help="directory for the scratch databases")
     parser.add_argument("--strict", action="store_true", help="exit 1 if a target is missed")
+    parser.add_argument(
+        "--postgres",
+        metavar="URL",
+        help="PostgreSQL server for the PostgreSQL run (default $HEALTHCHAIN_BENCH_POSTGRES_URL;"
+        " databases hcbench_* are created there and dropped)",
+    )
+    parser.add_argument(
+        "--only", choices=("sqlite", "postgres"), help="run one part; the file keeps the other"
+    )
+    parser.add_argument(
+        "--no-mlflow", action="store_true", help="PostgreSQL run: ours and raw asyncpg only"
+    )
+    parser.add_argument("--processes", type=int, help="PostgreSQL writers (default 8)")
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="PostgreSQL run at tiny sizes (the test suite's smoke run; implies --quick)",
+    )
     args = parser.parse_args()
+    args.quick = args.quick or args.smoke
+    server = server_url(args.postgres)
+    if args.processes is not None and not 1 <= args.processes <= 64:
+        parser.error(f"--processes {args.processes}: give 1 to 64")
+    if args.only == "postgres" and server is None:
+        parser.error(f"--only postgres needs --postgres URL or {POSTGRES_URL_ENV}")
     plan = QUICK if args.quick else FULL
     if args.repeats:
         plan = Plan(**{**plan.__dict__, "repeats": args.repeats})
     out = results_path(args.out, args.quick, HERE / "RESULTS.md")
 
-    meta = machine(["mlflow-skinny", "psutil"])
-    meta["quick"] = args.quick
+    status = 0
+    text = pg_text = None
     with tempfile.TemporaryDirectory(prefix="healthchain-bench-", dir=args.tmp) as workdir:
-        raw = collect(plan, Path(workdir))
-    finish(meta)
-    rows, s = summarize(raw, plan)
-    text = render(rows, s, raw, plan, meta)
-    print("\n" + text.split("## Context")[0])
+        if args.only != "postgres":
+            meta = machine(["mlflow-skinny", "psutil"])
+            meta["quick"] = args.quick
+            raw = collect(plan, Path(workdir))
+            finish(meta)
+            rows, s = summarize(raw, plan)
+            text = render(rows, s, raw, plan, meta)
+            print("\n" + text.split("## Context")[0])
+            if any(r.ok is None for r in rows):
+                status = 2  # a measurement failed: its subprocess's error is printed above
+            elif args.strict and not all(r.ok for r in rows):
+                status = 1
+        if server is None and args.only != "sqlite":
+            print(f"PostgreSQL run skipped: no server (set {POSTGRES_URL_ENV} or --postgres URL)")
+        elif server is not None and args.only != "sqlite":
+            import _pg_run
+
+            pg_plan = _pg_run.SMOKE if args.smoke else _pg_run.QUICK if args.quick else _pg_run.FULL
+            pg_text, complete = _pg_run.run_postgres(
+                server, pg_plan, args.repeats, args.processes, Path(workdir),
+                not args.no_mlflow,
+            )  # fmt: skip
+            print("\n" + pg_text.split("## Context")[0].split("\n", 1)[1])
+            status = status or (0 if complete else 2)
     if out:
-        out.write_text(text)
+        out.write_text(merge_sections(out, text, pg_text))
         print(f"wrote {out}")
-    if any(r.ok is None for r in rows):
-        return 2  # a measurement failed: its subprocess's error is printed above
-    return 1 if args.strict and not all(r.ok for r in rows) else 0
+    return status
 
 
 if __name__ == "__main__":

@@ -1,5 +1,9 @@
 """A sandbox whose handler and EHR method are ``async def``, run from async code.
 
+Needs only ``pip install healthchain`` (no extra). Run it from anywhere; it writes
+``experiments.db`` in the working directory (no request files: ``save_data=False``) and
+prints its path.
+
 Async handlers run on the sandbox's event loop, so they must not block: await I/O, and
 push CPU-heavy or blocking work to a thread (``anyio.to_thread.run_sync``). Run it with::
 
@@ -10,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 
 import anyio
 
@@ -51,3 +56,4 @@ if __name__ == "__main__":
     # Build the use case before the loop starts: it opens a (blocking) sync tracker.
     with AsyncTriage() as triage:
         asyncio.run(main(triage))
+    print(f"Database: {Path('experiments.db').resolve()}")

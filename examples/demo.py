@@ -1,5 +1,8 @@
 """The README's main job: run a tracked sandbox offline and print what was recorded.
 
+Needs only ``pip install healthchain`` (no extra). Run it from anywhere; it writes
+``experiments.db`` and ``output/`` in the working directory and prints both paths.
+
 A CDS service for ``encounter-discharge`` whose pipeline turns the synthetic discharge
 data into a card; one run sends 20 requests and is recorded as one experiment in the
 default ``experiments.db``, with its pipeline components and per-request latencies::
@@ -10,6 +13,7 @@ default ``experiments.db``, with its pipeline components and per-request latenci
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 from fhir.resources.R4B.condition import Condition
@@ -93,6 +97,7 @@ def main() -> None:
     )
     print(f"First card   {result.responses[0].cards[0].summary}")
     print(f"Saved        {result.save_dir}")
+    print(f"Database     {Path('experiments.db').resolve()}")
 
 
 if __name__ == "__main__":

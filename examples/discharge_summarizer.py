@@ -2,17 +2,23 @@
 # ruff: noqa: I001, E501
 """The documentation's "Real-World Usage" example: summarise discharge notes into CDS cards.
 
-Run it from anywhere (it works relative to this folder)::
+Needs the ``langchain`` extra: ``pip install 'healthchain[langchain]'`` (add
+``langchain-huggingface`` and a ``HUGGINGFACEHUB_API_TOKEN`` for the real model). Run it
+from anywhere::
 
     python examples/discharge_summarizer.py
+
+It reads ``templates/`` and ``data/`` beside this file, and writes ``experiments.db`` and
+``output/`` in the working directory, printing both paths.
 
 With ``HUGGINGFACEHUB_API_TOKEN`` set and ``langchain-huggingface`` installed, the chain calls
 zephyr-7b-beta on the Hugging Face endpoint. Otherwise (offline, in CI) the same chain is
 built around a fake chat model from ``langchain_core`` with canned bullet-point summaries;
 the class below is the documentation's, unchanged either way, plus one ``@hc.score``
 method: the share of summary cards that name a follow-up action. Each run records one
-experiment in ``experiments.db`` (each request with its score, and the run's metrics) and
-saves the requests and responses under ``output/``.
+experiment (each request with its score, and the run's metrics) and saves the requests and
+responses under ``output/<experiment id>/``. The documentation's relative template and
+CSV paths are made relative to this folder (``HERE``), so no working directory is assumed.
 """
 
 import healthchain as hc
@@ -42,6 +48,8 @@ from pathlib import Path
 from typing import Any
 
 from langchain_core.language_models.fake_chat_models import FakeListChatModel
+
+HERE = Path(__file__).resolve().parent
 
 CANNED_SUMMARIES = [
     "- Continue amoxicillin 500 mg three times daily for 4 more days\n"
@@ -99,7 +107,7 @@ class DischargeNoteSummarizer(ClinicalDecisionSupport):
         # Initialize pipeline and data generator
         chain = self._init_chain()
         self.pipeline = SummarizationPipeline.load(
-            chain, source="langchain", template_path="templates/cds_card_template.json"
+            chain, source="langchain", template_path=HERE / "templates/cds_card_template.json"
         )
         self.data_generator = CdsDataGenerator()
 
@@ -125,7 +133,7 @@ class DischargeNoteSummarizer(ClinicalDecisionSupport):
     def load_data_in_client(self) -> CdsFhirData:
         # Generate synthetic FHIR data for testing
         data = self.data_generator.generate(
-            free_text_path="data/discharge_notes.csv", column_name="text"
+            free_text_path=HERE / "data/discharge_notes.csv", column_name="text"
         )
         return data
 
@@ -147,8 +155,6 @@ class DischargeNoteSummarizer(ClinicalDecisionSupport):
 
 
 if __name__ == "__main__":
-    # The documentation's paths (templates/, data/, experiments.db) are relative to here.
-    os.chdir(Path(__file__).resolve().parent)
     # Start the sandbox server
     summarizer = DischargeNoteSummarizer()
     result = summarizer.start_sandbox()
@@ -158,4 +164,6 @@ if __name__ == "__main__":
             print(f"  [{card.indicator}] {card.summary}")
     for name, mean in result.mean_scores.items():
         print(f"mean {name}: {mean:.2f}")
+    print(f"database: {Path('experiments.db').resolve()}")
+    print(f"requests and responses: {result.save_dir}")
     sys.exit(0 if f"{result.status}" == "COMPLETED" else 1)

@@ -1,5 +1,9 @@
 """The documentation's Quick Start, completed so it runs.
 
+Needs only ``pip install healthchain`` (no extra). Run it from anywhere; it writes
+``experiments.db`` in the working directory (no request files: ``save_data=False``) and
+prints its path.
+
 ``@sandbox(experiment_config=...)`` is exactly the Quick Start's; the class adds the two
 methods a sandbox needs (an ``@ehr`` method that makes the EHR's data and an ``@api``
 handler that answers it) and listens on a free port. Run it with::
@@ -12,6 +16,7 @@ It records one experiment in ``experiments.db`` (project ``my_project``) and pri
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from healthchain import sandbox
 from healthchain.data_generators import CdsDataGenerator
@@ -63,3 +68,4 @@ if __name__ == "__main__":
         print(f"Status: {recorded.status}")
         print(f"Duration: {recorded.end_time - recorded.start_time}")
         print(f"Tags: {recorded.tags}")
+        print(f"Database: {Path('experiments.db').resolve()}")

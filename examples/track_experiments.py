@@ -1,12 +1,14 @@
 """Record a few experiments with the tracker alone, then read them back three ways.
 
-Run from anywhere: ``python examples/track_experiments.py``. It writes ``experiments.db``
-in the working directory (the default storage) and prints what it recorded.
+Needs only ``pip install healthchain`` (no extra). Run from anywhere:
+``python examples/track_experiments.py``. It writes ``experiments.db`` in the working
+directory (the default storage) and prints what it recorded and the database's path.
 """
 
 from __future__ import annotations
 
 import sqlite3
+from pathlib import Path
 
 import healthchain as hc
 
@@ -50,6 +52,7 @@ def main() -> None:
     finally:
         conn.close()
     print("Plain SQL sees:", rows)
+    print(f"Database: {Path('experiments.db').resolve()}")
 
 
 if __name__ == "__main__":

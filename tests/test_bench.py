@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from helpers.postgres import postgres_url
 
 BENCH = Path(__file__).resolve().parent.parent / "bench"
 
@@ -67,3 +69,52 @@ def test_the_compare_bench_measures_a_downsampled_page(tmp_path: Path) -> None:
     )
     assert row and float(row.group(1)) > 0 and float(row.group(2)) > 0
     assert "## Machine" in out.read_text("utf-8")
+
+
+@pytest.mark.slow
+def test_the_postgresql_run_measures_every_row_and_leaves_no_database(tmp_path: Path) -> None:
+    # The server of the suite's own database: the bench makes hcbench_* databases there.
+    # MLflow (and its psycopg2) is not a test dependency: ours and raw asyncpg only.
+    server = postgres_url()
+    out = tmp_path / "results.md"
+    out.write_text("# the SQLite part, kept as it was\n", encoding="utf-8")
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(BENCH / "run.py"),
+            *("--smoke", "--only", "postgres", "--no-mlflow"),
+            *("--postgres", server, "--out", str(out)),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    text = out.read_text(encoding="utf-8")
+    head, marker, section = text.partition("<!-- PostgreSQL section")
+    assert head.startswith("# the SQLite part, kept as it was") and marker, text[:500]
+    rows = {int(m.group(1)): m.group(0) for m in re.finditer(r"^\| (\d)\. .*$", section, re.M)}
+    assert sorted(rows) == [1, 2, 3, 4, 5], section[:3000]
+    # Our figure and the raw-asyncpg one on every row (MLflow's column is n/a here).
+    for number in (1, 2):
+        assert len(re.findall(r"\d[\d,]*/s", rows[number])) == 2, rows[number]
+    assert len(re.findall(r"[\d.]+ ms", rows[3])) == 2, rows[3]
+    assert len(re.findall(r"[\d,]+ µs", rows[4])) == 2, rows[4]
+    assert rows[5].endswith("| none lost | MET |"), rows[5]
+    assert "## Machine" in section
+    prefix = re.search(r"databases (hcbench_[0-9a-f]{12}_)\*", done.stdout)
+    assert prefix, done.stdout[-3000:]
+    assert not asyncio.run(_databases(server, prefix.group(1))), "the run left databases"
+
+
+async def _databases(server: str, prefix: str) -> list[str]:
+    import asyncpg
+
+    conn = await asyncpg.connect(server)
+    try:
+        rows = await conn.fetch(
+            "SELECT datname FROM pg_database WHERE starts_with(datname, $1)", prefix
+        )
+    finally:
+        await conn.close()
+    return [r["datname"] for r in rows]

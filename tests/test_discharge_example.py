@@ -1,7 +1,8 @@
 """The documentation's real-world example runs offline and records one COMPLETED experiment.
 
-It runs in a subprocess from a copy of ``examples/`` under ``tmp_path``; its experiment and
-pipeline components are then read back through ``ExperimentTracker`` and with the
+It runs in a subprocess from a copy of ``examples/`` under ``tmp_path``, in another working
+directory, where its database and saved files must land; its experiment and pipeline
+components are then read back through ``ExperimentTracker`` and with the
 documentation's own sqlite3 queries.
 """
 
@@ -31,8 +32,10 @@ EXPECTED_COMPONENTS = [
 
 @pytest.fixture(scope="module")
 def example_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    """Run the example once, offline, in a copy of examples/; returns (folder, stdout)."""
+    """Run the example once, offline, from a copy of examples/ in another working
+    directory; returns (that directory, stdout)."""
     workdir = tmp_path_factory.mktemp("example")
+    rundir = tmp_path_factory.mktemp("run")
     shutil.copy(EXAMPLES / "discharge_summarizer.py", workdir)
     shutil.copytree(EXAMPLES / "templates", workdir / "templates")
     shutil.copytree(EXAMPLES / "data", workdir / "data")
@@ -40,7 +43,7 @@ def example_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     env["PYTHONWARNINGS"] = "error"
     completed = subprocess.run(
         [sys.executable, str(workdir / "discharge_summarizer.py")],
-        cwd=tmp_path_factory.getbasetemp(),  # elsewhere: the example must find its own files
+        cwd=rundir,  # elsewhere: the example must find its own files
         env=env,
         stdin=subprocess.DEVNULL,
         capture_output=True,
@@ -49,7 +52,13 @@ def example_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
         check=False,
     )
     assert completed.returncode == 0, completed.stderr[-4000:]
-    return workdir, completed.stdout
+    # It changed no working directory: nothing was written beside the script.
+    assert sorted(p.name for p in workdir.iterdir()) == [
+        "data",
+        "discharge_summarizer.py",
+        "templates",
+    ]
+    return rundir, completed.stdout
 
 
 @pytest.mark.slow
@@ -73,6 +82,8 @@ def test_example_records_one_completed_experiment(example_run: tuple[Path, str])
     )
     assert f"experiment {experiment.id}: COMPLETED" in stdout
     assert "[info] " in stdout
+    assert f"database: {(workdir / 'experiments.db').resolve()}\n" in stdout
+    assert f"requests and responses: {(workdir / 'output' / experiment.id).resolve()}\n" in stdout
 
 
 @pytest.mark.slow

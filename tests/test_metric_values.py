@@ -33,6 +33,17 @@ async def test_values_are_the_history_without_timestamps(any_storage_uri: str) -
         assert await tracker.get_metric_values(run, "never-logged") == []
 
 
+async def test_values_without_nan_are_plain_pairs(any_storage_uri: str) -> None:
+    async with AsyncExperimentTracker(any_storage_uri) as tracker:
+        run = await tracker.start_experiment("run")
+        await tracker.log_metrics(run, {"acc": 0.5}, step=3)
+        await tracker.log_metrics(run, {"acc": -math.inf}, step=1)
+        await tracker.log_metrics(run, {"acc": 2}, step=7)
+        values = await tracker.get_metric_values(run, "acc")
+        assert values == [(1, -math.inf), (3, 0.5), (7, 2.0)]
+        assert all(type(pair) is tuple for pair in values)
+
+
 async def test_unknown_experiment_and_bad_key(any_storage_uri: str) -> None:
     async with AsyncExperimentTracker(any_storage_uri) as tracker:
         run = await tracker.start_experiment("run")

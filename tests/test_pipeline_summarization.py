@@ -297,3 +297,33 @@ def test_missing_langchain_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setitem(sys.modules, "langchain_core.runnables", None)
     with pytest.raises(MissingDependencyError, match=r"pip install 'healthchain\[langchain\]'"):
         SummarizationPipeline.load(object(), template_path=TEMPLATE)
+
+
+@pytest.mark.parametrize(
+    ("card", "expected"),
+    [
+        (
+            '"indicator": "loud", "source": {"label": "x"}',
+            "1 error; first at indicator: got 'loud'; it should be 'info', 'warning' or 'critical'",
+        ),
+        (
+            '"indicator": "info", "source": {"label": "x"}, '
+            '"suggestions": [{"label": "s", "actions": [{"type": "create", "description": "d"}]}]',
+            "1 error; first at suggestions.0.actions.0: "
+            "an action of type 'create' needs a 'resource'",
+        ),
+    ],
+    ids=["bad-value", "model-check"],
+)
+def test_an_invalid_card_is_named_in_one_line_without_pydantic_wording(
+    tmp_path: Path, card: str, expected: str
+) -> None:
+    path = tmp_path / "card.json"
+    path.write_text('{"summary": {{ summary | tojson }}, ' + card + "}", encoding="utf-8")
+    with pytest.raises(TemplateError) as exc_info:
+        SummarizationPipeline.load(fake_chain(), template_path=path)
+    message = str(exc_info.value)
+    assert message == (
+        f"card template {str(path)!r} rendered JSON that is not a valid CDS card: {expected}"
+    )
+    assert "Value error" not in message and "pydantic" not in message

@@ -45,6 +45,7 @@ from healthchain.sandbox import (
     ehr,
     sandbox,
 )
+from healthchain.sandbox._config import MAX_CONCURRENCY
 from healthchain.tracking import AsyncExperimentTracker, ExperimentStatus, StorageError
 from healthchain.use_cases import BaseUseCase, ClinicalDecisionSupport
 
@@ -156,6 +157,45 @@ def test_max_concurrency_bounds_the_requests_in_flight(any_storage: Storage) -> 
     result, _ = run(cls)
     assert result.status is ExperimentStatus.COMPLETED
     assert state["peak"] == 3
+
+
+def test_the_largest_max_concurrency_fits_a_1024_open_file_limit(
+    sqlite_storage: Storage, tmp_path: Path
+) -> None:
+    # MAX_CONCURRENCY's reason, pinned: every request in flight at once, each holding a
+    # client and a server socket, plus the database and the saved files, under the usual
+    # Linux soft limit of 1,024 open files.
+    import resource
+
+    state = {"in_flight": 0, "peak": 0}
+    all_in = anyio.Event()
+
+    async def handler(self: Any, request: CDSRequest) -> CDSResponse:
+        state["in_flight"] += 1
+        state["peak"] = max(state["peak"], state["in_flight"])
+        if state["in_flight"] == MAX_CONCURRENCY:
+            all_in.set()
+        with anyio.fail_after(60):
+            await all_in.wait()  # none answers until every one is in flight
+        state["in_flight"] -= 1
+        return CDSResponse(cards=[])
+
+    cls = define(
+        handler,
+        load_async,
+        storage_uri=sqlite_storage.uri,
+        num=MAX_CONCURRENCY,
+        service={"max_concurrency": MAX_CONCURRENCY},
+    )
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(1024, hard), hard))
+    try:
+        result, _ = run(cls, save_data=True, save_dir=str(tmp_path))
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert result.status is ExperimentStatus.COMPLETED, result.error
+    assert state["peak"] == MAX_CONCURRENCY
+    assert len(list((tmp_path / result.experiment_id).rglob("*.json"))) == 2 * MAX_CONCURRENCY
 
 
 def test_partials_and_callable_objects_are_detected_as_sync_or_async() -> None:
@@ -418,7 +458,11 @@ def test_an_invalid_response_fails_the_experiment_naming_the_field(any_storage: 
 
     result, experiment = run(define(too_long, load_sync, storage_uri=any_storage.uri, num=1))
     assert experiment.status is ExperimentStatus.FAILED
-    assert "invalid response (1 error(s)); first at cards.0.summary" in experiment.error
+    assert experiment.error == (
+        "1 of 1 requests failed; first (request 0): invalid response: 1 error; first at "
+        f"cards.0.summary: got '{'x' * 59}... (141 characters); String should have at "
+        "most 139 characters"
+    )
     assert result.outcomes[0].status_code == 200
 
 

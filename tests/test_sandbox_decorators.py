@@ -149,7 +149,14 @@ def test_bad_experiment_config_is_an_error_at_decoration(config: Any, message: s
         ({"host": ""}, "\\['host'\\] must be a host name"),
         ({"timeout": 0}, "\\['timeout'\\] must be a number from 0.001 to 86,400 s, got 0"),
         ({"timeout": 1e300}, "\\['timeout'\\] must be a number from 0.001 to 86,400 s"),
-        ({"max_concurrency": 0}, "\\['max_concurrency'\\] must be an integer of at least 1"),
+        (
+            {"max_concurrency": 0},
+            "\\['max_concurrency'\\] must be an integer from 1 to 256 requests, got 0",
+        ),
+        ({"max_concurrency": 257}, "\\['max_concurrency'\\] must be an integer from 1 to 256"),
+        ({"max_concurrency": 10**9}, "from 1 to 256 requests, got 1000000000"),
+        ({"max_concurrency": 2.0}, "\\['max_concurrency'\\] must be an integer"),
+        ({"max_concurrency": True}, "\\['max_concurrency'\\] must be an integer"),
     ],
 )
 def test_bad_service_config_is_an_error_at_decoration(config: Any, message: str) -> None:
@@ -169,6 +176,9 @@ def test_configs_have_the_documented_defaults() -> None:
     service = ServiceConfig.from_mapping({})
     assert (service.host, service.port) == ("127.0.0.1", 8000)
     assert ServiceConfig.from_mapping({"port": 0}).port == 0
+    assert service.max_concurrency == 1
+    for ends in (1, 256):  # both ends of the range are accepted as given
+        assert ServiceConfig.from_mapping({"max_concurrency": ends}).max_concurrency == ends
 
 
 def test_ehr_needs_a_workflow() -> None:

@@ -51,6 +51,7 @@ def test_the_demo_records_a_completed_experiment_and_prints_it(tmp_path: Path) -
     assert sorted(path.name for path in (tmp_path / "output").iterdir()) == [experiment_id]
     assert len(list(folder.glob("*.json"))) == 40
     assert f"Saved        {folder}\n" in out
+    assert f"Database     {tmp_path / 'experiments.db'}\n" in out
 
 
 @pytest.mark.slow
@@ -60,6 +61,7 @@ def test_the_quickstart_runs_as_documented(tmp_path: Path) -> None:
     assert (project, status) == ("my_project", "COMPLETED")
     assert json.loads(tags) == {"environment": "production"}
     assert f"Experiment {experiment_id}\nStatus: COMPLETED\n" in out
+    assert f"Database: {tmp_path / 'experiments.db'}\n" in out
 
 
 @pytest.mark.slow
@@ -67,4 +69,14 @@ def test_the_async_handler_example_runs(tmp_path: Path) -> None:
     out = run_example("async_handler.py", tmp_path)
     ((experiment_id, project, status, _),) = experiments(tmp_path / "experiments.db")
     assert (project, status) == ("async_demo", "COMPLETED")
-    assert out == f"Experiment {experiment_id}: COMPLETED, 8 responses\n"
+    assert out == (
+        f"Experiment {experiment_id}: COMPLETED, 8 responses\n"
+        f"Database: {tmp_path / 'experiments.db'}\n"
+    )
+
+
+@pytest.mark.slow
+def test_the_tracking_example_runs_and_says_where_its_database_is(tmp_path: Path) -> None:
+    out = run_example("track_experiments.py", tmp_path)
+    assert len(experiments(tmp_path / "experiments.db")) >= 2
+    assert out.endswith(f"Database: {tmp_path / 'experiments.db'}\n")

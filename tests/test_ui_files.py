@@ -14,9 +14,9 @@ from urllib.parse import unquote
 import anyio
 import anyio.to_thread
 import pytest
+from helpers.asgi import raw_request, response_parts
 from helpers.dashboard import dashboard_client
 from helpers.storage import Storage
-from starlette.types import Message
 
 from healthchain.tracking import ExperimentTracker
 from healthchain.ui import create_app
@@ -74,34 +74,9 @@ async def raw_client(storage_uri: str) -> AsyncIterator[Any]:
     async with app.router.lifespan_context(app) as state:
 
         async def get(raw_path: bytes) -> tuple[int, dict[str, str], bytes]:
-            scope = {
-                "type": "http",
-                "asgi": {"version": "3.0"},
-                "http_version": "1.1",
-                "method": "GET",
-                "scheme": "http",
-                "path": unquote(raw_path.decode("latin-1")),
-                "raw_path": raw_path,
-                "query_string": b"",
-                "root_path": "",
-                "headers": [(b"host", b"testserver")],
-                "client": ("127.0.0.1", 1234),
-                "server": ("testserver", 80),
-                "state": dict(state or {}),
-            }
-            sent: list[Message] = []
-
-            async def receive() -> Message:
-                return {"type": "http.request", "body": b"", "more_body": False}
-
-            async def send(message: Message) -> None:
-                sent.append(message)
-
-            await app(scope, receive, send)
-            start = sent[0]
-            headers = {k.decode(): v.decode() for k, v in start["headers"]}
-            body = b"".join(m.get("body", b"") for m in sent[1:])
-            return start["status"], headers, body
+            headers = [(b"host", b"testserver")]
+            sent = await raw_request(app, "GET", raw_path, headers=headers, state=dict(state or {}))
+            return response_parts(sent)
 
         yield get
 

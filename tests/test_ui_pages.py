@@ -14,6 +14,7 @@ from functools import partial
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import pytest
 from helpers.dashboard import dashboard_client
 from helpers.storage import Storage
@@ -23,7 +24,8 @@ from healthchain.tracking import (
     ExperimentTracker,
     RequestRecord,
 )
-from healthchain.ui._series import MAX_POINTS
+from healthchain.ui._pages import READ_CONCURRENCY, gather
+from healthchain.ui._series import MAX_POINTS, OVERLAID_POINTS
 
 pytestmark = pytest.mark.anyio
 
@@ -230,7 +232,8 @@ async def test_compare_downsamples_histories(any_storage: Storage, runs: dict[st
     keys = [embedded_json(html, f"metric-data-{i}")["key"] for i in (1, 2, 3, 4)]
     assert keys == ["acc", "latency_p95_ms", "nan_metric", "wave"]
     wave = embedded_json(html, "metric-data-4")
-    assert wave["downsampled"] and len(wave["x"]) <= MAX_POINTS
+    # overlaid charts get fewer x positions than one run's, and keep the spike
+    assert wave["downsampled"] and len(wave["x"]) <= OVERLAID_POINTS < MAX_POINTS
     assert max(v for v in wave["ys"][0] if v is not None) == 1000.0
     assert set(wave["ys"][1]) == {None}  # run-0 has no wave
 
@@ -262,3 +265,22 @@ async def test_compare_errors_name_the_id(
         response = await client.get(url)
     assert response.status_code == status
     assert named in response.text and "error-banner" in response.text
+
+
+async def test_a_page_runs_at_most_its_limit_of_reads_at_once() -> None:
+    # Ten runs' reads at once would take more connections than the pool keeps, each new
+    # one a thread and a connect: a page holds READ_CONCURRENCY of them at a time.
+    limiter = anyio.CapacityLimiter(READ_CONCURRENCY)
+    running = peak = 0
+
+    async def read(i: int) -> int:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        for _ in range(3):
+            await anyio.lowlevel.checkpoint()
+        running -= 1
+        return i
+
+    assert await gather([partial(read, i) for i in range(10)], limiter) == list(range(10))
+    assert peak == READ_CONCURRENCY < 5  # SQLAlchemy's default pool size

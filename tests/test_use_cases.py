@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 import pytest
+from helpers.asgi import raw_request
 from pydantic import ValidationError
 
 from healthchain.models import Card, CdsFhirData, CDSRequest, CDSResponse
@@ -89,6 +90,7 @@ async def test_an_invalid_body_is_a_422_naming_the_field() -> None:
     assert reply.status_code == 422
     payload = reply.json()
     assert "not a valid CDSRequest" in payload["error"]
+    assert "patientId" in payload["error"] and "error(s)" not in payload["error"]
     assert any("patientId" in map(str, error["loc"]) for error in payload["detail"])
 
 
@@ -223,28 +225,7 @@ async def test_a_client_that_disconnected_gets_no_error_logged(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     app = create_cds_app([make_service()])
-    sent: list[dict[str, Any]] = []
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.disconnect"}
-
-    async def send(message: Any) -> None:
-        sent.append(message)
-
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/cds-services/echo",
-        "raw_path": b"/cds-services/echo",
-        "root_path": "",
-        "query_string": b"",
-        "headers": [],
-        "server": ("cds", 80),
-    }
-    await app(scope, receive, send)
+    sent = await raw_request(app, "POST", b"/cds-services/echo", disconnected=True)
     assert sent[0]["status"] == 499
     assert caplog.records == []
 

@@ -2,6 +2,7 @@
 
 Modes: ``open`` opens the tracker (racing other children to create the schema) and
 records one experiment; ``write N`` records N full lifecycles (tags, components, end);
+``write-tasks N T`` the same from T concurrent tasks on an async tracker;
 ``churn`` starts one long experiment, says ``started <id>``, then writes lifecycles and
 request records without pause until killed; ``hang`` starts an experiment with a short
 heartbeat, says ``started <id>`` on stdout and waits to be killed. The ``exit-*`` modes
@@ -84,6 +85,25 @@ async def _open_at_loop_end(mode: str, uri: str) -> None:
         await tracker.aclose()
 
 
+async def _write_from_tasks(uri: str, count: int, tasks: int) -> None:
+    """``count`` full lifecycles from ``tasks`` concurrent tasks on one async tracker."""
+    numbers = iter(range(count))
+
+    async def worker(tracker: AsyncExperimentTracker) -> None:
+        for i in numbers:
+            experiment_id = await tracker.start_experiment(
+                f"w{i}",
+                tags={"writer": os.getpid(), "i": i},
+                components=[{"name": "a", "type": "t", "stage": "s"}, {"name": "b"}],
+            )
+            await tracker.end_experiment(experiment_id)
+
+    tracker = AsyncExperimentTracker(uri, project_name=f"writer-{os.getpid()}")
+    async with tracker, asyncio.TaskGroup() as tg:
+        for _ in range(tasks):
+            tg.create_task(worker(tracker))
+
+
 def main() -> None:
     mode, uri = sys.argv[1], sys.argv[2]
     if mode == "open":
@@ -106,6 +126,9 @@ def main() -> None:
                     components=[{"name": "a", "type": "t", "stage": "s"}, {"name": "b"}],
                 )
                 tracker.end_experiment(experiment_id)
+        print("ok", flush=True)
+    elif mode == "write-tasks":
+        asyncio.run(_write_from_tasks(uri, int(sys.argv[3]), int(sys.argv[4])))
         print("ok", flush=True)
     elif mode == "churn":
         from datetime import UTC, datetime

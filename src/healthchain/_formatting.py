@@ -11,9 +11,12 @@ import math
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from healthchain.tracking import Experiment
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
 __all__ = [
     "EXPERIMENT_COLUMNS",
@@ -22,6 +25,7 @@ __all__ = [
     "format_duration",
     "format_time",
     "plural",
+    "validation_summary",
     "validation_text",
 ]
 
@@ -42,12 +46,55 @@ _INPUT_SHOULD = "Input should"
 def validation_text(message: str, value: object) -> str:
     """A pydantic error message as people read it: no ``Value error,`` prefix, and naming
     the bad ``value`` (``got '-1'; it should be greater than or equal to 0``)."""
+    message = _reworded(message)
+    shown = repr(value)
+    return message if shown in message else f"got {shown}; {message}"
+
+
+def _reworded(message: str) -> str:
     for prefix in _VALIDATION_PREFIXES:
         message = message.removeprefix(prefix)
     if message.startswith(_INPUT_SHOULD):
         message = "it should" + message[len(_INPUT_SHOULD) :]
-    shown = repr(value)
-    return message if shown in message else f"got {shown}; {message}"
+    return message
+
+
+_SHOWN_INPUT = 60
+"""Characters of a bad value's repr a one-line summary shows; the rest is counted."""
+
+
+def validation_summary(exc: ValidationError) -> str:
+    """A pydantic ``ValidationError`` in one line: how many errors, then the first one's
+    place and message as :func:`validation_text` words it (``1 error; first at
+    cards.0.indicator: got 'loud'; it should be 'info', 'warning' or 'critical'``)."""
+    errors = exc.errors(include_url=False)
+    if not errors:
+        return str(exc)
+    first = errors[0]
+    where = ".".join(str(part) for part in first["loc"]) or "the top level"
+    value = first.get("input")
+    if first["type"] == "missing" or isinstance(value, dict | list):
+        # the whole object around the field, or a model's own check: the message says it
+        message = _reworded(first["msg"])
+    else:
+        message = validation_text(first["msg"], _Shown(value))
+    return f"{plural(len(errors), 'error')}; first at {where}: {message}"
+
+
+class _Shown:
+    """A value whose repr is cut to :data:`_SHOWN_INPUT` characters, with its length."""
+
+    __slots__ = ("_text",)
+
+    def __init__(self, value: object) -> None:
+        text = repr(value)
+        if len(text) > _SHOWN_INPUT:
+            size = len(value) if isinstance(value, str) else len(text)
+            text = f"{text[:_SHOWN_INPUT]}... ({size:,} characters)"
+        self._text = text
+
+    def __repr__(self) -> str:
+        return self._text
 
 
 def format_time(value: datetime | None, *, short: bool = False) -> str:

@@ -16,6 +16,7 @@ from fhir.resources.R4B.documentreference import DocumentReference
 from fhir.resources.R4B.resource import Resource
 from pydantic import ValidationError
 
+from healthchain._formatting import validation_summary
 from healthchain.models import Card, CDSRequest, CDSResponse
 
 from ._exceptions import PipelineRunError, TemplateError, TemplateNotFoundError
@@ -151,7 +152,7 @@ class CardCreator:
             return Card.model_validate(data)
         except ValidationError as exc:
             raise TemplateError(
-                f"{where} rendered JSON that is not a valid CDS card: {exc}"
+                f"{where} rendered JSON that is not a valid CDS card: {validation_summary(exc)}"
             ) from exc
 
     def __call__(self, lines: Sequence[str]) -> CDSResponse:

@@ -16,6 +16,7 @@ import httpx
 from pydantic import BaseModel, ValidationError
 
 from healthchain._callables import is_async_callable, member
+from healthchain._formatting import validation_summary
 from healthchain.tracking import request_failed
 from healthchain.use_cases import BaseUseCase
 
@@ -178,12 +179,7 @@ class EHRClient:
                 try:
                     response = self._use_case.parse_response(reply.content)
                 except ValidationError as exc:
-                    first = exc.errors(include_url=False)[0]
-                    where = ".".join(str(part) for part in first["loc"]) or "body"
-                    error = (
-                        f"invalid response ({exc.error_count()} error(s)); "
-                        f"first at {where}: {first['msg']}"
-                    )
+                    error = f"invalid response: {validation_summary(exc)}"
         outcome = RequestOutcome(
             index=index,
             start_time=start_time,

@@ -13,7 +13,7 @@ from healthchain.tracking._validation import validate_tags
 
 from ._exceptions import SandboxConfigError
 
-__all__ = ["ExperimentConfig", "ServiceConfig"]
+__all__ = ["MAX_CONCURRENCY", "ExperimentConfig", "ServiceConfig"]
 
 
 def _check_keys(kind: str, given: object, cls: type[Any]) -> Mapping[str, Any]:
@@ -33,6 +33,14 @@ def _check_keys(kind: str, given: object, cls: type[Any]) -> Mapping[str, Any]:
 
 TIMEOUT_RANGE = (0.001, 86_400.0)
 """Seconds the client waits for one response: a millisecond to a day."""
+
+
+MAX_CONCURRENCY = 256
+"""Most requests the EHR client keeps in flight. Each one holds two sockets in this one
+process (the client's end and the server's), so 256 take 512 file descriptors: half of
+the usual 1,024 open-file limit on Linux, the rest left for the database and the saved
+files. Server, client and tracker share one event loop, so more in flight only makes
+every request wait longer."""
 
 
 def _in_range(kind: str, key: str, value: object, bounds: tuple[float, float]) -> float:
@@ -136,9 +144,10 @@ class ServiceConfig:
     up the event loop) is a timeout too; a sync method still running is abandoned.
     From 0.001 to 86,400."""
     max_concurrency: int = 1
-    """Requests the client keeps in flight at once. One keeps the event loop's steps
-    short (the server, the client and the tracker share it); raise it for handlers that
-    mostly wait, such as calls to a remote model."""
+    """Requests the client keeps in flight at once, from 1 to 256. One keeps the event
+    loop's steps short (the server, the client and the tracker share it); raise it for
+    handlers that mostly wait, such as calls to a remote model. Each request in flight
+    holds two sockets in this process, hence the bound."""
     cors_origins: tuple[str, ...] = ("*",)
     """Browser origins allowed to call the service (CORS), e.g.
     ``["https://sandbox.cds-hooks.org"]``; ``*`` allows any."""
@@ -163,10 +172,16 @@ class ServiceConfig:
             )
         if "timeout" in values:
             values["timeout"] = _in_range(kind, "timeout", values["timeout"], TIMEOUT_RANGE)
-        limit = values.get("max_concurrency", 1)
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-            raise SandboxConfigError(
-                f"{kind}['max_concurrency'] must be an integer of at least 1, got {limit!r}"
+        if "max_concurrency" in values:
+            values["max_concurrency"] = int(
+                validate_range(
+                    f"{kind}['max_concurrency']",
+                    values["max_concurrency"],
+                    (1, MAX_CONCURRENCY),
+                    unit="requests",
+                    integer=True,
+                    error=SandboxConfigError,
+                )
             )
         if "cors_origins" in values:
             origins = values["cors_origins"]

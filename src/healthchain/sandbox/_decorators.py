@@ -60,11 +60,22 @@ def api(
 
     ``def`` or ``async def`` (also behind ``functools.partial`` or an object's
     ``__call__``, which are called without ``self``); a sync handler runs in a worker
-    thread, an async one on the sandbox's event loop. Bare, or with what CDS Hooks
-    discovery advertises: ``title``, ``description`` (default: the docstring's first
-    line), ``usage_requirements`` and ``prefetch`` templates by key (default: the use
-    case's for the workflow, e.g. ``{"patient": "Patient/{{context.patientId}}"}``); the
-    EHR client fills each template from the ``@ehr`` method's data.
+    thread, an async one on the sandbox's event loop. Bare (``@api``), or with what CDS
+    Hooks discovery advertises (``@api(title=...)``).
+
+    Args:
+        func: The handler, when used bare.
+        title: Service title; default: the handler's name, e.g. "My service".
+        description: Default: the handler's docstring's first line.
+        usage_requirements: Free text on what the service needs; default: none.
+        prefetch: Prefetch templates by key, e.g.
+            ``{"patient": "Patient/{{context.patientId}}"}``; default: the use case's
+            for the workflow. The EHR client fills each from the ``@ehr`` method's data.
+
+    Raises:
+        SandboxConfigError: An option is empty or not a string (a mapping of non-empty
+            strings for ``prefetch``).
+        SandboxDefinitionError: What it decorates is not callable.
     """
     spec = ApiSpec(
         title=_optional_text("title", title),
@@ -92,6 +103,9 @@ def feedback(func: Callable[P, R]) -> Callable[P, R]:
 
     Optional: without one, feedback is accepted (200) and, in a tracked run, counted.
     ``def`` or ``async def``, like ``@api``.
+
+    Raises:
+        SandboxDefinitionError: What it decorates is not callable.
     """
     if not callable(func):
         raise SandboxDefinitionError(f"@feedback marks a function or method, got {func!r}")
@@ -107,6 +121,9 @@ def score(func: Callable[P, R]) -> Callable[P, R]:
     each score's mean as a metric. A scorer that raises, or returns anything else, fails
     the run. ``def`` or ``async def``, like ``@api``; scorers run after the response is
     taken, so they never delay the service's answers. A use case may have several.
+
+    Raises:
+        SandboxDefinitionError: What it decorates is not callable.
     """
     if not callable(func):
         raise SandboxDefinitionError(f"@score marks a function or method, got {func!r}")
@@ -140,7 +157,22 @@ def ehr(
     func: object = None, /, *, workflow: str | None = None, num: int = 1
 ) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """Mark the EHR client's data method: called ``num`` times per run, each result is
-    sent as one request for ``workflow`` (e.g. ``"encounter-discharge"``)."""
+    sent as one request for ``workflow``.
+
+    The method returns a ``CdsFhirData`` (or a ready ``CDSRequest``); ``def`` or
+    ``async def``. Use it as ``@ehr(workflow="patient-view", num=10)``.
+
+    Args:
+        func: Not used: ``@ehr`` needs a workflow, so bare ``@ehr`` is an error.
+        workflow: A workflow the use case supports: for ``ClinicalDecisionSupport``,
+            ``"patient-view"``, ``"order-select"``, ``"order-sign"`` or
+            ``"encounter-discharge"`` (checked when ``@sandbox`` is applied).
+        num: Requests per run, an integer of at least 1. Default 1.
+
+    Raises:
+        SandboxConfigError: Bare ``@ehr``, a missing workflow or a bad ``num``.
+        SandboxDefinitionError: What it decorates is not callable.
+    """
     if func is not None:
         raise SandboxConfigError(
             "@ehr needs a workflow: write @ehr(workflow='patient-view') "
@@ -189,14 +221,26 @@ def sandbox(
 ) -> type[U] | Callable[[type[U]], type[U]]:
     """Make a use case runnable with ``start_sandbox()``; bare or with options.
 
-    ``experiment_config`` (keys ``storage_uri``, ``project_name``, ``tags``,
-    ``heartbeat_interval``) turns experiment tracking on: ``self.experiment_tracker``
-    is then an :class:`~healthchain.tracking.ExperimentTracker`, set before ``__init__``
-    runs. ``service_config`` takes ``host`` (``"127.0.0.1"``), ``port`` (8000; 0 picks a
-    free one), ``timeout`` (seconds per request, 30), ``max_concurrency`` (1),
-    ``cors_origins`` (browser origins allowed to call the service, ``["*"]``) and ``jwt``
-    (False; True: the EHR client signs a JWT per call and the service requires it).
-    Options are validated here: an unknown key is a :class:`SandboxConfigError`.
+    Args:
+        cls: The ``BaseUseCase`` subclass, when used bare (``@sandbox``).
+        experiment_config: Turns experiment tracking on; keys (see
+            :class:`ExperimentConfig`): ``storage_uri`` (``"sqlite:///experiments.db"``),
+            ``project_name`` (``"healthchain"``), ``tags`` (None),
+            ``heartbeat_interval`` (10 s; 0.05 to 86,400), ``outage_timeout`` (60 s;
+            0.1 to 604,800) and ``max_queued_writes`` (100,000; 1 to 10,000,000).
+            ``self.experiment_tracker`` is then an
+            :class:`~healthchain.tracking.ExperimentTracker`, set before ``__init__``
+            runs. Default None: not tracked.
+        service_config: Keys (see :class:`ServiceConfig`): ``host``
+            (``"127.0.0.1"``), ``port`` (8000; 0 picks a free one), ``timeout``
+            (seconds per request, 30; 0.001 to 86,400), ``max_concurrency``
+            (requests in flight, 1; 1 to 256), ``cors_origins`` (``["*"]``) and ``jwt``
+            (False).
+
+    Raises:
+        SandboxConfigError: An unknown key or a bad value in either config, named; an
+            ``@ehr`` workflow the use case does not support.
+        SandboxDefinitionError: The class is not a ``BaseUseCase`` subclass.
     """
     experiment = (
         ExperimentConfig.from_mapping(experiment_config) if experiment_config is not None else None

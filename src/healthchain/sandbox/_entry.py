@@ -69,9 +69,19 @@ def start_sandbox(
     Works from scripts and from a thread already running an event loop (a notebook).
     With ``save_data``, each request and response is saved in the run's own folder,
     ``<save_dir>/<experiment id>/``, recorded with the experiment as its ``files_dir``.
-    ``save_dir`` must be writable (checked before the run starts, a
-    ``SandboxConfigError`` otherwise); a file that cannot be written during the run (a
-    full disk) fails it, and only whole files are left.
+    ``save_dir`` must be writable (checked before the run starts); a file that cannot be
+    written during the run (a full disk) fails it, and only whole files are left.
+
+    Args:
+        service_id: The CDS service id in its URL; default: the ``@api`` handler's name.
+        save_data: Save each request and response as JSON. Default True.
+        save_dir: Folder that gets the run's own folder of files. Default ``./output/``.
+
+    Raises:
+        SandboxDefinitionError: The use case lacks an ``@api`` or ``@ehr`` method (before
+            any row is written).
+        SandboxConfigError: ``save_dir`` cannot be written, or a bad ``service_id``.
+        ServiceStartError: The service could not listen (e.g. the port is taken).
     """
     options = RunOptions(service_id, save_data, save_dir)
     from ._runner import start

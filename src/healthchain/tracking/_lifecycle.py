@@ -10,10 +10,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import warnings
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 import anyio
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -30,6 +30,7 @@ from ._exceptions import (
     TrackerError,
     describe,
 )
+from ._executors import Executor
 from ._migrate import check_schema, ensure_schema
 from ._operations import BeatOp, EndOp, StartOp
 from ._records import ExperimentStatus
@@ -41,6 +42,8 @@ from ._writer import Writer
 __all__ = ["CLOSED_WHILE_OPEN", "PROCESS_EXITED", "TrackerLifecycle"]
 
 logger = logging.getLogger("healthchain.tracking")
+
+T = TypeVar("T")
 
 CLOSED_WHILE_OPEN = "the tracker was closed while the experiment was open"
 PROCESS_EXITED = "the process exited while the experiment was open"
@@ -227,6 +230,17 @@ class TrackerLifecycle:
 
     async def _reader(self) -> Backend:
         return await self._open()
+
+    async def _read_experiment(
+        self, experiment_id: str, action: str, fn: Callable[[Executor], T | None]
+    ) -> T:
+        """Run ``fn`` as one read; None from it means no experiment has ``experiment_id``."""
+        backend = await self._reader()
+        with self._storage_errors(action):
+            found = await backend.read(fn)
+        if found is None:
+            raise ExperimentNotFoundError(experiment_id)
+        return found
 
     def _spawn(self, coro: Any, name: str) -> None:
         task = asyncio.get_running_loop().create_task(coro, name=name)

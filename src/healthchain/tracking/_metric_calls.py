@@ -50,6 +50,11 @@ class MetricCalls(TrackerLifecycle):
         ``step`` (0 to 2**63 - 1) defaults to one more than the key's highest step in the
         experiment (0 for the first), assigned in call order; ``timestamp`` (timezone-aware)
         defaults to now. The experiment may be running or finished.
+
+        Raises:
+            ExperimentNotFoundError: No experiment has this id.
+            InvalidInputError: A key that is empty or not a string, a value that is not a
+                number, a step out of range or a naive timestamp, named.
         """
         if validate_id(experiment_id) is None:
             raise ExperimentNotFoundError(experiment_id)
@@ -103,8 +108,11 @@ class MetricCalls(TrackerLifecycle):
     async def log_params(self, experiment_id: str, params: Mapping[str, Any]) -> None:
         """Record params: JSON values describing the run, checked like tags.
 
-        A key logged again with an equal value is a no-op; with a different one, raises
-        :class:`~healthchain.tracking.ExperimentStateError` and writes none of ``params``.
+        Raises:
+            ExperimentStateError: A key logged before with a different value; none of
+                ``params`` is written (the same value again is a no-op).
+            ExperimentNotFoundError: No experiment has this id.
+            InvalidInputError: A key or value that tags would refuse, named.
         """
         if validate_id(experiment_id) is None:
             raise ExperimentNotFoundError(experiment_id)
@@ -120,12 +128,11 @@ class MetricCalls(TrackerLifecycle):
         if validate_id(experiment_id) is None:
             raise ExperimentNotFoundError(experiment_id)
         key = validate_metric_key(key)
-        backend = await self._reader()
-        with self._storage_errors("get_metric_history"):
-            found = await backend.read(lambda ex: _queries.metric_history(ex, experiment_id, key))
-        if found is None:
-            raise ExperimentNotFoundError(experiment_id)
-        return found
+        return await self._read_experiment(
+            experiment_id,
+            "get_metric_history",
+            lambda ex: _queries.metric_history(ex, experiment_id, key),
+        )
 
     async def get_metric_values(self, experiment_id: str, key: str) -> list[tuple[int, float]]:
         """Every ``(step, value)`` of metric ``key``, ordered as :meth:`get_metric_history`
@@ -133,9 +140,8 @@ class MetricCalls(TrackerLifecycle):
         if validate_id(experiment_id) is None:
             raise ExperimentNotFoundError(experiment_id)
         key = validate_metric_key(key)
-        backend = await self._reader()
-        with self._storage_errors("get_metric_values"):
-            found = await backend.read(lambda ex: _queries.metric_values(ex, experiment_id, key))
-        if found is None:
-            raise ExperimentNotFoundError(experiment_id)
-        return found
+        return await self._read_experiment(
+            experiment_id,
+            "get_metric_values",
+            lambda ex: _queries.metric_values(ex, experiment_id, key),
+        )

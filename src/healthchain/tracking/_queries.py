@@ -8,6 +8,7 @@ aiosqlite's thread for SQLite), so building thousands of records never stalls th
 from __future__ import annotations
 
 import dataclasses
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import (
@@ -218,6 +219,7 @@ METRIC_HISTORY = static(
     .order_by(metric_points.c.step, metric_points.c.timestamp)
 )
 _NAN = float("nan")
+_SECOND = itemgetter(1)
 
 
 def metric_history(ex: Executor, experiment_id: str, key: str) -> list[MetricPoint] | None:
@@ -248,5 +250,7 @@ def metric_values(ex: Executor, experiment_id: str, key: str) -> list[tuple[int,
     rows = ex.query(METRIC_VALUES, {"b_id": experiment_id, "b_key": key})
     if not rows and not ex.query(STATUS_OF, {"b_id": experiment_id}):
         return None
+    if not rows or (type(rows[0]) is tuple and None not in map(_SECOND, rows)):
+        return rows  # the driver's own tuples, with no NaN to restore: a copy costs more
     nan = _NAN
     return [(step, nan if value is None else value) for step, value in rows]

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import anyio.to_thread
 
-from . import _id_queries, _listing, _queries
+from . import _listing, _queries
 from ._config import validate_project_name
 from ._dataframe import experiments_to_dataframe
 from ._exceptions import (
@@ -22,23 +22,24 @@ from ._exceptions import (
     describe,
 )
 from ._files_dir import FilesDirOp, resolve_files_dir, validate_files_dir
-from ._ids import MIN_PREFIX_LENGTH, new_id
+from ._id_calls import IdCalls
+from ._ids import new_id
 from ._lifecycle import PROCESS_EXITED
 from ._metric_calls import MetricCalls
-from ._operations import DeleteOp, EndOp, ReapOp, RequestsOp, StartOp
-from ._records import Experiment, ExperimentStatus, RequestRecord, RequestStats
+from ._operations import DeleteOp, EndOp, ReapOp, StartOp
+from ._records import Experiment, ExperimentStatus
+from ._request_calls import RequestCalls
 from ._search import validate_filters, validate_order_by
-from ._settings import DEFAULT_SETTINGS, TrackerSettings, validate_range
+from ._settings import DEFAULT_SETTINGS, TrackerSettings
 from ._validation import (
     check_storable,
+    id_list,
     parse_status,
     printable,
-    show,
     utcnow,
     validate_components,
     validate_id,
     validate_pipeline_config,
-    validate_request_records,
     validate_row_count,
     validate_tags,
 )
@@ -51,38 +52,37 @@ __all__ = ["AsyncExperimentTracker"]
 logger = logging.getLogger("healthchain.tracking")
 
 
-def _id_list(experiment_ids: object) -> list[Any]:
-    """An id, or an iterable of them, as a list; anything else is refused."""
-    if isinstance(experiment_ids, str):
-        return [experiment_ids]
-    if not isinstance(experiment_ids, Iterable) or isinstance(experiment_ids, bytes | Mapping):
-        raise InvalidInputError(
-            "experiment_ids must be an id or an iterable of ids, "
-            f"got {type(experiment_ids).__name__} {show(experiment_ids)}"
-        )
-    return list(experiment_ids)
-
-
-class AsyncExperimentTracker(MetricCalls):
+class AsyncExperimentTracker(MetricCalls, RequestCalls, IdCalls):
     """Records experiments in a SQL database without blocking the event loop.
-
-    ``storage_uri`` is a SQLAlchemy URL as users write it (``sqlite:///experiments.db``,
-    ``postgresql://user@host/db``); it is mapped to the async driver. ``tags`` are added to
-    every experiment this tracker starts. While an experiment is RUNNING its row is
-    refreshed every ``heartbeat_interval`` seconds (0.05 to 86,400), so :meth:`reap_stale`
-    can tell a live run from one whose process died. If the storage becomes unreachable,
-    writes are retried for up to ``outage_timeout`` seconds (0.1 to 604,800) with at most
-    ``max_queued_writes`` (1 to 10,000,000) waiting; past either bound they fail with
-    :class:`StorageError`, logged with what was lost. A value outside its range raises
-    :class:`~healthchain.tracking.ConfigurationError`.
-
-    ``read_only=True`` opens the database for reading only (list, get, stats), as the
-    dashboard and ``healthchain experiments list`` do: read access is enough, nothing is
-    written or migrated (a schema that is behind is a :class:`StorageError` saying to run
-    ``healthchain db upgrade``), and every write method raises :class:`StorageError`.
 
     The tracker binds to the event loop it is first used on. Use it as
     ``async with AsyncExperimentTracker(...) as tracker:`` or call :meth:`aclose`.
+
+    Args:
+        storage_uri: A SQLAlchemy URL as users write it, mapped to the async driver:
+            ``sqlite:///experiments.db`` (default) or ``postgresql://user@host/db``
+            (the ``postgres`` extra).
+        project_name: Non-empty name new experiments are grouped under. Default
+            ``"healthchain"``.
+        tags: String keys to JSON values, added to every experiment it starts.
+        heartbeat_interval: Seconds between heartbeats of a RUNNING experiment, so
+            :meth:`reap_stale` can tell a live run from a dead one; 0.05 to 86,400,
+            default 10.
+        outage_timeout: Seconds writes are retried while storage is unreachable; 0.1
+            to 604,800, default 60. Past it they fail with :class:`StorageError`,
+            logged with what was lost.
+        max_queued_writes: Writes waiting during an outage; 1 to 10,000,000, default
+            100,000. More fail as past ``outage_timeout``.
+        read_only: Open for reading only (list, get, stats), as the dashboard does:
+            nothing is written or migrated (a schema that is behind is a
+            :class:`StorageError` saying to run ``healthchain db upgrade``), and every
+            write method raises :class:`StorageError`. Default False.
+
+    Raises:
+        ConfigurationError: An option of the wrong type or outside its range, an empty
+            ``project_name``, or a storage URI whose scheme is unsupported
+            (:class:`DriverNotInstalledError` when its driver is missing).
+        InvalidInputError: Bad ``tags``, the key named.
     """
 
     def __init__(
@@ -141,10 +141,19 @@ class AsyncExperimentTracker(MetricCalls):
     ) -> str:
         """Record a new RUNNING experiment and return its id (a UUIDv7 string).
 
-        ``tags`` are merged over the tracker's own; ``components`` is the ordered pipeline,
-        each a ``{"name", "type", "stage"}`` mapping, stored with its 0-based position.
-        A tag's key plus its JSON value take at most 2,048 bytes of UTF-8; tag values and
-        ``pipeline_config`` nest lists and dicts at most 64 levels deep.
+        Args:
+            name: Default: ``"<project>-<last 8 characters of the id>"``.
+            tags: String keys to JSON values, merged over the tracker's own; a key plus
+                its JSON value take at most 2,048 bytes of UTF-8.
+            pipeline_config: JSON-serialisable mapping, stored as given.
+            components: The ordered pipeline, each a ``{"name", "type", "stage"}``
+                mapping, stored with its 0-based position.
+
+        Raises:
+            InvalidInputError: A bad name, tag, config or component (nested over 64
+                levels, not JSON, a NUL character), named; nothing is written.
+            StorageError: The database could not be written.
+            TrackerClosedError: The tracker was closed.
         """
         if name is not None and (not isinstance(name, str) or not name):
             raise InvalidInputError(f"name must be a non-empty string or None, got {name!r}")
@@ -188,8 +197,15 @@ class AsyncExperimentTracker(MetricCalls):
     ) -> None:
         """Set the final status and end time of a RUNNING experiment.
 
-        Raises :class:`ExperimentNotFoundError` for an unknown id and
-        :class:`~healthchain.tracking.ExperimentStateError` if it already ended.
+        Args:
+            experiment_id: The id :meth:`start_experiment` returned.
+            status: COMPLETED (default), FAILED or INTERRUPTED, or its name.
+            error: Text or an exception, recorded as the experiment's error.
+
+        Raises:
+            ExperimentNotFoundError: No experiment has this id.
+            ExperimentStateError: It already ended; it is left as it was.
+            InvalidInputError: ``status`` is not a final status.
         """
         final = parse_status(status)
         if not final.is_final:
@@ -221,7 +237,8 @@ class AsyncExperimentTracker(MetricCalls):
         pipeline_config: Mapping[str, Any] | None = None,
         components: Iterable[Mapping[str, Any]] | None = None,
     ) -> AsyncIterator[str]:
-        """Run the body as one experiment, yielding its id.
+        """Run the body as one experiment, yielding its id; arguments as for
+        :meth:`start_experiment`.
 
         COMPLETED on normal exit; FAILED with the error text if the body raises;
         INTERRUPTED on cancellation, KeyboardInterrupt, ``sys.exit()`` or a generator
@@ -256,18 +273,6 @@ class AsyncExperimentTracker(MetricCalls):
         except TrackerError as exc:
             logger.error("could not record %s for experiment %s: %s", status, experiment_id, exc)
 
-    async def log_requests(self, experiment_id: str, records: Sequence[RequestRecord]) -> None:
-        """Store per-request records (index, start, latency, HTTP status, error) of a run."""
-        if validate_id(experiment_id) is None:
-            raise ExperimentNotFoundError(experiment_id)
-        checked = validate_request_records(records)
-        if not checked:
-            return
-        writer = await self._ready()
-        op = RequestsOp.of(experiment_id, checked, self._codec)
-        with self._storage_errors("log_requests"):
-            await writer.submit(op)
-
     async def set_files_dir(self, experiment_id: str, files_dir: str | os.PathLike[str]) -> None:
         """Record the folder holding the files this run saved (``Experiment.files_dir``).
 
@@ -297,7 +302,7 @@ class AsyncExperimentTracker(MetricCalls):
     async def delete_experiments(self, experiment_ids: Iterable[str]) -> int:
         """Delete experiments with their tags, components and requests; returns how many."""
         checked = [
-            validate_id(v, f"experiment_ids[{i}]") for i, v in enumerate(_id_list(experiment_ids))
+            validate_id(v, f"experiment_ids[{i}]") for i, v in enumerate(id_list(experiment_ids))
         ]
         ids = [i for i in checked if i is not None]  # the others name no experiment
         writer = await self._ready()
@@ -308,15 +313,16 @@ class AsyncExperimentTracker(MetricCalls):
     # --- reads ----------------------------------------------------------------------
 
     async def get_experiment(self, experiment_id: str) -> Experiment:
-        """The experiment with its components; :class:`ExperimentNotFoundError` if unknown."""
+        """The experiment with its components, metrics and params.
+
+        Raises:
+            ExperimentNotFoundError: No experiment has this id.
+        """
         if validate_id(experiment_id) is None:
             raise ExperimentNotFoundError(experiment_id)
-        backend = await self._reader()
-        with self._storage_errors("get_experiment"):
-            found = await backend.read(lambda ex: _queries.get_experiment(ex, experiment_id))
-        if found is None:
-            raise ExperimentNotFoundError(experiment_id)
-        return found
+        return await self._read_experiment(
+            experiment_id, "get_experiment", lambda ex: _queries.get_experiment(ex, experiment_id)
+        )
 
     async def list_experiments(
         self,
@@ -337,6 +343,10 @@ class AsyncExperimentTracker(MetricCalls):
         a list of up to 8 of these; NaN comes after every number and a missing metric (or
         duration, while running) last, in both directions; ties stay newest first.
         ``limit`` and ``offset`` range from 0 to 2**63 - 1.
+
+        Raises:
+            InvalidFilterError: An unknown filter key or ``order_by`` key, or a bad value.
+            InvalidInputError: ``limit`` or ``offset`` out of range.
         """
         valid = validate_filters(filters)
         order = validate_order_by(order_by)
@@ -346,17 +356,6 @@ class AsyncExperimentTracker(MetricCalls):
         backend = await self._reader()
         with self._storage_errors("list_experiments"):
             return await backend.read(lambda ex: _queries.list_experiments(ex, query, params))
-
-    async def list_requests(self, experiment_id: str) -> list[RequestRecord]:
-        """Every request record of an experiment, in the order they were sent."""
-        if validate_id(experiment_id) is None:
-            raise ExperimentNotFoundError(experiment_id)
-        backend = await self._reader()
-        with self._storage_errors("list_requests"):
-            found = await backend.read(lambda ex: _queries.list_requests(ex, experiment_id))
-        if found is None:
-            raise ExperimentNotFoundError(experiment_id)
-        return found
 
     async def to_dataframe(
         self,
@@ -375,56 +374,3 @@ class AsyncExperimentTracker(MetricCalls):
             filters, limit=limit, offset=offset, order_by=order_by
         )
         return await anyio.to_thread.run_sync(experiments_to_dataframe, experiments)
-
-    async def request_stats(self, experiment_id: str) -> RequestStats:
-        """Request count, failures and latency p50/p95 (ms) of an experiment."""
-        if validate_id(experiment_id) is None:
-            raise ExperimentNotFoundError(experiment_id)
-        backend = await self._reader()
-        with self._storage_errors("request_stats"):
-            stats = await backend.read(lambda ex: _queries.request_stats(ex, experiment_id))
-        if stats is None:
-            raise ExperimentNotFoundError(experiment_id)
-        return stats
-
-    # --- ids by prefix --------------------------------------------------------------
-
-    async def resolve_id(self, prefix: str) -> str:
-        """The whole id of the one experiment whose id starts with ``prefix``.
-
-        ``prefix`` is at least 4 hex digits, in any case, with hyphens where the id has
-        them or none; a whole id is accepted too. Raises :class:`ExperimentNotFoundError`
-        if no id starts with it, :class:`~healthchain.tracking.AmbiguousIdError` if
-        several do, and :class:`InvalidInputError` if it is too short.
-        """
-        if validate_id(prefix, "prefix") is None:
-            raise ExperimentNotFoundError(prefix)
-        backend = await self._reader()
-        with self._storage_errors("resolve_id"):
-            return await backend.read(lambda ex: _id_queries.resolve_id(ex, prefix))
-
-    async def abbreviate_ids(
-        self, experiment_ids: Iterable[str], min_length: int = 8
-    ) -> dict[str, str]:
-        """Each id's shortest prefix of at least ``min_length`` (4 to 36) characters that no
-        other stored experiment's id starts with, as git abbreviates commits.
-
-        Every prefix returned resolves with :meth:`resolve_id` until an experiment whose id
-        shares it is added. An id no experiment can have maps to itself.
-        """
-        length = int(
-            validate_range(
-                "min_length",
-                min_length,
-                (MIN_PREFIX_LENGTH, 36),
-                unit="characters",
-                integer=True,
-                error=InvalidInputError,
-            )
-        )
-        given = _id_list(experiment_ids)
-        ids = [v for i, v in enumerate(given) if validate_id(v, f"experiment_ids[{i}]")]
-        backend = await self._reader()
-        with self._storage_errors("abbreviate_ids"):
-            short = await backend.read(lambda ex: _id_queries.abbreviate_ids(ex, ids, length))
-        return {v: short.get(v, v) for v in given}

@@ -25,6 +25,7 @@ __all__ = [
     "parse_status",
     "check_depth",
     "check_storable",
+    "id_list",
     "printable",
     "utcnow",
     "validate_components",
@@ -276,6 +277,18 @@ def validate_id(value: object, what: str = "experiment_id") -> str | None:
     if len(value) > _ID_LENGTH or _NUL in value or not (value.isascii() or _is_utf8(value)):
         return None
     return value
+
+
+def id_list(experiment_ids: object) -> list[Any]:
+    """An id, or an iterable of them, as a list; anything else is refused."""
+    if isinstance(experiment_ids, str):
+        return [experiment_ids]
+    if not isinstance(experiment_ids, Iterable) or isinstance(experiment_ids, bytes | Mapping):
+        raise InvalidInputError(
+            "experiment_ids must be an id or an iterable of ids, "
+            f"got {type(experiment_ids).__name__} {show(experiment_ids)}"
+        )
+    return list(experiment_ids)
 
 
 def _is_utf8(text: str) -> bool:

@@ -54,7 +54,7 @@ from ._list import (
     row_html,
     tag_value,
 )
-from ._pages import HEADERS, Asset, Dashboard, error_page, render
+from ._pages import HEADERS, READ_CONCURRENCY, Asset, Dashboard, error_page, render
 from ._views import duration_points
 
 __all__ = ["LOOPBACK_HOSTS", "MAX_PAGE", "PAGE_SIZES", "create_app"]
@@ -141,7 +141,13 @@ def create_app(
         sources, assets = await anyio.to_thread.run_sync(_load_files)
         async with tracker:
             shown = mask_uri(storage_uri)
-            dashboard = Dashboard(tracker, _environment(sources, assets), assets, shown)
+            dashboard = Dashboard(
+                tracker,
+                _environment(sources, assets),
+                assets,
+                shown,
+                anyio.CapacityLimiter(READ_CONCURRENCY),
+            )
             yield {"dashboard": dashboard}
 
     return Starlette(

@@ -23,11 +23,12 @@ from healthchain.tracking import (
     Experiment,
     ExperimentNotFoundError,
     InvalidInputError,
+    RequestRecord,
 )
 
 from ._experiment import MAX_CHARTS, format_metric, metric_charts
 from ._pages import Dashboard, error_page, gather, render
-from ._series import SERIES_COLORS, latency_histograms
+from ._series import OVERLAID_POINTS, SERIES_COLORS, latency_histograms
 
 __all__ = ["MAX_COMPARED", "MIN_COMPARED", "compare_page"]
 
@@ -51,7 +52,9 @@ async def _resolve(dashboard: Dashboard, texts: Sequence[str]) -> list[str]:
             "and press Compare, or write /compare?id=A&id=B"
         )
     try:
-        found = await gather([partial(dashboard.tracker.resolve_id, t) for t in texts])
+        found = await gather(
+            [partial(dashboard.tracker.resolve_id, t) for t in texts], dashboard.reads
+        )
     except (AmbiguousIdError, InvalidInputError) as exc:
         raise _BadRequest(str(exc)) from exc
     for i, (text, experiment_id) in enumerate(zip(texts, found, strict=True)):
@@ -102,20 +105,30 @@ async def compare_page(request: Request) -> Response:
     """``/compare``: 400 for a bad, ambiguous or repeated id or a wrong count, 404 for an
     unknown one, each page naming the id."""
     dashboard: Dashboard = request.state.dashboard
-    tracker = dashboard.tracker
+    tracker, reads = dashboard.tracker, dashboard.reads
     texts = [t.strip() for t in request.query_params.getlist("id") if t.strip()]
     try:
         ids = await _resolve(dashboard, texts)
-        experiments = await gather([partial(tracker.get_experiment, i) for i in ids])
-        records = await gather([partial(tracker.list_requests, i) for i in ids])
+        # One gather: each wave of reads waits for the reader threads once, not thrice.
+        read: list[Any] = await gather(
+            [
+                *(partial(tracker.get_experiment, i) for i in ids),
+                *(partial(tracker.list_requests, i) for i in ids),
+                partial(tracker.abbreviate_ids, ids),
+            ],
+            reads,
+        )
     except _BadRequest as exc:
         return error_page(request, "Cannot compare these runs", str(exc), 400)
     except ExperimentNotFoundError as exc:
         return error_page(request, "Experiment not found", str(exc), 404)
-    short = await tracker.abbreviate_ids(ids)
+    count = len(ids)
+    experiments: list[Experiment] = read[:count]
+    records: list[list[RequestRecord]] = read[count : 2 * count]
+    short: dict[str, str] = read[-1]
     labels = [f"{short[e.id]} {e.name}" for e in experiments]
     keys = sorted(set().union(*(e.metrics for e in experiments)))
-    charts = await metric_charts(dashboard, experiments, keys[:MAX_CHARTS])
+    charts = await metric_charts(dashboard, experiments, keys[:MAX_CHARTS], OVERLAID_POINTS)
     histograms = await anyio.to_thread.run_sync(latency_histograms, records)
     colors = list(SERIES_COLORS[: len(experiments)])
     return render(

@@ -19,6 +19,7 @@ from healthchain.tracking import AsyncExperimentTracker
 
 __all__ = [
     "HEADERS",
+    "READ_CONCURRENCY",
     "Asset",
     "Dashboard",
     "error_page",
@@ -28,6 +29,11 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+READ_CONCURRENCY = 4
+"""Tracker reads one page runs at once: fewer than the SQLAlchemy pool's 5 connections,
+so a page of ten runs reuses pooled connections instead of opening overflow ones (each a
+new thread and connect for aiosqlite, several times the cost of the read itself)."""
 
 HEADERS = {
     # Scripts and styles come only from the dashboard itself: an injected <script> would
@@ -58,6 +64,8 @@ class Dashboard:
     templates: jinja2.Environment
     assets: Mapping[str, Asset]
     storage: str
+    reads: anyio.CapacityLimiter
+    """Bounds the reads of every page at once to :data:`READ_CONCURRENCY`."""
 
 
 def render(
@@ -82,9 +90,11 @@ def json_response(content: Any, status_code: int = 200) -> JSONResponse:
     return JSONResponse(content, status_code=status_code, headers=headers)
 
 
-async def gather(calls: Sequence[Callable[[], Awaitable[T]]]) -> list[T]:
-    """Each call's result, in order, the calls awaited concurrently (a page's reads of
-    several runs overlap in the tracker's reader threads).
+async def gather(
+    calls: Sequence[Callable[[], Awaitable[T]]], limiter: anyio.CapacityLimiter
+) -> list[T]:
+    """Each call's result, in order, the calls awaited concurrently, at most ``limiter``'s
+    total at a time (a page's reads of several runs overlap in the tracker's threads).
 
     If calls fail, the error of the first in ``calls`` order is raised as itself (not in
     an exception group), so a page names the same bad id every time.
@@ -94,7 +104,8 @@ async def gather(calls: Sequence[Callable[[], Awaitable[T]]]) -> list[T]:
 
     async def one(i: int) -> None:
         try:
-            results[i] = await calls[i]()
+            async with limiter:
+                results[i] = await calls[i]()
         except Exception as exc:  # raised below, in order, once every call is done
             errors[i] = exc
 

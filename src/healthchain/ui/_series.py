@@ -16,10 +16,14 @@ from typing import Any
 
 from healthchain.tracking import RequestRecord
 
-__all__ = ["MAX_POINTS", "SERIES_COLORS", "latency_histograms", "metric_series"]
+__all__ = ["MAX_POINTS", "OVERLAID_POINTS", "SERIES_COLORS", "latency_histograms", "metric_series"]
 
 MAX_POINTS = 2000
 """The most x positions a metric chart is sent (two per bucket once downsampled)."""
+OVERLAID_POINTS = 1000
+"""The most x positions of a chart overlaying several runs (the compare page's): 500
+buckets, each run's lowest and highest in each, still hold every spike, and the chart is
+narrower than 1,000 px; with ten runs, half the points are half the page's chart cost."""
 
 # Okabe-Ito, then darker tones: ten runs, told apart without relying on red/green.
 SERIES_COLORS = (

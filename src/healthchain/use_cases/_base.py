@@ -94,12 +94,31 @@ class BaseUseCase:
         def start_sandbox(
             self, service_id: str | None = None, save_data: bool = True, save_dir: str = ...
         ) -> SandboxResult:
-            """Run the sandbox, blocking (the method ``@healthchain.sandbox`` installs)."""
+            """Run the sandbox, blocking (the method ``@healthchain.sandbox`` installs).
+
+            One call is one experiment: RUNNING before the first request, then
+            COMPLETED, FAILED or INTERRUPTED (Ctrl-C, SIGTERM).
+
+            Args:
+                service_id: The service's id in its URL; default: the ``@api`` method's name.
+                save_data: Save each request and response as JSON. Default True.
+                save_dir: Folder that gets the run's own folder, ``<experiment id>/``.
+                    Default ``./output/``.
+
+            Raises:
+                SandboxDefinitionError: No ``@api`` or ``@ehr`` method.
+                SandboxConfigError: ``save_dir`` cannot be written, or a bad ``service_id``.
+                ServiceStartError: The service could not listen (e.g. the port is taken).
+            """
 
         async def astart_sandbox(
             self, service_id: str | None = None, save_data: bool = True, save_dir: str = ...
         ) -> SandboxResult:
-            """Run the sandbox on the running event loop."""
+            """Run the sandbox on the running event loop; as :meth:`start_sandbox`.
+
+            Cancellation interrupts the run (INTERRUPTED). With tracking on, build the
+            instance before the loop starts or in a worker thread.
+            """
 
     else:
 

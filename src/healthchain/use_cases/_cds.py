@@ -27,6 +27,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from healthchain._formatting import validation_summary
 from healthchain.models import (
     CDSFeedback,
     CdsFhirData,
@@ -177,7 +178,7 @@ def create_cds_app(
         except ValidationError as exc:
             return _error(
                 422,
-                f"the body is not a valid {model.__name__}: {exc.error_count()} error(s)",
+                f"the body is not a valid {model.__name__}: {validation_summary(exc)}",
                 detail=exc.errors(include_url=False, include_input=False, include_context=False),
             )
 

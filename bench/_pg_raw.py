@@ -1,0 +1,188 @@
+"""The driver's own speed on PostgreSQL: plain ``asyncpg`` on the tracker's tables.
+
+These are the reference figures of ``run.py``'s PostgreSQL table, how close the tracker
+gets to its driver: one connection, statements prepared once (asyncpg's statement
+cache), no ORM, no pool. Run as its own subprocess for the writes
+(``_pg_raw.py writes OUT OPTS``: the tracker creates the schema in a fresh database,
+then asyncpg writes lifecycles into its ``experiments`` table: an insert and an update
+per lifecycle, autocommitted one after another; and 64 lifecycles per transaction, each
+statement an ``executemany``). The reads (:func:`raw_reads`) run inside ``_ours.py
+data`` on the database the tracker has just filled: the tag join's rows only, and one
+experiment row by its key.
+
+Only the ``experiments`` row is written per lifecycle (no ``experiment_tags`` rows):
+the physical floor of two statements per lifecycle, not a full copy of the tracker's
+work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import os
+import socket
+import uuid
+from typing import Any
+
+from _child import emit, parse_args
+from _data import PROJECT, point_value, spec
+from _harness import clock, median
+
+__all__ = ["raw_metric_points", "raw_reads"]
+
+INSERT = (
+    "INSERT INTO experiments (id, name, project, start_time, status, tags, pipeline_config, "
+    "components, heartbeat_at, heartbeat_interval, host, pid) "
+    "VALUES ($1, $2, $3, $4, 'RUNNING', $5, $6, $7, $4, 10.0, $8, $9)"
+)
+UPDATE = "UPDATE experiments SET end_time = $2, status = 'COMPLETED' WHERE id = $1"
+TAG_JOIN = (
+    "SELECT e.* FROM experiment_tags AS t JOIN experiments AS e ON e.id = t.experiment_id "
+    "WHERE t.key = $1 AND t.value = $2"
+)
+BY_KEY = "SELECT * FROM experiments WHERE id = $1"
+BATCH = 64
+
+
+def _pg(url: str) -> str:
+    return url.replace("postgresql+asyncpg://", "postgresql://")
+
+
+def _row(i: int) -> tuple[Any, ...]:
+    s = spec(i)
+    components = [[c["name"], c["type"], c["stage"]] for c in s["components"]]
+    return (
+        str(uuid.uuid4()),
+        s["name"],
+        PROJECT,
+        dt.datetime.now(dt.UTC),
+        json.dumps(s["tags"]),
+        json.dumps(s["pipeline_config"]),
+        json.dumps(components),
+        socket.gethostname(),
+        os.getpid(),
+    )
+
+
+async def raw_reads(url: str, picks: list[str], reps: int, expected: int) -> dict[str, Any]:
+    """The tag join's rows (``environment`` = production) and one row by key, timed like
+    the tracker's reads just before on the same database: a warm-up, then medians."""
+    import asyncpg
+
+    conn = await asyncpg.connect(_pg(url))
+    try:
+        times = []
+        for _ in range(reps + 1):
+            t0 = clock()
+            rows = await conn.fetch(TAG_JOIN, "environment", json.dumps("production"))
+            times.append(clock() - t0)
+            assert len(rows) == expected, (len(rows), expected)
+        for experiment_id in picks[:20]:
+            await conn.fetchrow(BY_KEY, experiment_id)
+        t0 = clock()
+        for experiment_id in picks[20:]:
+            row = await conn.fetchrow(BY_KEY, experiment_id)
+        by_key_us = (clock() - t0) / max(1, len(picks) - 20) * 1e6
+        assert row is not None and row["id"] == picks[-1]
+    finally:
+        await conn.close()
+    return {"raw_tag_join_s": median(times[1:]), "raw_tag_join_times": times[1:],
+            "raw_by_key_us": by_key_us}  # fmt: skip
+
+
+async def raw_writes(opts: dict[str, Any]) -> dict[str, Any]:
+    """Lifecycles per second through asyncpg: sequential autocommit, and 64 per transaction."""
+    import asyncpg
+    from _ours import open_tracker
+
+    url = opts["url"]
+    async with open_tracker(url):
+        pass  # the schema, as the tracker makes it
+    n, blocks, batches = opts["n"], opts["blocks"], opts["batches"]
+    conn = await asyncpg.connect(_pg(url))
+    counter = iter(range(10**9))
+
+    async def one_by_one(count: int) -> float:
+        t0 = clock()
+        for _ in range(count):
+            row = _row(next(counter))
+            await conn.execute(INSERT, *row)
+            await conn.execute(UPDATE, row[0], dt.datetime.now(dt.UTC))
+        return count / (clock() - t0)
+
+    async def per_transaction(count: int) -> float:
+        t0 = clock()
+        for _ in range(count):
+            rows = [_row(next(counter)) for _ in range(BATCH)]
+            async with conn.transaction():
+                await conn.executemany(INSERT, rows)
+                now = dt.datetime.now(dt.UTC)
+                await conn.executemany(UPDATE, [(r[0], now) for r in rows])
+        return count * BATCH / (clock() - t0)
+
+    try:
+        await one_by_one(50)
+        seq = [await one_by_one(n) for _ in range(blocks)]
+        await per_transaction(4)
+        batched = [await per_transaction(batches) for _ in range(blocks)]
+        written = await conn.fetchval("SELECT count(*) FROM experiments WHERE status = 'COMPLETED'")
+    finally:
+        await conn.close()
+    assert written == next(counter), (written, "lifecycles written")
+    return {
+        "raw_seq_rates": seq,
+        "raw_seq_rate": median(seq),
+        "raw_batch_rates": batched,
+        "raw_batch_rate": median(batched),
+    }
+
+
+async def raw_metric_points(url: str, experiment_id: str, opts: dict[str, Any]) -> dict[str, Any]:
+    """Points per second into the tracker's ``metric_points`` table: 1,000 rows per
+    transaction, one ``executemany`` each (``bench_metrics.py``'s PostgreSQL reference)."""
+    import asyncpg
+
+    sql = (
+        "INSERT INTO metric_points (experiment_id, key, step, timestamp, value) "
+        "VALUES ($1, $2, $3, $4, $5)"
+    )
+    conn = await asyncpg.connect(_pg(url))
+    step = 0
+
+    async def insert(batches: int) -> float:
+        nonlocal step
+        t0 = clock()
+        for _ in range(batches):
+            now = dt.datetime.now(dt.UTC)
+            rows = [
+                (experiment_id, "loss", k, now, point_value(k)) for k in range(step, step + 1000)
+            ]
+            step += 1000
+            async with conn.transaction():
+                await conn.executemany(sql, rows)
+        return batches * 1000 / (clock() - t0)
+
+    try:
+        await insert(2)
+        rates = [await insert(opts["batches"]) for _ in range(opts["blocks"])]
+        written = await conn.fetchval("SELECT count(*) FROM metric_points")
+    finally:
+        await conn.close()
+    assert written == step, (written, step)
+    return {"rates": rates, "rate": median(rates)}
+
+
+def main() -> None:
+    from _pg import fresh_database
+
+    scenario, out, opts = parse_args()
+    if scenario != "writes":
+        raise SystemExit(f"unknown scenario {scenario!r}: the one scenario is 'writes'")
+    with fresh_database(opts["postgres"], opts["prefix"], "raw_writes") as url:
+        result = asyncio.run(raw_writes({**opts, "url": url}))
+    emit(out, result)
+
+
+if __name__ == "__main__":
+    main()
