@@ -1,5 +1,8 @@
-"""Sessions: ``tests`` (the suite), ``lint`` (format, lint, types), ``bench`` (benchmarks),
-``docs`` (the documentation site)."""
+"""Sessions: ``tests`` (the suite, with coverage), ``lint`` (format, lint, types), ``bench``
+(benchmarks), ``docs`` (the documentation site), and the version matrix: ``suite`` (the
+whole suite) and ``core`` (the tracker, sandbox and metrics tests) on each supported Python
+and SQLAlchemy, e.g. ``nox -s "core(python='3.13', sqlalchemy='2.1')"``. ``nox -t ci`` is
+what CI runs (.ci/run): lint, docs, tests, and core on two other combinations."""
 
 from __future__ import annotations
 
@@ -11,21 +14,83 @@ nox.options.sessions = ["lint", "tests"]
 nox.options.reuse_existing_virtualenvs = True
 
 PYTHON = "3.11"
+# Supported versions: each Python with each SQLAlchemy series.
+PYTHONS = ["3.11", "3.12", "3.13"]
+SQLALCHEMY = {"2.0": "sqlalchemy[asyncio]>=2.0.30,<2.1", "2.1": "sqlalchemy[asyncio]>=2.1,<2.2"}
+# The one combination the whole suite runs on with coverage (`nox -s tests`): the newest,
+# whose sys.monitoring core ("sysmon", Python 3.12+) made the tracker tests' coverage cost
+# half of what Python 3.11's C tracer does (3.12's and 3.13's C tracer cost more still).
+COVERAGE_PYTHON, COVERAGE_SQLALCHEMY = "3.13", "2.1"
+# Besides it, CI (`nox -t ci`) runs CORE_TESTS without coverage on the oldest combination
+# and on Python 3.12 with SQLAlchemy 2.1, so that every supported Python and both
+# SQLAlchemy series run in CI.
+CI_COMBINATIONS = {("3.11", "2.0"), ("3.12", "2.1")}
+CORE_TESTS = [
+    "tests/test_tracker.py",
+    "tests/test_sync_tracker.py",
+    "tests/test_store.py",
+    "tests/test_migrations.py",
+    "tests/test_sandbox.py",
+    "tests/test_sandbox_decorators.py",
+    "tests/test_sandbox_scores.py",
+    "tests/test_metrics.py",
+    "tests/test_metric_values.py",
+    "tests/test_metric_queries.py",
+]
 
 
-@nox.session(python=PYTHON)
+def _combinations(ci_tagged: bool) -> list[object]:
+    """Every supported (python, sqlalchemy), those in CI_COMBINATIONS tagged ``ci`` if asked."""
+    return [
+        nox.param(
+            python,
+            sqlalchemy,
+            tags=["ci"] if ci_tagged and (python, sqlalchemy) in CI_COMBINATIONS else [],
+        )
+        for python in PYTHONS
+        for sqlalchemy in SQLALCHEMY
+    ]
+
+
+def _install(session: nox.Session, sqlalchemy: str) -> None:
+    """The project (editable) with its test extras and the given SQLAlchemy series."""
+    session.install("-e", ".[dev,postgres]", SQLALCHEMY[sqlalchemy])
+    session.run(
+        "python", "-c", "import sys, sqlalchemy; print(sys.version, sqlalchemy.__version__)"
+    )
+
+
+# A one-item list, so its virtualenv is named for the version (.nox/tests-3-13) and one
+# made for another Python before is not reused.
+@nox.session(python=[COVERAGE_PYTHON], tags=["ci"])
 def tests(session: nox.Session) -> None:
     """Run the test suite with coverage of the tracker core."""
-    session.install("-e", ".[dev,postgres]")
+    _install(session, COVERAGE_SQLALCHEMY)
     session.run(
         "pytest",
         "--cov=healthchain",
         "--cov-report=term",
         "--durations=25",  # the slowest tests, to keep the CI run short
         *session.posargs,
-        env={"PYTHONDEVMODE": "1", **os.environ},
+        env={"PYTHONDEVMODE": "1", "COVERAGE_CORE": "sysmon", **os.environ},
     )
     session.run("coverage", "report", "--include=*/healthchain/tracking/*", "--fail-under=90")
+
+
+@nox.session
+@nox.parametrize(["python", "sqlalchemy"], _combinations(ci_tagged=False))
+def suite(session: nox.Session, sqlalchemy: str) -> None:
+    """The whole suite on one supported combination, without coverage."""
+    _install(session, sqlalchemy)
+    session.run("pytest", *session.posargs, env={"PYTHONDEVMODE": "1", **os.environ})
+
+
+@nox.session
+@nox.parametrize(["python", "sqlalchemy"], _combinations(ci_tagged=True))
+def core(session: nox.Session, sqlalchemy: str) -> None:
+    """The tracker, sandbox and metrics tests (CORE_TESTS) on one supported combination."""
+    _install(session, sqlalchemy)
+    session.run("pytest", *CORE_TESTS, *session.posargs, env={"PYTHONDEVMODE": "1", **os.environ})
 
 
 @nox.session(python=PYTHON)
@@ -41,7 +106,7 @@ def stress(session: nox.Session) -> None:
     )
 
 
-@nox.session(python=PYTHON)
+@nox.session(python=PYTHON, tags=["ci"])
 def lint(session: nox.Session) -> None:
     """Formatting, lint and strict typing must all be clean."""
     session.install("-e", ".[dev,postgres]")
@@ -70,7 +135,7 @@ def bench(session: nox.Session) -> None:
     session.run("python", "bench/bench_metrics.py", *quick, env=env)
 
 
-@nox.session(python=PYTHON)
+@nox.session(python=PYTHON, tags=["ci"])
 def docs(session: nox.Session) -> None:
     """Build the documentation site; a broken link or a missing reference fails it."""
     session.install("-e", ".[docs]")

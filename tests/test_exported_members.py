@@ -77,6 +77,19 @@ def test_importing_the_tracker_does_not_load_the_sandbox_stack() -> None:
     assert done.stdout.strip() == "[]"
 
 
+def test_version_is_the_installed_distributions() -> None:
+    # A source tree never installed gets "0+unknown" (test_cli_terminal.py's --version test).
+    from importlib import metadata
+
+    import healthchain as hc
+
+    assert hc.__version__ == metadata.version("healthchain")
+    assert "__version__" in dir(hc)
+    from healthchain import __version__
+
+    assert __version__ == hc.__version__
+
+
 def test_tracking_exports_nothing_private() -> None:
     import healthchain.tracking as tracking
 

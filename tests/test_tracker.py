@@ -416,7 +416,14 @@ async def test_closing_ends_open_experiments_interrupted(
         assert experiment.status is ExperimentStatus.INTERRUPTED
         assert experiment.error == "the tracker was closed while the experiment was open"
         assert experiment.end_time is not None
-    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    # Under PYTHONDEVMODE asyncio warns of any callback that ran over 0.1 s, which a loaded
+    # machine causes: a timing diagnostic of the loop, not something the close logged.
+    assert not [
+        r
+        for r in caplog.records
+        if r.levelno >= logging.WARNING
+        and not (r.name == "asyncio" and r.msg.startswith("Executing"))
+    ]
 
 
 async def test_a_start_being_written_when_the_tracker_closes_is_ended_too(

@@ -3,7 +3,8 @@
 Everything a script or a notebook uses is importable from here: the sandbox decorators
 (``sandbox``, ``api``, ``ehr``, ``feedback``, ``score``), the trackers and the use-case base class.
 They are imported on first use, so ``import healthchain.cli`` or ``healthchain.tracking``
-loads neither the sandbox nor the use cases.
+loads neither the sandbox nor the use cases. ``healthchain.__version__`` is the installed
+distribution's version, from its metadata (a dunder, so not in ``__all__``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ if TYPE_CHECKING:
     from .sandbox import api, ehr, feedback, sandbox, score
     from .tracking import AsyncExperimentTracker, ExperimentStatus, ExperimentTracker, MetricPoint
     from .use_cases import BaseUseCase
+
+    __version__: str
 
 __all__ = [
     "AsyncExperimentTracker",
@@ -46,6 +49,11 @@ _HOMES = {
 
 
 def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        from ._version import package_version
+
+        globals()[name] = version = package_version()
+        return version
     home = _HOMES.get(name)
     if home is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
@@ -55,7 +63,7 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+    return sorted({*globals(), *__all__, "__version__"})
 
 
 class _Package(types.ModuleType):

@@ -10,7 +10,7 @@ import inspect
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeGuard
 
-__all__ = ["is_async_callable"]
+__all__ = ["is_async_callable", "member"]
 
 
 def is_async_callable(obj: object) -> TypeGuard[Callable[..., Coroutine[Any, Any, Any]]]:
@@ -20,3 +20,11 @@ def is_async_callable(obj: object) -> TypeGuard[Callable[..., Coroutine[Any, Any
     return inspect.iscoroutinefunction(obj) or (
         callable(obj) and inspect.iscoroutinefunction(type(obj).__call__)
     )
+
+
+def member(obj: object, name: str) -> Any:
+    """``getattr(obj, name)``, except that a ``functools.partial`` set on the class is
+    returned as it is, unbound: Python 3.13 warns (FutureWarning) when such a partial is
+    read through an instance, and 3.14 binds it like a method."""
+    raw = inspect.getattr_static(obj, name)
+    return raw if isinstance(raw, functools.partial) else getattr(obj, name)

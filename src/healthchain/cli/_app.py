@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from importlib import metadata
 from typing import Annotated, Any
 
 import typer
 from typer.core import TyperGroup
 
+import healthchain
 from healthchain._formatting import validation_text
+from healthchain._version import UNKNOWN
 from healthchain.tracking import ExperimentNotFoundError, TrackerError
 
 from ._db import db_app
@@ -94,13 +95,12 @@ app = typer.Typer(
 def _print_version(wanted: bool) -> None:
     if not wanted:
         return
-    try:
-        version = metadata.version("healthchain")
-    except metadata.PackageNotFoundError:
+    version = healthchain.__version__
+    if version == UNKNOWN:
         raise CommandError(
             "healthchain's version is unknown: it runs from a source tree that was never "
             "installed; install it with 'pip install -e .' to record one"
-        ) from None
+        )
     typer.echo(f"healthchain {version}")
     raise typer.Exit()
 

@@ -15,7 +15,7 @@ import anyio.to_thread
 import httpx
 from pydantic import BaseModel, ValidationError
 
-from healthchain._callables import is_async_callable
+from healthchain._callables import is_async_callable, member
 from healthchain._formatting import validation_summary
 from healthchain.tracking import request_failed
 from healthchain.use_cases import BaseUseCase
@@ -91,7 +91,7 @@ class EHRClient:
         self._bearer_token = bearer_token
         self._use_case = use_case
         self._ehr_name = ehr_name
-        self._ehr: Callable[[], Any] = getattr(use_case, ehr_name)
+        self._ehr: Callable[[], Any] = member(use_case, ehr_name)
         self._workflow = workflow
         self._base_url = base_url
         self._path = path

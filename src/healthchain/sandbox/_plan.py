@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from healthchain._callables import is_async_callable
+from healthchain._callables import is_async_callable, member
 from healthchain.pipeline import Pipeline
 from healthchain.use_cases import BaseUseCase, Service
 
@@ -56,11 +56,11 @@ def make_plan(use_case: BaseUseCase, service_id: str | None, config: ServiceConf
             "data with @healthchain.ehr(workflow=...)"
         )
     workflow = handlers.ehr_spec.workflow
-    handler = getattr(use_case, handlers.api)
+    handler = member(use_case, handlers.api)
     spec = handlers.api_spec
     doc = (getattr(handler, "__doc__", None) or "").strip()
     log = ServiceLog()
-    feedback = getattr(use_case, handlers.feedback) if handlers.feedback else None
+    feedback = member(use_case, handlers.feedback) if handlers.feedback else None
     service = Service(
         id=service_id or handlers.api,
         hook=workflow,
@@ -92,7 +92,7 @@ def make_plan(use_case: BaseUseCase, service_id: str | None, config: ServiceConf
     on_loop = [
         f"the async {kind} {name!r}"
         for kind, name in (("@api handler", handlers.api), ("@ehr method", handlers.ehr))
-        if is_async_callable(getattr(use_case, name))
+        if is_async_callable(member(use_case, name))
     ] + [f"the async @score method {scorer.name!r}" for scorer in scorers if scorer.on_loop]
     pipeline = getattr(use_case, "pipeline", None)
     pipeline_config: dict[str, Any] | None = None

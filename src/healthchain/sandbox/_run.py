@@ -293,6 +293,8 @@ class Run:
                             for record in unscored.values():
                                 records.put(record)
                             unscored.clear()
+                        if scoring is not None:
+                            scoring.close()  # its queue, left unscored, is let go
                         for sink in sinks:
                             sink.close()
         finally:

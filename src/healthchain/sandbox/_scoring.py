@@ -24,7 +24,7 @@ from typing import Any
 
 import anyio
 
-from healthchain._callables import is_async_callable
+from healthchain._callables import is_async_callable, member
 from healthchain.tracking import InvalidInputError
 from healthchain.tracking._metric_input import validate_scores
 from healthchain.tracking._validation import show
@@ -51,7 +51,7 @@ class Scorer:
 
     @classmethod
     def of(cls, use_case: object, name: str) -> Scorer:
-        func = getattr(use_case, name)
+        func = member(use_case, name)
         return cls(name, func, is_async_callable(func))
 
 
@@ -102,6 +102,10 @@ class Scoring:
     def put(self, index: int, request: Any, response: Any) -> None:
         """Queue a valid response (and its request) for scoring; never waits."""
         self._send.send_nowait((index, request, response))
+
+    def close(self) -> None:
+        """No more responses, and those queued will not be scored (a run cut short)."""
+        self._send.close()
 
     async def finish(self) -> None:
         """No more responses: return once those queued are scored."""

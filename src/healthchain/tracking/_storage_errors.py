@@ -75,6 +75,18 @@ def is_tls_failure(exc: BaseException) -> bool:
     )
 
 
+def _chain(exc: BaseException) -> list[BaseException]:
+    # The exception and what it wraps: SQLAlchemy 2.1 wraps the driver's own error (e.g.
+    # asyncpg's ClientConfigurationError, a ValueError) where 2.0 let it through.
+    chain = [exc]
+    while len(chain) < 8:
+        inner = getattr(chain[-1], "orig", None) or chain[-1].__cause__
+        if not isinstance(inner, BaseException) or inner in chain:
+            break
+        chain.append(inner)
+    return chain
+
+
 def what_to_check(exc: BaseException, storage: StorageConfig) -> str:
     if is_tls_failure(exc):
         return (
@@ -91,7 +103,9 @@ def what_to_check(exc: BaseException, storage: StorageConfig) -> str:
         )
     if state == "42501":
         return "check that this user may connect to that database (GRANT CONNECT)"
-    if isinstance(exc, TypeError | ValueError | ArithmeticError | LookupError):
+    if any(
+        isinstance(e, TypeError | ValueError | ArithmeticError | LookupError) for e in _chain(exc)
+    ):
         example = _OPTION_EXAMPLES.get(storage.url.get_driver_name(), "")
         return (
             "check the options after '?' in the URL: one is not taken by the driver, or has "
