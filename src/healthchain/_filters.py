@@ -14,6 +14,7 @@ from typing import Any
 
 from healthchain.tracking import InvalidFilterError
 from healthchain.tracking._search import METRIC_OPERATORS
+from healthchain.tracking._validation import check_depth
 
 __all__ = [
     "TagSyntaxError",
@@ -46,6 +47,10 @@ def parse_tag(text: str) -> tuple[str, Any]:
         key = key[:-1]
         try:
             parsed = json.loads(value)
+            # Python 3.12+ decodes deeper nesting than 3.11 before a RecursionError: the
+            # tracker's own depth limit makes the answer the same on every version.
+            if isinstance(parsed, dict | list):
+                check_depth(parsed, "the value", ValueError)
         except (ValueError, RecursionError):  # also nested too deep, or a 5,000-digit number
             raise TagSyntaxError(
                 f"tag filter {_short(text)}: {_short(value)} is not a JSON value healthchain "
