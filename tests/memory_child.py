@@ -1,8 +1,9 @@
 """A child process measuring memory: ``python memory_child.py URI``.
 
 Lists experiments with many distinct filter shapes (how many tags, statuses, which other
-filters), as a dashboard left open for days would. Prints two resident set sizes in
-bytes: after a warm-up of 200 shapes, and after 300 more distinct ones.
+filters), as a dashboard left open for days would. Prints, after a warm-up of 200 shapes
+and after 300 more distinct ones, the live Python memory (tracemalloc) and the resident
+set size, in bytes: ``live_before live_after rss_before rss_after``.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import itertools
 import os
 import random
 import sys
+import tracemalloc
 from typing import Any
 
 from healthchain.tracking import ExperimentTracker
@@ -42,17 +44,23 @@ def query(tracker: ExperimentTracker, shape: tuple[int, int, bool, bool, bool, b
     tracker.list_experiments(filters, limit=10 if limit else None, offset=1 if offset else 0)
 
 
+def live() -> int:
+    gc.collect()
+    return tracemalloc.get_traced_memory()[0]
+
+
 def main() -> None:
     every = shapes()
+    tracemalloc.start(1)
     with ExperimentTracker(sys.argv[1]) as tracker:
         tracker.end_experiment(tracker.start_experiment("n", tags={"k0": 0}))
         for shape in every[:200]:
             query(tracker, shape)
-        before = rss()
+        live_before, rss_before = live(), rss()
         for shape in every[200:500]:
             query(tracker, shape)
-        after = rss()
-    print(before, after, flush=True)
+        live_after, rss_after = live(), rss()
+    print(live_before, live_after, rss_before, rss_after, flush=True)
 
 
 if __name__ == "__main__":

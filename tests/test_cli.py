@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import io
@@ -354,7 +355,7 @@ def test_export_to_a_device_writes_through_it(storage_uri: str, recorded: dict[s
 def _left_by_a_dead_process(storage_uri: str, experiment_id: str) -> None:
     """RUNNING, last heartbeat an hour ago: what a process killed mid-run leaves."""
     hour_ago = (datetime.now(UTC) - timedelta(hours=1)).replace(tzinfo=None).isoformat(" ")
-    with sqlite3.connect(storage_uri.removeprefix("sqlite:///")) as conn:
+    with contextlib.closing(sqlite3.connect(storage_uri.removeprefix("sqlite:///"))) as conn, conn:
         conn.execute(
             "UPDATE experiments SET status = 'RUNNING', end_time = NULL, error = NULL, "
             "heartbeat_at = ? WHERE id = ?",
@@ -389,7 +390,7 @@ def test_reap_is_not_stopped_by_another_rows_interval(storage_uri: str) -> None:
         odd, dead = tracker.start_experiment("odd"), tracker.start_experiment("dead")
     for experiment_id in (odd, dead):
         _left_by_a_dead_process(storage_uri, experiment_id)
-    with sqlite3.connect(storage_uri.removeprefix("sqlite:///")) as conn:
+    with contextlib.closing(sqlite3.connect(storage_uri.removeprefix("sqlite:///"))) as conn, conn:
         # An interval no tracker accepts, as another program may have written it.
         conn.execute("UPDATE experiments SET heartbeat_interval = 1e300 WHERE id = ?", (odd,))
     conn.close()
@@ -462,7 +463,7 @@ def test_db_upgrade(storage_uri: str, db_path: Path) -> None:
         "already at the newest revision"
         in run("db", "upgrade", "--storage-uri", storage_uri).stdout
     )
-    with sqlite3.connect(db_path) as conn:
+    with contextlib.closing(sqlite3.connect(db_path)) as conn, conn:
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     conn.close()
     assert {"experiments", "pipeline_components", "requests"} <= tables

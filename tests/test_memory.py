@@ -34,7 +34,8 @@ def test_compiled_cache_is_bounded_and_never_returns_another_statements_sql() ->
     cache = CompiledCache(maxsize=4)
     static_entry = ("INSERT ...", lambda row: (), {})
     cache.put(INSERT_TAG, static_entry)
-    ex = SqliteExecutor(sqlite3.connect(":memory:"), cache)
+    conn = sqlite3.connect(":memory:")
+    ex = SqliteExecutor(conn, cache)
     # Statements built and dropped one after another: CPython reuses their ids as soon as
     # an evicted one is freed, so a cache trusting ids alone would answer with stale SQL.
     # gc.freeze() first: the collections then free the loop's garbage as before (ids are
@@ -51,13 +52,14 @@ def test_compiled_cache_is_bounded_and_never_returns_another_statements_sql() ->
             assert len(cache) <= 4 + len(STATIC_STATEMENTS)
     finally:
         gc.unfreeze()
+        conn.close()  # Python 3.13 warns about a connection left to the collector
     assert COMPILED_CACHE_SIZE == 64
     # Module-level statements are kept for good, beside the bounded rest.
     assert INSERT_TAG in STATIC_STATEMENTS
     assert cache.get(INSERT_TAG) is static_entry
 
 
-def test_resident_memory_stays_flat_across_hundreds_of_filter_shapes(
+def test_memory_stays_flat_across_hundreds_of_filter_shapes(
     any_storage: Storage,
 ) -> None:
     out = subprocess.run(
@@ -67,6 +69,11 @@ def test_resident_memory_stays_flat_across_hundreds_of_filter_shapes(
         timeout=600,
         check=True,
     ).stdout
-    before, after = map(int, out.split())
-    # Before the bounds, 300 new shapes added ~75 MB (SQLite) and ~60 MB (PostgreSQL).
-    assert after - before < 25 * 2**20, (before, after)
+    live_before, live_after, rss_before, rss_after = map(int, out.split())
+    # Before the bounds, 300 new shapes added ~75 MB (SQLite) and ~60 MB (PostgreSQL) of
+    # resident memory. Live Python memory is the precise measure: bounded caches replace
+    # entries, so it stays within a few MB. Resident memory also holds what the allocator
+    # keeps after frees: Python 3.13's kept 18-26 MB here while live memory fell by 2 MB,
+    # so its bound only catches growth on the scale of the unbounded caches'.
+    assert live_after - live_before < 5 * 2**20, (live_before, live_after)
+    assert rss_after - rss_before < 40 * 2**20, (rss_before, rss_after)

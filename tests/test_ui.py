@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import sqlite3
@@ -307,7 +308,7 @@ def doomed(storage_uri: str) -> str:
 
 async def test_storage_failure_is_a_503_page(storage_uri: str, db_path: Path, doomed: str) -> None:
     def drop_everything() -> None:  # someone wipes the schema under a running dashboard
-        with sqlite3.connect(db_path) as conn:
+        with contextlib.closing(sqlite3.connect(db_path)) as conn, conn:
             conn.executescript(
                 "PRAGMA foreign_keys=OFF; DROP TABLE requests; DROP TABLE pipeline_components;"
                 "DROP TABLE experiment_tags; DROP TABLE experiments;"
