@@ -3,7 +3,7 @@
 Lists experiments with many distinct filter shapes (how many tags, statuses, which other
 filters), as a dashboard left open for days would. Prints, after a warm-up of 200 shapes
 and after 300 more distinct ones, the live Python memory (tracemalloc) and the resident
-set size, in bytes: ``live_before live_after rss_before rss_after``.
+set size (for the record), in bytes: ``live_before live_after rss_before rss_after``.
 """
 
 from __future__ import annotations

@@ -71,9 +71,8 @@ def test_memory_stays_flat_across_hundreds_of_filter_shapes(
     ).stdout
     live_before, live_after, rss_before, rss_after = map(int, out.split())
     # Before the bounds, 300 new shapes added ~75 MB (SQLite) and ~60 MB (PostgreSQL) of
-    # resident memory. Live Python memory is the precise measure: bounded caches replace
-    # entries, so it stays within a few MB. Resident memory also holds what the allocator
-    # keeps after frees: Python 3.13's kept 18-26 MB here while live memory fell by 2 MB,
-    # so its bound only catches growth on the scale of the unbounded caches'.
-    assert live_after - live_before < 5 * 2**20, (live_before, live_after)
-    assert rss_after - rss_before < 40 * 2**20, (rss_before, rss_after)
+    # resident memory, all of it live statements and compiled SQL. Live Python memory is
+    # what the bounds keep flat (caches replace entries), so that is what is asserted.
+    # Resident memory is not: it also holds what the allocator keeps after frees, and
+    # Python 3.13's kept 18-41 MB here (more under coverage) while live memory fell.
+    assert live_after - live_before < 5 * 2**20, (live_before, live_after, rss_before, rss_after)
