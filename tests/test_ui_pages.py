@@ -25,7 +25,8 @@ from healthchain.tracking import (
     ExperimentTracker,
     RequestRecord,
 )
-from healthchain.ui._pages import READ_CONCURRENCY, gather
+from healthchain.ui import create_app
+from healthchain.ui._pages import READ_CONCURRENCY, SQLITE_READ_CONCURRENCY, gather
 from healthchain.ui._series import MAX_POINTS, OVERLAID_POINTS
 
 pytestmark = pytest.mark.anyio
@@ -271,6 +272,20 @@ async def test_compare_errors_name_the_id(
         response = await client.get(url)
     assert response.status_code == status
     assert named in response.text and "error-banner" in response.text
+
+
+async def test_the_dashboard_reads_one_at_a_time_on_sqlite_and_overlaps_on_postgresql(
+    any_storage: Storage,
+) -> None:
+    # On SQLite reads are CPU work on their connections' threads, so overlapping them only
+    # adds GIL contention; on PostgreSQL they overlap network waits.
+    async with AsyncExperimentTracker(any_storage.uri) as tracker:
+        await tracker.end_experiment(await tracker.start_experiment("run"))
+    app = create_app(any_storage.uri, allowed_hosts=["testserver"])
+    async with app.router.lifespan_context(app) as state:
+        reads = state["dashboard"].reads
+    expected = SQLITE_READ_CONCURRENCY if any_storage.kind == "sqlite" else READ_CONCURRENCY
+    assert (reads.total_tokens, SQLITE_READ_CONCURRENCY) == (expected, 1)
 
 
 async def test_a_page_runs_at_most_its_limit_of_reads_at_once() -> None:

@@ -38,6 +38,7 @@ from healthchain.tracking import (
     TrackerError,
     mask_uri,
 )
+from healthchain.tracking._config import resolve_storage_uri
 
 from ._compare import compare_page
 from ._experiment import experiment_live, experiment_page, format_latency, format_metric
@@ -54,7 +55,15 @@ from ._list import (
     row_html,
     tag_value,
 )
-from ._pages import HEADERS, READ_CONCURRENCY, Asset, Dashboard, error_page, render
+from ._pages import (
+    HEADERS,
+    READ_CONCURRENCY,
+    SQLITE_READ_CONCURRENCY,
+    Asset,
+    Dashboard,
+    error_page,
+    render,
+)
 from ._views import duration_points
 
 __all__ = ["LOOPBACK_HOSTS", "MAX_PAGE", "PAGE_SIZES", "create_app"]
@@ -135,6 +144,7 @@ def create_app(
         )
     host_check = Middleware(HostCheck, allowed=[host_pattern(name) for name in allowed_hosts])
     tracker = AsyncExperimentTracker(storage_uri, read_only=True)
+    sqlite = resolve_storage_uri(storage_uri).is_sqlite
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[dict[str, Any]]:
@@ -146,7 +156,7 @@ def create_app(
                 _environment(sources, assets),
                 assets,
                 shown,
-                anyio.CapacityLimiter(READ_CONCURRENCY),
+                anyio.CapacityLimiter(SQLITE_READ_CONCURRENCY if sqlite else READ_CONCURRENCY),
             )
             yield {"dashboard": dashboard}
 

@@ -20,6 +20,7 @@ from healthchain.tracking import AsyncExperimentTracker
 __all__ = [
     "HEADERS",
     "READ_CONCURRENCY",
+    "SQLITE_READ_CONCURRENCY",
     "Asset",
     "Dashboard",
     "error_page",
@@ -31,9 +32,15 @@ __all__ = [
 T = TypeVar("T")
 
 READ_CONCURRENCY = 4
-"""Tracker reads one page runs at once: fewer than the SQLAlchemy pool's 5 connections,
-so a page of ten runs reuses pooled connections instead of opening overflow ones (each a
-new thread and connect for aiosqlite, several times the cost of the read itself)."""
+"""Tracker reads the dashboard runs at once on PostgreSQL: fewer than the SQLAlchemy
+pool's 5 connections, so a page of ten runs reuses pooled connections instead of opening
+overflow ones, while their network waits overlap."""
+
+SQLITE_READ_CONCURRENCY = 1
+"""The same on SQLite, where a read is CPU work on a connection's own thread: threads
+decoding rows at once only contend for the GIL. The compare page of 10 runs x 10,000
+points took 115 ms server time one read at a time, 185 ms two at a time and 176 ms four
+at a time (bench/bench_compare.py, quiet machine)."""
 
 HEADERS = {
     # Scripts and styles come only from the dashboard itself: an injected <script> would
@@ -65,7 +72,8 @@ class Dashboard:
     assets: Mapping[str, Asset]
     storage: str
     reads: anyio.CapacityLimiter
-    """Bounds the reads of every page at once to :data:`READ_CONCURRENCY`."""
+    """Bounds the reads of every page at once to :data:`READ_CONCURRENCY`
+    (:data:`SQLITE_READ_CONCURRENCY` on SQLite)."""
 
 
 def render(
