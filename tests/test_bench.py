@@ -3,15 +3,33 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
+import os
 import re
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 from helpers.postgres import postgres_url
 
 BENCH = Path(__file__).resolve().parent.parent / "bench"
+
+# Writers for start_together, each writing its pid to the file named by its argument
+# (if any): one says ready and on "go" prints its report; the other hangs before ready.
+PID = "import os, sys\nif sys.argv[1:]: open(sys.argv[1], 'w').write(str(os.getpid()))\n"
+READY_WRITER = PID + "print('ready', flush=True); input(); print('{}')"
+HUNG_WRITER = PID + "import time; time.sleep(600)"
+
+
+def bench_module(name: str) -> ModuleType:
+    """A bench module (stdlib only at import), loaded from its file."""
+    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def test_the_bench_readme_lists_every_script() -> None:
@@ -19,6 +37,36 @@ def test_the_bench_readme_lists_every_script() -> None:
     listed = set(re.findall(r"`([\w.]+\.py)`", readme))
     scripts = {path.name for path in BENCH.glob("*.py")}
     assert scripts <= listed, f"bench/README.md does not list {sorted(scripts - listed)}"
+
+
+def test_a_writer_that_never_says_ready_fails_the_row_and_every_writer_is_killed(
+    tmp_path: Path,
+) -> None:
+    start_together = bench_module("_pg_writers").start_together
+    pid_files = [tmp_path / f"{i}.pid" for i in range(3)]
+    commands = [
+        [sys.executable, "-c", code, str(pid_file)]
+        for code, pid_file in zip([READY_WRITER, HUNG_WRITER, READY_WRITER], pid_files, strict=True)
+    ]
+    with pytest.raises(RuntimeError) as caught:
+        start_together(commands, ready_timeout=2.0, timeout=60)
+    message = str(caught.value)
+    assert re.fullmatch(
+        r"writer 2 of 3 \(pid (\d+)\) did not say 'ready' within 2 s: it was opening its "
+        r"tracker and writing its warm-up lifecycles; all writers killed",
+        message,
+    ), message
+    pids = [int(pid_file.read_text()) for pid_file in pid_files]
+    assert f"(pid {pids[1]})" in message
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):  # killed and reaped, the ready ones too
+            os.kill(pid, 0)
+
+
+def test_writers_that_say_ready_are_told_go_together() -> None:
+    start_together = bench_module("_pg_writers").start_together
+    commands = [[sys.executable, "-c", READY_WRITER]] * 3
+    assert start_together(commands, ready_timeout=60, timeout=60) == ["{}\n"] * 3
 
 
 @pytest.mark.slow

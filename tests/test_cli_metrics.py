@@ -462,6 +462,21 @@ def test_compare_says_when_no_run_has_a_section(any_storage: Storage) -> None:
     assert "INTERRUPTED" in out  # closing the tracker interrupted both
 
 
+def test_a_negative_zero_metric_is_shown_as_stored(any_storage: Storage) -> None:
+    # -0.0 keeps its sign on PostgreSQL; SQLite stores it as 0 (docs/guide/metrics.md).
+    shown, stored = ("0", 0.0) if any_storage.kind == "sqlite" else ("-0", -0.0)
+    with ExperimentTracker(any_storage.uri) as tracker:
+        run_id = tracker.start_experiment("signed")
+        tracker.log_metric(run_id, "delta", -0.0)
+        tracker.end_experiment(run_id)
+    out = _ok("experiments", "show", run_id, "--storage-uri", any_storage.uri, "--format", "json")
+    value = json.loads(out)["metrics"]["delta"]
+    assert (value, math.copysign(1.0, value)) == (stored, math.copysign(1.0, stored))
+    table = _ok("experiments", "list", "--storage-uri", any_storage.uri, "--columns", "delta")
+    (row,) = [line for line in table.splitlines() if "signed" in line]
+    assert row.split()[-1] == shown, row
+
+
 @pytest.mark.parametrize("columns", [80, 120])
 def test_compare_fits_the_terminal(runs: dict[str, str], columns: int) -> None:
     out = _compare(runs, *RUNS, columns=columns)

@@ -151,6 +151,47 @@ def test_reference_documents_every_public_name(package: str) -> None:
     assert len(documented) == len(set(documented)), "documented twice"
 
 
+def _reference_with_defaults() -> Any:
+    """healthchain as the API reference loads it: griffe over src/ with the extension
+    (docs/griffe_defaults.py) that mkdocs.yml configures."""
+    import importlib.util
+
+    import griffe
+
+    spec = importlib.util.spec_from_file_location("griffe_defaults", DOCS / "griffe_defaults.py")
+    assert spec is not None and spec.loader is not None
+    extension = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(extension)
+    assert "docs/griffe_defaults.py:ConstantDefaults" in (DOCS.parent / "mkdocs.yml").read_text()
+    return griffe.load(
+        "healthchain",
+        search_paths=[str(DOCS.parent / "src")],
+        extensions=griffe.load_extensions(extension.ConstantDefaults()),
+    )
+
+
+def test_reference_signatures_show_the_settings_defaults_as_values() -> None:
+    from dataclasses import fields
+
+    from healthchain.tracking._settings import TrackerSettings
+
+    package = _reference_with_defaults()
+    defaults = TrackerSettings()
+    for signature in (
+        "tracking._tracker.AsyncExperimentTracker.__init__",
+        "tracking._sync.ExperimentTracker.__init__",
+        "sandbox._config.ExperimentConfig.__init__",
+    ):
+        shown = {p.name: str(p.default) for p in package[signature].parameters}
+        expected = {
+            f.name: repr(getattr(defaults, f.name)) for f in fields(defaults) if f.name in shown
+        }
+        assert len(expected) >= 4 and {k: shown[k] for k in expected} == expected, signature
+    # An enum member stays as written: its name says more than its value.
+    ends = package["tracking._tracker.AsyncExperimentTracker.end_experiment"]
+    assert str(ends.parameters["status"].default) == "ExperimentStatus.COMPLETED"
+
+
 def test_every_public_package_has_a_reference_page() -> None:
     import pkgutil
 

@@ -84,6 +84,24 @@ async def test_nan_and_infinities_are_stored_and_read_back_exactly(any_storage_u
     assert math.isnan(y[0]) and z == [math.inf]
 
 
+async def test_negative_zero_reads_back_as_stored_on_every_read_path(any_storage_uri: str) -> None:
+    # PostgreSQL keeps the sign; SQLite writes a REAL with no fraction as an integer, so
+    # -0.0 comes back as 0.0 there (as docs/guide/metrics.md says).
+    sign = 1.0 if any_storage_uri.startswith("sqlite") else -1.0
+    async with AsyncExperimentTracker(any_storage_uri) as tracker:
+        run = await tracker.start_experiment("signed")
+        await tracker.log_metric(run, "delta", -0.0)
+        found = [
+            (await tracker.get_experiment(run)).metrics["delta"],
+            (await tracker.get_metric_history(run, "delta"))[0].value,
+            (await tracker.get_metric_values(run, "delta"))[0][1],
+            (await tracker.list_experiments(order_by="-metrics.delta"))[0].metrics["delta"],
+            (await tracker.list_experiments({"metrics": {"delta": ("=", 0)}}))[0].metrics["delta"],
+        ]
+    assert found == [0.0] * len(found)
+    assert [math.copysign(1.0, value) for value in found] == [sign] * len(found)
+
+
 async def test_64_tasks_get_steps_in_call_order(any_storage_uri: str) -> None:
     async with AsyncExperimentTracker(any_storage_uri) as tracker:
         experiment_id = await tracker.start_experiment()

@@ -22,6 +22,7 @@ from healthchain.models import CDSRequest, CDSResponse
 from healthchain.tracking import ExperimentStatus
 
 CHILD = Path(__file__).with_name("sandbox_stuck_child.py")
+FD_CHILD = Path(__file__).with_name("sandbox_fd_child.py")
 
 
 @pytest.fixture
@@ -163,3 +164,29 @@ def test_an_async_handler_and_ehr_method_are_both_suspects(any_storage: Storage)
     assert experiment.error.endswith(
         "in the async @api handler 'svc' or the async @ehr method 'load'"
     ), experiment.error
+
+
+# -- out of file descriptors ---------------------------------------------------------------
+
+
+def test_running_out_of_file_descriptors_is_named_with_what_to_do() -> None:
+    # A real limit, lowered in a child: 64 requests in flight need about 128 descriptors.
+    # The server cannot accept and the client cannot connect, which used to read as a
+    # plain timeout or, with the loop late, as a blocking call to look for.
+    child = subprocess.run(
+        [sys.executable, str(FD_CHILD), "64"],
+        cwd=FD_CHILD.parent,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert child.returncode == 0, child.stderr
+    line = child.stdout.strip()
+    assert line.startswith("FAILED "), line
+    assert re.search(
+        r"; the process ran out of file descriptors \((\d+ open, )?limit 64\), so connections "
+        r"could not be opened or accepted: lower service_config\['max_concurrency'\] \(64 "
+        r"now; each request in flight holds two\) or raise the open-file limit \(`ulimit -n`\)$",
+        line,
+    ), line
+    assert "blocking call" not in line

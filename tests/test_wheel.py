@@ -225,3 +225,17 @@ def test_installed_wheel_console_script_prints_the_version(installed: Installed)
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout == f"healthchain {metadata.version('healthchain')}\n"
+
+
+def test_installed_wheel_has_every_requirement_met(installed: Installed) -> None:
+    # pip check, offline, in the virtualenv: the wheel's Requires-Dist (extras aside)
+    # against what is installed there, so a dependency dropped from or mis-pinned in
+    # pyproject.toml shows up here rather than at a user's import.
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "--python", str(installed.python), "check"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout == "No broken requirements found.\n", done.stdout

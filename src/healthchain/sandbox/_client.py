@@ -21,6 +21,7 @@ from healthchain.tracking import request_failed
 from healthchain.use_cases import BaseUseCase
 
 from ._exception_groups import collapse_exception_groups
+from ._fd_limit import fd_shortage
 from ._threads import run_in_daemon_thread
 
 __all__ = ["EHRClient", "Exchange", "RequestOutcome"]
@@ -98,6 +99,7 @@ class EHRClient:
         self._timeout = timeout
         self._max_concurrency = max_concurrency
         self._loop_code = loop_code
+        self._fd_advice: str | None = None
 
     async def run(self, num: int, on_exchange: Callable[[Exchange], None]) -> None:
         """Send the requests; ``on_exchange`` sees each one as it finishes, on the loop."""
@@ -146,7 +148,7 @@ class EHRClient:
         if body is None or waited > self._timeout:
             reason = (
                 f"the @ehr method {self._ehr_name!r} did not return within "
-                f"{self._timeout:g} s (service_config['timeout']){self._blocked(waited)}"
+                f"{self._timeout:g} s (service_config['timeout']){await self._why_late(waited)}"
             )
             return self._not_sent(index, reason)
 
@@ -162,13 +164,18 @@ class EHRClient:
             pass
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}: {exc or 'request failed'}"
+            if isinstance(exc, httpx.TransportError) and (advice := await self._fds(exc)):
+                error += f"; {advice}"
         elapsed = perf_counter() - started
         latency_ms = elapsed * 1000.0
         if error is None and (reply is None or elapsed > self._timeout):
             # A response that came after the deadline is a timeout too: the deadline
-            # could not fire because the event loop was blocked.
+            # could not fire because the event loop was blocked (or no descriptor was left
+            # to accept the connection with).
             reply = None
-            error = f"no response within {self._timeout:g} s (timeout){self._blocked(elapsed)}"
+            error = (
+                f"no response within {self._timeout:g} s (timeout){await self._why_late(elapsed)}"
+            )
         status_code = None if reply is None else reply.status_code
         content = None if reply is None else reply.content
         response: BaseModel | None = None
@@ -189,6 +196,19 @@ class EHRClient:
             error=error,
         )
         return Exchange(outcome, body, content, request)
+
+    async def _why_late(self, elapsed: float) -> str:
+        """Why a deadline passed: no file descriptors left, else a blocked loop if it
+        fired late, else nothing known."""
+        advice = await self._fds(None)
+        return f"; {advice}" if advice else self._blocked(elapsed)
+
+    async def _fds(self, error: BaseException | None) -> str | None:
+        """Advice when the process is out of file descriptors; once seen, kept for the
+        run's later failures (their neighbours' sockets may be closed by then)."""
+        if self._fd_advice is None and (shortage := await fd_shortage(error)):
+            self._fd_advice = shortage.advice(self._max_concurrency)
+        return self._fd_advice
 
     def _blocked(self, elapsed: float) -> str:
         """Why a deadline was missed by more than a timer's slack: the loop was blocked."""

@@ -280,8 +280,9 @@ def add_metrics(by_id: Mapping[str, Experiment], rows: Sequence[Any]) -> None:
     nan = _NAN
     try:
         for id_, key, value in rows:
-            # ``+ 0.0`` makes an int a float and raises on what is not a number
-            by_id[id_].metrics[key] = nan if value is None else value + 0.0
+            # ``- 0.0`` makes an int a float, keeps -0.0 (``+ 0.0`` would not) and
+            # raises on what is not a number
+            by_id[id_].metrics[key] = nan if value is None else value - 0.0
     except _UNREADABLE_ROW:
         for id_, key, value in rows:
             if value is None or is_number(value):
