@@ -2,10 +2,14 @@
 
 - time with :func:`clock` (``time.perf_counter``); only the cold-start
   scripts compare timestamps across processes, and use the system-wide ``time.monotonic``;
+  a measurement repeated after a warm-up, with a :class:`Stopwatch`;
 - summarise repeats with :func:`median`, latency samples with :func:`percentile`;
 - say where and when with :func:`machine` (collected before the run) and
   :func:`machine_section` (the markdown every results file ends with);
-- write with :func:`write_results`: ``--quick`` runs write nothing unless ``--out`` is given.
+- take the options the scripts share from :func:`bench_parser` (``--quick``, ``--out``) and
+  :func:`add_run_options` with :func:`postgres_server` (``--tmp``, ``--postgres``, ``--only``);
+- write with :func:`write_results`: ``--quick`` runs write nothing unless ``--out`` is given
+  (a file of two sections, SQLite and PostgreSQL: :func:`write_sections`).
 
 Stdlib only, and the heavier modules are imported inside the functions that need them, so
 the measured subprocesses (``_ours.py``, ``_mlflow.py``) add nothing to their RSS by
@@ -18,10 +22,16 @@ import statistics
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import argparse
 
 __all__ = [
     "SECOND_SECTION",
+    "Stopwatch",
+    "add_run_options",
+    "bench_parser",
     "clock",
     "finish",
     "machine",
@@ -29,10 +39,12 @@ __all__ = [
     "median",
     "merge_sections",
     "percentile",
+    "postgres_server",
     "raw_section",
     "results_path",
     "source_state",
     "write_results",
+    "write_sections",
 ]
 
 HERE = Path(__file__).resolve().parent
@@ -50,6 +62,43 @@ def percentile(ordered: list[float], q: float) -> float:
     """The ``q`` quantile (0-1) of already sorted values, nearest rank: ``p99`` is
     ``percentile(ordered, 0.99)``."""
     return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
+
+
+class Stopwatch:
+    """The seconds of each ``with`` block, the first a warm-up that no figure counts::
+
+    watch = Stopwatch()
+    for _ in range(reps + 1):
+        with watch:
+            rows = await tracker.list_experiments(...)
+        assert len(rows) == expected
+    return watch.summary()
+    """
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+
+    def __enter__(self) -> Stopwatch:
+        self._t0 = clock()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.times.append(clock() - self._t0)
+
+    @property
+    def measured(self) -> list[float]:
+        """The seconds of every block after the warm-up."""
+        return self.times[1:]
+
+    def summary(self) -> dict[str, Any]:
+        """``times`` (after the warm-up) and their median, ``seconds``."""
+        return {"times": self.measured, "seconds": median(self.measured)}
+
+    def rates(self, per_block: float) -> dict[str, Any]:
+        """``rates``: ``per_block`` (calls, points) per second of each block after the
+        warm-up, and their median, ``rate``."""
+        rates = [per_block / seconds for seconds in self.measured]
+        return {"rates": rates, "rate": median(rates)}
 
 
 def _utc_now() -> str:
@@ -187,6 +236,56 @@ def results_path(out: Path | None, quick: bool, default: Path) -> Path | None:
     return out if out is not None else (None if quick else default)
 
 
+def bench_parser(description: str, default_out: Path) -> argparse.ArgumentParser:
+    """A script's parser with ``--quick`` (a small smoke variant) and ``--out`` (default
+    ``default_out``; a ``--quick`` run writes nothing unless it is given: :func:`results_path`)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true", help="small smoke variant")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help=f"where to write (default bench/{default_out.name}; --quick writes nothing "
+        "unless given)",
+    )
+    return parser
+
+
+def add_run_options(parser: argparse.ArgumentParser) -> None:
+    """The options of a script measuring subprocesses on SQLite files and, given a server,
+    on PostgreSQL databases: ``--tmp``, ``--postgres``, ``--only`` (read with
+    :func:`postgres_server`)."""
+    from _pg import POSTGRES_URL_ENV
+
+    parser.add_argument("--tmp", type=Path, help="directory for the scratch databases")
+    parser.add_argument(
+        "--postgres",
+        metavar="URL",
+        help=f"PostgreSQL server for the PostgreSQL run (default ${POSTGRES_URL_ENV}; "
+        "databases hcbench_* are created there and dropped)",
+    )
+    parser.add_argument(
+        "--only", choices=("sqlite", "postgres"), help="run one part; the file keeps the other"
+    )
+
+
+def postgres_server(parser: argparse.ArgumentParser, args: argparse.Namespace) -> str | None:
+    """The server of the PostgreSQL part (``--postgres``, else the environment), or None
+    when that part does not run (``--only sqlite``, or no server: said on stdout); no
+    server with ``--only postgres`` is a usage error."""
+    from _pg import POSTGRES_URL_ENV, server_url
+
+    server = server_url(args.postgres)
+    if args.only == "postgres" and server is None:
+        parser.error(f"--only postgres needs --postgres URL or {POSTGRES_URL_ENV}")
+    if args.only == "sqlite":
+        return None
+    if server is None:
+        print(f"PostgreSQL run skipped: no server (set {POSTGRES_URL_ENV} or --postgres URL)")
+    return server
+
+
 def write_results(path: Path | None, text: str) -> None:
     """Print the results, and write them to ``path`` unless it is None."""
     print(text)
@@ -211,3 +310,10 @@ def merge_sections(path: Path, first: str | None, second: str | None) -> str:
     head = first if first is not None else old_first
     tail = second if second is not None else old_second
     return head.rstrip("\n") + "\n\n" + tail if tail else head
+
+
+def write_sections(path: Path | None, first: str | None, second: str | None) -> None:
+    """Write a two-part results file (:func:`merge_sections`) unless ``path`` is None."""
+    if path is not None:
+        path.write_text(merge_sections(path, first, second), encoding="utf-8")
+        print(f"wrote {path}")

@@ -15,7 +15,6 @@ RESULTS.md; ``--only`` runs one of the two parts and keeps the file's other sect
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import resource
@@ -30,16 +29,18 @@ from typing import Any
 
 import psutil
 from _harness import (
+    add_run_options,
+    bench_parser,
     clock,
     finish,
     machine,
     machine_section,
     median,
-    merge_sections,
+    postgres_server,
     raw_section,
     results_path,
+    write_sections,
 )
-from _pg import POSTGRES_URL_ENV, server_url
 
 HERE = Path(__file__).resolve().parent
 
@@ -106,6 +107,10 @@ class Child:
     wall_s: float
     peak_rss_mb: float
     error: str | None = None
+
+    def record(self) -> dict[str, Any]:
+        """What the raw figures keep of it: its result (or error) and wall time."""
+        return {"result": self.result, "wall_s": self.wall_s, "error": self.error}
 
 
 class CpuWatch:
@@ -201,6 +206,47 @@ def run_child(args: list[str], workdir: Path, timeout: float = 600) -> Child:
     return Child(result, wall, peak)
 
 
+class Measurer:
+    """Runs a plan's measured subprocesses one by one (:func:`run_child`), saying what runs
+    and how long it took beside how much CPU other processes took meanwhile.
+
+    Before each, it waits up to ``quiet_wait_s`` for the shared machine to go quiet; one
+    that ran beside more than ``NOISY_CPUS`` of other work is measured again, the quieter
+    of the two kept, until such repeats have taken ``retry_budget_s`` in all.
+    """
+
+    def __init__(self, workdir: Path, quiet_wait_s: float, retry_budget_s: float = 0.0) -> None:
+        self.workdir = workdir
+        self.quiet_wait_s = quiet_wait_s
+        self.retry_budget_s = retry_budget_s
+        self.retried = 0.0
+
+    def __call__(self, label: str, args: list[str]) -> Child:
+        """Run ``args`` (as :func:`run_child` takes them), printing ``label`` and the outcome."""
+        print(f"  {label} ...", end=" ", flush=True)
+        if self.quiet_wait_s:
+            wait_for_quiet(self.quiet_wait_s)
+        child = run_child(args, self.workdir)
+        noise = child.result.get("foreign_cpus", 0.0) if child.result else 0.0
+        if noise > NOISY_CPUS and self.retried < self.retry_budget_s:
+            # Other processes took a good share of the 2 CPUs: measure once more and keep
+            # the quieter of the two (the retry's load is reported either way).
+            print(f"{child.wall_s:.1f} s, other processes {noise:.2f} CPUs: again ...", end=" ")
+            t_retry = time.monotonic()
+            wait_for_quiet(self.quiet_wait_s)
+            again = run_child(args, self.workdir)
+            self.retried += time.monotonic() - t_retry
+            if again.result and again.result.get("foreign_cpus", 0.0) < noise:
+                child = again
+        busy = child.result.get("foreign_cpus", 0.0) if child.result else 0.0
+        print(
+            f"{child.wall_s:.1f} s (other processes: {busy:.2f} CPUs)"
+            + (" FAILED" if child.error else ""),
+            flush=True,
+        )
+        return child
+
+
 def cold_start(script: str, workdir: Path) -> dict[str, float] | None:
     """Seconds from spawning a fresh interpreter to its first committed experiment."""
     sub = Path(tempfile.mkdtemp(dir=workdir))
@@ -244,39 +290,11 @@ def collect(plan: Plan, workdir: Path) -> dict[str, Any]:
     raw["cold_ours"], raw["cold_mlflow"] = [], []
     tmp = str(workdir)
 
-    retried = 0.0
+    measure = Measurer(workdir, plan.quiet_wait_s, plan.retry_budget_s)
 
     def step(label: str, key: str, args: list[str]) -> None:
-        print(f"  {label} ...", end=" ", flush=True)
-        if plan.quiet_wait_s:
-            wait_for_quiet(plan.quiet_wait_s)
-        child = run_child(args, workdir)
-        noise = child.result.get("foreign_cpus", 0.0) if child.result else 0.0
-        nonlocal retried
-        if noise > NOISY_CPUS and retried < plan.retry_budget_s:
-            # Other processes took a good share of the 2 CPUs: measure once more and keep
-            # the quieter of the two (the retry's load is reported either way).
-            print(f"{child.wall_s:.1f} s, other processes {noise:.2f} CPUs: again ...", end=" ")
-            t_retry = time.monotonic()
-            wait_for_quiet(plan.quiet_wait_s)
-            again = run_child(args, workdir)
-            retried += time.monotonic() - t_retry
-            if again.result and again.result.get("foreign_cpus", 0.0) < noise:
-                child = again
-        raw[key].append(
-            {
-                "result": child.result,
-                "wall_s": child.wall_s,
-                "psutil_peak_rss_mb": child.peak_rss_mb,
-                "error": child.error,
-            }
-        )
-        busy = child.result.get("foreign_cpus", 0.0) if child.result else 0.0
-        print(
-            f"{child.wall_s:.1f} s (other processes: {busy:.2f} CPUs)"
-            + (" FAILED" if child.error else ""),
-            flush=True,
-        )
+        child = measure(label, args)
+        raw[key].append({**child.record(), "psutil_peak_rss_mb": child.peak_rss_mb})
 
     # Cold starts first, one of each discarded so both sides start with warm caches.
     print("cold start", flush=True)
@@ -539,26 +557,10 @@ def render(
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small smoke variant")
+    parser = bench_parser(__doc__.splitlines()[0], HERE / "RESULTS.md")
     parser.add_argument("--repeats", type=int, help="override the number of repeats")
-    parser.add_argument(
-        "--out",
-        type=Path,
-        help="where to write the table "
-        "(default bench/RESULTS.md; --quick writes nothing unless given)",
-    )
-    parser.add_argument("--tmp", type=Path, help="directory for the scratch databases")
+    add_run_options(parser)
     parser.add_argument("--strict", action="store_true", help="exit 1 if a target is missed")
-    parser.add_argument(
-        "--postgres",
-        metavar="URL",
-        help="PostgreSQL server for the PostgreSQL run (default $HEALTHCHAIN_BENCH_POSTGRES_URL;"
-        " databases hcbench_* are created there and dropped)",
-    )
-    parser.add_argument(
-        "--only", choices=("sqlite", "postgres"), help="run one part; the file keeps the other"
-    )
     parser.add_argument(
         "--no-mlflow", action="store_true", help="PostgreSQL run: ours and raw asyncpg only"
     )
@@ -570,11 +572,9 @@ def main() -> int:
     )
     args = parser.parse_args()
     args.quick = args.quick or args.smoke
-    server = server_url(args.postgres)
     if args.processes is not None and not 1 <= args.processes <= 64:
         parser.error(f"--processes {args.processes}: give 1 to 64")
-    if args.only == "postgres" and server is None:
-        parser.error(f"--only postgres needs --postgres URL or {POSTGRES_URL_ENV}")
+    server = postgres_server(parser, args)
     plan = QUICK if args.quick else FULL
     if args.repeats:
         plan = Plan(**{**plan.__dict__, "repeats": args.repeats})
@@ -595,9 +595,7 @@ def main() -> int:
                 status = 2  # a measurement failed: its subprocess's error is printed above
             elif args.strict and not all(r.ok for r in rows):
                 status = 1
-        if server is None and args.only != "sqlite":
-            print(f"PostgreSQL run skipped: no server (set {POSTGRES_URL_ENV} or --postgres URL)")
-        elif server is not None and args.only != "sqlite":
+        if server is not None:
             import _pg_run
 
             pg_plan = _pg_run.SMOKE if args.smoke else _pg_run.QUICK if args.quick else _pg_run.FULL
@@ -607,9 +605,7 @@ def main() -> int:
             )  # fmt: skip
             print("\n" + pg_text.split("## Context")[0].split("\n", 1)[1])
             status = status or (0 if complete else 2)
-    if out:
-        out.write_text(merge_sections(out, text, pg_text))
-        print(f"wrote {out}")
+    write_sections(out, text, pg_text)
     return status
 
 
