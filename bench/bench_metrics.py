@@ -6,7 +6,7 @@ the same data on both sides; writes ``bench/RESULTS_metrics.md``::
     python bench/bench_metrics.py --quick --no-mlflow   # ours and sqlite3 only
 
 Every figure comes from a fresh subprocess on a fresh database (``_metrics_ours.py``,
-``_metrics_mlflow.py``), run the way ``run.py`` runs its own (``run.Measurer``: after
+``_metrics_mlflow.py``), run the way ``run.py`` runs its own (``_runner.Measurer``: after
 waiting for the shared machine to go quiet, the CPU other processes took measured); the
 two sides alternate which goes first in each round, and the table shows medians over the
 rounds. The measurements and their goals are issue 12's (bench/README.md).
@@ -36,7 +36,8 @@ from _harness import (
     write_sections,
 )
 from _pg import drop_prefixed, new_prefix
-from run import Measurer, Row, field_of, fmt_ms, fmt_rate, fmt_x, ratio, spread
+from _runner import Measurer
+from run import Row, field_of, fmt_ms, fmt_rate, fmt_x, ratio, spread
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "RESULTS_metrics.md"
