@@ -44,9 +44,12 @@ POSTGRES_URL: str | None = None
 
 
 def store_uri(workdir: str, name: str) -> str:
-    """The tracking URI of store ``name``: this subprocess's PostgreSQL database (over
-    psycopg2, MLflow's driver for ``postgresql://``), else a SQLite file in ``workdir``."""
-    return POSTGRES_URL or f"sqlite:///{os.path.join(workdir, f'{name}.db')}"
+    """The tracking URI of store ``name``: this subprocess's PostgreSQL database over
+    psycopg2, else a SQLite file in ``workdir``."""
+    if POSTGRES_URL:
+        # Named: SQLAlchemy 2.1 takes plain postgresql:// to mean psycopg (3), not psycopg2.
+        return POSTGRES_URL.replace("postgresql://", "postgresql+psycopg2://", 1)
+    return f"sqlite:///{os.path.join(workdir, f'{name}.db')}"
 
 
 def open_store(workdir: str, name: str, *, wal: bool = True) -> tuple[SqlAlchemyStore, str]:
