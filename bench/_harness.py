@@ -4,6 +4,8 @@
   scripts compare timestamps across processes, and use the system-wide ``time.monotonic``;
   a measurement repeated after a warm-up, with a :class:`Stopwatch`;
 - summarise repeats with :func:`median`, latency samples with :func:`percentile`;
+- read figures out of the raw results with :func:`field_of`, and put them in a table's
+  :class:`Row` with :func:`ratio` and the ``fmt_*`` functions;
 - say where and when with :func:`machine` (collected before the run) and
   :func:`machine_section` (the markdown every results file ends with);
 - take the options the scripts share from :func:`bench_parser` (``--quick``, ``--out``) and
@@ -22,23 +24,32 @@ import statistics
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     import argparse
 
 __all__ = [
     "SECOND_SECTION",
+    "Row",
     "Stopwatch",
     "add_run_options",
     "bench_parser",
     "clock",
+    "field_of",
     "finish",
+    "fmt_ms",
+    "fmt_num",
+    "fmt_rate",
+    "fmt_x",
     "machine",
     "machine_section",
+    "med",
     "median",
     "merge_sections",
     "percentile",
+    "ratio",
+    "spread",
     "postgres_server",
     "raw_section",
     "results_path",
@@ -62,6 +73,68 @@ def percentile(ordered: list[float], q: float) -> float:
     """The ``q`` quantile (0-1) of already sorted values, nearest rank: ``p99`` is
     ``percentile(ordered, 0.99)``."""
     return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
+
+
+def med(values: list[float]) -> float | None:
+    """The median of the figures that came (None where one failed); None if none did."""
+    values = [v for v in values if v is not None]
+    return median(values) if values else None
+
+
+def field_of(entries: list[Any], *path: str) -> list[float]:
+    """The number at ``path`` in each raw entry's result (or in the entry itself), where
+    there is one: a failed measurement simply adds nothing."""
+    values = []
+    for entry in entries:
+        node = entry.get("result") if entry and "result" in entry else entry
+        for key in path:
+            node = node.get(key) if isinstance(node, dict) else None
+        if isinstance(node, int | float):
+            values.append(float(node))
+    return values
+
+
+def ratio(a: float | None, b: float | None) -> float | None:
+    """``a / b``, or None when either is missing or ``b`` is 0."""
+    return None if a is None or b is None or b == 0 else a / b
+
+
+def spread(values: list[float]) -> str:
+    """``median, max`` of ``values`` (the other processes' CPU use, say)."""
+    return "n/a" if not values else f"{median(values):.2f}, {max(values):.2f}"
+
+
+def fmt_rate(v: float | None) -> str:
+    """A rate: ``1,234/s``."""
+    return "n/a" if v is None else f"{v:,.0f}/s"
+
+
+def fmt_ms(v: float | None) -> str:
+    """Seconds, shown in ms under one second."""
+    return "n/a" if v is None else f"{v * 1e3:,.1f} ms" if v < 1 else f"{v:,.2f} s"
+
+
+def fmt_x(v: float | None) -> str:
+    """A ratio: ``12.3x``."""
+    return "n/a" if v is None else f"{v:,.1f}x"
+
+
+def fmt_num(v: float | None, unit: str) -> str:
+    """A number with its unit, two decimals."""
+    return "n/a" if v is None else f"{v:.2f} {unit}"
+
+
+class Row(NamedTuple):
+    """One row of a results table: what, our figure, the peer's, their ratio, the goal,
+    and whether it was met (None: not measured)."""
+
+    target: str
+    ours: str
+    peer: str
+    ratio: str
+    goal: str
+    ok: bool | None
+    note: str = ""
 
 
 class Stopwatch:

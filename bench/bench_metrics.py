@@ -24,20 +24,26 @@ from typing import Any
 
 from _harness import (
     SECOND_SECTION,
+    Row,
     add_run_options,
     bench_parser,
+    field_of,
     finish,
+    fmt_ms,
+    fmt_rate,
+    fmt_x,
     machine,
     machine_section,
     median,
     postgres_server,
+    ratio,
     results_path,
+    spread,
     write_results,
     write_sections,
 )
 from _pg import drop_prefixed, new_prefix
 from _runner import Measurer
-from run import Row, field_of, fmt_ms, fmt_rate, fmt_x, ratio, spread
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "RESULTS_metrics.md"

@@ -26,15 +26,23 @@ from pathlib import Path
 from typing import Any
 
 from _harness import (
+    Row,
     add_run_options,
     bench_parser,
+    field_of,
     finish,
+    fmt_ms,
+    fmt_num,
+    fmt_rate,
+    fmt_x,
     machine,
     machine_section,
-    median,
+    med,
     postgres_server,
+    ratio,
     raw_section,
     results_path,
+    spread,
     write_sections,
 )
 from _runner import NOISY_CPUS, CpuWatch, Measurer, wait_for_quiet
@@ -123,11 +131,6 @@ def cold_start(script: str, workdir: Path) -> dict[str, float] | None:
     }
 
 
-def med(values: list[float]) -> float | None:
-    values = [v for v in values if v is not None]
-    return median(values) if values else None
-
-
 def collect(plan: Plan, workdir: Path) -> dict[str, Any]:
     """Run every subprocess of the plan; return the raw per-repeat results."""
     raw: dict[str, list[Any]] = {
@@ -183,52 +186,6 @@ def collect(plan: Plan, workdir: Path) -> dict[str, Any]:
             ["_ours.py", "data", json.dumps(d100)],
         )
     return raw
-
-
-def field_of(entries: list[Any], *path: str) -> list[float]:
-    values = []
-    for entry in entries:
-        node = entry.get("result") if entry and "result" in entry else entry
-        for key in path:
-            node = node.get(key) if isinstance(node, dict) else None
-        if isinstance(node, int | float):
-            values.append(float(node))
-    return values
-
-
-@dataclass
-class Row:
-    target: str
-    ours: str
-    peer: str
-    ratio: str
-    goal: str
-    ok: bool | None
-    note: str = ""
-
-
-def fmt_rate(v: float | None) -> str:
-    return "n/a" if v is None else f"{v:,.0f}/s"
-
-
-def fmt_ms(v: float | None) -> str:
-    return "n/a" if v is None else f"{v * 1e3:,.1f} ms" if v < 1 else f"{v:,.2f} s"
-
-
-def fmt_x(v: float | None) -> str:
-    return "n/a" if v is None else f"{v:,.1f}x"
-
-
-def fmt_num(v: float | None, unit: str) -> str:
-    return "n/a" if v is None else f"{v:.2f} {unit}"
-
-
-def spread(values: list[float]) -> str:
-    return "n/a" if not values else f"{median(values):.2f}, {max(values):.2f}"
-
-
-def ratio(a: float | None, b: float | None) -> float | None:
-    return None if a is None or b is None or b == 0 else a / b
 
 
 def summarize(raw: dict[str, Any], plan: Plan) -> tuple[list[Row], dict[str, Any]]:
