@@ -20,7 +20,7 @@ from typing import Any
 import _mlflow
 from _child import emit, parse_args
 from _data import METRIC_KEYS, PROJECT, measured, point_value
-from _harness import clock, median
+from _harness import Stopwatch, clock
 from _mlflow import open_store, populate
 from _pg import pg_database
 
@@ -63,15 +63,12 @@ def scenario_log_metric(opts: dict[str, Any], workdir: str) -> dict[str, Any]:
     n, blocks, warmup = opts["n"], opts["blocks"], opts.get("warmup", 20)
     client, experiment_id = open_client(workdir)
     run_id = new_run(client, experiment_id)
-    rates = []
-    for b in range(-1, blocks):  # block -1 warms up
-        size = warmup if b < 0 else n
-        t0 = clock()
-        for step in range(size):
-            client.log_metric(run_id, "loss", point_value(step), step=step)
-        if b >= 0:
-            rates.append(size / (clock() - t0))
-    return {"rates": rates, "rate": median(rates)}
+    watch = Stopwatch()
+    for size in (warmup, *[n] * blocks):
+        with watch:
+            for step in range(size):
+                client.log_metric(run_id, "loss", point_value(step), step=step)
+    return watch.rates(n)
 
 
 def scenario_log_batch(opts: dict[str, Any], workdir: str) -> dict[str, Any]:
@@ -80,16 +77,14 @@ def scenario_log_batch(opts: dict[str, Any], workdir: str) -> dict[str, Any]:
     steps = BATCH // len(METRIC_KEYS)
     client, experiment_id = open_client(workdir)
     run_id = new_run(client, experiment_id)
-    client.log_batch(run_id, metrics=batch_points(0, steps, METRIC_KEYS))  # warm-up
-    rates = []
-    step = steps
-    for _ in range(blocks):
-        t0 = clock()
-        for _ in range(batches):
-            client.log_batch(run_id, metrics=batch_points(step, steps, METRIC_KEYS))
-            step += steps
-        rates.append(batches * BATCH / (clock() - t0))
-    return {"rates": rates, "rate": median(rates)}
+    watch = Stopwatch()
+    step = 0
+    for calls in (1, *[batches] * blocks):  # one call warms up
+        with watch:
+            for _ in range(calls):
+                client.log_batch(run_id, metrics=batch_points(step, steps, METRIC_KEYS))
+                step += steps
+    return watch.rates(batches * BATCH)
 
 
 def scenario_history(opts: dict[str, Any], workdir: str) -> dict[str, Any]:
@@ -99,14 +94,12 @@ def scenario_history(opts: dict[str, Any], workdir: str) -> dict[str, Any]:
     run_id = new_run(client, experiment_id)
     for lo in range(0, n, BATCH):
         client.log_batch(run_id, metrics=batch_points(lo, min(BATCH, n - lo), ("loss",)))
-    times = []
+    watch = Stopwatch()
     for _ in range(reps + 1):
-        t0 = clock()
-        history = client.get_metric_history(run_id, "loss")
-        times.append(clock() - t0)
+        with watch:
+            history = client.get_metric_history(run_id, "loss")
         assert len(history) == n, (len(history), n)
-    times = times[1:]  # the first warms up
-    return {"times": times, "seconds": median(times), "points": n}
+    return {**watch.summary(), "points": n}
 
 
 def scenario_search(opts: dict[str, Any], workdir: str) -> dict[str, Any]:
@@ -126,18 +119,15 @@ def scenario_search(opts: dict[str, Any], workdir: str) -> dict[str, Any]:
         client.log_batch(run.info.run_id, metrics=metrics)
     t_log = clock() - t_log
     expected = sum(1 for i in range(n) if measured(i)["acc"] > 0.5)
-    times = []
+    watch = Stopwatch()
     for _ in range(reps + 1):
-        t0 = clock()
-        found = client.search_runs(
-            [experiment_id], SEARCH_FILTER, ViewType.ACTIVE_ONLY, 50000, SEARCH_ORDER
-        )
-        times.append(clock() - t0)
+        with watch:
+            found = client.search_runs(
+                [experiment_id], SEARCH_FILTER, ViewType.ACTIVE_ONLY, 50000, SEARCH_ORDER
+            )
         assert len(found) == expected, (len(found), expected)
-    times = times[1:]
     return {
-        "times": times,
-        "seconds": median(times),
+        **watch.summary(),
         "matches": len(found),
         "first": [run.info.run_name for run in found[:20]],
         "log_metrics_s": t_log,

@@ -24,7 +24,7 @@ from typing import Any
 
 from _child import emit, parse_args
 from _data import METRIC_KEYS, PROJECT, measured, point_value, spec
-from _harness import clock, median
+from _harness import Stopwatch, clock, median
 from _ours import TASKS, lag, open_tracker
 from _pg import pg_database
 
@@ -131,15 +131,13 @@ async def history(opts: dict[str, Any], workdir: str) -> dict[str, Any]:
         )
     # Read on a freshly opened tracker, as a dashboard or notebook process would.
     async with open_tracker(db(workdir, "history")) as tracker:
-        times = []
+        watch = Stopwatch()
         for _ in range(reps + 1):
-            t0 = clock()
-            points = await tracker.get_metric_history(experiment_id, "loss")
-            times.append(clock() - t0)
+            with watch:
+                points = await tracker.get_metric_history(experiment_id, "loss")
             assert len(points) == n, (len(points), n)
             assert points[-1].step == n - 1 and points[-1].value == point_value(n - 1)
-    times = times[1:]  # the first warms up
-    return {"times": times, "seconds": median(times), "points": n}
+    return {**watch.summary(), "points": n}
 
 
 async def search(opts: dict[str, Any], workdir: str) -> dict[str, Any]:
@@ -155,16 +153,13 @@ async def search(opts: dict[str, Any], workdir: str) -> dict[str, Any]:
         populate_s = await from_tasks(n, one)
     expected = sum(1 for i in range(n) if measured(i)["acc"] > 0.5)
     async with open_tracker(path) as tracker:
-        times = []
+        watch = Stopwatch()
         for _ in range(reps + 1):
-            t0 = clock()
-            found = await tracker.list_experiments(SEARCH_FILTERS, order_by=SEARCH_ORDER)
-            times.append(clock() - t0)
+            with watch:
+                found = await tracker.list_experiments(SEARCH_FILTERS, order_by=SEARCH_ORDER)
             assert len(found) == expected, (len(found), expected)
-    times = times[1:]
     return {
-        "times": times,
-        "seconds": median(times),
+        **watch.summary(),
         "matches": len(found),
         "first": [experiment.name for experiment in found[:20]],
         "populate_s": populate_s,

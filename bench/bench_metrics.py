@@ -6,7 +6,7 @@ the same data on both sides; writes ``bench/RESULTS_metrics.md``::
     python bench/bench_metrics.py --quick --no-mlflow   # ours and sqlite3 only
 
 Every figure comes from a fresh subprocess on a fresh database (``_metrics_ours.py``,
-``_metrics_mlflow.py``), run the way ``run.py`` runs its own (``run.run_child``: after
+``_metrics_mlflow.py``), run the way ``run.py`` runs its own (``_runner.Measurer``: after
 waiting for the shared machine to go quiet, the CPU other processes took measured); the
 two sides alternate which goes first in each round, and the table shows medians over the
 rounds. The measurements and their goals are issue 12's (bench/README.md).
@@ -14,7 +14,6 @@ rounds. The measurements and their goals are issue 12's (bench/README.md).
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import tempfile
@@ -25,16 +24,26 @@ from typing import Any
 
 from _harness import (
     SECOND_SECTION,
+    Row,
+    add_run_options,
+    bench_parser,
+    field_of,
     finish,
+    fmt_ms,
+    fmt_rate,
+    fmt_x,
     machine,
     machine_section,
     median,
-    merge_sections,
+    postgres_server,
+    ratio,
     results_path,
+    spread,
     write_results,
+    write_sections,
 )
-from _pg import POSTGRES_URL_ENV, drop_prefixed, new_prefix, server_url
-from run import Row, field_of, fmt_ms, fmt_rate, fmt_x, ratio, run_child, spread, wait_for_quiet
+from _pg import drop_prefixed, new_prefix
+from _runner import Measurer
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "RESULTS_metrics.md"
@@ -139,16 +148,13 @@ def collect(
     planned = children(plan, pg)
     keys = [k for k in planned if with_mlflow or not k.startswith("ml_")]
     raw: dict[str, list[dict[str, Any]]] = {k: [] for k in keys}
+    measure = Measurer(workdir, plan.quiet_wait_s)
     for round_ in range(plan.rounds):
         for key in round_order(keys, round_):
             script, scenario, opts = planned[key]
-            print(f"  round {round_ + 1}: {script} {scenario} ...", end=" ", flush=True)
-            if plan.quiet_wait_s:
-                wait_for_quiet(plan.quiet_wait_s)
-            child = run_child([script, scenario, json.dumps({**common, **opts})], workdir)
-            busy = child.result.get("foreign_cpus", 0.0) if child.result else 0.0
-            print(f"{child.wall_s:.1f} s (other processes: {busy:.2f} CPUs)", flush=True)
-            raw[key].append({"result": child.result, "wall_s": child.wall_s, "error": child.error})
+            label = f"round {round_ + 1}: {script} {scenario}"
+            child = measure(label, [script, scenario, json.dumps({**common, **opts})])
+            raw[key].append(child.record())
     return raw
 
 
@@ -364,36 +370,19 @@ def _per_round(raw: dict[str, list[dict[str, Any]]]) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small smoke variant")
+    parser = bench_parser(__doc__.splitlines()[0], RESULTS)
     parser.add_argument("--rounds", type=int, help="override the number of rounds")
     parser.add_argument(
         "--no-mlflow", action="store_true", help="measure ours and sqlite3 only (no MLflow)"
     )
     parser.add_argument(
-        "--out",
-        type=Path,
-        help="where to write (default bench/RESULTS_metrics.md; --quick: nowhere)",
-    )
-    parser.add_argument("--tmp", type=Path, help="directory for the scratch databases")
-    parser.add_argument(
         "--quiet-wait",
         type=float,
         help="seconds each subprocess may wait for other processes to go quiet (default 5)",
     )
-    parser.add_argument(
-        "--postgres",
-        metavar="URL",
-        help=f"PostgreSQL server for the PostgreSQL run (default ${POSTGRES_URL_ENV}; "
-        "databases hcbench_* are created there and dropped)",
-    )
-    parser.add_argument(
-        "--only", choices=("sqlite", "postgres"), help="run one part; the file keeps the other"
-    )
+    add_run_options(parser)
     args = parser.parse_args()
-    server = server_url(args.postgres)
-    if args.only == "postgres" and server is None:
-        parser.error(f"--only postgres needs --postgres URL or {POSTGRES_URL_ENV}")
+    server = postgres_server(parser, args)
     plan = QUICK if args.quick else FULL
     if args.rounds:
         plan = replace(plan, rounds=args.rounds)
@@ -402,9 +391,7 @@ def main() -> int:
     with_mlflow = not args.no_mlflow
 
     parts: list[dict[str, str] | None] = [] if args.only == "postgres" else [None]
-    if server is None and args.only != "sqlite":
-        print(f"PostgreSQL run skipped: no server (set {POSTGRES_URL_ENV} or --postgres URL)")
-    elif args.only != "sqlite":
+    if server is not None:
         parts.append({"postgres": server, "prefix": new_prefix()})
     texts: dict[bool, str] = {}
     failed: list[str] = []
@@ -423,10 +410,7 @@ def main() -> int:
         texts[pg is not None] = render(rows, s, raw, plan, meta, with_mlflow)
         write_results(None, texts[pg is not None])
         failed += [k for k, entries in raw.items() for e in entries if e["error"]]
-    out = results_path(args.out, args.quick, RESULTS)
-    if out is not None:
-        out.write_text(merge_sections(out, texts.get(False), texts.get(True)), encoding="utf-8")
-        print(f"wrote {out}")
+    write_sections(results_path(args.out, args.quick, RESULTS), texts.get(False), texts.get(True))
     if failed:
         print(f"failed: {', '.join(failed)}", file=sys.stderr)
         return 2

@@ -191,46 +191,32 @@ async def populate_ours(storage_uri: str, n: int) -> None:
 
 
 async def measure_ours(storage_uri: str, repeat: int) -> dict[str, dict[str, list[float]]]:
-    import httpx
     from _data import PROJECT
+    from _served import served_dashboard
 
-    from healthchain.ui import create_app
-
-    app = create_app(storage_uri)  # served as users serve it: the Host check on
     times: dict[str, dict[str, list[float]]] = {
         q.label: {"server": [], "page": [], "list": []} for q in QUERIES
     }
-    server_times: list[float] = []
-    async with app.router.lifespan_context(app) as state:
-        tracker = state["dashboard"].tracker
-
-        async def served(scope: Any, receive: Any, send: Any) -> None:
-            scope["state"] = dict(state)
-            t0 = clock()
-            await app(scope, receive, send)
-            server_times.append(clock() - t0)
-
-        transport = httpx.ASGITransport(app=served)
-        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
-            for round_ in range(repeat + 2):
-                for q in QUERIES:
-                    query = {"project": PROJECT, **q.params}
-                    t0 = clock()
-                    response = await client.get("/", params=query)
-                    page_s = clock() - t0
-                    assert response.status_code == 200, response.text
-                    assert response.text.count('class="name"') == PAGE, q.label
-                    filters = {"project": PROJECT, **(q.filters or {})}
-                    t0 = clock()
-                    rows = await tracker.list_experiments(
-                        filters, limit=PAGE + 1, offset=q.offset, order_by=q.order_by
-                    )
-                    list_s = clock() - t0
-                    assert len(rows) == PAGE + 1
-                    if round_ >= 2:
-                        times[q.label]["server"].append(server_times[-1])
-                        times[q.label]["page"].append(page_s)
-                        times[q.label]["list"].append(list_s)
+    async with served_dashboard(storage_uri) as (client, tracker, server_times):
+        for round_ in range(repeat + 2):
+            for q in QUERIES:
+                query = {"project": PROJECT, **q.params}
+                t0 = clock()
+                response = await client.get("/", params=query)
+                page_s = clock() - t0
+                assert response.status_code == 200, response.text
+                assert response.text.count('class="name"') == PAGE, q.label
+                filters = {"project": PROJECT, **(q.filters or {})}
+                t0 = clock()
+                rows = await tracker.list_experiments(
+                    filters, limit=PAGE + 1, offset=q.offset, order_by=q.order_by
+                )
+                list_s = clock() - t0
+                assert len(rows) == PAGE + 1
+                if round_ >= 2:
+                    times[q.label]["server"].append(server_times[-1])
+                    times[q.label]["page"].append(page_s)
+                    times[q.label]["list"].append(list_s)
     return times
 
 

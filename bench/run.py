@@ -15,31 +15,38 @@ RESULTS.md; ``--only`` runs one of the two parts and keeps the file's other sect
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import psutil
 from _harness import (
-    clock,
+    Row,
+    add_run_options,
+    bench_parser,
+    field_of,
     finish,
+    fmt_ms,
+    fmt_num,
+    fmt_rate,
+    fmt_x,
     machine,
     machine_section,
-    median,
-    merge_sections,
+    med,
+    postgres_server,
+    ratio,
     raw_section,
     results_path,
+    spread,
+    write_sections,
 )
-from _pg import POSTGRES_URL_ENV, server_url
+from _runner import NOISY_CPUS, CpuWatch, Measurer, wait_for_quiet
+from _runner import run_child as run_child  # re-exported: _pg_run imports it from here
 
 HERE = Path(__file__).resolve().parent
 
@@ -94,113 +101,6 @@ QUICK = Plan(
 )
 
 
-# Other processes using more than this many CPUs (of 2) during a measurement make it noisy.
-NOISY_CPUS = 0.5
-
-
-@dataclass
-class Child:
-    """Outcome of one benchmark subprocess."""
-
-    result: dict[str, Any] | None
-    wall_s: float
-    peak_rss_mb: float
-    error: str | None = None
-
-
-class CpuWatch:
-    """CPU used by *other* processes while a subprocess runs (the machine is shared).
-
-    System-wide busy CPU time minus this process's and its waited-for children's, as
-    an average number of CPUs; 0.0 means the benchmark had the machine to itself.
-    """
-
-    def __enter__(self) -> CpuWatch:
-        self._t0 = time.monotonic()
-        self._busy0 = self._busy()
-        self._own0 = self._own()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        elapsed = max(time.monotonic() - self._t0, 1e-9)
-        foreign = (self._busy() - self._busy0) - (self._own() - self._own0)
-        self.foreign_cpus = max(0.0, foreign / elapsed)
-
-    @staticmethod
-    def _busy() -> float:
-        t = psutil.cpu_times()
-        return (
-            sum(t)
-            - t.idle
-            - getattr(t, "iowait", 0.0)
-            - getattr(t, "guest", 0.0)
-            - getattr(t, "guest_nice", 0.0)
-        )
-
-    @staticmethod
-    def _own() -> float:
-        me = resource.getrusage(resource.RUSAGE_SELF)
-        kids = resource.getrusage(resource.RUSAGE_CHILDREN)
-        return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
-
-
-def wait_for_quiet(limit_s: float, threshold: float = 0.25) -> float:
-    """Wait (at most ``limit_s``) until other processes use under ``threshold`` CPUs."""
-    t0 = time.monotonic()
-    while True:
-        with CpuWatch() as watch:
-            time.sleep(0.5)
-        if watch.foreign_cpus < threshold or time.monotonic() - t0 > limit_s:
-            return watch.foreign_cpus
-        time.sleep(1.0)
-
-
-def run_child(args: list[str], workdir: Path, timeout: float = 600) -> Child:
-    """Run ``python <args> OUT`` ..., sampling its RSS with psutil; return its JSON result."""
-    out = workdir / f"result-{time.monotonic_ns()}.json"
-    script, *rest = args
-    cmd = [sys.executable, str(HERE / script), *rest[:1], str(out), *rest[1:]]
-    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "PYTHONWARNINGS": "ignore"}
-    peak = 0.0
-    stop = threading.Event()
-    watch = CpuWatch().__enter__()
-    t0 = clock()
-    with open(workdir / "stderr.txt", "w+") as err:
-        proc = subprocess.Popen(cmd, cwd=workdir, env=env, stdout=err, stderr=err)
-
-        def sample() -> None:
-            nonlocal peak
-            try:
-                p = psutil.Process(proc.pid)
-                while not stop.is_set():
-                    peak = max(peak, p.memory_info().rss / 2**20)
-                    stop.wait(0.02)
-            except psutil.Error:
-                pass
-
-        sampler = threading.Thread(target=sample, daemon=True)
-        sampler.start()
-        try:
-            rc = proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            rc = proc.wait()
-        wall = clock() - t0
-        stop.set()
-        sampler.join()
-        watch.__exit__()
-        err.seek(0)
-        stderr = err.read()
-    if rc != 0 or not out.exists():
-        tail = "\n".join(stderr.strip().splitlines()[-15:])
-        print(f"  !! {' '.join(args[:2])} failed (exit {rc}):\n{tail}", file=sys.stderr)
-        return Child(None, wall, peak, error=f"exit {rc}: {tail.splitlines()[-1] if tail else ''}")
-    result = json.loads(out.read_text())
-    out.unlink()
-    result["foreign_cpus"] = watch.foreign_cpus
-    return Child(result, wall, peak)
-
-
 def cold_start(script: str, workdir: Path) -> dict[str, float] | None:
     """Seconds from spawning a fresh interpreter to its first committed experiment."""
     sub = Path(tempfile.mkdtemp(dir=workdir))
@@ -231,11 +131,6 @@ def cold_start(script: str, workdir: Path) -> dict[str, float] | None:
     }
 
 
-def med(values: list[float]) -> float | None:
-    values = [v for v in values if v is not None]
-    return median(values) if values else None
-
-
 def collect(plan: Plan, workdir: Path) -> dict[str, Any]:
     """Run every subprocess of the plan; return the raw per-repeat results."""
     raw: dict[str, list[Any]] = {
@@ -244,39 +139,11 @@ def collect(plan: Plan, workdir: Path) -> dict[str, Any]:
     raw["cold_ours"], raw["cold_mlflow"] = [], []
     tmp = str(workdir)
 
-    retried = 0.0
+    measure = Measurer(workdir, plan.quiet_wait_s, plan.retry_budget_s)
 
     def step(label: str, key: str, args: list[str]) -> None:
-        print(f"  {label} ...", end=" ", flush=True)
-        if plan.quiet_wait_s:
-            wait_for_quiet(plan.quiet_wait_s)
-        child = run_child(args, workdir)
-        noise = child.result.get("foreign_cpus", 0.0) if child.result else 0.0
-        nonlocal retried
-        if noise > NOISY_CPUS and retried < plan.retry_budget_s:
-            # Other processes took a good share of the 2 CPUs: measure once more and keep
-            # the quieter of the two (the retry's load is reported either way).
-            print(f"{child.wall_s:.1f} s, other processes {noise:.2f} CPUs: again ...", end=" ")
-            t_retry = time.monotonic()
-            wait_for_quiet(plan.quiet_wait_s)
-            again = run_child(args, workdir)
-            retried += time.monotonic() - t_retry
-            if again.result and again.result.get("foreign_cpus", 0.0) < noise:
-                child = again
-        raw[key].append(
-            {
-                "result": child.result,
-                "wall_s": child.wall_s,
-                "psutil_peak_rss_mb": child.peak_rss_mb,
-                "error": child.error,
-            }
-        )
-        busy = child.result.get("foreign_cpus", 0.0) if child.result else 0.0
-        print(
-            f"{child.wall_s:.1f} s (other processes: {busy:.2f} CPUs)"
-            + (" FAILED" if child.error else ""),
-            flush=True,
-        )
+        child = measure(label, args)
+        raw[key].append({**child.record(), "psutil_peak_rss_mb": child.peak_rss_mb})
 
     # Cold starts first, one of each discarded so both sides start with warm caches.
     print("cold start", flush=True)
@@ -319,52 +186,6 @@ def collect(plan: Plan, workdir: Path) -> dict[str, Any]:
             ["_ours.py", "data", json.dumps(d100)],
         )
     return raw
-
-
-def field_of(entries: list[Any], *path: str) -> list[float]:
-    values = []
-    for entry in entries:
-        node = entry.get("result") if entry and "result" in entry else entry
-        for key in path:
-            node = node.get(key) if isinstance(node, dict) else None
-        if isinstance(node, int | float):
-            values.append(float(node))
-    return values
-
-
-@dataclass
-class Row:
-    target: str
-    ours: str
-    peer: str
-    ratio: str
-    goal: str
-    ok: bool | None
-    note: str = ""
-
-
-def fmt_rate(v: float | None) -> str:
-    return "n/a" if v is None else f"{v:,.0f}/s"
-
-
-def fmt_ms(v: float | None) -> str:
-    return "n/a" if v is None else f"{v * 1e3:,.1f} ms" if v < 1 else f"{v:,.2f} s"
-
-
-def fmt_x(v: float | None) -> str:
-    return "n/a" if v is None else f"{v:,.1f}x"
-
-
-def fmt_num(v: float | None, unit: str) -> str:
-    return "n/a" if v is None else f"{v:.2f} {unit}"
-
-
-def spread(values: list[float]) -> str:
-    return "n/a" if not values else f"{median(values):.2f}, {max(values):.2f}"
-
-
-def ratio(a: float | None, b: float | None) -> float | None:
-    return None if a is None or b is None or b == 0 else a / b
 
 
 def summarize(raw: dict[str, Any], plan: Plan) -> tuple[list[Row], dict[str, Any]]:
@@ -539,26 +360,10 @@ def render(
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small smoke variant")
+    parser = bench_parser(__doc__.splitlines()[0], HERE / "RESULTS.md")
     parser.add_argument("--repeats", type=int, help="override the number of repeats")
-    parser.add_argument(
-        "--out",
-        type=Path,
-        help="where to write the table "
-        "(default bench/RESULTS.md; --quick writes nothing unless given)",
-    )
-    parser.add_argument("--tmp", type=Path, help="directory for the scratch databases")
+    add_run_options(parser)
     parser.add_argument("--strict", action="store_true", help="exit 1 if a target is missed")
-    parser.add_argument(
-        "--postgres",
-        metavar="URL",
-        help="PostgreSQL server for the PostgreSQL run (default $HEALTHCHAIN_BENCH_POSTGRES_URL;"
-        " databases hcbench_* are created there and dropped)",
-    )
-    parser.add_argument(
-        "--only", choices=("sqlite", "postgres"), help="run one part; the file keeps the other"
-    )
     parser.add_argument(
         "--no-mlflow", action="store_true", help="PostgreSQL run: ours and raw asyncpg only"
     )
@@ -570,11 +375,9 @@ def main() -> int:
     )
     args = parser.parse_args()
     args.quick = args.quick or args.smoke
-    server = server_url(args.postgres)
     if args.processes is not None and not 1 <= args.processes <= 64:
         parser.error(f"--processes {args.processes}: give 1 to 64")
-    if args.only == "postgres" and server is None:
-        parser.error(f"--only postgres needs --postgres URL or {POSTGRES_URL_ENV}")
+    server = postgres_server(parser, args)
     plan = QUICK if args.quick else FULL
     if args.repeats:
         plan = Plan(**{**plan.__dict__, "repeats": args.repeats})
@@ -595,9 +398,7 @@ def main() -> int:
                 status = 2  # a measurement failed: its subprocess's error is printed above
             elif args.strict and not all(r.ok for r in rows):
                 status = 1
-        if server is None and args.only != "sqlite":
-            print(f"PostgreSQL run skipped: no server (set {POSTGRES_URL_ENV} or --postgres URL)")
-        elif server is not None and args.only != "sqlite":
+        if server is not None:
             import _pg_run
 
             pg_plan = _pg_run.SMOKE if args.smoke else _pg_run.QUICK if args.quick else _pg_run.FULL
@@ -607,9 +408,7 @@ def main() -> int:
             )  # fmt: skip
             print("\n" + pg_text.split("## Context")[0].split("\n", 1)[1])
             status = status or (0 if complete else 2)
-    if out:
-        out.write_text(merge_sections(out, text, pg_text))
-        print(f"wrote {out}")
+    write_sections(out, text, pg_text)
     return status
 
 

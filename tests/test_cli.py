@@ -18,15 +18,11 @@ from pathlib import Path
 import pytest
 from helpers.cli import assert_one_line_error, run
 from helpers.filesystems import tmpfs
+from helpers.pipelines import PIPELINE
 from typer.testing import Result
 
 from healthchain.tracking import Experiment, ExperimentStatus, ExperimentTracker, RequestRecord
 
-PIPELINE = [
-    {"name": "preprocess", "type": "function", "stage": "pre"},
-    {"name": "llm", "type": "ChatModel", "stage": "inference"},
-    {"name": "cards", "type": "function", "stage": "post"},
-]
 XSS = "<script>alert(1)</script>"
 
 

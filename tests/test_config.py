@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from helpers.errors import chain_text
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -124,15 +125,6 @@ def _assert_hidden(text: str, *secrets: str) -> None:
         assert secret not in text, text
 
 
-def _chain(exc: BaseException | None) -> str:
-    """The text of an exception and of everything chained to it, as a traceback shows."""
-    parts = []
-    while exc is not None:
-        parts += [str(exc), repr(exc)]
-        exc = exc.__cause__ or exc.__context__
-    return "\n".join(parts)
-
-
 @pytest.mark.parametrize(
     "parameter",
     [
@@ -190,7 +182,7 @@ def test_unparsable_uris_show_scheme_and_host_at_most(uri: str, shown: str) -> N
     assert mask_uri(uri) == shown
     with pytest.raises(ConfigurationError, match="is not a database URL") as info:
         AsyncExperimentTracker(uri)
-    _assert_hidden(_chain(info.value), SECRET, "pre@", "notaport")
+    _assert_hidden(chain_text(info.value), SECRET, "pre@", "notaport")
 
 
 @pytest.mark.parametrize(
@@ -222,7 +214,7 @@ def test_a_password_that_can_be_read_two_ways_is_refused_not_guessed() -> None:
     uri = "postgresql://u:pre@SEC/RET@127.0.0.1/db"
     with pytest.raises(ConfigurationError, match="percent-encode '@' as %40") as info:
         resolve_storage_uri(uri)
-    _assert_hidden(_chain(info.value), "SEC", "RET", "pre")
+    _assert_hidden(chain_text(info.value), "SEC", "RET", "pre")
     assert resolve_storage_uri("postgresql://u:pre%40SEC%2FRET@127.0.0.1/db").url.password == (
         "pre@SEC/RET"
     )
@@ -248,7 +240,7 @@ def test_no_written_password_is_ever_shown(password: str) -> None:
     except ConfigurationError as exc:
         refused = exc
     if refused is not None:
-        assert password not in _chain(refused)
+        assert password not in chain_text(refused)
     else:
         assert config.display == "postgresql+asyncpg://alice:***@dbhost.example/dbname"
         assert config.url.host == "dbhost.example"
@@ -281,7 +273,7 @@ def test_libpq_sslmode_is_asyncpg_ssl() -> None:
 def test_a_uri_of_another_type_is_named_by_its_type_only() -> None:
     with pytest.raises(ConfigurationError, match="got a bytes") as info:
         AsyncExperimentTracker(f"postgresql://u:{SECRET}@h/db".encode())  # type: ignore[arg-type]
-    _assert_hidden(_chain(info.value), SECRET)
+    _assert_hidden(chain_text(info.value), SECRET)
 
 
 def test_the_sandbox_config_repr_masks_its_storage_uri() -> None:
@@ -299,11 +291,11 @@ def test_a_sqlite_option_the_driver_cannot_take_is_a_configuration_error(tmp_pat
     uri = f"sqlite:///{tmp_path / 'x.db'}?timeout=soon&password={SECRET}"
     with pytest.raises(ConfigurationError, match=r"timeout=soon.*driver cannot take") as info:
         ExperimentTracker(uri)
-    _assert_hidden(_chain(info.value), SECRET)
+    _assert_hidden(chain_text(info.value), SECRET)
 
 
 def test_a_host_holding_an_at_is_refused_and_odd_values_mask_to_nothing() -> None:
     with pytest.raises(ConfigurationError, match="its host holds an '@'") as info:
         resolve_storage_uri(f"postgresql://u:{SECRET}@a@b#c/db")
-    _assert_hidden(_chain(info.value), SECRET)
+    _assert_hidden(chain_text(info.value), SECRET)
     assert mask_uri(None) == "***"  # type: ignore[arg-type]

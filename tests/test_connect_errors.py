@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 import anyio
 import pytest
+from helpers.errors import chain_text
 from helpers.postgres import postgres_url, reset_postgres
 from sqlalchemy.engine import URL, make_url
 
@@ -91,14 +92,6 @@ def _uri(case: str) -> str:
     return url.render_as_string(hide_password=False)
 
 
-def _chain(exc: BaseException | None) -> str:
-    parts = []
-    while exc is not None:
-        parts += [str(exc), repr(exc)]
-        exc = exc.__cause__ or exc.__context__
-    return "\n".join(parts)
-
-
 def _check(exc: BaseException, case: str) -> None:
     _, error, needles = CASES[case]
     assert isinstance(exc, error), repr(exc)
@@ -107,7 +100,7 @@ def _check(exc: BaseException, case: str) -> None:
         assert needle in message, message
     assert "***" in message  # the URL is named, masked
     for secret in (PASSWORD, QUERY_PASSWORD):
-        assert secret not in _chain(exc)
+        assert secret not in chain_text(exc)
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -187,7 +180,7 @@ async def test_writes_fail_at_once_when_connecting_cannot_succeed_again() -> Non
         for info in (ended, listed):
             assert "is not permitted to log in" in str(info.value)
             assert "check the user name and password" in str(info.value)
-            assert PASSWORD not in _chain(info.value)
+            assert PASSWORD not in chain_text(info.value)
     finally:
         await admin.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1", role
@@ -213,4 +206,4 @@ async def test_a_server_refusing_tls_is_final_not_an_outage() -> None:
     assert time.monotonic() - started < FAST
     assert "rejected SSL upgrade" in str(info.value)
     assert "check the URL's ssl option" in str(info.value)
-    assert PASSWORD not in _chain(info.value)
+    assert PASSWORD not in chain_text(info.value)

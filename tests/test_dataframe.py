@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import pandas as pd
 import pytest
+from helpers.pipelines import PIPELINE
 
 from healthchain.tracking import (
     AsyncExperimentTracker,
@@ -17,11 +18,6 @@ from healthchain.tracking import (
     TrackerError,
 )
 from healthchain.tracking._dataframe import COLUMNS, experiments_to_dataframe
-
-PIPELINE = [
-    {"name": "llm", "type": "ChatModel", "stage": "inference"},
-    {"name": "cards", "type": "function", "stage": "post"},
-]
 
 
 @pytest.fixture

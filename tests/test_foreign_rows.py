@@ -113,8 +113,8 @@ def test_infinite_times_on_postgresql_still_list(postgres_storage: Storage) -> N
 def test_times_past_pythons_years_on_postgresql_still_list(
     postgres_storage: Storage, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """asyncpg fails a whole read on such a value: the read is retried with times as text."""
-    """PostgreSQL only: see the module docstring."""
+    """PostgreSQL only (see the module docstring): asyncpg fails a whole read on such a
+    value, so the read is retried with times as text."""
     now = datetime.now(UTC)
     with ExperimentTracker(postgres_storage.uri) as tracker:
         ordinary = tracker.start_experiment("ordinary")

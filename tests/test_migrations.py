@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 import subprocess
 import sys
 import time
@@ -33,6 +32,16 @@ def _migrate(path: Path, target: str = "head") -> None:
             run_migrations(conn, load_scripts(), None, target)
     finally:
         engine.dispose()
+
+
+def _query(path: Path, sql: str) -> list[tuple[object, ...]]:
+    """The rows of one statement on the SQLite file at ``path``, committed (plain sqlite3)."""
+    return Storage("sqlite", f"sqlite:///{path}", path).query(sql)
+
+
+def _revisions(path: Path) -> list[object]:
+    """The revisions the file at ``path`` is stamped with: one, when it is whole."""
+    return [revision for (revision,) in _query(path, "SELECT version_num FROM alembic_version")]
 
 
 def _schema(path: Path) -> tuple[list[object], dict[str, object]]:
@@ -73,13 +82,7 @@ def test_migrations_build_exactly_the_declared_schema(tmp_path: Path) -> None:
     _migrate(path)
     diff, _ = _schema(path)
     assert diff == []
-    conn = sqlite3.connect(path)
-    try:
-        assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [
-            (HEAD_REVISION,)
-        ]
-    finally:
-        conn.close()
+    assert _revisions(path) == [HEAD_REVISION]
 
 
 def test_fresh_file_is_created_and_stamped_like_a_migrated_one(tmp_path: Path) -> None:
@@ -91,14 +94,8 @@ def test_fresh_file_is_created_and_stamped_like_a_migrated_one(tmp_path: Path) -
     fresh_diff, fresh_shape = _schema(fresh)
     assert fresh_diff == []
     assert fresh_shape == _schema(migrated)[1]
-    conn = sqlite3.connect(fresh)
-    try:
-        assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [
-            (HEAD_REVISION,)
-        ]
-        assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
-    finally:
-        conn.close()
+    assert _revisions(fresh) == [HEAD_REVISION]
+    assert _query(fresh, "PRAGMA journal_mode") == [("wal",)]
 
 
 def test_a_database_behind_head_is_upgraded_by_alembic_on_open(tmp_path: Path) -> None:
@@ -110,29 +107,16 @@ def test_a_database_behind_head_is_upgraded_by_alembic_on_open(tmp_path: Path) -
     diff, shape = _schema(path)
     assert diff == []
     assert "requests" in shape
-    conn = sqlite3.connect(path)
-    try:
-        assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [
-            (HEAD_REVISION,)
-        ]
-    finally:
-        conn.close()
+    assert _revisions(path) == [HEAD_REVISION]
 
 
 def test_a_database_from_a_newer_healthchain_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "newer.db"
     _migrate(path)
-    conn = sqlite3.connect(path)
-    conn.execute("UPDATE alembic_version SET version_num = '9999'")
-    conn.commit()
-    conn.close()
+    _query(path, "UPDATE alembic_version SET version_num = '9999'")
     with pytest.raises(StorageError, match=r"revision '9999'.*upgrade healthchain"):
         ExperimentTracker(f"sqlite:///{path}")
-    conn = sqlite3.connect(path)
-    try:
-        assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [("9999",)]
-    finally:
-        conn.close()
+    assert _revisions(path) == ["9999"]
 
 
 def test_processes_opening_one_fresh_database_at_once_do_not_race(
@@ -199,11 +183,7 @@ def _downgrade_to_0003(path: Path) -> None:
 
 
 def _rows(path: Path, tables: tuple[str, ...]) -> dict[str, list[tuple[object, ...]]]:
-    conn = sqlite3.connect(path)
-    try:
-        return {t: sorted(conn.execute(f"SELECT * FROM {t}").fetchall(), key=repr) for t in tables}
-    finally:
-        conn.close()
+    return {t: sorted(_query(path, f"SELECT * FROM {t}"), key=repr) for t in tables}
 
 
 def test_a_file_at_revision_0003_upgrades_in_place_keeping_every_row(tmp_path: Path) -> None:
@@ -251,9 +231,5 @@ def test_a_file_at_revision_0003_upgrades_in_place_keeping_every_row(tmp_path: P
         assert after[table] == before[table], table
     diff, _ = _schema(path)
     assert diff == []
-    assert _rows(path, ("alembic_version",)) == {"alembic_version": [(HEAD_REVISION,)]}
-    conn = sqlite3.connect(path)
-    try:
-        assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
-    finally:
-        conn.close()
+    assert _revisions(path) == [HEAD_REVISION]
+    assert _query(path, "PRAGMA integrity_check") == [("ok",)]

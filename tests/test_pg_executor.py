@@ -11,6 +11,7 @@ import asyncio
 from typing import Any
 
 import pytest
+from helpers.pipelines import PIPELINE
 
 from healthchain.tracking import (
     AsyncExperimentTracker,
@@ -26,11 +27,6 @@ from healthchain.tracking._schema import INSERT_TAG
 from healthchain.tracking._validation import utcnow
 
 pytestmark = pytest.mark.anyio
-
-COMPONENTS = [
-    {"name": "pre", "type": "transform", "stage": "pre"},
-    {"name": "model", "type": "model", "stage": "inference"},
-]
 
 
 @pytest.fixture(params=["driver", "core"])
@@ -71,7 +67,7 @@ async def test_lifecycles_from_many_tasks_are_all_recorded_whole(pg_uri: str) ->
             f"run-{i}",
             tags={"i": i, "even": i % 2 == 0},
             pipeline_config={"i": i},
-            components=COMPONENTS[: i % 3],
+            components=PIPELINE[: i % 3],
         )
         await tracker.end_experiment(experiment_id, ExperimentStatus.FAILED, error=f"e{i}")
         return experiment_id
@@ -86,7 +82,7 @@ async def test_lifecycles_from_many_tasks_are_all_recorded_whole(pg_uri: str) ->
                 {"i": i},
                 f"e{i}",
             )
-            assert [c.name for c in got.components] == [c["name"] for c in COMPONENTS[: i % 3]]
+            assert [c.name for c in got.components] == [c["name"] for c in PIPELINE[: i % 3]]
             assert got.status is ExperimentStatus.FAILED and got.end_time is not None
         assert len(await tracker.list_experiments({"tags": {"even": True}})) == 100
 

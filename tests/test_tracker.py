@@ -14,6 +14,7 @@ from typing import Any
 
 import anyio
 import pytest
+from helpers.pipelines import PIPELINE
 from helpers.storage import Storage
 
 from healthchain.tracking import (
@@ -31,11 +32,6 @@ from healthchain.tracking import (
 from healthchain.tracking._operations import EndOp
 
 pytestmark = pytest.mark.anyio
-
-PIPELINE = [
-    {"name": "llm", "type": "ChatModel", "stage": "inference"},
-    {"name": "cards", "type": "function", "stage": "postprocess"},
-]
 
 
 async def count_rows(tracker: AsyncExperimentTracker) -> int:
@@ -65,8 +61,9 @@ async def test_lifecycle_records_everything(any_storage_uri: str) -> None:
     assert done.tags == {"environment": "production", "model": "zephyr", "epochs": 3}
     assert done.pipeline_config == {"template": "cards.json", "max_tokens": 512}
     assert done.components == (
-        Component("llm", "ChatModel", "inference", 0),
-        Component("cards", "function", "postprocess", 1),
+        Component("preprocess", "function", "pre", 0),
+        Component("llm", "ChatModel", "inference", 1),
+        Component("cards", "function", "post", 2),
     )
     assert done.start_time.tzinfo is not None and done.start_time.utcoffset() == timedelta(0)
     assert done.end_time is not None and done.end_time >= done.start_time
@@ -144,7 +141,7 @@ async def test_list_attaches_components_per_experiment(any_storage_uri: str) -> 
         with_pipeline = await tracker.start_experiment(components=PIPELINE)
         without = await tracker.start_experiment()
         listed = {e.id: e for e in await tracker.list_experiments(limit=5)}
-    assert [c.name for c in listed[with_pipeline].components] == ["llm", "cards"]
+    assert [c.name for c in listed[with_pipeline].components] == ["preprocess", "llm", "cards"]
     assert listed[without].components == ()
 
 
@@ -240,7 +237,7 @@ async def test_concurrent_writers_share_commits_and_lose_nothing(any_storage_uri
     # newest first is start order, even for starts queued in one batch
     assert listed == sorted(listed, key=lambda e: (e.start_time, e.id), reverse=True)
     assert all(e.status is ExperimentStatus.COMPLETED for e in listed)
-    assert all(len(e.components) == 2 for e in listed)
+    assert all(len(e.components) == len(PIPELINE) for e in listed)
     assert len(worker3) == 25
 
 

@@ -15,6 +15,7 @@ import anyio
 import httpx
 import pytest
 from helpers.dashboard import dashboard_client
+from helpers.pipelines import PIPELINE
 from helpers.shared import kept_read_only, make_shared_storage
 from helpers.storage import Storage
 from starlette.types import Receive, Scope, Send
@@ -32,11 +33,6 @@ pytestmark = pytest.mark.anyio
 
 XSS = "<script>alert(1)</script>"
 BREAKOUT = "</script><script>alert(2)</script>"
-PIPELINE = [
-    {"name": "preprocess", "type": "function", "stage": "pre"},
-    {"name": "llm", "type": "ChatModel", "stage": "inference"},
-    {"name": "cards", "type": "function", "stage": "post"},
-]
 
 
 @pytest.fixture(scope="module")

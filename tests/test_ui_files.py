@@ -13,6 +13,7 @@ from urllib.parse import unquote
 
 import anyio
 import anyio.to_thread
+import httpx
 import pytest
 from helpers.asgi import raw_request, response_parts
 from helpers.dashboard import dashboard_client
@@ -26,6 +27,7 @@ pytestmark = pytest.mark.anyio
 
 SECRET = b'{"secret": "outside the folder"}\n'
 REQUEST = b'{\n  "hook": "patient-view"\n}\n'
+NOTES = b"<script>alert(1)</script>\n"
 
 
 @pytest.fixture
@@ -38,7 +40,7 @@ def saved(tmp_path: Path) -> Path:
     folder.mkdir(parents=True)
     (folder / "request_0000.json").write_bytes(REQUEST)
     (folder / "response_0000.json").write_bytes(b'{"cards": []}\n')
-    (folder / "notes.txt").write_bytes(b"<script>alert(1)</script>\n")
+    (folder / "notes.txt").write_bytes(NOTES)
     (folder / ".response_0001.json.abc.tmp").write_bytes(b'{"half')  # being written
     (folder / "outside.json").symlink_to(tmp_path / "secret.json")
     (folder / "outside-dir").symlink_to(tmp_path / "elsewhere")
@@ -66,6 +68,17 @@ async def record(storage: Storage, files_dir: Path | str | None) -> tuple[str, s
     return await anyio.to_thread.run_sync(_record, storage, files_dir)
 
 
+async def files_pages(
+    storage: Storage, files_dir: Path, *suffixes: str
+) -> tuple[str, list[httpx.Response]]:
+    """The id of an experiment whose files are in ``files_dir`` (:func:`record`), and the
+    dashboard's answers to ``/experiments/<id>/files<suffix>`` for each suffix, in order."""
+    experiment_id, _ = await record(storage, files_dir)
+    async with dashboard_client(storage.uri) as client:
+        pages = [await client.get(f"/experiments/{experiment_id}/files{s}") for s in suffixes]
+    return experiment_id, pages
+
+
 @asynccontextmanager
 async def raw_client(storage_uri: str) -> AsyncIterator[Any]:
     """``get(raw_path)``: the path sent exactly as given, ``..`` and all, which httpx
@@ -84,9 +97,7 @@ async def raw_client(storage_uri: str) -> AsyncIterator[Any]:
 async def test_the_listing_shows_the_regular_files_inside_the_folder(
     any_storage: Storage, saved: Path
 ) -> None:
-    experiment_id, _ = await record(any_storage, saved)
-    async with dashboard_client(any_storage.uri) as client:
-        page = await client.get(f"/experiments/{experiment_id}/files")
+    experiment_id, (page,) = await files_pages(any_storage, saved, "")
     assert page.status_code == 200
     assert page.headers["content-security-policy"].startswith("default-src 'none'")
     text = page.text
@@ -100,25 +111,29 @@ async def test_the_listing_shows_the_regular_files_inside_the_folder(
     assert f">{len(REQUEST):,}<" in text  # its size
 
 
+@pytest.mark.parametrize(
+    ("name", "content", "content_type", "disposition"),
+    [
+        ("request_0000.json", REQUEST, "application/json", None),
+        ("notes.txt", NOTES, "text/plain; charset=utf-8", 'attachment; filename="notes.txt"'),
+    ],
+    ids=["json", "download"],
+)
 async def test_a_json_file_is_served_as_json_and_anything_else_as_a_download(
-    any_storage: Storage, saved: Path
+    any_storage: Storage,
+    saved: Path,
+    name: str,
+    content: bytes,
+    content_type: str,
+    disposition: str | None,
 ) -> None:
-    experiment_id, _ = await record(any_storage, saved)
-    async with dashboard_client(any_storage.uri) as client:
-        request = await client.get(f"/experiments/{experiment_id}/files/request_0000.json")
-        notes = await client.get(f"/experiments/{experiment_id}/files/notes.txt")
-    assert request.status_code == 200
-    assert request.content == REQUEST
-    assert request.headers["content-type"] == "application/json"
-    assert request.headers["x-content-type-options"] == "nosniff"
-    assert "content-disposition" not in request.headers
-    assert request.headers["content-security-policy"].startswith("default-src 'none'")
-
-    assert notes.status_code == 200
-    assert notes.content == b"<script>alert(1)</script>\n"
-    assert notes.headers["content-type"] == "text/plain; charset=utf-8"
-    assert notes.headers["x-content-type-options"] == "nosniff"
-    assert notes.headers["content-disposition"] == 'attachment; filename="notes.txt"'
+    _, (page,) = await files_pages(any_storage, saved, f"/{name}")
+    assert page.status_code == 200
+    assert page.content == content
+    assert page.headers["content-type"] == content_type
+    assert page.headers["x-content-type-options"] == "nosniff"
+    assert page.headers.get("content-disposition") == disposition
+    assert page.headers["content-security-policy"].startswith("default-src 'none'")
 
 
 @pytest.mark.parametrize(
@@ -173,11 +188,8 @@ async def test_a_folder_that_no_longer_exists_is_a_404_naming_it(
     any_storage: Storage, tmp_path: Path
 ) -> None:
     gone = tmp_path / "moved-away"
-    experiment_id, _ = await record(any_storage, gone)
-    async with dashboard_client(any_storage.uri) as client:
-        listing = await client.get(f"/experiments/{experiment_id}/files")
-        content = await client.get(f"/experiments/{experiment_id}/files/request_0000.json")
-    for page in (listing, content):
+    _, pages = await files_pages(any_storage, gone, "", "/request_0000.json")
+    for page in pages:
         assert page.status_code == 404
         assert "Saved files not found" in page.text
         assert f"the folder &#39;{gone}&#39; recorded for this run no longer exists" in page.text
@@ -223,9 +235,7 @@ async def test_a_file_too_large_to_serve_is_named_with_where_it_is(
 ) -> None:
     async with await anyio.open_file(saved / "huge.json", "wb") as file:
         await file.truncate(MAX_FILE_BYTES + 1)  # sparse: no disk used
-    experiment_id, _ = await record(any_storage, saved)
-    async with dashboard_client(any_storage.uri) as client:
-        page = await client.get(f"/experiments/{experiment_id}/files/huge.json")
+    _, (page,) = await files_pages(any_storage, saved, "/huge.json")
     assert page.status_code == 413
     assert f"&#39;huge.json&#39; is {MAX_FILE_BYTES + 1:,} bytes, over the {MAX_FILE_BYTES:,}" in (
         page.text
@@ -241,14 +251,8 @@ async def test_a_long_listing_is_paged(any_storage: Storage, tmp_path: Path) -> 
             (folder / f"request_{index:04d}.json").write_bytes(b"{}")
 
     await anyio.to_thread.run_sync(make)
-    experiment_id, _ = await record(any_storage, folder)
-    async with dashboard_client(any_storage.uri) as client:
-        first = await client.get(f"/experiments/{experiment_id}/files")
-        second = await client.get(f"/experiments/{experiment_id}/files?page=2")
-        bad = [
-            await client.get(f"/experiments/{experiment_id}/files?page={page}")
-            for page in ("0", "-1", "x", "9" * 50)
-        ]
+    bad_pages = [f"?page={page}" for page in ("0", "-1", "x", "9" * 50)]
+    _, (first, second, *bad) = await files_pages(any_storage, folder, "", "?page=2", *bad_pages)
     assert f"{FILES_PER_PAGE + 1:,} files" in first.text
     assert f"request_{FILES_PER_PAGE - 1:04d}.json" in first.text
     assert f"request_{FILES_PER_PAGE:04d}.json" not in first.text

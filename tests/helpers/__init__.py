@@ -5,6 +5,8 @@
 ``filesystems``   small real filesystems (read-only, full) for failing writes
 ``sandbox_cases`` use cases and a runner for the sandbox tests
 ``cli``           the command line run in-process, and its one-line errors
+``pipelines``     the pipeline tests record with their experiments
+``errors``        the text an exception shows, with everything chained to it
 
 A test that needs something this machine lacks (Chromium, a PostgreSQL server) calls
 :func:`unavailable`: skipped with the reason on a developer machine, failed in CI.
