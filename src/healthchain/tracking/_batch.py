@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ._executors import Executor
-from ._operations import Op
+from ._operations import Op, Statement
 from ._transient import is_transient
 
 __all__ = ["apply_batch", "describe_ops"]
@@ -33,6 +33,8 @@ def apply_batch(ex: Executor, ops: Sequence[Op]) -> list[Any]:
     """
     if len(ops) > 1:
         try:
+            if ex.writes_batches and _write_at_once(ex, ops):
+                return [None] * len(ops)
             # ops of one class that writes many in one statement need no transaction either
             ex.begin(single=ops[0].single_for_many and all(type(op) is type(ops[0]) for op in ops))
             results = _apply_grouped(ex, ops)
@@ -58,13 +60,29 @@ def apply_batch(ex: Executor, ops: Sequence[Op]) -> list[Any]:
     return outcomes
 
 
-def _apply_grouped(ex: Executor, ops: Sequence[Op]) -> list[Any]:
+def _by_class(ops: Sequence[Op]) -> list[tuple[type[Op], list[Op]]]:
+    """``ops`` grouped by class, in :attr:`Op.order`."""
     by_class: dict[type[Op], list[Op]] = {}
     for op in ops:
         by_class.setdefault(type(op), []).append(op)
+    return sorted(by_class.items(), key=lambda item: item[0].order)
+
+
+def _write_at_once(ex: Executor, ops: Sequence[Op]) -> bool:
+    """``ops`` as one statement, if every class of them says its statements and the
+    executor can (:meth:`Executor.write_batch`); False, with nothing written, if not."""
+    parts: list[Statement] = []
+    for cls, group in _by_class(ops):
+        statements = cls.statements(group)
+        if statements is None:
+            return False
+        parts.extend(statements)
+    return ex.write_batch(parts)
+
+
+def _apply_grouped(ex: Executor, ops: Sequence[Op]) -> list[Any]:
     results: dict[int, Any] = {}
-    for cls in sorted(by_class, key=lambda c: c.order):
-        group = by_class[cls]
+    for cls, group in _by_class(ops):
         results.update(zip(map(id, group), cls.apply_all(ex, group), strict=True))
     return [results[id(op)] for op in ops]
 

@@ -33,6 +33,7 @@ from sqlalchemy.sql import ClauseElement, Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from ._executors import CompiledCache, picker
+from ._operations import Conflict
 from ._schema import END, FILES_DIR, experiments
 
 __all__ = ["COUNTED_MANY", "PgExecutor", "usable"]
@@ -48,35 +49,50 @@ def usable(dialect: Dialect) -> bool:
     )
 
 
-def _unnest_update(stmt_table: Any, sets: dict[str, str], where: str) -> tuple[str, list[str]]:
-    """``UPDATE .. FROM unnest(arrays)``: one statement for any number of rows, whose
-    row count is exact (a row named twice is updated once, so the count falls short
-    and the batch is replayed one by one, as with a statement per row)."""
-    names = ["b_id", *sets.values()]
-    columns = ["id", *sets]
-    types = [stmt_table.c[c].type.compile(dialect=_PG) for c in columns]
-    arrays = ", ".join(f"${n}::{t}[]" for n, t in enumerate(types, 1))
-    assignments = ", ".join(f"{c} = v.{c}" for c in sets)
-    sql = (
-        f"UPDATE {stmt_table.name} SET {assignments} "
-        f"FROM unnest({arrays}) AS v({', '.join(columns)}) "
-        f"WHERE {stmt_table.name}.id = v.id AND {where}"
-    )
-    return sql, names
+class _Update:
+    """A counted ``UPDATE .. FROM unnest(arrays)``: one statement for any number of rows,
+    whose row count is exact (a row named twice is updated once, so the count falls
+    short and the batch is replayed one by one, as with a statement per row)."""
+
+    __slots__ = ("_assignments", "_columns", "_table", "_types", "_where", "pick", "sql", "width")
+
+    def __init__(self, table: Any, sets: dict[str, str], where: str) -> None:
+        self._table, self._where = table.name, where
+        self._columns = ["id", *sets]
+        self._types = [table.c[c].type.compile(dialect=_PG) for c in self._columns]
+        self._assignments = ", ".join(f"{c} = v.{c}" for c in sets)
+        self.pick = picker(["b_id", *sets.values()])
+        """A row mapping to its values, one per array, in parameter order."""
+        self.width = len(self._columns)
+        self.sql = self.render()
+
+    def render(self, first: int = 1, returning: str = "") -> str:
+        """The statement with its arrays numbered from ``$first``."""
+        arrays = ", ".join(f"${n}::{t}[]" for n, t in enumerate(self._types, first))
+        return (
+            f"UPDATE {self._table} SET {self._assignments} "
+            f"FROM unnest({arrays}) AS v({', '.join(self._columns)}) "
+            f"WHERE {self._table}.id = v.id AND {self._where}{returning}"
+        )
+
+    def count_check(self, name: str, first: int) -> str:
+        """True when the update ``name`` (a WITH query returning its rows) changed one
+        row per id bound (array ``$first``)."""
+        return f"(SELECT count(*) FROM {name}) = cardinality(${first}::{self._types[0]}[])"
 
 
 _PG = PGDialect()  # type: ignore[no-untyped-call]  # for type names only
 
-COUNTED_MANY: dict[Executable, tuple[str, list[str]]] = {
-    END: _unnest_update(
+COUNTED_MANY: dict[Executable, _Update] = {
+    END: _Update(
         experiments,
         {"status": "b_status", "end_time": "b_end", "error": "b_error"},
         "experiments.status = 'RUNNING'",
     ),
-    FILES_DIR: _unnest_update(experiments, {"files_dir": "b_files_dir"}, "TRUE"),
+    FILES_DIR: _Update(experiments, {"files_dir": "b_files_dir"}, "TRUE"),
 }
-"""Counted updates hot enough for a statement of their own over many rows: the SQL
-and the row keys bound, each as one array, in order. Others run once per row."""
+"""Counted updates hot enough for a statement of their own over many rows (and a place
+in :meth:`PgExecutor.write_batch`). Others run once per row."""
 
 
 class _Statement:
@@ -111,11 +127,14 @@ class _Statement:
         insert many rows from arrays (see :meth:`PgExecutor.write_all`)."""
 
 
+_Insert = tuple[str, list[str], str]
+"""An INSERT's head before its VALUES row, each parameter's type, and its tail."""
+
 # One row of parameters, each with the cast asyncpg's compiler gives it: "($1::VARCHAR, ..)".
 _ROW = re.compile(r" VALUES \((\$\d+(?:::[A-Za-z ]+)?(?:, \$\d+(?:::[A-Za-z ]+)?)*)\)")
 
 
-def _unnest_insert(compiled: SQLCompiler, names: list[str]) -> tuple[str, list[str], str] | None:
+def _unnest_insert(compiled: SQLCompiler, names: list[str]) -> _Insert | None:
     """An INSERT (or upsert, text included) of one row of plain parameters, as its head,
     each parameter's type and its tail (``ON CONFLICT ..``); None for anything else."""
     sql = compiled.string
@@ -133,6 +152,11 @@ def _unnest_insert(compiled: SQLCompiler, names: list[str]) -> tuple[str, list[s
     return sql[: found.start()], types, sql[found.end() :]
 
 
+_Part = tuple[Executable, _Insert | _Update, Callable[[Any], tuple[Any, ...]], Sequence[Any]]
+"""A statement, its one-statement form, how a row picks its values, and its rows."""
+
+_FELL_SHORT = "healthchain: a counted update changed fewer rows than it was given"
+
 WRITE_ALL_SHAPES = 32
 """Combinations of statements whose :meth:`PgExecutor.write_all` SQL is kept (the
 tracker writes a handful); the oldest is dropped first."""
@@ -144,6 +168,7 @@ class PgExecutor:
     __slots__ = ("_cache", "_conn", "_dbapi", "_dialect", "_shapes", "_single")
 
     dialect = "postgresql"
+    writes_batches = True
 
     def __init__(self, conn: Connection, cache: CompiledCache[Any], shapes: dict[Any, str]) -> None:
         self._conn, self._cache, self._shapes = conn, cache, shapes
@@ -193,9 +218,9 @@ class PgExecutor:
     ) -> int:
         self._one_write()
         if len(rows) > 1 and counted and stmt in COUNTED_MANY:
-            sql, names = COUNTED_MANY[stmt]
-            arrays = tuple([row[name] for row in rows] for name in names)
-            return int(self._execute(sql, arrays).rowcount)
+            update = COUNTED_MANY[stmt]
+            arrays = list(map(list, zip(*map(update.pick, rows), strict=True)))
+            return int(self._execute(update.sql, arrays).rowcount)
         entry = self._compiled(stmt)
         if len(rows) == 1:
             return int(self._execute(entry.sql, entry.pick(rows[0])).rowcount)
@@ -211,31 +236,63 @@ class PgExecutor:
         ``unnest``ed, the INSERTs but the last in a ``WITH`` (one statement: atomic
         alone, and foreign keys are checked at its end, so an experiment's tags may come
         with it). A part whose INSERT has no such form runs on its own first."""
-        ready: list[tuple[Executable, _Statement, Sequence[dict[str, Any]]]] = []
+        ready: list[_Part] = []
+        for stmt, rows in parts:
+            if rows:
+                entry = self._compiled(stmt)
+                if entry.unnest is None:
+                    self.run(stmt, rows)
+                else:
+                    ready.append((stmt, entry.unnest, entry.pick, rows))
+        if ready:
+            self._one_write()
+            self._one_statement(ready)
+
+    def write_batch(self, parts: Sequence[tuple[Executable, Sequence[dict[str, Any]]]]) -> bool:
+        """Every part in one statement in autocommit, or nothing and False when a part
+        has no such form: INSERTs as :meth:`write_all` writes them and the counted
+        updates of :data:`COUNTED_MANY`, each in a ``WITH``. The statement ends with a
+        check that each update changed one row per row given; when one falls short the
+        check fails the statement, so nothing of it is written, and :class:`Conflict`
+        is raised. One round trip where a transaction took four (BEGIN, the starts,
+        the ends, COMMIT)."""
+        ready: list[_Part] = []
         for stmt, rows in parts:
             if not rows:
                 continue
+            update = COUNTED_MANY.get(stmt)
+            if update is not None:
+                ready.append((stmt, update, update.pick, rows))
+                continue
             entry = self._compiled(stmt)
             if entry.unnest is None:
-                self.run(stmt, rows)
-            else:
-                ready.append((stmt, entry, rows))
+                return False
+            ready.append((stmt, entry.unnest, entry.pick, rows))
         if not ready:
-            return
-        self._one_write()
-        key = tuple(stmt for stmt, _, _ in ready)
+            return True
+        self._dbapi.autocommit = True
+        try:
+            self._one_statement(ready)
+        except DBAPIError as exc:
+            if _FELL_SHORT in str(exc.orig):
+                raise Conflict from None
+            raise
+        finally:
+            self._dbapi.autocommit = False
+        return True
+
+    def _one_statement(self, ready: list[_Part]) -> None:
+        """Run ``ready``'s parts as one statement (its SQL kept per combination)."""
+        key = tuple(stmt for stmt, _, _, _ in ready)
         sql = self._shapes.get(key)
         if sql is None:
-            sql = _write_all_sql([entry.unnest for _, entry, _ in ready if entry.unnest])
+            sql = _one_statement_sql([form for _, form, _, _ in ready])
             while len(self._shapes) >= WRITE_ALL_SHAPES:
                 del self._shapes[next(iter(self._shapes))]
             self._shapes[key] = sql
         arrays: list[list[Any]] = []
-        for _, entry, rows in ready:
-            assert entry.unnest is not None
-            width = len(entry.unnest[1])
-            columns = list(map(list, zip(*map(entry.pick, rows), strict=True)))
-            arrays.extend(columns or [[] for _ in range(width)])
+        for _, _, pick, rows in ready:
+            arrays.extend(map(list, zip(*map(pick, rows), strict=True)))
         self._execute(sql, arrays)
 
     def query(self, stmt: Executable, params: dict[str, Any] | None = None) -> list[Any]:
@@ -287,18 +344,34 @@ class PgExecutor:
             ) from exc
 
 
-def _write_all_sql(inserts: list[tuple[str, list[str], str]]) -> str:
-    """INSERTs from arrays, numbered on from one to the next; all but the last in WITH."""
+def _one_statement_sql(forms: list[_Insert | _Update]) -> str:
+    """The parts as one statement, their arrays numbered on from one to the next. Only
+    INSERTs: all but the last in WITH. With updates: every part in WITH, each update
+    returning its rows, and a SELECT that fails unless each changed one row per id."""
     parts: list[str] = []
-    n = 0
-    for head, types, tail in inserts:
-        arrays = ", ".join(f"${n + i}::{t}[]" for i, t in enumerate(types, 1))
+    checks: list[str] = []
+    n = 1
+    for i, form in enumerate(forms):
+        if isinstance(form, _Update):
+            parts.append(form.render(n, returning=" RETURNING 1"))
+            checks.append(form.count_check(f"w{i}", n))
+            n += form.width
+            continue
+        head, types, tail = form
+        arrays = ", ".join(f"${n + j}::{t}[]" for j, t in enumerate(types))
         n += len(types)
         parts.append(f"{head} SELECT * FROM unnest({arrays}){tail}")
-    *first, last = parts
-    if not first:
-        return last
-    return "WITH " + ", ".join(f"w{i} AS ({sql})" for i, sql in enumerate(first)) + " " + last
+    ctes = ", ".join(f"w{i} AS ({sql})" for i, sql in enumerate(parts))
+    if not checks:
+        *first, last = parts
+        if not first:
+            return last
+        return "WITH " + ", ".join(f"w{i} AS ({sql})" for i, sql in enumerate(first)) + " " + last
+    # A failed cast is how plain SQL raises an error, the reason in its message.
+    return (
+        f"WITH {ctes} SELECT CAST(CASE WHEN {' AND '.join(checks)} "
+        f"THEN '0' ELSE '{_FELL_SHORT}' END AS integer)"
+    )
 
 
 def _processed(
