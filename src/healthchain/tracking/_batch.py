@@ -16,7 +16,7 @@ from ._executors import Executor
 from ._operations import Op, Statement
 from ._transient import is_transient
 
-__all__ = ["apply_batch", "describe_ops"]
+__all__ = ["apply_batch", "describe_ops", "statements_of"]
 
 
 def _rollback(ex: Executor) -> None:
@@ -68,16 +68,23 @@ def _by_class(ops: Sequence[Op]) -> list[tuple[type[Op], list[Op]]]:
     return sorted(by_class.items(), key=lambda item: item[0].order)
 
 
-def _write_at_once(ex: Executor, ops: Sequence[Op]) -> bool:
-    """``ops`` as one statement, if every class of them says its statements and the
-    executor can (:meth:`Executor.write_batch`); False, with nothing written, if not."""
+def statements_of(ops: Sequence[Op]) -> list[Statement] | None:
+    """The statements that write ``ops``, in order, if every class of them says its
+    statements (:meth:`Op.statements`); None if not."""
     parts: list[Statement] = []
     for cls, group in _by_class(ops):
         statements = cls.statements(group)
         if statements is None:
-            return False
+            return None
         parts.extend(statements)
-    return ex.write_batch(parts)
+    return parts
+
+
+def _write_at_once(ex: Executor, ops: Sequence[Op]) -> bool:
+    """``ops`` as one statement, where the executor can (:meth:`Executor.write_batch`);
+    False, with nothing written, if not."""
+    parts = statements_of(ops)
+    return parts is not None and ex.write_batch(parts)
 
 
 def _apply_grouped(ex: Executor, ops: Sequence[Op]) -> list[Any]:

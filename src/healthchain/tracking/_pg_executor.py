@@ -36,7 +36,7 @@ from ._executors import CompiledCache, picker
 from ._operations import Conflict
 from ._schema import END, FILES_DIR, experiments
 
-__all__ = ["COUNTED_MANY", "PgExecutor", "usable"]
+__all__ = ["COUNTED_MANY", "PgExecutor", "batch_statement", "fell_short", "usable"]
 
 
 def usable(dialect: Dialect) -> bool:
@@ -178,11 +178,7 @@ class PgExecutor:
         """In autocommit for one write statement: how many have been run (else None)."""
 
     def _compiled(self, stmt: Executable) -> _Statement:
-        entry: _Statement | None = self._cache.get(stmt)
-        if entry is None:
-            entry = _Statement(stmt, self._dialect)
-            self._cache.put(stmt, entry)
-        return entry
+        return _compiled(self._cache, stmt, self._dialect)
 
     def begin(self, *, single: bool = False) -> None:
         # The adapter begins on the first statement (its own round trip); one statement
@@ -249,32 +245,19 @@ class PgExecutor:
             self._one_statement(ready)
 
     def write_batch(self, parts: Sequence[tuple[Executable, Sequence[dict[str, Any]]]]) -> bool:
-        """Every part in one statement in autocommit, or nothing and False when a part
-        has no such form: INSERTs as :meth:`write_all` writes them and the counted
-        updates of :data:`COUNTED_MANY`, each in a ``WITH``. The statement ends with a
-        check that each update changed one row per row given; when one falls short the
-        check fails the statement, so nothing of it is written, and :class:`Conflict`
-        is raised. One round trip where a transaction took four (BEGIN, the starts,
-        the ends, COMMIT)."""
-        ready: list[_Part] = []
-        for stmt, rows in parts:
-            if not rows:
-                continue
-            update = COUNTED_MANY.get(stmt)
-            if update is not None:
-                ready.append((stmt, update, update.pick, rows))
-                continue
-            entry = self._compiled(stmt)
-            if entry.unnest is None:
-                return False
-            ready.append((stmt, entry.unnest, entry.pick, rows))
-        if not ready:
-            return True
+        """Every part in one statement in autocommit (:func:`batch_statement`), or
+        nothing and False when a part has no such form. A counted update that falls
+        short fails the statement, so nothing of it is written, and raises
+        :class:`Conflict`. One round trip where a transaction took four (BEGIN, the
+        starts, the ends, COMMIT)."""
+        planned = batch_statement(self._cache, self._shapes, self._dialect, parts)
+        if planned is None:
+            return False
         self._dbapi.autocommit = True
         try:
-            self._one_statement(ready)
+            self._execute(*planned)
         except DBAPIError as exc:
-            if _FELL_SHORT in str(exc.orig):
+            if fell_short(exc):
                 raise Conflict from None
             raise
         finally:
@@ -282,18 +265,7 @@ class PgExecutor:
         return True
 
     def _one_statement(self, ready: list[_Part]) -> None:
-        """Run ``ready``'s parts as one statement (its SQL kept per combination)."""
-        key = tuple(stmt for stmt, _, _, _ in ready)
-        sql = self._shapes.get(key)
-        if sql is None:
-            sql = _one_statement_sql([form for _, form, _, _ in ready])
-            while len(self._shapes) >= WRITE_ALL_SHAPES:
-                del self._shapes[next(iter(self._shapes))]
-            self._shapes[key] = sql
-        arrays: list[list[Any]] = []
-        for _, _, pick, rows in ready:
-            arrays.extend(map(list, zip(*map(pick, rows), strict=True)))
-        self._execute(sql, arrays)
+        self._execute(*_sql_and_arrays(self._shapes, ready))
 
     def query(self, stmt: Executable, params: dict[str, Any] | None = None) -> list[Any]:
         entry = self._compiled(stmt)
@@ -342,6 +314,61 @@ class PgExecutor:
                 dialect=self._dialect,
                 connection_invalidated=disconnected,
             ) from exc
+
+
+def _compiled(cache: CompiledCache[Any], stmt: Executable, dialect: Dialect) -> _Statement:
+    entry: _Statement | None = cache.get(stmt)
+    if entry is None:
+        entry = _Statement(stmt, dialect)
+        cache.put(stmt, entry)
+    return entry
+
+
+def batch_statement(
+    cache: CompiledCache[Any],
+    shapes: dict[Any, str],
+    dialect: Dialect,
+    parts: Sequence[tuple[Executable, Sequence[dict[str, Any]]]],
+) -> tuple[str, list[list[Any]]] | None:
+    """Every part as one statement and its arrays, or None when a part has no such form:
+    INSERTs as :meth:`PgExecutor.write_all` writes them and the counted updates of
+    :data:`COUNTED_MANY`, each in a ``WITH``. With updates, the statement ends with a
+    check that each changed one row per row given, which fails the statement (nothing
+    of it written, :data:`_FELL_SHORT` in the error) when one falls short. Pure work:
+    nothing is run, so the caller may run it where it likes (:mod:`._backends`)."""
+    ready: list[_Part] = []
+    for stmt, rows in parts:
+        if not rows:
+            continue
+        update = COUNTED_MANY.get(stmt)
+        if update is not None:
+            ready.append((stmt, update, update.pick, rows))
+            continue
+        entry = _compiled(cache, stmt, dialect)
+        if entry.unnest is None:
+            return None
+        ready.append((stmt, entry.unnest, entry.pick, rows))
+    return _sql_and_arrays(shapes, ready) if ready else None
+
+
+def fell_short(exc: BaseException) -> bool:
+    """Whether ``exc`` is a :func:`batch_statement`'s check failing (a count fell short)."""
+    return _FELL_SHORT in str(exc)
+
+
+def _sql_and_arrays(shapes: dict[Any, str], ready: list[_Part]) -> tuple[str, list[list[Any]]]:
+    """``ready``'s parts as one statement (its SQL kept per combination), and its arrays."""
+    key = tuple(stmt for stmt, _, _, _ in ready)
+    sql = shapes.get(key)
+    if sql is None:
+        sql = _one_statement_sql([form for _, form, _, _ in ready])
+        while len(shapes) >= WRITE_ALL_SHAPES:
+            del shapes[next(iter(shapes))]
+        shapes[key] = sql
+    arrays: list[list[Any]] = []
+    for _, _, pick, rows in ready:
+        arrays.extend(map(list, zip(*map(pick, rows), strict=True)))
+    return sql, arrays
 
 
 def _one_statement_sql(forms: list[_Insert | _Update]) -> str:
