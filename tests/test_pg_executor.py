@@ -347,3 +347,27 @@ async def test_only_the_driver_executor_writes_a_batch_as_one_statement(
         for experiment_id in earlier:
             got = await tracker.get_experiment(experiment_id)
             assert got.status is ExperimentStatus.COMPLETED
+
+
+async def test_batches_after_the_writers_connection_was_killed_are_all_recorded(
+    postgres_uri: str,
+) -> None:
+    """The first batch on the killed connection fails as the storage's own failure: the
+    connection is dropped and the batch retried on a new one, each op written once."""
+    async with AsyncExperimentTracker(postgres_uri) as tracker:
+        earlier = [await tracker.start_experiment(f"e{i}") for i in range(8)]
+        (killed,) = await _admin(
+            postgres_uri,
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        )
+        assert killed
+        started = await asyncio.gather(
+            *(tracker.start_experiment(f"s{i}") for i in range(8)),
+            *(tracker.end_experiment(i) for i in earlier),
+        )
+        experiments = await tracker.list_experiments()
+    assert len(experiments) == 16 and len(set(started[:8])) == 8
+    assert {e.name for e in experiments if e.status is ExperimentStatus.COMPLETED} == {
+        f"e{i}" for i in range(8)
+    }

@@ -173,15 +173,16 @@ class CoreBackend(Backend):
         assert self._writer is not None
         if self._driver is None:
             self._driver = (await self._writer.get_raw_connection()).driver_connection
-        sql, arrays = planned
+        sql, params, count = planned
         try:
-            await self._driver.execute(sql, *arrays)
+            status = await self._driver.execute(sql, *params)
         except Exception as exc:
             if is_transient(exc):  # not answering, or gone: the writer retries
                 await self._drop_writer()
                 raise
             return False  # one statement: nothing of it was written
-        return True
+        # a count that falls short means nothing was written (one row, none changed)
+        return count is None or status.endswith(f" {count}")
 
     async def _drop_writer(self) -> None:
         """Discard the writer's connection (it may be gone); the next write takes a new one."""

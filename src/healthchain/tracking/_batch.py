@@ -33,8 +33,6 @@ def apply_batch(ex: Executor, ops: Sequence[Op]) -> list[Any]:
     """
     if len(ops) > 1:
         try:
-            if ex.writes_batches and _write_at_once(ex, ops):
-                return [None] * len(ops)
             # ops of one class that writes many in one statement need no transaction either
             ex.begin(single=ops[0].single_for_many and all(type(op) is type(ops[0]) for op in ops))
             results = _apply_grouped(ex, ops)
@@ -78,13 +76,6 @@ def statements_of(ops: Sequence[Op]) -> list[Statement] | None:
             return None
         parts.extend(statements)
     return parts
-
-
-def _write_at_once(ex: Executor, ops: Sequence[Op]) -> bool:
-    """``ops`` as one statement, where the executor can (:meth:`Executor.write_batch`);
-    False, with nothing written, if not."""
-    parts = statements_of(ops)
-    return parts is not None and ex.write_batch(parts)
 
 
 def _apply_grouped(ex: Executor, ops: Sequence[Op]) -> list[Any]:

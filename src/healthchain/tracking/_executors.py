@@ -62,18 +62,6 @@ class Executor(Protocol):
         the backend can (:mod:`._pg_executor`), else one after another."""
         ...
 
-    @property
-    def writes_batches(self) -> bool:
-        """Whether :meth:`write_batch` can write a batch at all (else it returns False)."""
-        ...
-
-    def write_batch(self, parts: Sequence[tuple[Executable, Sequence[dict[str, Any]]]]) -> bool:
-        """Every part as one statement, atomic alone, outside any transaction: all of
-        each INSERT's rows, and one row changed per row of each UPDATE, else nothing
-        is written and :class:`._operations.Conflict` is raised. False, with nothing
-        run, where the backend has no such statement (:mod:`._pg_executor` has)."""
-        ...
-
     def query(self, stmt: Executable, params: dict[str, Any] | None = None) -> list[Any]: ...
 
 
@@ -217,11 +205,6 @@ class SqliteExecutor:
     def write_all(self, parts: Sequence[tuple[Executable, Sequence[dict[str, Any]]]]) -> None:
         write_each(self, parts)
 
-    writes_batches = False
-
-    def write_batch(self, parts: Sequence[tuple[Executable, Sequence[dict[str, Any]]]]) -> bool:
-        return False
-
     def query(self, stmt: Executable, params: dict[str, Any] | None = None) -> list[Any]:
         sql, pick, bound, _ = self._compiled(stmt)
         if params:
@@ -261,11 +244,6 @@ class CoreExecutor:
 
     def write_all(self, parts: Sequence[tuple[Executable, Sequence[dict[str, Any]]]]) -> None:
         write_each(self, parts)
-
-    writes_batches = False
-
-    def write_batch(self, parts: Sequence[tuple[Executable, Sequence[dict[str, Any]]]]) -> bool:
-        return False
 
     def query(self, stmt: Executable, params: dict[str, Any] | None = None) -> list[Any]:
         return list(self._conn.execute(stmt, params or {}).all())

@@ -33,10 +33,9 @@ from sqlalchemy.sql import ClauseElement, Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from ._executors import CompiledCache, picker
-from ._operations import Conflict
 from ._schema import END, FILES_DIR, experiments
 
-__all__ = ["COUNTED_MANY", "PgExecutor", "batch_statement", "fell_short", "usable"]
+__all__ = ["COUNTED_MANY", "PgExecutor", "batch_statement", "usable"]
 
 
 def usable(dialect: Dialect) -> bool:
@@ -92,7 +91,7 @@ COUNTED_MANY: dict[Executable, _Update] = {
     FILES_DIR: _Update(experiments, {"files_dir": "b_files_dir"}, "TRUE"),
 }
 """Counted updates hot enough for a statement of their own over many rows (and a place
-in :meth:`PgExecutor.write_batch`). Others run once per row."""
+in :func:`batch_statement`). Others run once per row."""
 
 
 class _Statement:
@@ -168,7 +167,6 @@ class PgExecutor:
     __slots__ = ("_cache", "_conn", "_dbapi", "_dialect", "_shapes", "_single")
 
     dialect = "postgresql"
-    writes_batches = True
 
     def __init__(self, conn: Connection, cache: CompiledCache[Any], shapes: dict[Any, str]) -> None:
         self._conn, self._cache, self._shapes = conn, cache, shapes
@@ -244,26 +242,6 @@ class PgExecutor:
             self._one_write()
             self._one_statement(ready)
 
-    def write_batch(self, parts: Sequence[tuple[Executable, Sequence[dict[str, Any]]]]) -> bool:
-        """Every part in one statement in autocommit (:func:`batch_statement`), or
-        nothing and False when a part has no such form. A counted update that falls
-        short fails the statement, so nothing of it is written, and raises
-        :class:`Conflict`. One round trip where a transaction took four (BEGIN, the
-        starts, the ends, COMMIT)."""
-        planned = batch_statement(self._cache, self._shapes, self._dialect, parts)
-        if planned is None:
-            return False
-        self._dbapi.autocommit = True
-        try:
-            self._execute(*planned)
-        except DBAPIError as exc:
-            if fell_short(exc):
-                raise Conflict from None
-            raise
-        finally:
-            self._dbapi.autocommit = False
-        return True
-
     def _one_statement(self, ready: list[_Part]) -> None:
         self._execute(*_sql_and_arrays(self._shapes, ready))
 
@@ -329,13 +307,15 @@ def batch_statement(
     shapes: dict[Any, str],
     dialect: Dialect,
     parts: Sequence[tuple[Executable, Sequence[dict[str, Any]]]],
-) -> tuple[str, list[list[Any]]] | None:
-    """Every part as one statement and its arrays, or None when a part has no such form:
-    INSERTs as :meth:`PgExecutor.write_all` writes them and the counted updates of
-    :data:`COUNTED_MANY`, each in a ``WITH``. With updates, the statement ends with a
-    check that each changed one row per row given, which fails the statement (nothing
-    of it written, :data:`_FELL_SHORT` in the error) when one falls short. Pure work:
-    nothing is run, so the caller may run it where it likes (:mod:`._backends`)."""
+) -> tuple[str, list[Any], int | None] | None:
+    """Every part as one statement, its parameters, and the row count its status must
+    show (None: any); None when a part has no such form. INSERTs as
+    :meth:`PgExecutor.write_all` writes them and the counted updates of
+    :data:`COUNTED_MANY`, each in a ``WITH``, the statement ending with a check that
+    each update changed one row per row given, which fails the whole statement (nothing
+    of it written) when one falls short. One update of one row alone is its plain
+    statement, which writes nothing when its count (0) falls short. Nothing is run
+    here: the caller runs it where it likes (:mod:`._backends`)."""
     ready: list[_Part] = []
     for stmt, rows in parts:
         if not rows:
@@ -348,12 +328,13 @@ def batch_statement(
         if entry.unnest is None:
             return None
         ready.append((stmt, entry.unnest, entry.pick, rows))
-    return _sql_and_arrays(shapes, ready) if ready else None
-
-
-def fell_short(exc: BaseException) -> bool:
-    """Whether ``exc`` is a :func:`batch_statement`'s check failing (a count fell short)."""
-    return _FELL_SHORT in str(exc)
+    if not ready:
+        return None
+    if len(ready) == 1 and len(ready[0][3]) == 1 and isinstance(ready[0][1], _Update):
+        stmt, _, _, (row,) = ready[0]
+        entry = _compiled(cache, stmt, dialect)
+        return entry.sql, list(entry.pick(row)), 1
+    return (*_sql_and_arrays(shapes, ready), None)
 
 
 def _sql_and_arrays(shapes: dict[Any, str], ready: list[_Part]) -> tuple[str, list[list[Any]]]:
