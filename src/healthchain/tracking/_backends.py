@@ -5,7 +5,8 @@
   transaction instead of one per statement is what makes group commits cheap.
 * :class:`CoreBackend` runs the same functions through ``AsyncConnection.run_sync`` for
   every other async dialect: on PostgreSQL over asyncpg with statements compiled once and
-  many rows per round trip (:mod:`._pg_executor`).
+  many rows per round trip (:mod:`._pg_executor`), and a batch of experiment starts and
+  ends as one statement awaited on the writer's asyncpg connection directly.
 
 Backends only run functions: what a batch does is :func:`._batch.apply_batch`'s.
 """

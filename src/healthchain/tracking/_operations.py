@@ -54,6 +54,7 @@ __all__ = [
 _HOST = socket.gethostname()
 
 Statement = tuple[Executable, Sequence[dict[str, Any]]]
+"""A statement and the rows it is run for."""
 
 
 class Conflict(Exception):

@@ -11,6 +11,11 @@ in one round trip), a counted update of many rows is one statement over ``unnest
 arrays (:data:`COUNTED_MANY`), and prepared statements are the adapter's own per
 connection cache, keyed by SQL text that no longer changes between calls.
 
+A whole batch of operations that say their statements (experiment starts and ends:
+:meth:`._operations.Op.statements`) becomes one statement (:func:`batch_statement`),
+which :mod:`._backends` awaits on the writer's asyncpg connection itself: one round trip
+in autocommit, no greenlet and no adapter in between.
+
 Errors are translated as ``Connection.execute`` would (``DBAPIError.instance``), so
 callers see SQLAlchemy's exceptions and :func:`._transient.is_transient` judges them
 alike; a lost connection is invalidated so the pool never hands it out again.
@@ -240,10 +245,7 @@ class PgExecutor:
                     ready.append((stmt, entry.unnest, entry.pick, rows))
         if ready:
             self._one_write()
-            self._one_statement(ready)
-
-    def _one_statement(self, ready: list[_Part]) -> None:
-        self._execute(*_sql_and_arrays(self._shapes, ready))
+            self._execute(*_sql_and_arrays(self._shapes, ready))
 
     def query(self, stmt: Executable, params: dict[str, Any] | None = None) -> list[Any]:
         entry = self._compiled(stmt)
