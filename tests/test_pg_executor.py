@@ -15,13 +15,14 @@ from helpers.pipelines import PIPELINE
 
 from healthchain.tracking import (
     AsyncExperimentTracker,
+    ExperimentNotFoundError,
     ExperimentStateError,
     ExperimentStatus,
     StorageError,
     _backends,
 )
 from healthchain.tracking._codecs import Codec
-from healthchain.tracking._operations import EndOp, Op, StartOp
+from healthchain.tracking._operations import BeatOp, EndOp, Op, StartOp
 from healthchain.tracking._pg_executor import PgExecutor
 from healthchain.tracking._schema import INSERT_TAG
 from healthchain.tracking._validation import utcnow
@@ -217,3 +218,152 @@ async def test_an_op_claiming_one_statement_that_writes_two_is_refused(postgres_
         backend = await tracker._reader()
         (outcome,) = await backend.write([_TwoWrites(experiment_id)])
     assert isinstance(outcome, RuntimeError) and "single_statement" in str(outcome)
+
+
+def _start(experiment_id: str, tag: str = "t") -> StartOp:
+    return StartOp.of(
+        Codec(), experiment_id, "n", "p", utcnow(), {tag: 1}, {tag: "1"}, None, None, [], 10.0
+    )
+
+
+def _end(experiment_id: str) -> EndOp:
+    return EndOp.of(experiment_id, ExperimentStatus.COMPLETED, utcnow(), None)
+
+
+def _uuid(n: int) -> str:
+    return f"0190a4c2-0000-7000-8000-{n:012d}"
+
+
+async def _record_statements(uri: str) -> None:
+    """Each experiment row written from now on is recorded with the time its statement
+    began (``statement_timestamp()``): rows written by one statement share it."""
+    await _admin(
+        uri,
+        "DROP TABLE IF EXISTS hc_seen",
+        "CREATE TABLE hc_seen (id text, op text, at timestamptz)",
+        "CREATE OR REPLACE FUNCTION hc_seen() RETURNS trigger AS $$ BEGIN "
+        "INSERT INTO hc_seen VALUES (NEW.id, TG_OP, statement_timestamp()); RETURN NEW; "
+        "END $$ LANGUAGE plpgsql",
+        "CREATE TRIGGER hc_seen AFTER INSERT OR UPDATE ON experiments "
+        "FOR EACH ROW EXECUTE FUNCTION hc_seen()",
+    )
+
+
+async def _statements_seen(uri: str) -> tuple[int, list[tuple[str, str]]]:
+    """How many statements wrote experiment rows, and which rows they wrote."""
+    (count,), rows = await _admin(
+        uri,
+        "SELECT count(DISTINCT at) FROM hc_seen",
+        "SELECT id, op FROM hc_seen ORDER BY id, op",
+    )
+    await _admin(uri, "DROP TABLE hc_seen CASCADE")
+    return count[0], [(r["id"], r["op"]) for r in rows]
+
+
+async def test_a_batch_of_starts_and_ends_is_one_statement(postgres_uri: str) -> None:
+    """Starts (rows and tags) and ends of experiments started earlier: one statement
+    in autocommit, one round trip, where a transaction took four."""
+    async with AsyncExperimentTracker(postgres_uri) as tracker:
+        earlier = [await tracker.start_experiment(f"e{i}") for i in range(3)]
+        backend = await tracker._reader()
+        await _record_statements(postgres_uri)
+        ops: list[Op] = [_start(_uuid(i), tag=f"k{i}") for i in range(4)]
+        ops[1:1] = [_end(i) for i in earlier]
+        assert await backend.write(ops) == [None] * 7
+        statements, rows = await _statements_seen(postgres_uri)
+        assert statements == 1
+        assert sorted(rows) == sorted(
+            [(i, "UPDATE") for i in earlier] + [(_uuid(i), "INSERT") for i in range(4)]
+        )
+        for i in range(4):
+            assert (await tracker.get_experiment(_uuid(i))).tags == {f"k{i}": 1}
+        for experiment_id in earlier:
+            got = await tracker.get_experiment(experiment_id)
+            assert got.status is ExperimentStatus.COMPLETED
+
+
+async def test_an_end_that_changes_no_row_fails_the_one_statement_and_alone(
+    postgres_uri: str,
+) -> None:
+    """An end of an unknown experiment, and one of an experiment started in the same
+    batch (the one statement does not see that row): the statement's count check fails
+    it with nothing written, the batch is replayed op by op, and only the unknown
+    end fails."""
+    async with AsyncExperimentTracker(postgres_uri) as tracker:
+        earlier = await tracker.start_experiment("earlier")
+        backend = await tracker._reader()
+        await _record_statements(postgres_uri)
+        missing = _uuid(99)
+        ops: list[Op] = [_start(_uuid(1)), _end(earlier), _end(missing), _end(_uuid(1))]
+        outcomes = await backend.write(ops)
+        assert outcomes[:2] == [None, None] and outcomes[3] is None
+        assert isinstance(outcomes[2], ExperimentNotFoundError) and missing in str(outcomes[2])
+        statements, rows = await _statements_seen(postgres_uri)
+        # one statement per op that wrote: the failed one statement left nothing
+        assert statements == 3
+        assert sorted(rows) == sorted(
+            [(earlier, "UPDATE"), (_uuid(1), "INSERT"), (_uuid(1), "UPDATE")]
+        )
+        for experiment_id in (earlier, _uuid(1)):
+            got = await tracker.get_experiment(experiment_id)
+            assert got.status is ExperimentStatus.COMPLETED
+
+
+async def test_a_batch_with_an_op_of_no_statements_is_one_transaction(postgres_uri: str) -> None:
+    """A heartbeat says no statements (its count need not match): the batch falls back
+    to one transaction of a statement per class, all of it written."""
+    async with AsyncExperimentTracker(postgres_uri) as tracker:
+        earlier = await tracker.start_experiment("earlier")
+        backend = await tracker._reader()
+        await _record_statements(postgres_uri)
+        ops: list[Op] = [_start(_uuid(1)), _end(earlier), BeatOp.of([_uuid(1)], utcnow())]
+        assert await backend.write(ops) == [None] * 3
+        statements, rows = await _statements_seen(postgres_uri)
+        assert statements == 3  # the starts, the ends, the heartbeat
+        assert sorted(rows) == sorted(
+            [(earlier, "UPDATE"), (_uuid(1), "INSERT"), (_uuid(1), "UPDATE")]
+        )
+        assert (await tracker.get_experiment(earlier)).status is ExperimentStatus.COMPLETED
+
+
+async def test_only_the_driver_executor_writes_a_batch_as_one_statement(
+    postgres_uri: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through ``Connection.execute`` (any other driver) the same batch is written,
+    one statement per row of the ends."""
+    monkeypatch.setattr(_backends, "DRIVER_EXECUTOR", False)
+    async with AsyncExperimentTracker(postgres_uri) as tracker:
+        earlier = [await tracker.start_experiment(f"e{i}") for i in range(2)]
+        backend = await tracker._reader()
+        await _record_statements(postgres_uri)
+        ops: list[Op] = [_start(_uuid(1)), *map(_end, earlier)]
+        assert await backend.write(ops) == [None] * 3
+        statements, _ = await _statements_seen(postgres_uri)
+        assert statements == 3
+        for experiment_id in earlier:
+            got = await tracker.get_experiment(experiment_id)
+            assert got.status is ExperimentStatus.COMPLETED
+
+
+async def test_batches_after_the_writers_connection_was_killed_are_all_recorded(
+    postgres_uri: str,
+) -> None:
+    """The first batch on the killed connection fails as the storage's own failure: the
+    connection is dropped and the batch retried on a new one, each op written once."""
+    async with AsyncExperimentTracker(postgres_uri) as tracker:
+        earlier = [await tracker.start_experiment(f"e{i}") for i in range(8)]
+        (killed,) = await _admin(
+            postgres_uri,
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        )
+        assert killed
+        started = await asyncio.gather(
+            *(tracker.start_experiment(f"s{i}") for i in range(8)),
+            *(tracker.end_experiment(i) for i in earlier),
+        )
+        experiments = await tracker.list_experiments()
+    assert len(experiments) == 16 and len(set(started[:8])) == 8
+    assert {e.name for e in experiments if e.status is ExperimentStatus.COMPLETED} == {
+        f"e{i}" for i in range(8)
+    }

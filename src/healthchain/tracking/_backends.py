@@ -5,7 +5,8 @@
   transaction instead of one per statement is what makes group commits cheap.
 * :class:`CoreBackend` runs the same functions through ``AsyncConnection.run_sync`` for
   every other async dialect: on PostgreSQL over asyncpg with statements compiled once and
-  many rows per round trip (:mod:`._pg_executor`).
+  many rows per round trip (:mod:`._pg_executor`), and a batch of experiment starts and
+  ends as one statement awaited on the writer's asyncpg connection directly.
 
 Backends only run functions: what a batch does is :func:`._batch.apply_batch`'s.
 """
@@ -21,11 +22,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.util import LRUCache
 
-from ._batch import apply_batch
+from ._batch import apply_batch, statements_of
 from ._codecs import Codec, SqliteCodec
 from ._executors import COMPILED_CACHE_SIZE, CompiledCache, CoreExecutor, Executor, SqliteExecutor
 from ._operations import Op
-from ._pg_executor import PgExecutor
+from ._pg_executor import PgExecutor, batch_statement
 from ._pg_executor import usable as pg_usable
 from ._sqlite_thread import ConnectionThread
 from ._transient import is_transient
@@ -126,13 +127,17 @@ class CoreBackend(Backend):
     def __init__(self, engine: AsyncEngine) -> None:
         super().__init__(engine)
         self._writer: AsyncConnection | None = None
+        self._driver: Any = None
+        """The writer's asyncpg connection, for :meth:`_write_direct`."""
         # SQLAlchemy's own compiled cache, bounded tighter than the engine's 500 entries:
         # a compiled list query keeps its statement alive, hundreds of KiB with many tags.
         self._compiled: LRUCache[Any, Any] = LRUCache(COMPILED_CACHE_SIZE)
         self._statements: CompiledCache[Any] = CompiledCache()
+        self._shapes: dict[Any, str] = {}
+        self._direct = DRIVER_EXECUTOR and pg_usable(engine.dialect)
         self._executor: Callable[[Connection], Executor] = (
-            partial(PgExecutor, cache=self._statements, shapes={})
-            if DRIVER_EXECUTOR and pg_usable(engine.dialect)
+            partial(PgExecutor, cache=self._statements, shapes=self._shapes)
+            if self._direct
             else CoreExecutor
         )
 
@@ -143,14 +148,48 @@ class CoreBackend(Backend):
     async def write(self, ops: Sequence[Op]) -> list[Any]:
         if self._writer is None:
             self._writer = await self._connect()
+        if self._direct and await self._write_direct(ops):
+            return [None] * len(ops)
         executor = self._executor
         try:
             return await self._writer.run_sync(lambda conn: apply_batch(executor(conn), ops))
         except Exception as exc:
             if is_transient(exc):  # the connection may be gone: take a new one next time
-                writer, self._writer = self._writer, None
-                await _discard(writer)
+                await self._drop_writer()
             raise
+
+    async def _write_direct(self, ops: Sequence[Op]) -> bool:
+        """``ops`` as one statement (:func:`._pg_executor.batch_statement`) awaited on
+        the writer's asyncpg connection itself, in autocommit: no greenlet, no DB-API
+        adapter, for the batches of starts and ends that make up the write load. False,
+        with nothing written, where that does not apply or the statement failed: the
+        batch then runs as any other (:func:`._batch.apply_batch`), which gives a
+        failure its translated error or replays the batch one op at a time."""
+        parts = statements_of(ops)
+        planned = parts and batch_statement(
+            self._statements, self._shapes, self.engine.dialect, parts
+        )
+        if not planned:
+            return False
+        assert self._writer is not None
+        if self._driver is None:
+            self._driver = (await self._writer.get_raw_connection()).driver_connection
+        sql, params, count = planned
+        try:
+            status = await self._driver.execute(sql, *params)
+        except Exception as exc:
+            if is_transient(exc):  # not answering, or gone: the writer retries
+                await self._drop_writer()
+                raise
+            return False  # one statement: nothing of it was written
+        # a count that falls short means nothing was written (one row, none changed)
+        return count is None or status.endswith(f" {count}")
+
+    async def _drop_writer(self) -> None:
+        """Discard the writer's connection (it may be gone); the next write takes a new one."""
+        writer, self._writer, self._driver = self._writer, None, None
+        if writer is not None:
+            await _discard(writer)
 
     async def read(self, fn: Callable[[Executor], T]) -> T:
         """``fn`` on a pooled connection; one the server has closed (a restart, an idle

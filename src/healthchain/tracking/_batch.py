@@ -13,10 +13,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from ._executors import Executor
-from ._operations import Op
+from ._operations import Op, Statement
 from ._transient import is_transient
 
-__all__ = ["apply_batch", "describe_ops"]
+__all__ = ["apply_batch", "describe_ops", "statements_of"]
 
 
 def _rollback(ex: Executor) -> None:
@@ -58,13 +58,29 @@ def apply_batch(ex: Executor, ops: Sequence[Op]) -> list[Any]:
     return outcomes
 
 
-def _apply_grouped(ex: Executor, ops: Sequence[Op]) -> list[Any]:
+def _by_class(ops: Sequence[Op]) -> list[tuple[type[Op], list[Op]]]:
+    """``ops`` grouped by class, in :attr:`Op.order`."""
     by_class: dict[type[Op], list[Op]] = {}
     for op in ops:
         by_class.setdefault(type(op), []).append(op)
+    return sorted(by_class.items(), key=lambda item: item[0].order)
+
+
+def statements_of(ops: Sequence[Op]) -> list[Statement] | None:
+    """The statements that write ``ops``, in order, if every class of them says its
+    statements (:meth:`Op.statements`); None if not."""
+    parts: list[Statement] = []
+    for cls, group in _by_class(ops):
+        statements = cls.statements(group)
+        if statements is None:
+            return None
+        parts.extend(statements)
+    return parts
+
+
+def _apply_grouped(ex: Executor, ops: Sequence[Op]) -> list[Any]:
     results: dict[int, Any] = {}
-    for cls in sorted(by_class, key=lambda c: c.order):
-        group = by_class[cls]
+    for cls, group in _by_class(ops):
         results.update(zip(map(id, group), cls.apply_all(ex, group), strict=True))
     return [results[id(op)] for op in ops]
 

@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql import Executable
 
 from ._codecs import Codec, from_db_time, scores_to_json
 from ._exceptions import ExperimentNotFoundError, ExperimentStateError, InvalidInputError
@@ -47,9 +48,13 @@ __all__ = [
     "ReapOp",
     "RequestsOp",
     "StartOp",
+    "Statement",
 ]
 
 _HOST = socket.gethostname()
+
+Statement = tuple[Executable, Sequence[dict[str, Any]]]
+"""A statement and the rows it is run for."""
 
 
 class Conflict(Exception):
@@ -88,6 +93,14 @@ class Op:
     def apply(self, ex: Executor) -> Any:
         """Apply this operation alone: :meth:`apply_all` of a list of one."""
         return self.apply_all(ex, (self,))[0]
+
+    @classmethod
+    def statements(cls, ops: Sequence[Any]) -> list[Statement] | None:
+        """The statements and rows that apply ``ops`` (all of this class), when that is
+        all :meth:`apply_all` does, each result is None, and every row given must be
+        written (an UPDATE changing one row per row): a batch of such operations may be
+        one statement (:func:`._pg_executor.batch_statement`). None otherwise."""
+        return None
 
     @property
     def units(self) -> int:
@@ -163,14 +176,16 @@ class StartOp(Op):
         return [self.experiment["id"]]
 
     @classmethod
+    def statements(cls, ops: Sequence[StartOp]) -> list[Statement]:
+        return [
+            (INSERT_EXPERIMENT, [op.experiment for op in ops]),
+            (INSERT_TAG, [row for op in ops for row in op.tags]),
+            (INSERT_COMPONENT, [row for op in ops for row in op.components]),
+        ]
+
+    @classmethod
     def apply_all(cls, ex: Executor, ops: Sequence[StartOp]) -> list[Any]:
-        ex.write_all(
-            (
-                (INSERT_EXPERIMENT, [op.experiment for op in ops]),
-                (INSERT_TAG, [row for op in ops for row in op.tags]),
-                (INSERT_COMPONENT, [row for op in ops for row in op.components]),
-            )
-        )
+        ex.write_all(cls.statements(ops))
         return [None] * len(ops)
 
 
@@ -263,6 +278,10 @@ class EndOp(Op):
     @property
     def experiment_ids(self) -> list[str]:
         return [self.row["b_id"]]
+
+    @classmethod
+    def statements(cls, ops: Sequence[EndOp]) -> list[Statement]:
+        return [(END, [op.row for op in ops])]
 
     @classmethod
     def apply_all(cls, ex: Executor, ops: Sequence[EndOp]) -> list[Any]:

@@ -11,6 +11,11 @@ in one round trip), a counted update of many rows is one statement over ``unnest
 arrays (:data:`COUNTED_MANY`), and prepared statements are the adapter's own per
 connection cache, keyed by SQL text that no longer changes between calls.
 
+A whole batch of operations that say their statements (experiment starts and ends:
+:meth:`._operations.Op.statements`) becomes one statement (:func:`batch_statement`),
+which :mod:`._backends` awaits on the writer's asyncpg connection itself: one round trip
+in autocommit, no greenlet and no adapter in between.
+
 Errors are translated as ``Connection.execute`` would (``DBAPIError.instance``), so
 callers see SQLAlchemy's exceptions and :func:`._transient.is_transient` judges them
 alike; a lost connection is invalidated so the pool never hands it out again.
@@ -35,7 +40,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from ._executors import CompiledCache, picker
 from ._schema import END, FILES_DIR, experiments
 
-__all__ = ["COUNTED_MANY", "PgExecutor", "usable"]
+__all__ = ["COUNTED_MANY", "PgExecutor", "batch_statement", "usable"]
 
 
 def usable(dialect: Dialect) -> bool:
@@ -48,35 +53,50 @@ def usable(dialect: Dialect) -> bool:
     )
 
 
-def _unnest_update(stmt_table: Any, sets: dict[str, str], where: str) -> tuple[str, list[str]]:
-    """``UPDATE .. FROM unnest(arrays)``: one statement for any number of rows, whose
-    row count is exact (a row named twice is updated once, so the count falls short
-    and the batch is replayed one by one, as with a statement per row)."""
-    names = ["b_id", *sets.values()]
-    columns = ["id", *sets]
-    types = [stmt_table.c[c].type.compile(dialect=_PG) for c in columns]
-    arrays = ", ".join(f"${n}::{t}[]" for n, t in enumerate(types, 1))
-    assignments = ", ".join(f"{c} = v.{c}" for c in sets)
-    sql = (
-        f"UPDATE {stmt_table.name} SET {assignments} "
-        f"FROM unnest({arrays}) AS v({', '.join(columns)}) "
-        f"WHERE {stmt_table.name}.id = v.id AND {where}"
-    )
-    return sql, names
+class _Update:
+    """A counted ``UPDATE .. FROM unnest(arrays)``: one statement for any number of rows,
+    whose row count is exact (a row named twice is updated once, so the count falls
+    short and the batch is replayed one by one, as with a statement per row)."""
+
+    __slots__ = ("_assignments", "_columns", "_table", "_types", "_where", "pick", "sql", "width")
+
+    def __init__(self, table: Any, sets: dict[str, str], where: str) -> None:
+        self._table, self._where = table.name, where
+        self._columns = ["id", *sets]
+        self._types = [table.c[c].type.compile(dialect=_PG) for c in self._columns]
+        self._assignments = ", ".join(f"{c} = v.{c}" for c in sets)
+        self.pick = picker(["b_id", *sets.values()])
+        """A row mapping to its values, one per array, in parameter order."""
+        self.width = len(self._columns)
+        self.sql = self.render()
+
+    def render(self, first: int = 1, returning: str = "") -> str:
+        """The statement with its arrays numbered from ``$first``."""
+        arrays = ", ".join(f"${n}::{t}[]" for n, t in enumerate(self._types, first))
+        return (
+            f"UPDATE {self._table} SET {self._assignments} "
+            f"FROM unnest({arrays}) AS v({', '.join(self._columns)}) "
+            f"WHERE {self._table}.id = v.id AND {self._where}{returning}"
+        )
+
+    def count_check(self, name: str, first: int) -> str:
+        """True when the update ``name`` (a WITH query returning its rows) changed one
+        row per id bound (array ``$first``)."""
+        return f"(SELECT count(*) FROM {name}) = cardinality(${first}::{self._types[0]}[])"
 
 
 _PG = PGDialect()  # type: ignore[no-untyped-call]  # for type names only
 
-COUNTED_MANY: dict[Executable, tuple[str, list[str]]] = {
-    END: _unnest_update(
+COUNTED_MANY: dict[Executable, _Update] = {
+    END: _Update(
         experiments,
         {"status": "b_status", "end_time": "b_end", "error": "b_error"},
         "experiments.status = 'RUNNING'",
     ),
-    FILES_DIR: _unnest_update(experiments, {"files_dir": "b_files_dir"}, "TRUE"),
+    FILES_DIR: _Update(experiments, {"files_dir": "b_files_dir"}, "TRUE"),
 }
-"""Counted updates hot enough for a statement of their own over many rows: the SQL
-and the row keys bound, each as one array, in order. Others run once per row."""
+"""Counted updates hot enough for a statement of their own over many rows (and a place
+in :func:`batch_statement`). Others run once per row."""
 
 
 class _Statement:
@@ -111,11 +131,14 @@ class _Statement:
         insert many rows from arrays (see :meth:`PgExecutor.write_all`)."""
 
 
+_Insert = tuple[str, list[str], str]
+"""An INSERT's head before its VALUES row, each parameter's type, and its tail."""
+
 # One row of parameters, each with the cast asyncpg's compiler gives it: "($1::VARCHAR, ..)".
 _ROW = re.compile(r" VALUES \((\$\d+(?:::[A-Za-z ]+)?(?:, \$\d+(?:::[A-Za-z ]+)?)*)\)")
 
 
-def _unnest_insert(compiled: SQLCompiler, names: list[str]) -> tuple[str, list[str], str] | None:
+def _unnest_insert(compiled: SQLCompiler, names: list[str]) -> _Insert | None:
     """An INSERT (or upsert, text included) of one row of plain parameters, as its head,
     each parameter's type and its tail (``ON CONFLICT ..``); None for anything else."""
     sql = compiled.string
@@ -132,6 +155,11 @@ def _unnest_insert(compiled: SQLCompiler, names: list[str]) -> tuple[str, list[s
         return None
     return sql[: found.start()], types, sql[found.end() :]
 
+
+_Part = tuple[Executable, _Insert | _Update, Callable[[Any], tuple[Any, ...]], Sequence[Any]]
+"""A statement, its one-statement form, how a row picks its values, and its rows."""
+
+_FELL_SHORT = "healthchain: a counted update changed fewer rows than it was given"
 
 WRITE_ALL_SHAPES = 32
 """Combinations of statements whose :meth:`PgExecutor.write_all` SQL is kept (the
@@ -153,11 +181,7 @@ class PgExecutor:
         """In autocommit for one write statement: how many have been run (else None)."""
 
     def _compiled(self, stmt: Executable) -> _Statement:
-        entry: _Statement | None = self._cache.get(stmt)
-        if entry is None:
-            entry = _Statement(stmt, self._dialect)
-            self._cache.put(stmt, entry)
-        return entry
+        return _compiled(self._cache, stmt, self._dialect)
 
     def begin(self, *, single: bool = False) -> None:
         # The adapter begins on the first statement (its own round trip); one statement
@@ -193,9 +217,9 @@ class PgExecutor:
     ) -> int:
         self._one_write()
         if len(rows) > 1 and counted and stmt in COUNTED_MANY:
-            sql, names = COUNTED_MANY[stmt]
-            arrays = tuple([row[name] for row in rows] for name in names)
-            return int(self._execute(sql, arrays).rowcount)
+            update = COUNTED_MANY[stmt]
+            arrays = list(map(list, zip(*map(update.pick, rows), strict=True)))
+            return int(self._execute(update.sql, arrays).rowcount)
         entry = self._compiled(stmt)
         if len(rows) == 1:
             return int(self._execute(entry.sql, entry.pick(rows[0])).rowcount)
@@ -211,32 +235,17 @@ class PgExecutor:
         ``unnest``ed, the INSERTs but the last in a ``WITH`` (one statement: atomic
         alone, and foreign keys are checked at its end, so an experiment's tags may come
         with it). A part whose INSERT has no such form runs on its own first."""
-        ready: list[tuple[Executable, _Statement, Sequence[dict[str, Any]]]] = []
+        ready: list[_Part] = []
         for stmt, rows in parts:
-            if not rows:
-                continue
-            entry = self._compiled(stmt)
-            if entry.unnest is None:
-                self.run(stmt, rows)
-            else:
-                ready.append((stmt, entry, rows))
-        if not ready:
-            return
-        self._one_write()
-        key = tuple(stmt for stmt, _, _ in ready)
-        sql = self._shapes.get(key)
-        if sql is None:
-            sql = _write_all_sql([entry.unnest for _, entry, _ in ready if entry.unnest])
-            while len(self._shapes) >= WRITE_ALL_SHAPES:
-                del self._shapes[next(iter(self._shapes))]
-            self._shapes[key] = sql
-        arrays: list[list[Any]] = []
-        for _, entry, rows in ready:
-            assert entry.unnest is not None
-            width = len(entry.unnest[1])
-            columns = list(map(list, zip(*map(entry.pick, rows), strict=True)))
-            arrays.extend(columns or [[] for _ in range(width)])
-        self._execute(sql, arrays)
+            if rows:
+                entry = self._compiled(stmt)
+                if entry.unnest is None:
+                    self.run(stmt, rows)
+                else:
+                    ready.append((stmt, entry.unnest, entry.pick, rows))
+        if ready:
+            self._one_write()
+            self._execute(*_sql_and_arrays(self._shapes, ready))
 
     def query(self, stmt: Executable, params: dict[str, Any] | None = None) -> list[Any]:
         entry = self._compiled(stmt)
@@ -287,18 +296,92 @@ class PgExecutor:
             ) from exc
 
 
-def _write_all_sql(inserts: list[tuple[str, list[str], str]]) -> str:
-    """INSERTs from arrays, numbered on from one to the next; all but the last in WITH."""
+def _compiled(cache: CompiledCache[Any], stmt: Executable, dialect: Dialect) -> _Statement:
+    entry: _Statement | None = cache.get(stmt)
+    if entry is None:
+        entry = _Statement(stmt, dialect)
+        cache.put(stmt, entry)
+    return entry
+
+
+def batch_statement(
+    cache: CompiledCache[Any],
+    shapes: dict[Any, str],
+    dialect: Dialect,
+    parts: Sequence[tuple[Executable, Sequence[dict[str, Any]]]],
+) -> tuple[str, list[Any], int | None] | None:
+    """Every part as one statement, its parameters, and the row count its status must
+    show (None: any); None when a part has no such form. INSERTs as
+    :meth:`PgExecutor.write_all` writes them and the counted updates of
+    :data:`COUNTED_MANY`, each in a ``WITH``, the statement ending with a check that
+    each update changed one row per row given, which fails the whole statement (nothing
+    of it written) when one falls short. One update of one row alone is its plain
+    statement, which writes nothing when its count (0) falls short. Nothing is run
+    here: the caller runs it where it likes (:mod:`._backends`)."""
+    ready: list[_Part] = []
+    for stmt, rows in parts:
+        if not rows:
+            continue
+        update = COUNTED_MANY.get(stmt)
+        if update is not None:
+            ready.append((stmt, update, update.pick, rows))
+            continue
+        entry = _compiled(cache, stmt, dialect)
+        if entry.unnest is None:
+            return None
+        ready.append((stmt, entry.unnest, entry.pick, rows))
+    if not ready:
+        return None
+    if len(ready) == 1 and len(ready[0][3]) == 1 and isinstance(ready[0][1], _Update):
+        stmt, _, _, (row,) = ready[0]
+        entry = _compiled(cache, stmt, dialect)
+        return entry.sql, list(entry.pick(row)), 1
+    return (*_sql_and_arrays(shapes, ready), None)
+
+
+def _sql_and_arrays(shapes: dict[Any, str], ready: list[_Part]) -> tuple[str, list[list[Any]]]:
+    """``ready``'s parts as one statement (its SQL kept per combination), and its arrays."""
+    key = tuple(stmt for stmt, _, _, _ in ready)
+    sql = shapes.get(key)
+    if sql is None:
+        sql = _one_statement_sql([form for _, form, _, _ in ready])
+        while len(shapes) >= WRITE_ALL_SHAPES:
+            del shapes[next(iter(shapes))]
+        shapes[key] = sql
+    arrays: list[list[Any]] = []
+    for _, _, pick, rows in ready:
+        arrays.extend(map(list, zip(*map(pick, rows), strict=True)))
+    return sql, arrays
+
+
+def _one_statement_sql(forms: list[_Insert | _Update]) -> str:
+    """The parts as one statement, their arrays numbered on from one to the next. Only
+    INSERTs: all but the last in WITH. With updates: every part in WITH, each update
+    returning its rows, and a SELECT that fails unless each changed one row per id."""
     parts: list[str] = []
-    n = 0
-    for head, types, tail in inserts:
-        arrays = ", ".join(f"${n + i}::{t}[]" for i, t in enumerate(types, 1))
+    checks: list[str] = []
+    n = 1
+    for i, form in enumerate(forms):
+        if isinstance(form, _Update):
+            parts.append(form.render(n, returning=" RETURNING 1"))
+            checks.append(form.count_check(f"w{i}", n))
+            n += form.width
+            continue
+        head, types, tail = form
+        arrays = ", ".join(f"${n + j}::{t}[]" for j, t in enumerate(types))
         n += len(types)
         parts.append(f"{head} SELECT * FROM unnest({arrays}){tail}")
-    *first, last = parts
-    if not first:
-        return last
-    return "WITH " + ", ".join(f"w{i} AS ({sql})" for i, sql in enumerate(first)) + " " + last
+    ctes = ", ".join(f"w{i} AS ({sql})" for i, sql in enumerate(parts))
+    if not checks:
+        *first, last = parts
+        if not first:
+            return last
+        return "WITH " + ", ".join(f"w{i} AS ({sql})" for i, sql in enumerate(first)) + " " + last
+    # A failed cast is how plain SQL raises an error, the reason in its message.
+    return (
+        f"WITH {ctes} SELECT CAST(CASE WHEN {' AND '.join(checks)} "
+        f"THEN '0' ELSE '{_FELL_SHORT}' END AS integer)"
+    )
 
 
 def _processed(
