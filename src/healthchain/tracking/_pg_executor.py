@@ -33,6 +33,7 @@ from sqlalchemy.sql import ClauseElement, Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from ._executors import CompiledCache, picker
+from ._pg_copy import Copier
 from ._schema import END, FILES_DIR, experiments
 
 __all__ = ["COUNTED_MANY", "PgExecutor", "usable"]
@@ -207,6 +208,18 @@ class PgExecutor:
         return len(rows)
 
     def write_all(self, parts: Sequence[tuple[Executable, Sequence[dict[str, Any]]]]) -> None:
+        """Every part in one statement (:meth:`_insert_all`), but a large batch of metric
+        points, which goes by COPY in the same transaction (:mod:`._pg_copy`)."""
+        n = Copier.wanted(parts)
+        copier = None if n is None else Copier.of(self._conn)
+        if copier is None or n is None:
+            return self._insert_all(parts)
+        if self._single is not None:  # two statements now: a transaction around them
+            self._dbapi.autocommit, self._single = False, None
+        self._insert_all([part for i, part in enumerate(parts) if i != n])
+        copier.copy(*parts[n])
+
+    def _insert_all(self, parts: Sequence[tuple[Executable, Sequence[dict[str, Any]]]]) -> None:
         """Every part in one statement: each INSERT's rows as arrays, one per column,
         ``unnest``ed, the INSERTs but the last in a ``WITH`` (one statement: atomic
         alone, and foreign keys are checked at its end, so an experiment's tags may come
