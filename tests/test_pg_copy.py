@@ -113,6 +113,21 @@ async def test_values_times_and_steps_come_back_exactly(postgres_uri: str, mode:
     assert mode.copies == mode.expected(*[len(VALUES)] * len(steps))
 
 
+async def test_one_point_per_call_comes_back_exactly(postgres_uri: str, mode: Mode) -> None:
+    """A write of one row per table binds plain values, not one-element arrays."""
+    at = datetime(2026, 3, 29, 1, 30, 0, 123456, tzinfo=timezone(timedelta(hours=-3)))
+    async with AsyncExperimentTracker(postgres_uri) as tracker:
+        experiment_id = await tracker.start_experiment("one")
+        for key, value in VALUES.items():
+            await tracker.log_metric(experiment_id, key, value, step=MAX_STEP, timestamp=at)
+            (point,) = await tracker.get_metric_history(experiment_id, key)
+            assert (point.step, point.timestamp) == (MAX_STEP, at)
+            assert _same(point.value, value), (key, point)
+    latest = dict(await _fetch(postgres_uri, "SELECT key, value FROM latest_metrics"))
+    assert all(_same(math.nan if latest[k] is None else latest[k], v) for k, v in VALUES.items())
+    assert mode.copies == mode.expected(*[1] * len(VALUES))
+
+
 async def test_points_from_many_tasks_are_all_stored_in_order(
     postgres_uri: str, mode: Mode
 ) -> None:

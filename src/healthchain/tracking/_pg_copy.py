@@ -82,13 +82,11 @@ class Copier:
         """The index of the part of ``parts`` to COPY: one in :data:`COPIED` with at least
         :data:`COPY_MIN_ROWS` rows, beside another part with rows (whose statement begins
         the transaction the COPY joins); None if there is none."""
-        found = None
         for n, (stmt, rows) in enumerate(parts):
-            if found is None and stmt in COPIED and len(rows) >= COPY_MIN_ROWS:
-                found = n
-        if found is None or not any(rows for n, (_, rows) in enumerate(parts) if n != found):
-            return None
-        return found
+            if len(rows) >= COPY_MIN_ROWS and stmt in COPIED:
+                others = any(rows for i, (_, rows) in enumerate(parts) if i != n)
+                return n if others else None
+        return None
 
     def copy(self, stmt: Executable, rows: Sequence[dict[str, Any]]) -> None:
         """COPY ``rows`` of INSERT ``stmt`` (one of :data:`COPIED`), inside the

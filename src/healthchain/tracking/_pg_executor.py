@@ -236,13 +236,20 @@ class PgExecutor:
         if not ready:
             return
         self._one_write()
-        key = tuple(stmt for stmt, _, _ in ready)
+        # One row each (a log_metric, a start without tags): plain parameters, as
+        # asyncpg encodes one-element arrays at twice the client's cost per statement.
+        one_row = all(len(rows) == 1 for _, _, rows in ready)
+        key = (one_row, *(stmt for stmt, _, _ in ready))
         sql = self._shapes.get(key)
         if sql is None:
-            sql = _write_all_sql([entry.unnest for _, entry, _ in ready if entry.unnest])
+            inserts = [entry.unnest for _, entry, _ in ready if entry.unnest]
+            sql = _write_all_sql(inserts, one_row=one_row)
             while len(self._shapes) >= WRITE_ALL_SHAPES:
                 del self._shapes[next(iter(self._shapes))]
             self._shapes[key] = sql
+        if one_row:
+            self._execute(sql, [v for _, entry, rows in ready for v in entry.pick(rows[0])])
+            return
         arrays: list[list[Any]] = []
         for _, entry, rows in ready:
             assert entry.unnest is not None
@@ -300,14 +307,19 @@ class PgExecutor:
             ) from exc
 
 
-def _write_all_sql(inserts: list[tuple[str, list[str], str]]) -> str:
-    """INSERTs from arrays, numbered on from one to the next; all but the last in WITH."""
+def _write_all_sql(inserts: list[tuple[str, list[str], str]], *, one_row: bool = False) -> str:
+    """INSERTs from arrays (or of ``one_row`` each), numbered on from one to the next;
+    all but the last in WITH."""
     parts: list[str] = []
     n = 0
     for head, types, tail in inserts:
-        arrays = ", ".join(f"${n + i}::{t}[]" for i, t in enumerate(types, 1))
+        if one_row:
+            values = ", ".join(f"${n + i}::{t}" for i, t in enumerate(types, 1))
+            parts.append(f"{head} VALUES ({values}){tail}")
+        else:
+            arrays = ", ".join(f"${n + i}::{t}[]" for i, t in enumerate(types, 1))
+            parts.append(f"{head} SELECT * FROM unnest({arrays}){tail}")
         n += len(types)
-        parts.append(f"{head} SELECT * FROM unnest({arrays}){tail}")
     *first, last = parts
     if not first:
         return last
