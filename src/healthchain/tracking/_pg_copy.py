@@ -33,10 +33,11 @@ __all__ = ["COPIED", "COPY_MIN_ROWS", "Copier"]
 
 COPY_MIN_ROWS = 10_000
 """Rows from which an INSERT in :data:`COPIED` goes by COPY. Measured through the writer
-(batches of 10-key ops, COPY then INSERT interleaved, local PostgreSQL 15): COPY took
-1.10-1.25x the INSERT's time from 600 to 5,000 rows, 0.94x at 10,000, 0.71x at 25,600.
-The server's work per row (foreign key check, two indexes) is most of either, so COPY
-saves little below that and its BEGIN and COMMIT cost more than it saves."""
+(batches of 10-key ops, COPY and INSERT interleaved, local PostgreSQL 15, two runs on a
+loaded machine), COPY's time over the INSERT's: 1.16-1.26x at 600-1,000 rows, 0.95-1.23x
+at 2,560-5,000, 0.90-0.94x at 10,000, 0.71-0.87x at 20,000-25,600. The server's work per
+row (a foreign key check, two indexes) is most of either; below 10,000 rows COPY's own
+BEGIN and COMMIT cost about what it saves."""
 
 COPIED: frozenset[Executable] = frozenset({INSERT_METRIC_POINT})
 """INSERTs of plain column values (no default computed by SQL) that may go by COPY."""
