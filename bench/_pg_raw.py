@@ -140,7 +140,9 @@ async def raw_writes(opts: dict[str, Any]) -> dict[str, Any]:
 
 async def raw_metric_points(url: str, experiment_id: str, opts: dict[str, Any]) -> dict[str, Any]:
     """Points per second into the tracker's ``metric_points`` table: 1,000 rows per
-    transaction, one ``executemany`` each (``bench_metrics.py``'s PostgreSQL reference)."""
+    transaction, one ``executemany`` each, and the same by binary COPY
+    (``copy_records_to_table``), blocks of the two alternating (``bench_metrics.py``'s
+    PostgreSQL references)."""
     import asyncpg
 
     sql = (
@@ -150,7 +152,9 @@ async def raw_metric_points(url: str, experiment_id: str, opts: dict[str, Any]) 
     conn = await asyncpg.connect(_pg(url))
     step = 0
 
-    async def insert(batches: int) -> float:
+    columns = ("experiment_id", "key", "step", "timestamp", "value")
+
+    async def insert(batches: int, copy: bool = False) -> float:
         nonlocal step
         t0 = clock()
         for _ in range(batches):
@@ -160,17 +164,29 @@ async def raw_metric_points(url: str, experiment_id: str, opts: dict[str, Any]) 
             ]
             step += 1000
             async with conn.transaction():
-                await conn.executemany(sql, rows)
+                if copy:
+                    await conn.copy_records_to_table("metric_points", records=rows, columns=columns)
+                else:
+                    await conn.executemany(sql, rows)
         return batches * 1000 / (clock() - t0)
 
     try:
         await insert(2)
-        rates = [await insert(opts["batches"]) for _ in range(opts["blocks"])]
+        await insert(2, copy=True)
+        rates, copy_rates = [], []
+        for _ in range(opts["blocks"]):
+            rates.append(await insert(opts["batches"]))
+            copy_rates.append(await insert(opts["batches"], copy=True))
         written = await conn.fetchval("SELECT count(*) FROM metric_points")
     finally:
         await conn.close()
     assert written == step, (written, step)
-    return {"rates": rates, "rate": median(rates)}
+    return {
+        "rates": rates,
+        "rate": median(rates),
+        "copy_rates": copy_rates,
+        "copy_rate": median(copy_rates),
+    }
 
 
 def main() -> None:

@@ -181,6 +181,7 @@ def summarize(raw: dict[str, list[dict[str, Any]]], plan: Plan) -> tuple[list[Ro
             ("search", "search", ("seconds",)),
             ("ml_search", "ml_search", ("seconds",)),
             ("sqlite", "sqlite" if "sqlite" in raw else "asyncpg", ("rate",)),
+            ("copy", "asyncpg", ("copy_rate",)),
             ("lag_p50", "lag", ("load", "p50_ms")),
             ("lag_p99", "lag", ("load", "p99_ms")),
             ("lag_rate", "lag", ("writes_per_s",)),
@@ -244,6 +245,17 @@ def summarize(raw: dict[str, list[dict[str, Any]]], plan: Plan) -> tuple[list[Ro
             None if s["sqlite"] is None else True,
         )
     )
+    if "asyncpg" in raw:
+        rows.append(
+            Row(
+                "7b. physical reference: raw asyncpg binary COPY, 1,000-row batches",
+                "—",
+                fmt_rate(s["copy"]),
+                _share(ratio(s["batch"], s["copy"])),
+                "reference",
+                None if s["copy"] is None else True,
+            )
+        )
     return rows, s
 
 
@@ -360,6 +372,7 @@ def _per_round(raw: dict[str, list[dict[str, Any]]]) -> str:
         ("lag", "load.max_ms", fmt_lag),
         ("sqlite", "rate", fmt_rate),
         ("asyncpg", "rate", fmt_rate),
+        ("asyncpg", "copy_rate", fmt_rate),
     ]
     return "; ".join(
         f"{key} {field.split('.')[-1]} "

@@ -26,8 +26,9 @@ from ._batch import apply_batch, statements_of
 from ._codecs import Codec, SqliteCodec
 from ._executors import COMPILED_CACHE_SIZE, CompiledCache, CoreExecutor, Executor, SqliteExecutor
 from ._operations import Op
-from ._pg_executor import PgExecutor, batch_statement
+from ._pg_executor import PgExecutor
 from ._pg_executor import usable as pg_usable
+from ._pg_statements import batch_statement
 from ._sqlite_thread import ConnectionThread
 from ._transient import is_transient
 
@@ -159,7 +160,7 @@ class CoreBackend(Backend):
             raise
 
     async def _write_direct(self, ops: Sequence[Op]) -> bool:
-        """``ops`` as one statement (:func:`._pg_executor.batch_statement`) awaited on
+        """``ops`` as one statement (:func:`._pg_statements.batch_statement`) awaited on
         the writer's asyncpg connection itself, in autocommit: no greenlet, no DB-API
         adapter, for the batches of starts and ends that make up the write load. False,
         with nothing written, where that does not apply or the statement failed: the

@@ -94,7 +94,7 @@ class MetricsOp(Op):
             per_op, results = _assign_steps(ex, ops)
         else:
             per_op, results = [op.rows for op in ops], [_NO_STEPS] * len(ops)
-        points = [row for rows in per_op for row in rows]
+        points = per_op[0] if len(per_op) == 1 else [row for rows in per_op for row in rows]
         if len(ops) > 1:
             # In the history index's order (stable: each key's points stay in queue
             # order), consecutive inserts land on the same index pages: for 64 tasks
@@ -156,8 +156,11 @@ def _latest(ops: Sequence[MetricsOp], per_op: list[list[Row]]) -> list[Row]:
     would refuse for touching one row twice in a statement.
 
     A step the tracker or the writer assigned is higher than any queued before it for
-    its key, so only a step the caller chose needs comparing.
+    its key, so only a step the caller chose needs comparing. One op's keys are distinct
+    (a dict's, or the one of ``log_metric``): alone, its rows are the latest.
     """
+    if len(ops) == 1:
+        return per_op[0]
     latest: dict[tuple[str, str], Row] = {}
     for op, rows in zip(ops, per_op, strict=True):
         experiment_id = op.experiment_id

@@ -1,0 +1,262 @@
+"""PostgreSQL statements for many rows: compiled once, as one statement per batch.
+
+Each Core statement is compiled once for the engine's dialect (asyncpg's ``$n``
+parameters) and bound positionally (:class:`Statement`). An INSERT of many rows becomes
+one INSERT from ``unnest``ed arrays, one per column; a counted update of many rows one
+``UPDATE .. FROM unnest`` (:data:`COUNTED_MANY`); and a whole batch of them one
+statement (:func:`batch_statement`, :func:`sql_and_arrays`), with all but the last in a
+``WITH``. One row each is bound as plain values: asyncpg encodes one-element arrays at
+twice the client's cost per statement. :mod:`._pg_executor` runs them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from typing import Any, cast
+
+from sqlalchemy.dialects.postgresql.base import PGDialect
+from sqlalchemy.engine import Dialect
+from sqlalchemy.sql import ClauseElement, Executable
+from sqlalchemy.sql.compiler import SQLCompiler
+
+from ._executors import CompiledCache, picker
+from ._schema import END, FILES_DIR, experiments
+
+__all__ = [
+    "COUNTED_MANY",
+    "WRITE_ALL_SHAPES",
+    "Part",
+    "Statement",
+    "batch_statement",
+    "compiled",
+    "sql_and_arrays",
+]
+
+
+class _Update:
+    """A counted ``UPDATE .. FROM unnest(arrays)``: one statement for any number of rows,
+    whose row count is exact (a row named twice is updated once, so the count falls
+    short and the batch is replayed one by one, as with a statement per row)."""
+
+    __slots__ = ("_assignments", "_columns", "_table", "_types", "_where", "pick", "sql", "width")
+
+    def __init__(self, table: Any, sets: dict[str, str], where: str) -> None:
+        self._table, self._where = table.name, where
+        self._columns = ["id", *sets]
+        self._types = [table.c[c].type.compile(dialect=_PG) for c in self._columns]
+        self._assignments = ", ".join(f"{c} = v.{c}" for c in sets)
+        self.pick = picker(["b_id", *sets.values()])
+        """A row mapping to its values, one per array, in parameter order."""
+        self.width = len(self._columns)
+        self.sql = self.render()
+
+    def render(self, first: int = 1, returning: str = "") -> str:
+        """The statement with its arrays numbered from ``$first``."""
+        arrays = ", ".join(f"${n}::{t}[]" for n, t in enumerate(self._types, first))
+        return (
+            f"UPDATE {self._table} SET {self._assignments} "
+            f"FROM unnest({arrays}) AS v({', '.join(self._columns)}) "
+            f"WHERE {self._table}.id = v.id AND {self._where}{returning}"
+        )
+
+    def count_check(self, name: str, first: int) -> str:
+        """True when the update ``name`` (a WITH query returning its rows) changed one
+        row per id bound (array ``$first``)."""
+        return f"(SELECT count(*) FROM {name}) = cardinality(${first}::{self._types[0]}[])"
+
+
+_PG = PGDialect()  # type: ignore[no-untyped-call]  # for type names only
+
+COUNTED_MANY: dict[Executable, _Update] = {
+    END: _Update(
+        experiments,
+        {"status": "b_status", "end_time": "b_end", "error": "b_error"},
+        "experiments.status = 'RUNNING'",
+    ),
+    FILES_DIR: _Update(experiments, {"files_dir": "b_files_dir"}, "TRUE"),
+}
+"""Counted updates hot enough for a statement of their own over many rows (and a place
+in :func:`batch_statement`). Others run once per row."""
+
+
+class Statement:
+    """One statement compiled for the connection's dialect, and how rows bind to it."""
+
+    __slots__ = ("bound", "pick", "processors", "sql", "unnest")
+
+    def __init__(self, stmt: Executable, dialect: Dialect) -> None:
+        compiled = cast(
+            SQLCompiler,
+            # for_executemany: no RETURNING of an INSERT's generated key, never read
+            cast(ClauseElement, stmt).compile(
+                dialect=dialect,
+                for_executemany=True,
+                compile_kwargs={"render_postcompile": True},
+            ),
+        )
+        names = list(compiled.positiontup or [])
+        processors: dict[int, Callable[[Any], Any]] = {}
+        for n, name in enumerate(names):
+            process = compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
+            if process is not None:
+                processors[n] = process
+        self.sql: str = compiled.string
+        self.pick = _processed(picker(names), processors)
+        """A row mapping to its values in parameter order, processed (JSON serialised)."""
+        self.bound: dict[str, Any] = compiled.params
+        self.processors: list[Any] | None = None
+        """Result processors, by column, once a result has said what the server sends."""
+        self.unnest = _unnest_insert(compiled, names)
+        """An INSERT's head and tail around its VALUES row and each parameter's type, to
+        insert many rows from arrays (see :meth:`._pg_executor.PgExecutor.write_all`)."""
+
+
+_Insert = tuple[str, list[str], str]
+"""An INSERT's head before its VALUES row, each parameter's type, and its tail."""
+
+# One row of parameters, each with the cast asyncpg's compiler gives it: "($1::VARCHAR, ..)".
+_ROW = re.compile(r" VALUES \((\$\d+(?:::[A-Za-z ]+)?(?:, \$\d+(?:::[A-Za-z ]+)?)*)\)")
+
+
+def _unnest_insert(compiled: SQLCompiler, names: list[str]) -> _Insert | None:
+    """An INSERT (or upsert, text included) of one row of plain parameters, as its head,
+    each parameter's type and its tail (``ON CONFLICT ..``); None for anything else."""
+    sql = compiled.string
+    found = _ROW.search(sql) if sql.startswith("INSERT INTO ") else None
+    if found is None or not names:
+        return None
+    types: list[str] = []
+    for n, (param, name) in enumerate(zip(found.group(1).split(", "), names, strict=False), 1):
+        number, _, type_name = param.partition("::")
+        if number != f"${n}":
+            return None
+        types.append(type_name or compiled.binds[name].type.compile(dialect=_PG))
+    if len(types) != len(names):
+        return None
+    return sql[: found.start()], types, sql[found.end() :]
+
+
+Part = tuple[Executable, _Insert | _Update, Callable[[Any], tuple[Any, ...]], Sequence[Any]]
+"""A statement, its one-statement form, how a row picks its values, and its rows."""
+
+_FELL_SHORT = "healthchain: a counted update changed fewer rows than it was given"
+
+WRITE_ALL_SHAPES = 32
+"""Combinations of statements whose :meth:`._pg_executor.PgExecutor.write_all` SQL is kept (the
+tracker writes a handful); the oldest is dropped first."""
+
+
+def compiled(cache: CompiledCache[Any], stmt: Executable, dialect: Dialect) -> Statement:
+    """``stmt`` compiled for ``dialect``, from ``cache`` or into it."""
+    entry: Statement | None = cache.get(stmt)
+    if entry is None:
+        entry = Statement(stmt, dialect)
+        cache.put(stmt, entry)
+    return entry
+
+
+def batch_statement(
+    cache: CompiledCache[Any],
+    shapes: dict[Any, str],
+    dialect: Dialect,
+    parts: Sequence[tuple[Executable, Sequence[dict[str, Any]]]],
+) -> tuple[str, list[Any], int | None] | None:
+    """Every part as one statement, its parameters, and the row count its status must
+    show (None: any); None when a part has no such form. INSERTs as
+    :meth:`._pg_executor.PgExecutor.write_all` writes them and the counted updates of
+    :data:`COUNTED_MANY`, each in a ``WITH``, the statement ending with a check that
+    each update changed one row per row given, which fails the whole statement (nothing
+    of it written) when one falls short. One update of one row alone is its plain
+    statement, which writes nothing when its count (0) falls short. Nothing is run
+    here: the caller runs it where it likes (:mod:`._backends`)."""
+    ready: list[Part] = []
+    for stmt, rows in parts:
+        if not rows:
+            continue
+        update = COUNTED_MANY.get(stmt)
+        if update is not None:
+            ready.append((stmt, update, update.pick, rows))
+            continue
+        entry = compiled(cache, stmt, dialect)
+        if entry.unnest is None:
+            return None
+        ready.append((stmt, entry.unnest, entry.pick, rows))
+    if not ready:
+        return None
+    if len(ready) == 1 and len(ready[0][3]) == 1 and isinstance(ready[0][1], _Update):
+        stmt, _, _, (row,) = ready[0]
+        entry = compiled(cache, stmt, dialect)
+        return entry.sql, list(entry.pick(row)), 1
+    return (*sql_and_arrays(shapes, ready), None)
+
+
+def sql_and_arrays(shapes: dict[Any, str], ready: list[Part]) -> tuple[str, list[Any]]:
+    """``ready``'s parts as one statement (its SQL kept per combination), and its
+    parameters: arrays, one per column, or plain values when each INSERT has one row."""
+    one_row = all(len(rows) == 1 and not isinstance(form, _Update) for _, form, _, rows in ready)
+    key = (one_row, *(stmt for stmt, _, _, _ in ready))
+    sql = shapes.get(key)
+    if sql is None:
+        sql = _one_statement_sql([form for _, form, _, _ in ready], one_row=one_row)
+        while len(shapes) >= WRITE_ALL_SHAPES:
+            del shapes[next(iter(shapes))]
+        shapes[key] = sql
+    if one_row:
+        return sql, [value for _, _, pick, (row,) in ready for value in pick(row)]
+    arrays: list[Any] = []
+    for _, _, pick, rows in ready:
+        arrays.extend(map(list, zip(*map(pick, rows), strict=True)))
+    return sql, arrays
+
+
+def _one_statement_sql(forms: list[_Insert | _Update], *, one_row: bool = False) -> str:
+    """The parts as one statement, their arrays (or, ``one_row``, each INSERT's values)
+    numbered on from one to the next. Only INSERTs: all but the last in WITH. With
+    updates: every part in WITH, each update returning its rows, and a SELECT that fails
+    unless each changed one row per id."""
+    parts: list[str] = []
+    checks: list[str] = []
+    n = 1
+    for i, form in enumerate(forms):
+        if isinstance(form, _Update):
+            parts.append(form.render(n, returning=" RETURNING 1"))
+            checks.append(form.count_check(f"w{i}", n))
+            n += form.width
+            continue
+        head, types, tail = form
+        if one_row:
+            values = ", ".join(f"${n + j}::{t}" for j, t in enumerate(types))
+            parts.append(f"{head} VALUES ({values}){tail}")
+        else:
+            arrays = ", ".join(f"${n + j}::{t}[]" for j, t in enumerate(types))
+            parts.append(f"{head} SELECT * FROM unnest({arrays}){tail}")
+        n += len(types)
+    ctes = ", ".join(f"w{i} AS ({sql})" for i, sql in enumerate(parts))
+    if not checks:
+        *first, last = parts
+        if not first:
+            return last
+        return "WITH " + ", ".join(f"w{i} AS ({sql})" for i, sql in enumerate(first)) + " " + last
+    # A failed cast is how plain SQL raises an error, the reason in its message.
+    return (
+        f"WITH {ctes} SELECT CAST(CASE WHEN {' AND '.join(checks)} "
+        f"THEN '0' ELSE '{_FELL_SHORT}' END AS integer)"
+    )
+
+
+def _processed(
+    pick: Callable[[Any], tuple[Any, ...]], processors: dict[int, Callable[[Any], Any]]
+) -> Callable[[Any], tuple[Any, ...]]:
+    """``pick`` with each value that has a bind processor (JSON: serialised) processed."""
+    if not processors:
+        return pick
+    items = tuple(processors.items())
+
+    def pick_processed(row: Any) -> tuple[Any, ...]:
+        values = list(pick(row))
+        for n, process in items:
+            values[n] = process(values[n])
+        return tuple(values)
+
+    return pick_processed
