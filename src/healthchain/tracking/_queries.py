@@ -16,11 +16,13 @@ from sqlalchemy import (
     JSON,
     Column,
     DateTime,
+    Float,
     Text,
     bindparam,
     case,
     cast,
     func,
+    literal_column,
     select,
 )
 from sqlalchemy.dialects.postgresql import aggregate_order_by
@@ -267,8 +269,24 @@ METRIC_HISTORY = static(
     )
     .order_by(metric_points.c.step, metric_points.c.timestamp)
 )
+_Time = DateTime(timezone=True)
+_FIRST = literal_column("'0001-01-01 00:00:00+00'::timestamptz", _Time)
+_LAST = literal_column("'9999-12-31 23:59:59.999999+00'::timestamptz", _Time)
+# PostgreSQL over asyncpg (``Executor.aware_times``): each row comes back as a MetricPoint
+# holds it, so rows become points in C with no Python per row. The server restores NaN
+# (stored as NULL) and clamps what asyncpg would not hand out as an aware time to Python's
+# range: infinity (a naive datetime.max) reads as datetime.max in UTC, as from_db_time
+# reads it, and a year past 9999 or BC no longer fails the whole read.
+METRIC_HISTORY_AWARE = static(
+    METRIC_HISTORY.with_only_columns(
+        metric_points.c.step,
+        func.least(func.greatest(metric_points.c.timestamp, _FIRST), _LAST),
+        func.coalesce(metric_points.c.value, literal_column("'NaN'::float8", Float)),
+    )
+)
 _NAN = float("nan")
 _SECOND = itemgetter(1)
+_new_tuple = tuple.__new__
 
 
 def metric_history(ex: Executor, experiment_id: str, key: str) -> list[MetricPoint] | None:
@@ -276,9 +294,12 @@ def metric_history(ex: Executor, experiment_id: str, key: str) -> list[MetricPoi
 
     A NULL value is a NaN (see the schema).
     """
-    rows = ex.query(METRIC_HISTORY, {"b_id": experiment_id, "b_key": key})
+    params = {"b_id": experiment_id, "b_key": key}
+    rows = ex.query(METRIC_HISTORY_AWARE if ex.aware_times else METRIC_HISTORY, params)
     if not rows and not ex.query(STATUS_OF, {"b_id": experiment_id}):
         return None
+    if ex.aware_times:
+        return list(map(_new_tuple, repeat(MetricPoint), rows))
     new, time, nan = MetricPoint._make, from_db_time, _NAN
     return [new((step, time(t), nan if value is None else value)) for step, t, value in rows]
 
