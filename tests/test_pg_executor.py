@@ -20,6 +20,8 @@ from healthchain.tracking import (
     _backends,
 )
 from healthchain.tracking._codecs import Codec
+from healthchain.tracking._executors import CoreExecutor
+from healthchain.tracking._measures import CHUNK
 from healthchain.tracking._operations import EndOp, Op, StartOp
 from healthchain.tracking._pg_executor import PgExecutor
 from healthchain.tracking._schema import INSERT_TAG
@@ -221,3 +223,28 @@ async def test_an_op_claiming_one_statement_that_writes_two_is_refused(postgres_
         backend = await tracker._reader()
         (outcome,) = await backend.write([_TwoWrites(experiment_id)])
     assert isinstance(outcome, RuntimeError) and "single_statement" in str(outcome)
+
+
+async def test_a_long_list_reads_metrics_and_params_with_one_query_each(
+    pg_uri: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every id bound as one array: three queries for the list, however long it is."""
+    count = 2 * CHUNK + 3
+    async with AsyncExperimentTracker(pg_uri) as tracker:
+        ids = await asyncio.gather(*(tracker.start_experiment(f"run{i}") for i in range(count)))
+        await asyncio.gather(*(tracker.log_metrics(e, {"i": i}) for i, e in enumerate(ids)))
+        await asyncio.gather(*(tracker.log_params(e, {"p": i}) for i, e in enumerate(ids)))
+        queries: list[Any] = []
+        for executor in (PgExecutor, CoreExecutor):
+            query = executor.query
+
+            def counted(self: Any, stmt: Any, *args: Any, query: Any = query) -> Any:
+                queries.append(stmt)
+                return query(self, stmt, *args)
+
+            monkeypatch.setattr(executor, "query", counted)
+        records = await tracker.list_experiments()
+    assert len(queries) == 3
+    assert {(r.name, r.metrics["i"], r.params["p"]) for r in records} == {
+        (f"run{i}", float(i), i) for i in range(count)
+    }
