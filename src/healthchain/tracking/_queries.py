@@ -330,11 +330,23 @@ METRIC_VALUES = static(
     .order_by(metric_points.c.step, metric_points.c.timestamp)
 )
 
+METRIC_VALUES_ARRAYS = static(
+    select(
+        *(type_coerce(func.array_agg(column), _AS_IS) for column in (_POINTS.c.step, _POINTS.c.v))
+    )
+)
+
 
 def metric_values(ex: Executor, experiment_id: str, key: str) -> list[tuple[int, float]] | None:
     """:func:`metric_history` without timestamps, as plain pairs: a chart's read, a few
     times quicker on long histories; None if the experiment is unknown."""
-    rows = ex.query(METRIC_VALUES, {"b_id": experiment_id, "b_key": key})
+    params = {"b_id": experiment_id, "b_key": key}
+    if ex.dialect == "postgresql":  # as in metric_history: two arrays, zipped in C
+        steps, values = ex.query(METRIC_VALUES_ARRAYS, params)[0]
+        if steps:
+            return list(zip(steps, values, strict=True))
+        return [] if ex.query(STATUS_OF, {"b_id": experiment_id}) else None
+    rows = ex.query(METRIC_VALUES, params)
     if not rows and not ex.query(STATUS_OF, {"b_id": experiment_id}):
         return None
     if not rows or (type(rows[0]) is tuple and None not in map(_SECOND, rows)):
