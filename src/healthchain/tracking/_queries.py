@@ -138,13 +138,19 @@ REQUEST_LATENCIES = static(
 )
 
 
+_AS_IS = NullType()  # arrays as the driver decodes them, with no result processor after it
+
+
 def _keys_and_values(table: Any) -> tuple[Any, Any]:
     """A record's keys and values in ``table``, as two arrays in key order (NULL: none)."""
     mine = table.c.experiment_id == experiments.c.id
     return tuple(  # type: ignore[return-value]
-        select(func.array_agg(aggregate_order_by(column, table.c.key)))
-        .where(mine)
-        .scalar_subquery()
+        type_coerce(
+            select(func.array_agg(aggregate_order_by(column, table.c.key)))
+            .where(mine)
+            .scalar_subquery(),
+            _AS_IS,
+        )
         for column in (table.c.key, table.c.value)
     )
 
@@ -272,7 +278,6 @@ METRIC_HISTORY = static(
     .order_by(metric_points.c.step, metric_points.c.timestamp)
 )
 _Time = DateTime(timezone=True)
-_AS_IS = NullType()  # arrays as asyncpg decodes them: no result processor
 _FIRST = literal_column("'0001-01-01 00:00:00+00'::timestamptz", _Time)
 _LAST = literal_column("'9999-12-31 23:59:59.999999+00'::timestamptz", _Time)
 # PostgreSQL over asyncpg (``Executor.aware_times``): the points as three arrays in one
