@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import sqlite3
 from datetime import UTC, datetime
 
@@ -23,7 +24,13 @@ from helpers.storage import Storage
 from typer.testing import CliRunner
 
 from healthchain.cli import app as cli_app
-from healthchain.tracking import ExperimentStatus, ExperimentTracker, RequestRecord
+from healthchain.tracking import (
+    ExperimentStatus,
+    ExperimentTracker,
+    MetricPoint,
+    RequestRecord,
+    _backends,
+)
 from healthchain.tracking._ids import id_time
 
 
@@ -188,3 +195,28 @@ def test_unreadable_request_rows_are_skipped_or_read_as_no_response(
     assert f"experiment {run}: request 0 is skipped" in caplog.text
     assert f"experiment {run}: request 2: its status_code 'teapot'" in caplog.text
     _everyone_still_sees_everything(sqlite_storage.uri, [run])
+
+
+@pytest.mark.parametrize("executor", ["driver", "core"])
+def test_metric_points_at_times_past_pythons_years_on_postgresql_still_read(
+    postgres_storage: Storage, monkeypatch: pytest.MonkeyPatch, executor: str
+) -> None:
+    """asyncpg hands out infinity as a naive datetime and fails a whole read on a year it
+    cannot hold: history reads such points at the ends of Python's range, aware UTC."""
+    if executor == "core":
+        monkeypatch.setattr(_backends, "DRIVER_EXECUTOR", False)
+    with ExperimentTracker(postgres_storage.uri) as tracker:
+        experiment_id = tracker.start_experiment("odd points")
+        for step, value in enumerate([1.0, math.nan, 3.0, 4.0, 5.0]):
+            tracker.log_metric(experiment_id, "loss", value, step=step)
+    for step, stored in enumerate(["infinity", "-infinity", "20000-01-01", "4000-01-01 BC"]):
+        postgres_storage.query(
+            f"UPDATE metric_points SET timestamp = '{stored}' WHERE step = ?", step
+        )
+    with ExperimentTracker(postgres_storage.uri) as tracker:
+        points = tracker.get_metric_history(experiment_id, "loss")
+    latest, earliest = datetime.max.replace(tzinfo=UTC), datetime.min.replace(tzinfo=UTC)
+    assert [p.timestamp for p in points[:4]] == [latest, earliest, latest, earliest]
+    assert all(type(p) is MetricPoint and p.timestamp.tzinfo is UTC for p in points)
+    assert [p.step for p in points] == [0, 1, 2, 3, 4]
+    assert points[0].value == 1.0 and math.isnan(points[1].value) and points[4].value == 5.0

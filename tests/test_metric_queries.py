@@ -30,7 +30,9 @@ from healthchain.tracking import (
     InvalidFilterError,
     InvalidInputError,
 )
+from healthchain.tracking._listing import build_list_query
 from healthchain.tracking._measures import CHUNK
+from healthchain.tracking._search import validate_filters, validate_order_by
 
 pytestmark = pytest.mark.anyio
 
@@ -196,6 +198,33 @@ async def test_metric_order_puts_nan_then_missing_last_both_ways(any_storage_uri
     # ties (equal values, NaN, missing) stay newest first
     assert ascending == ["bottom", "low", "tie2", "tie1", "top", "nan2", "nan1", "none2", "none1"]
     assert descending == ["top", "tie2", "tie1", "low", "bottom", "nan2", "nan1", "none2", "none1"]
+
+
+@pytest.mark.parametrize("order_by", ["metrics.acc", "-metrics.acc", "duration", "-duration"])
+async def test_postgresql_sorts_by_the_value_first(postgres_uri: str, order_by: str) -> None:
+    """Its sort leads with the metric's value (or the duration), NULLs last: leading with
+    a boolean made every comparison go through every key."""
+    import asyncpg
+    from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
+
+    query, params = build_list_query(validate_filters(None), None, 0, validate_order_by(order_by))
+    compiled = query.compile(dialect=PGDialect_asyncpg())
+    async with AsyncExperimentTracker(postgres_uri) as tracker:
+        await scored(tracker, {"a": 0.5})
+    conn = await asyncpg.connect(postgres_uri.replace("postgresql+asyncpg", "postgresql"))
+    try:
+        plan = await conn.fetchval(
+            f"EXPLAIN (FORMAT JSON) {compiled.string}",
+            *(params[name] for name in compiled.positiontup or []),
+        )
+    finally:
+        await conn.close()
+    sort = json.loads(plan)[0]["Plan"]
+    while sort["Node Type"] != "Sort":
+        sort = sort["Plans"][0]
+    value = "order0.value" if "metrics" in order_by else "((end_time - start_time))"
+    # ascending is NULLS LAST by default, which EXPLAIN does not spell out
+    assert sort["Sort Key"][0] == value + (" DESC NULLS LAST" if order_by[0] == "-" else "")
 
 
 def test_order_by_fields_and_lists(any_storage: Storage) -> None:

@@ -8,6 +8,8 @@ Each test runs on both paths (``driver``: PgExecutor on asyncpg's DB-API adapter
 from __future__ import annotations
 
 import asyncio
+import math
+from datetime import UTC
 from typing import Any
 
 import pytest
@@ -22,6 +24,8 @@ from healthchain.tracking import (
     _backends,
 )
 from healthchain.tracking._codecs import Codec
+from healthchain.tracking._executors import CoreExecutor
+from healthchain.tracking._measures import CHUNK
 from healthchain.tracking._operations import BeatOp, EndOp, Op, StartOp
 from healthchain.tracking._pg_executor import PgExecutor
 from healthchain.tracking._schema import INSERT_TAG
@@ -367,3 +371,49 @@ async def test_batches_after_the_writers_connection_was_killed_are_all_recorded(
     assert {e.name for e in experiments if e.status is ExperimentStatus.COMPLETED} == {
         f"e{i}" for i in range(8)
     }
+
+
+async def test_a_long_list_reads_metrics_and_params_with_one_query_each(
+    pg_uri: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every id bound as one array: three queries for the list, however long it is."""
+    count = 2 * CHUNK + 3
+    async with AsyncExperimentTracker(pg_uri) as tracker:
+        ids = await asyncio.gather(*(tracker.start_experiment(f"run{i}") for i in range(count)))
+        await asyncio.gather(*(tracker.log_metrics(e, {"i": i}) for i, e in enumerate(ids)))
+        await asyncio.gather(*(tracker.log_params(e, {"p": i}) for i, e in enumerate(ids)))
+        queries: list[Any] = []
+        for executor in (PgExecutor, CoreExecutor):
+            query = executor.query
+
+            def counted(self: Any, stmt: Any, *args: Any, query: Any = query) -> Any:
+                queries.append(stmt)
+                return query(self, stmt, *args)
+
+            monkeypatch.setattr(executor, "query", counted)
+        records = await tracker.list_experiments()
+    assert len(queries) == 3
+    assert {(r.name, r.metrics["i"], r.params["p"]) for r in records} == {
+        (f"run{i}", float(i), i) for i in range(count)
+    }
+
+
+async def test_history_and_values_read_as_arrays_alike_both_ways(pg_uri: str) -> None:
+    """Both read a key's points as arrays on PostgreSQL: ordered, NaN restored, exact."""
+    logged = [(3, 0.5), (1, math.nan), (2, math.inf), (2, -0.0), (0, 1e-300)]
+    async with AsyncExperimentTracker(pg_uri) as tracker:
+        run = await tracker.start_experiment("run")
+        for step, value in logged:
+            await tracker.log_metric(run, "loss", value, step=step)
+        history = await tracker.get_metric_history(run, "loss")
+        values = await tracker.get_metric_values(run, "loss")
+        assert await tracker.get_metric_history(run, "never") == []
+        assert await tracker.get_metric_values(run, "never") == []
+    # by step, then time: the two points at step 2 in the order they were logged
+    expected = [(0, 1e-300), (1, math.nan), (2, math.inf), (2, -0.0), (3, 0.5)]
+    for got in ([(p.step, p.value) for p in history], values):
+        assert [s for s, _ in got] == [s for s, _ in expected]
+        pairs = zip(got, expected, strict=True)
+        assert all(a == b or (math.isnan(a) and math.isnan(b)) for (_, a), (_, b) in pairs)
+    assert all(type(pair) is tuple for pair in values)
+    assert all(p.timestamp.tzinfo is UTC for p in history)

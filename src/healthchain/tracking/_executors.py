@@ -44,6 +44,12 @@ class Executor(Protocol):
         """The SQLAlchemy dialect's name ("sqlite", "postgresql"), for dialect-only SQL."""
         ...
 
+    @property
+    def aware_times(self) -> bool:
+        """Whether the driver returns every finite timestamptz as an aware UTC datetime
+        (PostgreSQL over asyncpg), so reads need not convert them row by row."""
+        ...
+
     def begin(self, *, single: bool = False) -> None:
         """Begin a transaction; ``single``: it writes with one statement (reads aside),
         which the database makes atomic by itself, so none need be begun."""
@@ -156,6 +162,7 @@ class SqliteExecutor:
 
     _dialect = SQLiteDialect_pysqlite(paramstyle="qmark")
     dialect = "sqlite"
+    aware_times = False
 
     def __init__(self, conn: sqlite3.Connection, cache: CompiledCache[_Compiled]) -> None:
         self._conn, self._cache = conn, cache
@@ -223,6 +230,11 @@ class CoreExecutor:
     @property
     def dialect(self) -> str:
         return self._conn.dialect.name
+
+    @property
+    def aware_times(self) -> bool:
+        dialect = self._conn.dialect
+        return dialect.name == "postgresql" and dialect.driver == "asyncpg"
 
     def begin(self, *, single: bool = False) -> None:
         pass  # SQLAlchemy begins on first use

@@ -126,14 +126,10 @@ def _select(shape: _Shape) -> Select[Any]:
             source = source.outerjoin(metric, _keyed(metric, f"ok{i}", None))
             # numbers, then NaN (a NULL value), then no such metric, in both directions
             value = metric.c.value
-            order += [
-                value.is_(None),
-                metric.c.key.is_(None),
-                value.desc() if descending else value,
-            ]
+            order += [_nulls_last(descending, value, value), metric.c.key.is_(None)]
         elif field == "duration":  # running experiments have none: last both ways
             duration = _Duration(experiments.c.start_time, experiments.c.end_time)
-            order += [experiments.c.end_time.is_(None), duration.desc() if descending else duration]
+            order.append(_nulls_last(descending, duration, experiments.c.end_time))
         else:
             column = experiments.c[field]
             order.append(column.desc() if descending else column)
@@ -159,6 +155,43 @@ def _keyed(rows: Any, key: str, condition: ColumnElement[bool] | None) -> Column
     """Join ``rows`` (a tag, metric or param alias) on this experiment and a bound key."""
     on = and_(rows.c.experiment_id == experiments.c.id, rows.c.key == bindparam(key))
     return on if condition is None else and_(on, condition)
+
+
+class _NullsLast(FunctionElement[Any]):
+    """An ordering key: ``value`` ascending, then the rows whose ``null_if`` is NULL.
+
+    PostgreSQL: ``value NULLS LAST`` (``value`` is NULL exactly when ``null_if`` is there),
+    so its sort leads with a float or interval, compared by its fast comparator; leading
+    with a boolean made every comparison go through every key (server CPU of ordering
+    999 experiments by a metric: 7.5 -> 5.7 ms). SQLite: ``null_if IS NULL, value``.
+    """
+
+    inherit_cache = True
+    descending = False
+
+
+class _NullsLastDesc(_NullsLast):
+    """:class:`_NullsLast` with ``value`` descending (a class of its own: the direction
+    is part of the statement's cache key)."""
+
+    inherit_cache = True
+    descending = True
+
+
+def _nulls_last(descending: bool, value: Any, null_if: Any) -> _NullsLast:
+    return (_NullsLastDesc if descending else _NullsLast)(value, null_if)
+
+
+@compiles(_NullsLast)
+def _value_nulls_last(element: _NullsLast, compiler: SQLCompiler, **kw: Any) -> str:
+    value, _ = (compiler.process(clause, **kw) for clause in element.clauses)
+    return f"{value} {'DESC' if element.descending else 'ASC'} NULLS LAST"
+
+
+@compiles(_NullsLast, "sqlite")
+def _null_test_first(element: _NullsLast, compiler: SQLCompiler, **kw: Any) -> str:
+    value, null_if = (compiler.process(clause, **kw) for clause in element.clauses)
+    return f"{null_if} IS NULL, {value}{' DESC' if element.descending else ''}"
 
 
 class _Duration(FunctionElement[Any]):

