@@ -417,3 +417,22 @@ async def test_history_and_values_read_as_arrays_alike_both_ways(pg_uri: str) ->
         assert all(a == b or (math.isnan(a) and math.isnan(b)) for (_, a), (_, b) in pairs)
     assert all(type(pair) is tuple for pair in values)
     assert all(p.timestamp.tzinfo is UTC for p in history)
+
+
+@pytest.mark.parametrize(("version", "ordered"), [((15, 4), False), ((16, 0), True), (None, True)])
+def test_history_arrays_are_ordered_in_the_aggregate_from_postgresql_16(
+    version: tuple[int, ...] | None, ordered: bool
+) -> None:
+    """From 16, where array_agg has a parallel form, only ORDER BY in the aggregate
+    keeps the points' order; before it the sorted subquery does, with no sort more."""
+    from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
+
+    from healthchain.tracking._queries import METRIC_HISTORY_ARRAYS, METRIC_VALUES_ARRAYS
+
+    dialect = PGDialect_asyncpg()
+    dialect.server_version_info = version
+    for stmt in (METRIC_HISTORY_ARRAYS, METRIC_VALUES_ARRAYS):
+        sql = str(stmt.compile(dialect=dialect))
+        aggregates = sql.count("array_agg(")
+        in_order = sql.count("ORDER BY points.step, points.timestamp, points.value)")
+        assert aggregates in (2, 3) and in_order == (aggregates if ordered else 0)

@@ -286,20 +286,49 @@ _LAST = literal_column("'9999-12-31 23:59:59.999999+00'::timestamptz", _Time)
 # are what a MetricPoint holds: the server restores NaN (stored as NULL) and clamps what
 # asyncpg would not hand out as an aware time to Python's range (infinity, a naive
 # datetime.max, reads as datetime.max in UTC, as from_db_time reads it; a year past 9999
-# or BC no longer fails the read). Aggregates take their input in the order of a sorted
-# subquery they read alone; here it is the covering index's order, with no sort.
+# or BC no longer fails the read). The subquery reads the covering index in its order,
+# with no sort; see _InOrder for how the arrays keep that order.
+_ORDER = (metric_points.c.step, metric_points.c.timestamp, metric_points.c.value)
 _POINTS = (
     METRIC_HISTORY.with_only_columns(
-        metric_points.c.step,
+        *_ORDER,
         func.least(func.greatest(metric_points.c.timestamp, _FIRST), _LAST).label("t"),
         func.coalesce(metric_points.c.value, literal_column("'NaN'::float8", Float)).label("v"),
     )
     .order_by(None)
-    .order_by(metric_points.c.step, metric_points.c.timestamp, metric_points.c.value)
+    .order_by(*_ORDER)
     .subquery("points")
 )
+
+
+class _InOrder(FunctionElement[Any]):
+    """``array_agg`` of a column of :data:`_POINTS`, its elements in the subquery's order.
+
+    PostgreSQL 16 and later: with ``ORDER BY`` in the aggregate, the one form the docs
+    guarantee, which those versions fill from input already in that order with no sort
+    of their own. Before 16, the aggregate takes the sorted subquery's rows as they come,
+    which holds there because nothing can reorder them: the outer query has no join and
+    ``array_agg`` no parallel form (added in 16). An ``ORDER BY`` per aggregate sorted
+    the 10,000 points again for each array on PostgreSQL 15 (EXPLAIN ANALYZE: 2.5 ms
+    server time without, 6.0 ms with).
+    """
+
+    type = NullType()  # arrays as the driver decodes them, with no result processor after
+    inherit_cache = True
+
+
+@compiles(_InOrder)
+def _array_in_order(element: _InOrder, compiler: SQLCompiler, **kw: Any) -> str:
+    column = compiler.process(next(iter(element.clauses)), **kw)
+    version = compiler.dialect.server_version_info
+    if version is not None and version < (16,):
+        return f"array_agg({column})"
+    order = ", ".join(compiler.process(_POINTS.c[c.name], **kw) for c in _ORDER)
+    return f"array_agg({column} ORDER BY {order})"
+
+
 METRIC_HISTORY_ARRAYS = static(
-    select(*(type_coerce(func.array_agg(column), _AS_IS) for column in _POINTS.c))
+    select(_InOrder(_POINTS.c.step), _InOrder(_POINTS.c.t), _InOrder(_POINTS.c.v))
 )
 _NAN = float("nan")
 _SECOND = itemgetter(1)
@@ -335,11 +364,7 @@ METRIC_VALUES = static(
     .order_by(metric_points.c.step, metric_points.c.timestamp)
 )
 
-METRIC_VALUES_ARRAYS = static(
-    select(
-        *(type_coerce(func.array_agg(column), _AS_IS) for column in (_POINTS.c.step, _POINTS.c.v))
-    )
-)
+METRIC_VALUES_ARRAYS = static(select(_InOrder(_POINTS.c.step), _InOrder(_POINTS.c.v)))
 
 
 def metric_values(ex: Executor, experiment_id: str, key: str) -> list[tuple[int, float]] | None:
