@@ -52,6 +52,16 @@ __all__ = [
 ]
 
 _HOST = socket.gethostname()
+# os.getpid() is a system call on every start; the pid only changes in a forked child.
+_PID = os.getpid()
+
+
+def _forked() -> None:
+    global _PID
+    _PID = os.getpid()
+
+
+os.register_at_fork(after_in_child=_forked)
 
 Statement = tuple[Executable, Sequence[dict[str, Any]]]
 """A statement and the rows it is run for."""
@@ -159,7 +169,7 @@ class StartOp(Op):
             "heartbeat_at": now,
             "heartbeat_interval": heartbeat_interval,
             "host": _HOST,
-            "pid": os.getpid(),
+            "pid": _PID,
             "files_dir": None,
         }
         tag_rows = [
@@ -272,7 +282,7 @@ class EndOp(Op):
     def of(cls, experiment_id: str, status: ExperimentStatus, end: Any, error: str | None) -> EndOp:
         """End ``experiment_id`` as ``status`` at ``end`` (encoded), with ``error``."""
         return cls(
-            {"b_id": experiment_id, "b_status": status.value, "b_end": end, "b_error": error}
+            {"b_id": experiment_id, "b_status": status._value_, "b_end": end, "b_error": error}
         )
 
     @property
