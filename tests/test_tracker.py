@@ -29,7 +29,7 @@ from healthchain.tracking import (
     TrackerClosedError,
     TrackerError,
 )
-from healthchain.tracking._operations import EndOp
+from healthchain.tracking._update_ops import EndOp
 
 pytestmark = pytest.mark.anyio
 

@@ -32,10 +32,11 @@ from ._exceptions import (
 )
 from ._executors import Executor
 from ._migrate import check_schema, ensure_schema
-from ._operations import BeatOp, EndOp, StartOp
+from ._operations import BeatOp, StartOp
 from ._records import ExperimentStatus
 from ._settings import TrackerSettings
 from ._storage_errors import StorageErrors
+from ._update_ops import EndOp
 from ._validation import utcnow
 from ._writer import Writer
 
