@@ -158,17 +158,14 @@ class StartOp(Op):
             "name": name,
             "project": project,
             "start_time": now,
-            "end_time": None,
             "status": "RUNNING",
             "tags": tags_json(tags, tag_texts),
             "pipeline_config": config_text,
             "components": dump_json(parts) if parts else None,
-            "error": None,
             "heartbeat_at": now,
             "heartbeat_interval": heartbeat_interval,
             "host": _HOST,
             "pid": _PID,
-            "files_dir": None,
         }
         tag_rows = [
             {"experiment_id": experiment_id, "key": k, "value": v} for k, v in tag_texts.items()

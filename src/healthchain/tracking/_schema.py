@@ -280,7 +280,8 @@ def _insert(table: Table, *skip: str) -> Executable:
     )
 
 
-INSERT_EXPERIMENT = _insert(experiments)
+# A new experiment: the columns it has yet to fill (NULL) are left out, values fewer to bind.
+INSERT_EXPERIMENT = _insert(experiments, "end_time", "error", "files_dir")
 INSERT_TAG = _insert(experiment_tags)
 INSERT_COMPONENT = _insert(pipeline_components, "id")
 INSERT_REQUEST = _insert(requests, "id")
