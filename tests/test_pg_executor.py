@@ -301,6 +301,33 @@ async def test_a_batch_of_starts_and_ends_is_one_statement(postgres_uri: str) ->
             assert got.status is ExperimentStatus.COMPLETED
 
 
+async def test_a_batch_of_starts_keeps_each_rows_own_writer_columns(pg_uri: str) -> None:
+    """Project, heartbeat interval, host and pid are bound once for a batch when every
+    row holds the same (``WRITER_CONSTANTS``); rows that differ keep their own."""
+    async with AsyncExperimentTracker(pg_uri) as tracker:
+        backend = await tracker._reader()
+        now = utcnow()
+
+        def start(n: int, project: str, interval: float) -> StartOp:
+            return StartOp.of(_uuid(n), f"n{n}", project, now, {}, {}, None, [], interval)
+
+        alike = [start(n, "p", 10.0) for n in range(3)]
+        mixed = [start(3, "p", 10.0), start(4, "q", 10.0), start(5, "p", 20.0)]
+        assert await backend.write(alike) == [None] * 3
+        assert await backend.write(mixed) == [None] * 3
+    (rows,) = await _admin(
+        pg_uri, "SELECT id, name, project, status, heartbeat_interval FROM experiments"
+    )
+    assert sorted(tuple(r) for r in rows) == [
+        (_uuid(0), "n0", "p", "RUNNING", 10.0),
+        (_uuid(1), "n1", "p", "RUNNING", 10.0),
+        (_uuid(2), "n2", "p", "RUNNING", 10.0),
+        (_uuid(3), "n3", "p", "RUNNING", 10.0),
+        (_uuid(4), "n4", "q", "RUNNING", 10.0),
+        (_uuid(5), "n5", "p", "RUNNING", 20.0),
+    ]
+
+
 async def test_an_end_that_changes_no_row_fails_the_one_statement_and_alone(
     postgres_uri: str,
 ) -> None:
