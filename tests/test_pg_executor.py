@@ -23,7 +23,6 @@ from healthchain.tracking import (
     StorageError,
     _backends,
 )
-from healthchain.tracking._codecs import Codec
 from healthchain.tracking._executors import CoreExecutor
 from healthchain.tracking._files_dir import FilesDirOp
 from healthchain.tracking._measures import CHUNK
@@ -66,6 +65,34 @@ async def test_the_executor_in_use_is_the_one_asked_for(
         backend = await tracker._reader()
         used = await backend.read(lambda ex: type(ex).__name__)
     assert used == ("PgExecutor" if "driver" in request.node.name else "CoreExecutor")
+
+
+async def test_json_columns_store_the_text_validation_wrote(pg_uri: str) -> None:
+    """Tags, config and components are stored as the compact UTF-8 JSON text the tracker
+    encoded once (as SQLite stores it), not re-encoded by the JSON type on the way; a
+    nested dict keeps its key order in the column, sorted only in its tag row."""
+    tags = {"é": "ü", "n": 1.5, "none": None}
+    async with AsyncExperimentTracker(pg_uri) as tracker:
+        plain = await tracker.start_experiment(
+            "a", tags=tags, pipeline_config={"k": ["é", 2]}, components=PIPELINE[:1]
+        )
+        nested = await tracker.start_experiment("b", tags={"cfg": {"z": 1, "a": [2]}})
+        assert list((await tracker.get_experiment(nested)).tags["cfg"]) == ["z", "a"]
+        assert (await tracker.get_experiment(plain)).tags == tags
+    (rows, tag_rows) = await _admin(
+        pg_uri,
+        "SELECT id, tags::text, pipeline_config::text, components::text FROM experiments",
+        "SELECT experiment_id, key, value FROM experiment_tags",
+    )
+    stored = {row[0]: tuple(row[1:]) for row in rows}
+    part = PIPELINE[0]
+    assert stored[plain] == (
+        '{"é":"ü","n":1.5,"none":null}',
+        '{"k":["é",2]}',
+        f'[["{part["name"]}","{part["type"]}","{part["stage"]}"]]',
+    )
+    assert stored[nested] == ('{"cfg":{"z":1,"a":[2]}}', None, None)
+    assert (nested, "cfg", '{"a":[2],"z":1}') in [tuple(r) for r in tag_rows]
 
 
 async def test_lifecycles_from_many_tasks_are_all_recorded_whole(pg_uri: str) -> None:
@@ -156,17 +183,7 @@ async def test_the_writers_connection_is_left_in_transactions_after_a_single_wri
     async with AsyncExperimentTracker(postgres_uri) as tracker:
         backend = await tracker._reader()
         start = StartOp.of(
-            Codec(),
-            "0190a4c2-0000-7000-8000-000000000001",
-            "n",
-            "p",
-            utcnow(),
-            {},
-            {},
-            None,
-            None,
-            [],
-            10.0,
+            "0190a4c2-0000-7000-8000-000000000001", "n", "p", utcnow(), {}, {}, None, [], 10.0
         )
         assert await backend.write([start]) == [None]
         assert isinstance(backend, _backends.CoreBackend) and backend._writer is not None
@@ -227,9 +244,7 @@ async def test_an_op_claiming_one_statement_that_writes_two_is_refused(postgres_
 
 
 def _start(experiment_id: str, tag: str = "t") -> StartOp:
-    return StartOp.of(
-        Codec(), experiment_id, "n", "p", utcnow(), {tag: 1}, {tag: "1"}, None, None, [], 10.0
-    )
+    return StartOp.of(experiment_id, "n", "p", utcnow(), {tag: 1}, {tag: "1"}, None, [], 10.0)
 
 
 def _end(experiment_id: str) -> EndOp:
@@ -286,6 +301,33 @@ async def test_a_batch_of_starts_and_ends_is_one_statement(postgres_uri: str) ->
         for experiment_id in earlier:
             got = await tracker.get_experiment(experiment_id)
             assert got.status is ExperimentStatus.COMPLETED
+
+
+async def test_a_batch_of_starts_keeps_each_rows_own_writer_columns(pg_uri: str) -> None:
+    """Project, heartbeat interval, host and pid are bound once for a batch when every
+    row holds the same (``WRITER_CONSTANTS``); rows that differ keep their own."""
+    async with AsyncExperimentTracker(pg_uri) as tracker:
+        backend = await tracker._reader()
+        now = utcnow()
+
+        def start(n: int, project: str, interval: float) -> StartOp:
+            return StartOp.of(_uuid(n), f"n{n}", project, now, {}, {}, None, [], interval)
+
+        alike = [start(n, "p", 10.0) for n in range(3)]
+        mixed = [start(3, "p", 10.0), start(4, "q", 10.0), start(5, "p", 20.0)]
+        assert await backend.write(alike) == [None] * 3
+        assert await backend.write(mixed) == [None] * 3
+    (rows,) = await _admin(
+        pg_uri, "SELECT id, name, project, status, heartbeat_interval FROM experiments"
+    )
+    assert sorted(tuple(r) for r in rows) == [
+        (_uuid(0), "n0", "p", "RUNNING", 10.0),
+        (_uuid(1), "n1", "p", "RUNNING", 10.0),
+        (_uuid(2), "n2", "p", "RUNNING", 10.0),
+        (_uuid(3), "n3", "p", "RUNNING", 10.0),
+        (_uuid(4), "n4", "q", "RUNNING", 10.0),
+        (_uuid(5), "n5", "p", "RUNNING", 20.0),
+    ]
 
 
 async def test_an_end_that_changes_no_row_fails_the_one_statement_and_alone(

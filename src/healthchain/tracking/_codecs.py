@@ -29,9 +29,8 @@ def from_db_time(value: Any) -> datetime | None:
 
 
 class Codec:
-    """Python values as the backend's statements take them."""
-
-    json_as_text = False
+    """Python values as the backend's statements take them (JSON columns take JSON
+    text on every backend: see ``_schema._JsonText``)."""
 
     @staticmethod
     def time(value: datetime) -> Any:
@@ -39,9 +38,7 @@ class Codec:
 
 
 class SqliteCodec(Codec):
-    """SQLite takes timestamps as naive UTC text (SQLAlchemy's format) and JSON as text."""
-
-    json_as_text = True
+    """SQLite takes timestamps as naive UTC text (SQLAlchemy's format)."""
 
     @staticmethod
     def time(value: datetime) -> Any:

@@ -36,7 +36,7 @@ from ._schema import (
     STATUS_OF,
 )
 from ._settings import MISSED_BEATS, judged_interval
-from ._validation import dump_json, printable
+from ._validation import dump_json, printable, tags_json
 
 __all__ = [
     "BeatOp",
@@ -139,36 +139,31 @@ class StartOp(Op):
     @classmethod
     def of(
         cls,
-        codec: Codec,
         experiment_id: str,
         name: str,
         project: str,
         now: Any,
         tags: dict[str, Any],
         tag_texts: dict[str, str],
-        config: dict[str, Any] | None,
         config_text: str | None,
         parts: list[tuple[str, str | None, str | None]],
         heartbeat_interval: float,
     ) -> StartOp:
-        """The rows of a new RUNNING experiment, from validated values (``now`` encoded)."""
-        as_text = codec.json_as_text
+        """The rows of a new RUNNING experiment, from validated values (``now`` encoded;
+        ``config_text`` and ``tag_texts`` the JSON validation made of them)."""
         experiment = {
             "id": experiment_id,
             "name": name,
             "project": project,
             "start_time": now,
-            "end_time": None,
             "status": "RUNNING",
-            "tags": dump_json(tags) if as_text else tags,
-            "pipeline_config": config_text if as_text else config,
-            "components": (dump_json(parts) if as_text else parts) if parts else None,
-            "error": None,
+            "tags": tags_json(tags, tag_texts),
+            "pipeline_config": config_text,
+            "components": dump_json(parts) if parts else None,
             "heartbeat_at": now,
             "heartbeat_interval": heartbeat_interval,
             "host": _HOST,
             "pid": _PID,
-            "files_dir": None,
         }
         tag_rows = [
             {"experiment_id": experiment_id, "key": k, "value": v} for k, v in tag_texts.items()
@@ -213,13 +208,9 @@ class RequestsOp(Op):
     def of(cls, experiment_id: str, records: Sequence[RequestRecord], codec: Codec) -> RequestsOp:
         """The rows of validated request records."""
         time = codec.time
-        as_text = codec.json_as_text
 
-        def scores(r: RequestRecord) -> Any:
-            if r.scores is None:
-                return None
-            stored = scores_to_json(r.scores)
-            return dump_json(stored) if as_text else stored
+        def scores(r: RequestRecord) -> str | None:
+            return None if r.scores is None else dump_json(scores_to_json(r.scores))
 
         rows = [
             {

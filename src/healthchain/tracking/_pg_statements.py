@@ -21,7 +21,7 @@ from sqlalchemy.sql import ClauseElement, Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from ._executors import CompiledCache, picker
-from ._schema import END, FILES_DIR, experiments
+from ._schema import END, FILES_DIR, INSERT_EXPERIMENT, experiments
 
 __all__ = [
     "COUNTED_MANY",
@@ -137,6 +137,21 @@ def _unnest_insert(compiled: SQLCompiler, names: list[str]) -> _Insert | None:
     return sql[: found.start()], types, sql[found.end() :]
 
 
+def _positions(stmt: Executable, names: Sequence[str]) -> tuple[int, ...]:
+    order = list(cast(ClauseElement, stmt).compile().params)
+    return tuple(order.index(name) for name in names)
+
+
+WRITER_CONSTANTS: dict[Executable, tuple[int, ...]] = {
+    INSERT_EXPERIMENT: _positions(
+        INSERT_EXPERIMENT, ("project", "status", "heartbeat_interval", "host", "pid")
+    ),
+}
+"""Columns of an INSERT (by position) that one tracker writes alike in every row: in a
+batch of many rows, each that does hold one value is bound as that value rather than
+an array (see :func:`sql_and_arrays`). Declared, not found in whatever the rows hold,
+so a statement keeps one or two shapes (each new one is a prepare on the server)."""
+
 Part = tuple[Executable, _Insert | _Update, Callable[[Any], tuple[Any, ...]], Sequence[Any]]
 """A statement, its one-statement form, how a row picks its values, and its rows."""
 
@@ -193,28 +208,60 @@ def batch_statement(
 
 def sql_and_arrays(shapes: dict[Any, str], ready: list[Part]) -> tuple[str, list[Any]]:
     """``ready``'s parts as one statement (its SQL kept per combination), and its
-    parameters: arrays, one per column, or plain values when each INSERT has one row."""
+    parameters: arrays, one per column, or plain values when each INSERT has one row. A
+    column of :data:`WRITER_CONSTANTS` holding one value throughout a many-row INSERT is
+    bound once as that value: asyncpg checks each array element against collections.abc
+    ABCs (a Python-level ``__instancecheck__``), some 2,000 instructions an element."""
     one_row = all(len(rows) == 1 and not isinstance(form, _Update) for _, form, _, rows in ready)
-    key = (one_row, *(stmt for stmt, _, _, _ in ready))
+    if one_row:
+        key: tuple[Any, ...] = (one_row, *(stmt for stmt, _, _, _ in ready))
+        params = [value for _, _, pick, (row,) in ready for value in pick(row)]
+    else:
+        columns = [list(zip(*map(pick, rows), strict=True)) for _, _, pick, rows in ready]
+        same = [
+            _constant(part, WRITER_CONSTANTS.get(stmt, ()))
+            for (stmt, _, _, _), part in zip(ready, columns, strict=True)
+        ]
+        key = (one_row, *(stmt for stmt, _, _, _ in ready), *same)
+        params = [
+            values[0] if j in kept else list(values)
+            for part, kept in zip(columns, same, strict=True)
+            for j, values in enumerate(part)
+        ]
     sql = shapes.get(key)
     if sql is None:
-        sql = _one_statement_sql([form for _, form, _, _ in ready], one_row=one_row)
+        forms = [form for _, form, _, _ in ready]
+        sql = _one_statement_sql(forms, one_row=one_row, same=None if one_row else same)
         while len(shapes) >= WRITE_ALL_SHAPES:
             del shapes[next(iter(shapes))]
         shapes[key] = sql
-    if one_row:
-        return sql, [value for _, _, pick, (row,) in ready for value in pick(row)]
-    arrays: list[Any] = []
-    for _, _, pick, rows in ready:
-        arrays.extend(map(list, zip(*map(pick, rows), strict=True)))
-    return sql, arrays
+    return sql, params
 
 
-def _one_statement_sql(forms: list[_Insert | _Update], *, one_row: bool = False) -> str:
+def _constant(columns: list[tuple[Any, ...]], candidates: tuple[int, ...]) -> tuple[int, ...]:
+    """Which of ``candidates`` (column positions) hold one value in every row: equal,
+    and for floats the very same object (0.0 equals -0.0)."""
+    same = []
+    for j in candidates:
+        values = columns[j]
+        first = values[0]
+        if values.count(first) == len(values) and (
+            first.__class__ is not float or all(v is first for v in values)
+        ):
+            same.append(j)
+    return tuple(same)
+
+
+def _one_statement_sql(
+    forms: list[_Insert | _Update],
+    *,
+    one_row: bool = False,
+    same: Sequence[tuple[int, ...]] | None = None,
+) -> str:
     """The parts as one statement, their arrays (or, ``one_row``, each INSERT's values)
-    numbered on from one to the next. Only INSERTs: all but the last in WITH. With
-    updates: every part in WITH, each update returning its rows, and a SELECT that fails
-    unless each changed one row per id."""
+    numbered on from one to the next; an INSERT's columns in ``same`` bound as one value.
+    Only INSERTs: all but the last in WITH. With updates: every part in WITH, each update
+    returning its rows, and a SELECT that fails unless each changed one row per id."""
     parts: list[str] = []
     checks: list[str] = []
     n = 1
@@ -228,9 +275,17 @@ def _one_statement_sql(forms: list[_Insert | _Update], *, one_row: bool = False)
         if one_row:
             values = ", ".join(f"${n + j}::{t}" for j, t in enumerate(types))
             parts.append(f"{head} VALUES ({values}){tail}")
+        elif same and same[i]:
+            picked = [f"${n + j}::{t}" if j in same[i] else f"v.c{j}" for j, t in enumerate(types)]
+            arrays = [f"${n + j}::{t}[]" for j, t in enumerate(types) if j not in same[i]]
+            names = [f"c{j}" for j in range(len(types)) if j not in same[i]]
+            parts.append(
+                f"{head} SELECT {', '.join(picked)} FROM unnest({', '.join(arrays)}) "
+                f"AS v({', '.join(names)}){tail}"
+            )
         else:
-            arrays = ", ".join(f"${n + j}::{t}[]" for j, t in enumerate(types))
-            parts.append(f"{head} SELECT * FROM unnest({arrays}){tail}")
+            arrays_sql = ", ".join(f"${n + j}::{t}[]" for j, t in enumerate(types))
+            parts.append(f"{head} SELECT * FROM unnest({arrays_sql}){tail}")
         n += len(types)
     ctes = ", ".join(f"w{i} AS ({sql})" for i, sql in enumerate(parts))
     if not checks:

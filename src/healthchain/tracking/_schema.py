@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    TypeDecorator,
     UniqueConstraint,
     bindparam,
     delete,
@@ -34,6 +35,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql.base import PGDialect
+from sqlalchemy.engine import Dialect
 from sqlalchemy.sql import ClauseElement, Executable
 from sqlalchemy.sql.elements import ColumnClause
 
@@ -252,11 +254,34 @@ _RUNNING: ColumnClause[Any] = literal_column("'RUNNING'")
 _FAILED: ColumnClause[Any] = literal_column("'FAILED'")
 
 
+class _JsonText(TypeDecorator[Any]):
+    """A JSON column bound as the JSON text its writer already encoded (validation
+    encodes tags and configs to check them): no second encoding by the JSON type's bind
+    processor, on any driver. The column's type (and PostgreSQL's ``::JSON`` cast) stays."""
+
+    impl = JSON
+    cache_ok = True
+
+    def bind_processor(self, dialect: Dialect) -> None:
+        return None
+
+
+_JSON_TEXT = _JsonText()
+
+
 def _insert(table: Table, *skip: str) -> Executable:
-    return insert(table).values({c.name: bindparam(c.name) for c in table.c if c.name not in skip})
+    """An INSERT of one row bound by column name; JSON columns take their text."""
+    return insert(table).values(
+        {
+            c.name: bindparam(c.name, type_=_JSON_TEXT if isinstance(c.type, JSON) else None)
+            for c in table.c
+            if c.name not in skip
+        }
+    )
 
 
-INSERT_EXPERIMENT = _insert(experiments)
+# A new experiment: the columns it has yet to fill (NULL) are left out, values fewer to bind.
+INSERT_EXPERIMENT = _insert(experiments, "end_time", "error", "files_dir")
 INSERT_TAG = _insert(experiment_tags)
 INSERT_COMPONENT = _insert(pipeline_components, "id")
 INSERT_REQUEST = _insert(requests, "id")

@@ -161,20 +161,18 @@ class AsyncExperimentTracker(MetricCalls, RequestCalls, IdCalls):
         if name is not None:
             check_storable(name, "name")
         user_tags, user_texts = validate_tags(tags)
-        config, config_text = validate_pipeline_config(pipeline_config)
+        config_text = validate_pipeline_config(pipeline_config)
         parts = validate_components(components)
         writer = await self._ready()
 
         experiment_id, started = new_id()
         op = StartOp.of(
-            self._codec,
             experiment_id,
             name or f"{self._project}-{experiment_id[-8:]}",
             self._project,
             self._codec.time(started),
             {**self._tags, **user_tags} if self._tags else user_tags,
             {**self._tag_texts, **user_texts} if self._tags else user_texts,
-            config,
             config_text,
             parts,
             self._heartbeat_interval,

@@ -27,6 +27,7 @@ __all__ = [
     "check_storable",
     "id_list",
     "printable",
+    "tags_json",
     "utcnow",
     "validate_components",
     "validate_id",
@@ -70,6 +71,19 @@ def utcnow() -> datetime:
 def dump_json(value: object) -> str:
     """Compact JSON text; NaN and infinities are rejected, since SQLite's JSON functions are."""
     return _dumps(value)
+
+
+_key_json = json.encoder.encode_basestring  # what _dumps writes for a str (no ensure_ascii)
+
+
+def tags_json(tags: dict[str, Any], texts: dict[str, str]) -> str:
+    """``dump_json(tags)``, from validated tags and their texts (:func:`validate_tags`):
+    joined without encoding again where each value's sorted text is its text as given,
+    i.e. none is a list or dict (whose keys the stored column keeps in their order)."""
+    for value in tags.values():
+        if isinstance(value, _CONTAINERS):
+            return _dumps(tags)
+    return "{" + ",".join([f"{_key_json(k)}:{t}" for k, t in texts.items()]) + "}"
 
 
 def check_storable(value: str, what: str, error: type[Exception] = InvalidInputError) -> None:
@@ -166,14 +180,14 @@ def validate_tags(
     return dict(tags), texts
 
 
-def validate_pipeline_config(config: object) -> tuple[dict[str, Any] | None, str | None]:
-    """Return ``(config, its JSON text)`` if it is None or a JSON-serialisable dict.
+def validate_pipeline_config(config: object) -> str | None:
+    """Return the JSON text of ``config`` (None for None), a JSON-serialisable dict.
 
     Lists and dicts in it nest at most :data:`MAX_JSON_DEPTH` levels (the config itself
     being the first).
     """
     if config is None:
-        return None, None
+        return None
     if type(config) is not dict and not isinstance(config, Mapping):
         raise InvalidInputError(
             f"pipeline_config must be a dict or None, got {type(config).__name__} {show(config)}"
@@ -189,7 +203,7 @@ def validate_pipeline_config(config: object) -> tuple[dict[str, Any] | None, str
             "keep it to strings, finite numbers, booleans, None, lists and dicts"
         ) from exc
     check_storable(text, "pipeline_config")
-    return dict(config), text
+    return text
 
 
 _COMPONENT_KEYS = frozenset({"name", "type", "stage"})
