@@ -236,6 +236,10 @@ class RequestsOp(Op):
         return [self.experiment_id]
 
     @classmethod
+    def statements(cls, ops: Sequence[RequestsOp]) -> list[Statement]:
+        return [(INSERT_REQUEST, [row for op in ops for row in op.rows])]
+
+    @classmethod
     def apply_all(cls, ex: Executor, ops: Sequence[RequestsOp]) -> list[Any]:
         try:
             ex.run(INSERT_REQUEST, [row for op in ops for row in op.rows])
