@@ -16,11 +16,12 @@ from helpers.postgres import admin_fetch as _admin
 from healthchain.tracking import (
     AsyncExperimentTracker,
     ExperimentNotFoundError,
+    ExperimentStateError,
     InvalidInputError,
     _backends,
 )
 from healthchain.tracking._codecs import Codec
-from healthchain.tracking._metric_ops import MetricsOp
+from healthchain.tracking._metric_ops import MetricsOp, ParamsOp
 from healthchain.tracking._operations import EndOp, Op, RequestsOp, StartOp
 from healthchain.tracking._records import ExperimentStatus, RequestRecord
 from healthchain.tracking._validation import utcnow
@@ -205,3 +206,40 @@ async def test_special_values_one_call_at_a_time_come_back_exactly(pg_uri: str) 
     for i, value in enumerate(values):
         step, got = stored[f"k{i}"]
         assert step == 1 and _same(got, value), (i, got)
+
+
+async def test_params_new_or_the_same_again_go_direct(
+    postgres_uri: str, direct: list[tuple[list[str], bool]]
+) -> None:
+    """New keys, and keys logged again with their value, need nothing read first: one
+    direct statement each; a changed value fails it, and the fallback says which."""
+    async with AsyncExperimentTracker(postgres_uri) as tracker:
+        experiment_id = await tracker.start_experiment("params")
+        direct.clear()
+        await tracker.log_params(experiment_id, {"lr": 0.1, "layers": [64, 32]})
+        await tracker.log_params(experiment_id, {"lr": 0.1, "seed": 7})
+        await tracker.log_params(experiment_id, {"layers": [64, 32]})
+        with pytest.raises(ExperimentStateError, match=r"'lr'.*0\.1.*0\.2"):
+            await tracker.log_params(experiment_id, {"seed": 7, "lr": 0.2, "new": 1})
+        assert [wrote for _, wrote in direct] == [True, True, True, False]
+        got = await tracker.get_experiment(experiment_id)
+        assert got.params == {"lr": 0.1, "layers": [64, 32], "seed": 7}  # "new": not written
+
+
+async def test_params_in_one_batch_are_judged_in_queue_order(pg_uri: str) -> None:
+    """Two ops naming one key (the second with another value), a param of an unknown
+    experiment, and good ones: the first value stays, only the bad ops fail."""
+    async with AsyncExperimentTracker(pg_uri) as tracker:
+        kept = await tracker.start_experiment("kept")
+        backend = await tracker._reader()
+        ops: list[Op] = [
+            ParamsOp(kept, {"a": "1", "b": '"x"'}),
+            ParamsOp(kept, {"a": "2"}),
+            ParamsOp(MISSING, {"a": "1"}),
+            ParamsOp(kept, {"a": "1", "c": "null"}),
+        ]
+        outcomes = await backend.write(ops)
+        assert outcomes[0] is None and outcomes[3] is None
+        assert isinstance(outcomes[1], ExperimentStateError) and "'a'" in str(outcomes[1])
+        assert isinstance(outcomes[2], ExperimentNotFoundError)
+        assert (await tracker.get_experiment(kept)).params == {"a": 1, "b": "x", "c": None}

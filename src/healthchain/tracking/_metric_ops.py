@@ -210,6 +210,17 @@ class ParamsOp(Op):
         return [self.experiment_id]
 
     @classmethod
+    def statements(cls, ops: Sequence[ParamsOp]) -> list[Statement]:
+        """Every param given: each new or stored with the same value, or the statement
+        fails and :meth:`apply_all` (which reads them first) says which key changed."""
+        rows = [
+            {"experiment_id": op.experiment_id, "key": key, "value": text}
+            for op in ops
+            for key, text in op.texts.items()
+        ]
+        return [(INSERT_PARAM, rows)]
+
+    @classmethod
     def apply_all(cls, ex: Executor, ops: Sequence[ParamsOp]) -> list[Any]:
         try:
             return cls._apply(ex, ops)
