@@ -6,6 +6,7 @@ the real server, and the same writes through the fallback (``core``:
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -68,10 +69,12 @@ def _requests(experiment_id: str, *indexes: int) -> RequestsOp:
 async def test_points_with_known_steps_go_direct_one_call_at_a_time(
     postgres_uri: str, direct: list[tuple[list[str], bool]]
 ) -> None:
-    """The first point of a key needs its stored highest step (the fallback reads it);
-    every later one has the step the tracker counted and is one direct statement."""
+    """The first point of a key of an experiment another tracker started needs its
+    stored highest step (the fallback reads it); every later one has the step the
+    tracker counted and is one direct statement."""
     async with AsyncExperimentTracker(postgres_uri) as tracker:
         experiment_id = await tracker.start_experiment("seq")
+    async with AsyncExperimentTracker(postgres_uri) as tracker:
         direct.clear()
         for i in range(5):
             await tracker.log_metric(experiment_id, "loss", i / 2)
@@ -86,6 +89,35 @@ async def test_points_with_known_steps_go_direct_one_call_at_a_time(
         ]  # fmt: skip
         got = await tracker.get_experiment(experiment_id)
         assert got.metrics == {"loss": 2.0, "a": 2.0, "b": -2.0}  # step 4 is still the latest
+
+
+async def test_lifecycles_with_metrics_from_64_tasks_all_go_direct(
+    postgres_uri: str, direct: list[tuple[list[str], bool]]
+) -> None:
+    """An experiment this tracker started has no points: its first step is 0 with
+    nothing read, so batches of starts, first points and ends are each one statement."""
+
+    async def one(tracker: AsyncExperimentTracker, i: int) -> str:
+        experiment_id = await tracker.start_experiment(f"r{i}")
+        await tracker.log_metric(experiment_id, "acc", i)
+        await tracker.log_metrics(experiment_id, {"acc": i + 0.5, "loss": -i})
+        await tracker.end_experiment(experiment_id)
+        return experiment_id
+
+    async with AsyncExperimentTracker(postgres_uri) as tracker:
+        direct.clear()
+        ids = [await one(tracker, -1)]
+        async with asyncio.TaskGroup() as tg:
+            tasks = [tg.create_task(one(tracker, i)) for i in range(64)]
+        ids += [t.result() for t in tasks]
+        assert direct and all(wrote for _, wrote in direct)
+        assert len(direct) < 4 * 65  # grouped
+        for i, experiment_id in enumerate(ids, -1):
+            acc = await tracker.get_metric_history(experiment_id, "acc")
+            assert [(p.step, p.value) for p in acc] == [(0, i), (1, i + 0.5)]
+            got = await tracker.get_experiment(experiment_id)
+            assert got.metrics == {"acc": i + 0.5, "loss": -i}
+            assert got.status is ExperimentStatus.COMPLETED
 
 
 async def test_a_batch_of_lifecycles_metrics_and_requests_is_one_statement(
