@@ -14,10 +14,22 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from _harness import SECOND_SECTION, finish, machine, machine_section, raw_section
+from _harness import (
+    SECOND_SECTION,
+    field_of,
+    finish,
+    fmt_rate,
+    fmt_x,
+    machine,
+    machine_section,
+    med,
+    ratio,
+    raw_section,
+    spread,
+)
 from _pg import drop_prefixed, new_prefix
 from _pg_writers import eight_writers
-from run import field_of, fmt_rate, fmt_x, med, ratio, run_child, spread, wait_for_quiet
+from _runner import Measurer, wait_for_quiet
 
 __all__ = ["FULL", "MARKER", "QUICK", "SMOKE", "PgPlan", "run_postgres"]
 
@@ -68,6 +80,7 @@ def collect(
     planned = children(plan, server, prefix, str(workdir))
     keys = [k for k in planned if with_mlflow or not k.startswith("ml_")]
     raw: dict[str, list[dict[str, Any]]] = {k: [] for k in [*keys, "writers"]}
+    measure = Measurer(workdir, plan.quiet_wait_s)
     print(f"PostgreSQL: databases {prefix}* on the server, dropped after", flush=True)
     try:
         for rep in range(plan.repeats):
@@ -80,15 +93,7 @@ def collect(
                         i, j = order.index(a), order.index(b)
                         order[i], order[j] = order[j], order[i]
             for key in order:
-                print(f"  {' '.join(planned[key][:2])} ...", end=" ", flush=True)
-                if plan.quiet_wait_s:
-                    wait_for_quiet(plan.quiet_wait_s)
-                child = run_child(planned[key], workdir)
-                busy = child.result.get("foreign_cpus", 0.0) if child.result else 0.0
-                print(f"{child.wall_s:.1f} s (other processes: {busy:.2f} CPUs)", flush=True)
-                raw[key].append(
-                    {"result": child.result, "wall_s": child.wall_s, "error": child.error}
-                )
+                raw[key].append(measure(" ".join(planned[key][:2]), planned[key]).record())
             print(f"  {plan.processes} processes x 64 tasks ...", end=" ", flush=True)
             if plan.quiet_wait_s:
                 wait_for_quiet(plan.quiet_wait_s)

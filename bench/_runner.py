@@ -3,8 +3,8 @@
 Each measurement runs in a fresh interpreter (:func:`run_child`: its result JSON, wall
 time and peak RSS), with the CPU other processes took meanwhile measured (:class:`CpuWatch`),
 after waiting for them to go quiet (:func:`wait_for_quiet`); :class:`Measurer` does all
-three for a plan's measurements and says what runs. Used by ``run.py``, ``bench_metrics.py``
-and ``_pg_run.py``.
+three for a plan's measurements and says what runs; :func:`cold_start` times a fresh
+interpreter to its first commit. Used by ``run.py``, ``bench_metrics.py`` and ``_pg_run.py``.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import os
 import resource
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -23,7 +24,15 @@ from typing import Any
 import psutil
 from _harness import clock
 
-__all__ = ["NOISY_CPUS", "Child", "CpuWatch", "Measurer", "run_child", "wait_for_quiet"]
+__all__ = [
+    "NOISY_CPUS",
+    "Child",
+    "CpuWatch",
+    "Measurer",
+    "cold_start",
+    "run_child",
+    "wait_for_quiet",
+]
 
 HERE = Path(__file__).resolve().parent
 
@@ -81,6 +90,11 @@ class CpuWatch:
         return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
+def _child_env() -> dict[str, str]:
+    """A measured subprocess's environment: no MLflow telemetry, no warnings on stderr."""
+    return {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "PYTHONWARNINGS": "ignore"}
+
+
 def wait_for_quiet(limit_s: float, threshold: float = 0.25) -> float:
     """Wait (at most ``limit_s``) until other processes use under ``threshold`` CPUs."""
     t0 = time.monotonic()
@@ -97,7 +111,7 @@ def run_child(args: list[str], workdir: Path, timeout: float = 600) -> Child:
     out = workdir / f"result-{time.monotonic_ns()}.json"
     script, *rest = args
     cmd = [sys.executable, str(HERE / script), *rest[:1], str(out), *rest[1:]]
-    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "PYTHONWARNINGS": "ignore"}
+    env = _child_env()
     peak = 0.0
     stop = threading.Event()
     watch = CpuWatch().__enter__()
@@ -136,6 +150,36 @@ def run_child(args: list[str], workdir: Path, timeout: float = 600) -> Child:
     out.unlink()
     result["foreign_cpus"] = watch.foreign_cpus
     return Child(result, wall, peak)
+
+
+def cold_start(script: str, workdir: Path) -> dict[str, float] | None:
+    """Seconds from spawning a fresh interpreter to its first committed experiment."""
+    sub = Path(tempfile.mkdtemp(dir=workdir))
+    out = sub / "cold.json"
+    env = _child_env()
+    watch = CpuWatch().__enter__()
+    t_spawn = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, str(HERE / script), str(sub / "cold.db"), str(out)],
+        cwd=sub,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    t_exit = time.monotonic()
+    watch.__exit__()
+    if proc.returncode != 0:
+        print(f"  !! {script} failed:\n{proc.stderr[-2000:]}", file=sys.stderr)
+        return None
+    r = json.loads(out.read_text())
+    return {
+        "spawn_to_commit_s": r["committed"] - t_spawn,
+        "in_process_s": r["committed"] - r["t0"],
+        "import_s": r["import_s"],
+        "spawn_to_exit_s": t_exit - t_spawn,
+        "foreign_cpus": watch.foreign_cpus,
+    }
 
 
 class Measurer:

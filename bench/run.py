@@ -16,11 +16,8 @@ RESULTS.md; ``--only`` runs one of the two parts and keeps the file's other sect
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,8 +42,7 @@ from _harness import (
     spread,
     write_sections,
 )
-from _runner import NOISY_CPUS, CpuWatch, Measurer, wait_for_quiet
-from _runner import run_child as run_child  # re-exported: _pg_run imports it from here
+from _runner import NOISY_CPUS, Measurer, cold_start, wait_for_quiet
 
 HERE = Path(__file__).resolve().parent
 
@@ -99,36 +95,6 @@ QUICK = Plan(
     quiet_wait_s=0.0,
     retry_budget_s=0.0,
 )
-
-
-def cold_start(script: str, workdir: Path) -> dict[str, float] | None:
-    """Seconds from spawning a fresh interpreter to its first committed experiment."""
-    sub = Path(tempfile.mkdtemp(dir=workdir))
-    out = sub / "cold.json"
-    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "PYTHONWARNINGS": "ignore"}
-    watch = CpuWatch().__enter__()
-    t_spawn = time.monotonic()
-    proc = subprocess.run(
-        [sys.executable, str(HERE / script), str(sub / "cold.db"), str(out)],
-        cwd=sub,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    t_exit = time.monotonic()
-    watch.__exit__()
-    if proc.returncode != 0:
-        print(f"  !! {script} failed:\n{proc.stderr[-2000:]}", file=sys.stderr)
-        return None
-    r = json.loads(out.read_text())
-    return {
-        "spawn_to_commit_s": r["committed"] - t_spawn,
-        "in_process_s": r["committed"] - r["t0"],
-        "import_s": r["import_s"],
-        "spawn_to_exit_s": t_exit - t_spawn,
-        "foreign_cpus": watch.foreign_cpus,
-    }
 
 
 def collect(plan: Plan, workdir: Path) -> dict[str, Any]:

@@ -23,8 +23,9 @@ from healthchain.tracking import (
 )
 from healthchain.tracking._codecs import Codec
 from healthchain.tracking._metric_ops import MetricsOp, ParamsOp
-from healthchain.tracking._operations import EndOp, Op, RequestsOp, StartOp
+from healthchain.tracking._operations import Op, RequestsOp, StartOp
 from healthchain.tracking._records import ExperimentStatus, RequestRecord
+from healthchain.tracking._update_ops import EndOp
 from healthchain.tracking._validation import utcnow
 
 pytestmark = pytest.mark.anyio

@@ -26,10 +26,12 @@ from healthchain.tracking import (
 )
 from healthchain.tracking._codecs import Codec
 from healthchain.tracking._executors import CoreExecutor
+from healthchain.tracking._files_dir import FilesDirOp
 from healthchain.tracking._measures import CHUNK
-from healthchain.tracking._operations import BeatOp, EndOp, Op, StartOp
+from healthchain.tracking._operations import BeatOp, Op, StartOp
 from healthchain.tracking._pg_executor import PgExecutor
 from healthchain.tracking._schema import INSERT_TAG
+from healthchain.tracking._update_ops import EndOp
 from healthchain.tracking._validation import utcnow
 
 pytestmark = pytest.mark.anyio
@@ -289,6 +291,49 @@ async def test_an_end_that_changes_no_row_fails_the_one_statement_and_alone(
         for experiment_id in (earlier, _uuid(1)):
             got = await tracker.get_experiment(experiment_id)
             assert got.status is ExperimentStatus.COMPLETED
+
+
+async def test_folders_and_ends_of_a_batch_are_one_statement(postgres_uri: str) -> None:
+    """Saved-files folders are counted updates like ends: a batch of both, of
+    experiments started earlier, is one statement in autocommit."""
+    async with AsyncExperimentTracker(postgres_uri) as tracker:
+        backend = await tracker._reader()
+        earlier = [_uuid(i) for i in range(4)]
+        assert await backend.write([_start(i) for i in earlier]) == [None] * 4
+        await _record_statements(postgres_uri)
+        ops: list[Op] = [FilesDirOp.of(i, f"/runs/{i}") for i in earlier[:3]]
+        ops.insert(1, _end(earlier[3]))
+        assert await backend.write(ops) == [None] * 4
+        statements, rows = await _statements_seen(postgres_uri)
+        assert statements == 1
+        assert sorted(rows) == [(i, "UPDATE") for i in earlier]
+        found = [await tracker.get_experiment(i) for i in earlier]
+        assert [e.files_dir for e in found] == [f"/runs/{i}" for i in earlier[:3]] + [None]
+        assert [e.status for e in found] == [ExperimentStatus.RUNNING] * 3 + [
+            ExperimentStatus.COMPLETED
+        ]
+
+
+async def test_a_folder_of_an_unknown_experiment_fails_only_itself(pg_uri: str) -> None:
+    """Its update changes no row: the batch (one statement with the driver) writes
+    nothing, is replayed op by op, and only that folder fails, as not found."""
+    async with AsyncExperimentTracker(pg_uri) as tracker:
+        backend = await tracker._reader()
+        a, b, c = _uuid(1), _uuid(2), _uuid(3)
+        assert await backend.write([_start(i) for i in (a, b, c)]) == [None] * 3
+        await _record_statements(pg_uri)
+        missing = _uuid(99)
+        ops: list[Op] = [FilesDirOp.of(i, f"/runs/{i}") for i in (a, missing, b)]
+        ops.append(_end(c))
+        outcomes = await backend.write(ops)
+        assert outcomes[0] is None and outcomes[2:] == [None, None]
+        assert isinstance(outcomes[1], ExperimentNotFoundError) and missing in str(outcomes[1])
+        statements, rows = await _statements_seen(pg_uri)
+        assert statements == 3  # one per op that wrote: nothing of the failed batch
+        assert sorted(rows) == [(a, "UPDATE"), (b, "UPDATE"), (c, "UPDATE")]
+        found = [await tracker.get_experiment(i) for i in (a, b, c)]
+        assert [e.files_dir for e in found] == [f"/runs/{a}", f"/runs/{b}", None]
+        assert found[2].status is ExperimentStatus.COMPLETED
 
 
 async def test_a_batch_with_an_op_of_no_statements_is_one_transaction(postgres_uri: str) -> None:

@@ -16,9 +16,10 @@ from healthchain.tracking import AsyncExperimentTracker, _sqlite_thread, upgrade
 from healthchain.tracking._batch import describe_ops
 from healthchain.tracking._config import resolve_storage_uri
 from healthchain.tracking._migrate import current_revision, load_scripts, run_migrations
-from healthchain.tracking._operations import BeatOp, DeleteOp, EndOp, RequestsOp, StartOp
+from healthchain.tracking._operations import BeatOp, DeleteOp, RequestsOp, StartOp
 from healthchain.tracking._schema import HEAD_REVISION, metadata
 from healthchain.tracking._transient import is_transient
+from healthchain.tracking._update_ops import EndOp
 
 pytestmark = pytest.mark.anyio
 

@@ -26,10 +26,11 @@ from healthchain.tracking import (
     InvalidFilterError,
     InvalidInputError,
     RequestRecord,
+    StorageError,
     TrackerClosedError,
     TrackerError,
 )
-from healthchain.tracking._operations import EndOp
+from healthchain.tracking._update_ops import EndOp
 
 pytestmark = pytest.mark.anyio
 
@@ -298,6 +299,30 @@ async def test_unknown_ids_raise_not_found(any_storage_uri: str) -> None:
         with pytest.raises(ExperimentNotFoundError):
             await tracker.log_requests(missing, [RequestRecord(0, datetime.now(UTC), 1.0, 200)])
         assert await count_rows(tracker) == 0
+
+
+async def test_record_writes_check_the_id_then_the_values_then_write(
+    any_storage_uri: str,
+) -> None:
+    """``log_requests`` and ``log_params`` on a read-only tracker: an unusable id is not
+    found before its values are looked at, bad values are refused and none are a no-op,
+    both before the writer is asked for (which a read-only tracker refuses)."""
+    async with AsyncExperimentTracker(any_storage_uri) as tracker:
+        experiment_id = await tracker.start_experiment()
+    record = RequestRecord(0, datetime.now(UTC), 1.0, 200)
+    async with AsyncExperimentTracker(any_storage_uri, read_only=True) as reader:
+        calls: list[tuple[Any, object, object]] = [
+            (reader.log_requests, [], [record]),
+            (reader.log_params, {}, {"p": 1}),
+        ]
+        for call, empty, good in calls:
+            with pytest.raises(ExperimentNotFoundError, match=r"'x{40}'"):
+                await call("x" * 40, "bad")  # longer than any id
+            with pytest.raises(InvalidInputError, match="'bad'"):
+                await call(experiment_id, "bad")
+            await call(experiment_id, empty)
+            with pytest.raises(StorageError, match="read_only=True"):
+                await call(experiment_id, good)
 
 
 @pytest.mark.parametrize(

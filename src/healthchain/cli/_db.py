@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import anyio
 import typer
 
 from healthchain.tracking import DEFAULT_STORAGE_URI, mask_uri, upgrade_database
 
-from ._options import ShowFormat, StorageOption
+from ._options import ShowFormat, ShowFormatOption, StorageOption
 from ._output import echo_json
 
 __all__ = ["db_app"]
@@ -20,9 +18,7 @@ db_app = typer.Typer(help="Manage the experiments database.", no_args_is_help=Tr
 @db_app.command("upgrade")
 def db_upgrade(
     storage_uri: StorageOption = DEFAULT_STORAGE_URI,
-    output_format: Annotated[
-        ShowFormat, typer.Option("--format", help="table or json.")
-    ] = ShowFormat.table,
+    output_format: ShowFormatOption = ShowFormat.table,
 ) -> None:
     """Create the schema, or migrate it to the newest revision."""
     before, after = anyio.run(upgrade_database, storage_uri)

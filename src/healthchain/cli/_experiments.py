@@ -40,6 +40,7 @@ from ._options import (
     ParamOption,
     ProjectOption,
     ShowFormat,
+    ShowFormatOption,
     StatusOption,
     StorageOption,
     TagOption,
@@ -165,9 +166,7 @@ def list_experiments(
 def show(
     experiment_id: Annotated[str, typer.Argument(metavar="ID", help=_ID_HELP)],
     storage_uri: StorageOption = DEFAULT_STORAGE_URI,
-    output_format: Annotated[
-        ShowFormat, typer.Option("--format", help="table or json.")
-    ] = ShowFormat.table,
+    output_format: ShowFormatOption = ShowFormat.table,
 ) -> None:
     """Show one experiment: its fields, components in order, params, latest metrics, the
     request summary, each score's mean over the requests, and where its files are."""
@@ -261,9 +260,7 @@ def export(
 @experiments_app.command("reap")
 def reap(
     storage_uri: StorageOption = DEFAULT_STORAGE_URI,
-    output_format: Annotated[
-        ShowFormat, typer.Option("--format", help="table or json.")
-    ] = ShowFormat.table,
+    output_format: ShowFormatOption = ShowFormat.table,
 ) -> None:
     """Mark RUNNING experiments whose process stopped sending heartbeats as FAILED."""
     with open_tracker(storage_uri, write=True) as tracker:
@@ -289,9 +286,7 @@ def delete(
     ],
     storage_uri: StorageOption = DEFAULT_STORAGE_URI,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
-    output_format: Annotated[
-        ShowFormat, typer.Option("--format", help="table or json.")
-    ] = ShowFormat.table,
+    output_format: ShowFormatOption = ShowFormat.table,
 ) -> None:
     """Delete experiments with their tags, components and requests (asks first)."""
     with open_tracker(storage_uri, write=True) as tracker:

@@ -24,6 +24,7 @@ __all__ = [
     "NameOption",
     "ProjectOption",
     "ShowFormat",
+    "ShowFormatOption",
     "StatusOption",
     "StorageOption",
     "TagOption",
@@ -42,6 +43,7 @@ class ShowFormat(StrEnum):
     json = "json"
 
 
+ShowFormatOption = Annotated[ShowFormat, typer.Option("--format", help="table or json.")]
 StorageOption = Annotated[
     str,
     typer.Option(

@@ -78,7 +78,8 @@ class _ManyRows:
     each: under load, every row then waits for the event loop's thread to hand the GIL
     back. One statement per chunk of rows is one wait per chunk. A chunk binds at most
     999 parameters (the limit of SQLite builds before 3.32); each size used is a power
-    of two, so a connection's statement cache holds a few shapes, not one per length.
+    of two, or 3 (a three-component pipeline in one statement rather than two), so a
+    connection's statement cache holds a few shapes, not one per length.
     """
 
     __slots__ = ("_head", "_row", "_sql", "_tail", "largest")
@@ -106,7 +107,10 @@ class _ManyRows:
         start = 0
         while start < count:
             left = count - start
-            size = self.largest if left >= self.largest else 1 << (left.bit_length() - 1)
+            if left >= self.largest:
+                size = self.largest
+            else:
+                size = 3 if left == 3 else 1 << (left.bit_length() - 1)
             yield start, size
             start += size
 

@@ -7,13 +7,10 @@ another directory, such as the dashboard, finds the same folder.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
-from typing import Any
 
-from ._exceptions import ExperimentNotFoundError, InvalidInputError
-from ._executors import Executor
-from ._operations import Conflict, Op
+from ._exceptions import InvalidInputError
 from ._schema import FILES_DIR
+from ._update_ops import CountedUpdateOp
 from ._validation import check_storable, show
 
 __all__ = ["MAX_FILES_DIR_LENGTH", "FilesDirOp", "resolve_files_dir", "validate_files_dir"]
@@ -46,26 +43,15 @@ def resolve_files_dir(files_dir: str) -> str:
     return resolved
 
 
-class FilesDirOp(Op):
+class FilesDirOp(CountedUpdateOp):
     """The folder of one experiment's saved files, written over any previous one."""
 
-    __slots__ = ("row",)
+    __slots__ = ()
     what = "saved-files folder"
     order = 1
-    single_statement = True
-
-    def __init__(self, experiment_id: str, files_dir: str) -> None:
-        super().__init__()
-        self.row = {"b_id": experiment_id, "b_files_dir": files_dir}
-
-    @property
-    def experiment_ids(self) -> list[str]:
-        return [self.row["b_id"]]
+    statement = FILES_DIR
 
     @classmethod
-    def apply_all(cls, ex: Executor, ops: Sequence[FilesDirOp]) -> list[Any]:
-        if ex.run(FILES_DIR, [op.row for op in ops], counted=True) != len(ops):
-            if len(ops) > 1:
-                raise Conflict
-            raise ExperimentNotFoundError(ops[0].row["b_id"])
-        return [None] * len(ops)
+    def of(cls, experiment_id: str, files_dir: str) -> FilesDirOp:
+        """Record ``files_dir`` (checked and resolved) for ``experiment_id``."""
+        return cls({"b_id": experiment_id, "b_files_dir": files_dir})

@@ -32,11 +32,12 @@ from ._exceptions import (
 )
 from ._executors import Executor
 from ._migrate import check_schema, ensure_schema
-from ._operations import BeatOp, EndOp, StartOp
+from ._operations import BeatOp, Op, StartOp
 from ._records import ExperimentStatus
 from ._settings import TrackerSettings
 from ._storage_errors import StorageErrors
-from ._validation import utcnow
+from ._update_ops import EndOp
+from ._validation import utcnow, validate_id
 from ._writer import Writer
 
 __all__ = ["CLOSED_WHILE_OPEN", "PROCESS_EXITED", "TrackerLifecycle"]
@@ -44,6 +45,7 @@ __all__ = ["CLOSED_WHILE_OPEN", "PROCESS_EXITED", "TrackerLifecycle"]
 logger = logging.getLogger("healthchain.tracking")
 
 T = TypeVar("T")
+V = TypeVar("V")
 
 CLOSED_WHILE_OPEN = "the tracker was closed while the experiment was open"
 PROCESS_EXITED = "the process exited while the experiment was open"
@@ -241,6 +243,26 @@ class TrackerLifecycle:
         if found is None:
             raise ExperimentNotFoundError(experiment_id)
         return found
+
+    async def _write_checked(
+        self,
+        experiment_id: str,
+        action: str,
+        values: object,
+        check: Callable[[object], V],
+        op_of: Callable[[V], Op],
+    ) -> None:
+        """Check the id, then ``values`` (``check`` returns them checked, or raises);
+        none left writes nothing, else ``op_of`` them is written and waited for."""
+        if validate_id(experiment_id) is None:
+            raise ExperimentNotFoundError(experiment_id)
+        checked = check(values)
+        if not checked:
+            return
+        writer = await self._ready()
+        op = op_of(checked)
+        with self._storage_errors(action):
+            await writer.submit(op)
 
     def _spawn(self, coro: Any, name: str) -> None:
         task = asyncio.get_running_loop().create_task(coro, name=name)

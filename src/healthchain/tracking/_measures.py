@@ -40,8 +40,17 @@ def _by_ids(table: Table, size: int) -> Select[Any]:
 
 # One row of the table, if it has any: a table with none (params, for runs that never
 # log any) is not asked about every chunk of ids. For one record (get_experiment), the
-# lookup by its id costs what this one does: it is not asked first.
+# lookup by its id costs what this one does: it is not asked first (:data:`_OF_ONE`).
 _ANY_ROW = {table: static(select(table.c.key).limit(1)) for table in (latest_metrics, params)}
+# One record's rows by its id alone: no padded list of ids to bind.
+_OF_ONE = {
+    table: static(
+        select(table.c.experiment_id, table.c.key, table.c.value)
+        .where(table.c.experiment_id == bindparam("b_id"))
+        .order_by(table.c.key)
+    )
+    for table in (latest_metrics, params)
+}
 _ADD = ((latest_metrics, add_metrics), (params, add_params))
 # PostgreSQL: the ids as one array, joined as a table: the planner looks each id up (or
 # merges), where ``= ANY(array)`` compared every row of the table with every id (server
@@ -59,6 +68,12 @@ _BY_ID_ARRAY = {
 
 def add_measures(ex: Executor, records: Sequence[Experiment]) -> None:
     """Fill in ``metrics`` and ``params`` of records just read (their dicts are empty)."""
+    if len(records) == 1:
+        one = {"b_id": records[0].id}
+        by_one = {records[0].id: records[0]}
+        for table, add in _ADD:
+            add(by_one, ex.query(_OF_ONE[table], one))
+        return
     by_id = {record.id: record for record in records}
     ids = list(by_id)
     if ex.dialect == "postgresql":
@@ -67,7 +82,7 @@ def add_measures(ex: Executor, records: Sequence[Experiment]) -> None:
                 add(by_id, ex.query(_BY_ID_ARRAY[table], {"ids": ids}))
         return
     for table, add in _ADD:
-        if not ids or (len(ids) > 1 and not ex.query(_ANY_ROW[table])):
+        if not ids or not ex.query(_ANY_ROW[table]):
             continue
         for start in range(0, len(ids), CHUNK):
             chunk = ids[start : start + CHUNK]

@@ -114,14 +114,9 @@ class MetricCalls(TrackerLifecycle):
             ExperimentNotFoundError: No experiment has this id.
             InvalidInputError: A key or value that tags would refuse, named.
         """
-        if validate_id(experiment_id) is None:
-            raise ExperimentNotFoundError(experiment_id)
-        texts = validate_params(params)
-        if not texts:
-            return
-        writer = await self._ready()
-        with self._storage_errors("log_params"):
-            await writer.submit(ParamsOp(experiment_id, texts))
+        await self._write_checked(
+            experiment_id, "log_params", params, validate_params, partial(ParamsOp, experiment_id)
+        )
 
     async def get_metric_history(self, experiment_id: str, key: str) -> list[MetricPoint]:
         """Every point of metric ``key`` in an experiment, ordered by step, then timestamp."""

@@ -21,13 +21,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql import Executable
 
 from ._codecs import Codec, from_db_time, scores_to_json
-from ._exceptions import ExperimentNotFoundError, ExperimentStateError, InvalidInputError
+from ._exceptions import ExperimentNotFoundError, InvalidInputError
 from ._executors import Executor
-from ._records import ExperimentStatus, RequestRecord
+from ._records import RequestRecord
 from ._schema import (
     BEAT,
     DELETE,
-    END,
     INSERT_COMPONENT,
     INSERT_EXPERIMENT,
     INSERT_REQUEST,
@@ -43,7 +42,6 @@ __all__ = [
     "BeatOp",
     "Conflict",
     "DeleteOp",
-    "EndOp",
     "Op",
     "ReapOp",
     "RequestsOp",
@@ -52,6 +50,16 @@ __all__ = [
 ]
 
 _HOST = socket.gethostname()
+# os.getpid() is a system call on every start; the pid only changes in a forked child.
+_PID = os.getpid()
+
+
+def _forked() -> None:
+    global _PID
+    _PID = os.getpid()
+
+
+os.register_at_fork(after_in_child=_forked)
 
 Statement = tuple[Executable, Sequence[dict[str, Any]]]
 """A statement and the rows it is run for."""
@@ -161,7 +169,7 @@ class StartOp(Op):
             "heartbeat_at": now,
             "heartbeat_interval": heartbeat_interval,
             "host": _HOST,
-            "pid": os.getpid(),
+            "pid": _PID,
             "files_dir": None,
         }
         tag_rows = [
@@ -260,52 +268,6 @@ class RequestsOp(Op):
             f"a request index in {[r['seq'] for r in self.rows]!r} was already logged for "
             f"experiment {self.experiment_id!r}; give each request a unique index"
         ) from None
-
-
-class EndOp(Op):
-    """The final status of a RUNNING experiment."""
-
-    __slots__ = ("row",)
-    what = "experiment end"
-    order = 2
-    single_statement = True
-
-    def __init__(self, row: dict[str, Any]) -> None:
-        super().__init__()
-        self.row = row
-
-    @classmethod
-    def of(cls, experiment_id: str, status: ExperimentStatus, end: Any, error: str | None) -> EndOp:
-        """End ``experiment_id`` as ``status`` at ``end`` (encoded), with ``error``."""
-        return cls(
-            {"b_id": experiment_id, "b_status": status.value, "b_end": end, "b_error": error}
-        )
-
-    @property
-    def experiment_ids(self) -> list[str]:
-        return [self.row["b_id"]]
-
-    @classmethod
-    def statements(cls, ops: Sequence[EndOp]) -> list[Statement]:
-        return [(END, [op.row for op in ops])]
-
-    @classmethod
-    def apply_all(cls, ex: Executor, ops: Sequence[EndOp]) -> list[Any]:
-        if ex.run(END, [op.row for op in ops], counted=True) != len(ops):
-            if len(ops) > 1:
-                raise Conflict
-            ops[0]._explain(ex)
-        return [None] * len(ops)
-
-    def _explain(self, ex: Executor) -> None:
-        experiment_id = self.row["b_id"]
-        found = ex.query(STATUS_OF, {"b_id": experiment_id})
-        if not found:
-            raise ExperimentNotFoundError(experiment_id)
-        raise ExperimentStateError(
-            f"experiment {experiment_id!r} has already ended as {found[0][0]}; "
-            "an ended experiment cannot be ended again"
-        )
 
 
 class BeatOp(Op):

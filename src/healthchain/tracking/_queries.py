@@ -1,5 +1,5 @@
 """Reads: statements and what runs them; the list select is built in ``_listing``, and
-turning rows into records is in ``_rows``.
+turning rows into records is in ``_rows`` (request rows: ``_request_rows``).
 
 The functions here take an :class:`~._executors.Executor` and run off the event loop (in
 aiosqlite's thread for SQLite), so building thousands of records never stalls the loop.
@@ -44,7 +44,8 @@ from ._records import (
     nearest_rank,
     request_failed_sql,
 )
-from ._rows import add_metrics, add_params, experiment_records, is_number, request_records
+from ._request_rows import request_records
+from ._rows import add_metrics, add_params, experiment_records, is_number
 from ._schema import (
     STATUS_OF,
     experiments,
@@ -255,7 +256,7 @@ LIST_REQUESTS_TIMES_AS_TEXT = static(
 def list_requests(ex: Executor, experiment_id: str) -> list[RequestRecord] | None:
     """The experiment's requests in the order they were sent; None if it is unknown.
 
-    How a row another writer left unreadable is read: see :func:`._rows.request_records`.
+    How a row another writer left unreadable is read: see :func:`._request_rows.request_records`.
     """
     if not ex.query(STATUS_OF, {"b_id": experiment_id}):
         return None

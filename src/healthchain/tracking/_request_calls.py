@@ -21,15 +21,13 @@ class RequestCalls(TrackerLifecycle):
 
     async def log_requests(self, experiment_id: str, records: Sequence[RequestRecord]) -> None:
         """Store per-request records (index, start, latency, HTTP status, error) of a run."""
-        if validate_id(experiment_id) is None:
-            raise ExperimentNotFoundError(experiment_id)
-        checked = validate_request_records(records)
-        if not checked:
-            return
-        writer = await self._ready()
-        op = RequestsOp.of(experiment_id, checked, self._codec)
-        with self._storage_errors("log_requests"):
-            await writer.submit(op)
+        await self._write_checked(
+            experiment_id,
+            "log_requests",
+            records,
+            validate_request_records,
+            lambda checked: RequestsOp.of(experiment_id, checked, self._codec),
+        )
 
     async def list_requests(self, experiment_id: str) -> list[RequestRecord]:
         """Every request record of an experiment, in the order they were sent."""

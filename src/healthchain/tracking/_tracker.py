@@ -26,11 +26,12 @@ from ._id_calls import IdCalls
 from ._ids import new_id
 from ._lifecycle import PROCESS_EXITED
 from ._metric_calls import MetricCalls
-from ._operations import DeleteOp, EndOp, ReapOp, StartOp
+from ._operations import DeleteOp, ReapOp, StartOp
 from ._records import Experiment, ExperimentStatus
 from ._request_calls import RequestCalls
 from ._search import validate_filters, validate_order_by
 from ._settings import DEFAULT_SETTINGS, TrackerSettings
+from ._update_ops import EndOp
 from ._validation import (
     check_storable,
     id_list,
@@ -286,7 +287,7 @@ class AsyncExperimentTracker(MetricCalls, RequestCalls, IdCalls):
         resolved = await anyio.to_thread.run_sync(resolve_files_dir, checked)
         writer = await self._ready()
         with self._storage_errors("set_files_dir"):
-            await writer.submit(FilesDirOp(experiment_id, resolved))
+            await writer.submit(FilesDirOp.of(experiment_id, resolved))
 
     async def reap_stale(self) -> list[str]:
         """Mark RUNNING experiments silent for over 3 heartbeat intervals as FAILED.

@@ -58,6 +58,8 @@ _dumps_sorted = json.JSONEncoder(
 # names and keys on both, so data moves between them and a filter means the same on
 # each. Inside JSON values it is written as the escape \u0000, which both store.
 _NUL = "\x00"
+# ``isinstance`` with a tuple: ``dict | list | tuple`` builds a union object on every call.
+_CONTAINERS = (dict, list, tuple)
 
 
 def utcnow() -> datetime:
@@ -112,7 +114,7 @@ def check_depth(
                 f"itself); healthchain stores JSON at most {limit} levels deep: flatten it"
             )
         for child in node.values() if isinstance(node, dict) else node:
-            if isinstance(child, dict | list | tuple):
+            if isinstance(child, _CONTAINERS):
                 stack.append((child, depth + 1))
 
 
@@ -138,7 +140,7 @@ def validate_tags(
                 f"{what} keys must be non-empty strings; {show(key)} is not. "
                 f"Use e.g. {{{show(str(key))}: ...}}"
             )
-        if isinstance(value, dict | list | tuple):
+        if isinstance(value, _CONTAINERS):
             check_depth(value, f"{what}[{show(key)}]", error)
         try:
             texts[key] = _dumps_sorted(value)
@@ -172,7 +174,7 @@ def validate_pipeline_config(config: object) -> tuple[dict[str, Any] | None, str
     """
     if config is None:
         return None, None
-    if not isinstance(config, Mapping):
+    if type(config) is not dict and not isinstance(config, Mapping):
         raise InvalidInputError(
             f"pipeline_config must be a dict or None, got {type(config).__name__} {show(config)}"
         )
@@ -205,7 +207,7 @@ def validate_components(components: object) -> list[tuple[str, str | None, str |
             f"got {components!r}"
         )
     out: list[tuple[str, str | None, str | None]] = []
-    for position, item in enumerate(cast(Iterable[Any], components)):
+    for position, item in enumerate(cast("Iterable[Any]", components)):
         if type(item) is not dict and not isinstance(item, Mapping):
             raise InvalidInputError(
                 f"components[{position}] must be a mapping with 'name', 'type' and 'stage', "
@@ -222,16 +224,24 @@ def validate_components(components: object) -> list[tuple[str, str | None, str |
             raise InvalidInputError(
                 f"components[{position}]['name'] must be a non-empty string, got {name!r}"
             )
-        check_storable(name, f"components[{position}]['name']")
-        for field, value in (("type", kind), ("stage", stage)):
-            if value is not None and type(value) is not str:
-                raise InvalidInputError(
-                    f"components[{position}][{field!r}] must be a string or None, got {value!r}"
-                )
-            if value is not None:
-                check_storable(value, f"components[{position}][{field!r}]")
+        # Plain ASCII without NUL (nearly every name) needs no check, nor its message built.
+        if _NUL in name or not name.isascii():
+            check_storable(name, f"components[{position}]['name']")
+        if kind is not None:
+            _check_component_field(position, "type", kind)
+        if stage is not None:
+            _check_component_field(position, "stage", stage)
         out.append((name, kind, stage))
     return out
+
+
+def _check_component_field(position: int, field: str, value: object) -> None:
+    if type(value) is not str:
+        raise InvalidInputError(
+            f"components[{position}][{field!r}] must be a string or None, got {value!r}"
+        )
+    if _NUL in value or not value.isascii():
+        check_storable(value, f"components[{position}][{field!r}]")
 
 
 def parse_status(value: object, *, what: str = "status") -> ExperimentStatus:
