@@ -15,7 +15,7 @@ from helpers.postgres import postgres_url, reset_postgres
 from helpers.shared import make_shared_storage
 from helpers.storage import Storage
 
-from healthchain.tracking import _sqlite_thread
+from healthchain.tracking import _backends, _sqlite_thread
 
 
 @pytest.fixture
@@ -53,6 +53,18 @@ async def postgres_uri() -> str:
     url = postgres_url()
     await reset_postgres(url)
     return url
+
+
+@pytest.fixture(params=["driver", "core"])
+def pg_uri(
+    request: pytest.FixtureRequest, postgres_uri: str, monkeypatch: pytest.MonkeyPatch
+) -> str:
+    """The real PostgreSQL server, written two ways: ``driver`` (asyncpg's connection,
+    ``_pg_executor`` and the direct path) and ``core`` (``_backends.DRIVER_EXECUTOR``
+    False: ``Connection.execute``, as any other driver runs)."""
+    if request.param == "core":
+        monkeypatch.setattr(_backends, "DRIVER_EXECUTOR", False)
+    return postgres_uri
 
 
 @pytest.fixture(params=["sqlite", "sqlite-run_sync", "postgresql"])

@@ -105,7 +105,9 @@ async def test_negative_zero_reads_back_as_stored_on_every_read_path(any_storage
 async def test_64_tasks_get_steps_in_call_order(any_storage_uri: str) -> None:
     async with AsyncExperimentTracker(any_storage_uri) as tracker:
         experiment_id = await tracker.start_experiment()
-        # Twice: the first round finds no step known for the key, the second does.
+    async with AsyncExperimentTracker(any_storage_uri) as tracker:
+        # Twice: the first round finds no step known for the key (this tracker did not
+        # start the experiment: the writer looks it up), the second does.
         for round_ in range(2):
             await asyncio.gather(
                 *(tracker.log_metric(experiment_id, "n", round_ * 64 + i) for i in range(64))
@@ -187,6 +189,19 @@ async def test_forgotten_step_counters_are_looked_up_again(
         histories = [await tracker.get_metric_history(experiment_id, k) for k in "abc"]
 
     assert [steps(h) for h in histories] == [[0, 1, 2]] * 3
+
+
+def test_a_started_experiment_s_keys_start_at_step_0_until_one_is_forgotten() -> None:
+    """Keys of an experiment the tracker started have no stored points: step 0 with
+    nothing to look up. Once any counter of it is forgotten, its stored steps matter."""
+    counters = _steps.StepCounters(maxsize=2)
+    counters.started("e")
+    assert counters.assign("e", ["a"], None) == ([0], [])
+    assert counters.assign("e", ["b"], 5) == ([5], [])
+    assert counters.assign("e", ["c"], None)[0] == [None]  # "a" forgotten: looked up
+    steps, waiting = counters.assign("e", ["a"], None)
+    assert steps == [None] and len(waiting) == 1
+    assert counters.assign("other", ["a"], None)[0] == [None]  # not started here
 
 
 async def test_timestamps_given_are_kept_as_the_same_instant(any_storage_uri: str) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from helpers.pipelines import PIPELINE
+from helpers.postgres import admin_fetch as _admin
 
 from healthchain.tracking import (
     AsyncExperimentTracker,
@@ -33,29 +34,6 @@ from healthchain.tracking._update_ops import EndOp
 from healthchain.tracking._validation import utcnow
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture(params=["driver", "core"])
-def pg_uri(
-    request: pytest.FixtureRequest, postgres_uri: str, monkeypatch: pytest.MonkeyPatch
-) -> str:
-    if request.param == "core":
-        monkeypatch.setattr(_backends, "DRIVER_EXECUTOR", False)
-    return postgres_uri
-
-
-def _admin_url(uri: str) -> str:
-    return uri.replace("postgresql+asyncpg://", "postgresql://")
-
-
-async def _admin(uri: str, *statements: str) -> list[Any]:
-    import asyncpg
-
-    conn = await asyncpg.connect(_admin_url(uri))
-    try:
-        return [await conn.fetch(sql) for sql in statements]
-    finally:
-        await conn.close()
 
 
 async def test_the_executor_in_use_is_the_one_asked_for(

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from healthchain.tracking._schema import alembic_version, metadata
 
 from . import unavailable
 
-__all__ = ["POSTGRES_URL_ENV", "postgres_url", "reset_postgres"]
+__all__ = ["POSTGRES_URL_ENV", "admin_fetch", "postgres_url", "reset_postgres"]
 
 POSTGRES_URL_ENV = "HEALTHCHAIN_TEST_POSTGRES_URL"
 # Every table the schema declares (written once, in _schema), plus Alembic's own.
@@ -52,3 +53,14 @@ async def _reopen_postgres(url: str) -> None:
         await admin.execute(f'ALTER DATABASE "{target.database}" ALLOW_CONNECTIONS true')
     finally:
         await admin.close()
+
+
+async def admin_fetch(url: str, *statements: str) -> list[Any]:
+    """The rows of each of ``statements``, run on a connection of the test's own."""
+    import asyncpg
+
+    conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        return [await conn.fetch(sql) for sql in statements]
+    finally:
+        await conn.close()

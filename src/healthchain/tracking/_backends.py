@@ -6,7 +6,8 @@
 * :class:`CoreBackend` runs the same functions through ``AsyncConnection.run_sync`` for
   every other async dialect: on PostgreSQL over asyncpg with statements compiled once and
   many rows per round trip (:mod:`._pg_executor`), and a batch of experiment starts and
-  ends as one statement awaited on the writer's asyncpg connection directly.
+  ends, metric points and request records as one statement awaited on the writer's
+  asyncpg connection directly.
 
 Backends only run functions: what a batch does is :func:`._batch.apply_batch`'s.
 """
@@ -26,6 +27,7 @@ from ._batch import apply_batch, statements_of
 from ._codecs import Codec, SqliteCodec
 from ._executors import COMPILED_CACHE_SIZE, CompiledCache, CoreExecutor, Executor, SqliteExecutor
 from ._operations import Op
+from ._pg_copy import Copier
 from ._pg_executor import PgExecutor
 from ._pg_executor import usable as pg_usable
 from ._pg_statements import batch_statement
@@ -162,14 +164,17 @@ class CoreBackend(Backend):
     async def _write_direct(self, ops: Sequence[Op]) -> bool:
         """``ops`` as one statement (:func:`._pg_statements.batch_statement`) awaited on
         the writer's asyncpg connection itself, in autocommit: no greenlet, no DB-API
-        adapter, for the batches of starts and ends that make up the write load. False,
-        with nothing written, where that does not apply or the statement failed: the
-        batch then runs as any other (:func:`._batch.apply_batch`), which gives a
-        failure its translated error or replays the batch one op at a time."""
+        adapter, for the batches of starts, ends, metric points and request records that
+        make up the write load. False, with nothing written, where that does not apply or
+        the statement failed: the batch then runs as any other
+        (:func:`._batch.apply_batch`), which gives a failure its translated error or
+        replays the batch one op at a time."""
         parts = statements_of(ops)
-        planned = parts and batch_statement(
-            self._statements, self._shapes, self.engine.dialect, parts
-        )
+        if not parts or Copier.wanted(parts) is not None:
+            # A large batch of points goes by COPY, in the transaction the adapter's
+            # path begins: its BEGIN and COMMIT are two round trips of more than 10,000 rows.
+            return False
+        planned = batch_statement(self._statements, self._shapes, self.engine.dialect, parts)
         if not planned:
             return False
         assert self._writer is not None

@@ -106,8 +106,10 @@ class Op:
     def statements(cls, ops: Sequence[Any]) -> list[Statement] | None:
         """The statements and rows that apply ``ops`` (all of this class), when that is
         all :meth:`apply_all` does, each result is None, and every row given must be
-        written (an UPDATE changing one row per row): a batch of such operations may be
-        one statement (:func:`._pg_statements.batch_statement`). None otherwise."""
+        written (an UPDATE changing one row per row; a param found stored as given
+        counts as written, see :data:`._pg_statements.NEW_OR_SAME`): a batch of such
+        operations may be one statement (:func:`._pg_statements.batch_statement`). None
+        otherwise."""
         return None
 
     @property
@@ -233,6 +235,10 @@ class RequestsOp(Op):
     @property
     def experiment_ids(self) -> list[str]:
         return [self.experiment_id]
+
+    @classmethod
+    def statements(cls, ops: Sequence[RequestsOp]) -> list[Statement]:
+        return [(INSERT_REQUEST, [row for op in ops for row in op.rows])]
 
     @classmethod
     def apply_all(cls, ex: Executor, ops: Sequence[RequestsOp]) -> list[Any]:

@@ -11,10 +11,11 @@ in one round trip), a counted update of many rows is one statement over ``unnest
 arrays (:data:`._pg_statements.COUNTED_MANY`), and prepared statements are the adapter's own per
 connection cache, keyed by SQL text that no longer changes between calls.
 
-A whole batch of operations that say their statements (experiment starts and ends:
-:meth:`._operations.Op.statements`) becomes one statement (:func:`._pg_statements.batch_statement`),
-which :mod:`._backends` awaits on the writer's asyncpg connection itself: one round trip
-in autocommit, no greenlet and no adapter in between.
+A whole batch of operations that say their statements (experiment starts and ends,
+metric points whose steps are known, request records: :meth:`._operations.Op.statements`)
+becomes one statement (:func:`._pg_statements.batch_statement`), which :mod:`._backends`
+awaits on the writer's asyncpg connection itself: one round trip in autocommit, no
+greenlet and no adapter in between.
 
 Errors are translated as ``Connection.execute`` would (``DBAPIError.instance``), so
 callers see SQLAlchemy's exceptions and :func:`._transient.is_transient` judges them

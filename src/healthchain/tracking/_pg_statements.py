@@ -3,10 +3,12 @@
 Each Core statement is compiled once for the engine's dialect (asyncpg's ``$n``
 parameters) and bound positionally (:class:`Statement`). An INSERT of many rows becomes
 one INSERT from ``unnest``ed arrays, one per column; a counted update of many rows one
-``UPDATE .. FROM unnest`` (:data:`COUNTED_MANY`); and a whole batch of them one
-statement (:func:`batch_statement`, :func:`sql_and_arrays`), with all but the last in a
-``WITH``. One row each is bound as plain values: asyncpg encodes one-element arrays at
-twice the client's cost per statement. :mod:`._pg_executor` runs them.
+``UPDATE .. FROM unnest`` (:data:`COUNTED_MANY`); rows that may be stored already with
+the same value one checked ``INSERT .. ON CONFLICT DO NOTHING`` (:data:`NEW_OR_SAME`,
+params); and a whole batch of them one statement (:func:`batch_statement`,
+:func:`sql_and_arrays`), with all but the last in a ``WITH``. One row each is bound as
+plain values: asyncpg encodes one-element arrays at twice the client's cost per
+statement. :mod:`._pg_executor` runs them.
 """
 
 from __future__ import annotations
@@ -21,10 +23,11 @@ from sqlalchemy.sql import ClauseElement, Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from ._executors import CompiledCache, picker
-from ._schema import END, FILES_DIR, INSERT_EXPERIMENT, experiments
+from ._schema import END, FILES_DIR, INSERT_EXPERIMENT, INSERT_PARAM, experiments, params
 
 __all__ = [
     "COUNTED_MANY",
+    "NEW_OR_SAME",
     "WRITE_ALL_SHAPES",
     "Part",
     "Statement",
@@ -66,6 +69,43 @@ class _Update:
         return f"(SELECT count(*) FROM {name}) = cardinality(${first}::{self._types[0]}[])"
 
 
+class _NewOrSame(_Update):
+    """An ``INSERT .. FROM unnest(arrays) ON CONFLICT DO NOTHING`` of rows keyed by the
+    table's primary key, each of which must be new or stored already with the same
+    value: its check fails the statement (nothing written) unless every row given was
+    inserted or found stored as given. A row named twice, or stored with another value,
+    falls short, and the batch is replayed one by one, which says what is wrong."""
+
+    __slots__ = ("_keys", "_value")
+
+    def __init__(self, table: Any, value: str) -> None:
+        self._keys = [c.name for c in table.primary_key.columns]
+        self._value = value
+        self._table, self._columns = table.name, [*self._keys, value]
+        self._types = [table.c[c].type.compile(dialect=_PG) for c in self._columns]
+        self.pick = picker(self._columns)
+        self.width = len(self._columns)
+        self.sql = self.render()
+
+    def _unnest(self, first: int) -> str:
+        arrays = ", ".join(f"${n}::{t}[]" for n, t in enumerate(self._types, first))
+        return f"unnest({arrays}) AS v({', '.join(self._columns)})"
+
+    def render(self, first: int = 1, returning: str = "") -> str:
+        return (
+            f"INSERT INTO {self._table} ({', '.join(self._columns)}) SELECT * FROM "
+            f"{self._unnest(first)} ON CONFLICT ({', '.join(self._keys)}) DO NOTHING{returning}"
+        )
+
+    def count_check(self, name: str, first: int) -> str:
+        # The statement's snapshot does not see the rows it inserts: none counted twice.
+        same = " AND ".join(f"t.{c} = v.{c}" for c in self._columns)
+        stored = f"(SELECT count(*) FROM {self._table} t, {self._unnest(first)} WHERE {same})"
+        return (
+            f"(SELECT count(*) FROM {name}) + {stored} = cardinality(${first}::{self._types[0]}[])"
+        )
+
+
 _PG = PGDialect()  # type: ignore[no-untyped-call]  # for type names only
 
 COUNTED_MANY: dict[Executable, _Update] = {
@@ -78,6 +118,10 @@ COUNTED_MANY: dict[Executable, _Update] = {
 }
 """Counted updates hot enough for a statement of their own over many rows (and a place
 in :func:`batch_statement`). Others run once per row."""
+
+NEW_OR_SAME: dict[Executable, _NewOrSame] = {INSERT_PARAM: _NewOrSame(params, "value")}
+"""INSERTs whose rows may be stored already, with the same value, in
+:func:`batch_statement`: a param logged again with its value is a no-op."""
 
 
 class Statement:
@@ -155,7 +199,7 @@ so a statement keeps one or two shapes (each new one is a prepare on the server)
 Part = tuple[Executable, _Insert | _Update, Callable[[Any], tuple[Any, ...]], Sequence[Any]]
 """A statement, its one-statement form, how a row picks its values, and its rows."""
 
-_FELL_SHORT = "healthchain: a counted update changed fewer rows than it was given"
+_FELL_SHORT = "healthchain: a checked write wrote fewer rows than it was given"
 
 WRITE_ALL_SHAPES = 32
 """Combinations of statements whose :meth:`._pg_executor.PgExecutor.write_all` SQL is kept (the
@@ -189,7 +233,7 @@ def batch_statement(
     for stmt, rows in parts:
         if not rows:
             continue
-        update = COUNTED_MANY.get(stmt)
+        update = COUNTED_MANY.get(stmt) or NEW_OR_SAME.get(stmt)
         if update is not None:
             ready.append((stmt, update, update.pick, rows))
             continue
@@ -199,7 +243,7 @@ def batch_statement(
         ready.append((stmt, entry.unnest, entry.pick, rows))
     if not ready:
         return None
-    if len(ready) == 1 and len(ready[0][3]) == 1 and isinstance(ready[0][1], _Update):
+    if len(ready) == 1 and len(ready[0][3]) == 1 and type(ready[0][1]) is _Update:
         stmt, _, _, (row,) = ready[0]
         entry = compiled(cache, stmt, dialect)
         return entry.sql, list(entry.pick(row)), 1

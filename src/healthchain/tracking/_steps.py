@@ -58,11 +58,22 @@ Waiting = tuple[_Counter, list[int | None], int]
 class StepCounters:
     """The steps of one tracker's metric keys; used on the tracker's event loop only."""
 
-    __slots__ = ("_counters", "maxsize")
+    __slots__ = ("_counters", "_fresh", "maxsize")
 
     def __init__(self, maxsize: int | None = None) -> None:
         self.maxsize = MAX_STEP_COUNTERS if maxsize is None else maxsize
         self._counters: OrderedDict[tuple[str, str], _Counter] = OrderedDict()
+        self._fresh: dict[str, None] = {}
+        """Experiments this tracker started and none of whose counters it has forgotten:
+        a key it has no counter for has no point stored, so its first step is 0 with
+        nothing read (the writer may then write it with the start, in one statement)."""
+
+    def started(self, experiment_id: str) -> None:
+        """``experiment_id`` was just started by this tracker: it has no points yet."""
+        fresh = self._fresh
+        fresh[experiment_id] = None
+        if len(fresh) > self.maxsize:
+            del fresh[next(iter(fresh))]
 
     def __len__(self) -> int:
         return len(self._counters)
@@ -73,7 +84,8 @@ class StepCounters:
         if counter is None:
             counter = counters[pair] = _Counter()
             if len(counters) > self.maxsize:
-                counters.popitem(last=False)
+                (forgotten, _), _ = counters.popitem(last=False)
+                self._fresh.pop(forgotten, None)  # that key's steps are stored only now
         else:
             counters.move_to_end(pair)
         return counter
@@ -89,6 +101,8 @@ class StepCounters:
         for key in keys:
             counter = self._counter((experiment_id, key))
             last = counter.last
+            if last is None and counter.queued is None and experiment_id in self._fresh:
+                last = -1  # a new key of an experiment with no points stored
             if last is not None:
                 if step is None:
                     last += 1

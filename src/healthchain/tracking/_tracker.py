@@ -185,6 +185,7 @@ class AsyncExperimentTracker(MetricCalls, RequestCalls, IdCalls):
         except BaseException:
             self._running.discard(experiment_id)
             raise
+        self._steps.started(experiment_id)
         return experiment_id
 
     async def end_experiment(
