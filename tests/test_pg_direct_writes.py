@@ -144,7 +144,7 @@ async def test_a_batch_of_lifecycles_metrics_and_requests_is_one_statement(
         )
         new = "0190a4c2-0000-7000-8000-000000000001"
         now = utcnow()
-        start = StartOp.of(Codec(), new, "n", "p", now, {}, {}, None, None, [], 10.0)
+        start = StartOp.of(new, "n", "p", now, {}, {}, None, [], 10.0)
         ops: list[Op] = [
             start,
             _points(earlier[0], 0, now, acc=0.5),
