@@ -6,8 +6,8 @@
 * :class:`CoreBackend` runs the same functions through ``AsyncConnection.run_sync`` for
   every other async dialect: on PostgreSQL over asyncpg with statements compiled once and
   many rows per round trip (:mod:`._pg_executor`), and a batch of experiment starts and
-  ends, metric points and request records as one statement awaited on the writer's
-  asyncpg connection directly.
+  ends, saved-files folders, metric points, params and request records as one statement
+  awaited on the writer's asyncpg connection directly.
 
 Backends only run functions: what a batch does is :func:`._batch.apply_batch`'s.
 """
@@ -164,9 +164,9 @@ class CoreBackend(Backend):
     async def _write_direct(self, ops: Sequence[Op]) -> bool:
         """``ops`` as one statement (:func:`._pg_statements.batch_statement`) awaited on
         the writer's asyncpg connection itself, in autocommit: no greenlet, no DB-API
-        adapter, for the batches of starts, ends, metric points and request records that
-        make up the write load. False, with nothing written, where that does not apply or
-        the statement failed: the batch then runs as any other
+        adapter, for the batches of starts, ends, folders, metric points, params and
+        request records that make up the write load. False, with nothing written, where
+        that does not apply or the statement failed: the batch then runs as any other
         (:func:`._batch.apply_batch`), which gives a failure its translated error or
         replays the batch one op at a time."""
         parts = statements_of(ops)

@@ -12,7 +12,8 @@ arrays (:data:`._pg_statements.COUNTED_MANY`), and prepared statements are the a
 connection cache, keyed by SQL text that no longer changes between calls.
 
 A whole batch of operations that say their statements (experiment starts and ends,
-metric points whose steps are known, request records: :meth:`._operations.Op.statements`)
+saved-files folders, metric points whose steps are known, params, request records:
+:meth:`._operations.Op.statements`)
 becomes one statement (:func:`._pg_statements.batch_statement`), which :mod:`._backends`
 awaits on the writer's asyncpg connection itself: one round trip in autocommit, no
 greenlet and no adapter in between.
