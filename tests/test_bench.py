@@ -18,7 +18,12 @@ BENCH = Path(__file__).resolve().parent.parent / "bench"
 
 # Writers for start_together, each writing its pid to the file named by its argument
 # (if any): one says ready and on "go" prints its report; the other hangs before ready.
-PID = "import os, sys\nif sys.argv[1:]: open(sys.argv[1], 'w').write(str(os.getpid()))\n"
+# The pid file is closed before the writer goes on: a ResourceWarning on its stderr would
+# be quoted in the error (on Python 3.13 in CI it was).
+PID = (
+    "import os, pathlib, sys\n"
+    "if sys.argv[1:]: pathlib.Path(sys.argv[1]).write_text(str(os.getpid()))\n"
+)
 READY_WRITER = PID + "print('ready', flush=True); input(); print('{}')"
 HUNG_WRITER = PID + "import time; time.sleep(600)"
 
