@@ -125,6 +125,30 @@ def test_the_compare_bench_measures_a_downsampled_page(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+def test_every_callgrind_mode_runs_its_workload(tmp_path: Path) -> None:
+    # Without valgrind: a mode broken by an API change fails here, not in an A/B run.
+    script = (
+        "import asyncio, sys\n"
+        "sys.path.insert(0, sys.argv[1])\n"
+        "import callgrind_lifecycle as c\n"
+        "for mode in c.MODES:\n"
+        "    asyncio.run(c.workload(mode, 2, f'{sys.argv[2]}/{mode}.db'))\n"
+        "    print(mode)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(BENCH), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [
+        *("seq", "conc", "get", "getm", "filter"),
+        *("metric", "metricc", "metrics", "history", "mfilter"),
+    ]
+
+
+@pytest.mark.slow
 def test_the_postgresql_run_measures_every_row_and_leaves_no_database(tmp_path: Path) -> None:
     # The server of the suite's own database: the bench makes hcbench_* databases there.
     # MLflow (and its psycopg2) is not a test dependency: ours and raw asyncpg only.

@@ -18,7 +18,9 @@ from healthchain.sandbox import (
     ServiceConfig,
     api,
     ehr,
+    feedback,
     sandbox,
+    score,
 )
 from healthchain.sandbox._handlers import find_handlers
 from healthchain.tracking import ConfigurationError, ExperimentTracker
@@ -281,6 +283,30 @@ def test_api_rejects_what_it_cannot_mark() -> None:
         api(3)  # type: ignore[arg-type]
     with pytest.raises(SandboxDefinitionError, match="cannot mark"):
         api(len)
+
+
+@pytest.mark.parametrize(
+    ("name", "decorate", "attribute"),
+    [
+        ("api", api, "__healthchain_api__"),
+        ("ehr", ehr(workflow="patient-view"), "__healthchain_ehr__"),
+        ("feedback", feedback, "__healthchain_feedback__"),
+        ("score", score, "__healthchain_score__"),
+    ],
+)
+def test_each_marking_decorator_names_itself_when_refusing(
+    name: str, decorate: Any, attribute: str
+) -> None:
+    with pytest.raises(SandboxDefinitionError) as refused:
+        decorate(3)
+    assert str(refused.value) == f"@{name} marks a function or method, got 3"
+    with pytest.raises(SandboxDefinitionError, match="cannot mark"):
+        decorate(len)
+
+    def handler() -> None: ...
+
+    assert decorate(handler) is handler
+    assert getattr(handler, attribute)
 
 
 def test_a_storage_uri_the_tracker_cannot_use_fails_when_the_instance_is_made() -> None:

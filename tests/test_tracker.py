@@ -397,6 +397,22 @@ async def test_bad_end_status_and_paging_arguments(storage_uri: str) -> None:
         assert (await tracker.get_experiment(experiment_id)).status is ExperimentStatus.RUNNING
 
 
+async def test_a_refused_end_is_reported_before_the_id_and_leaves_the_experiment_open(
+    any_storage_uri: str,
+) -> None:
+    tracker = AsyncExperimentTracker(any_storage_uri)
+    experiment_id = await tracker.start_experiment()
+    with pytest.raises(InvalidInputError, match="'RUNNING' is not a final status"):
+        await tracker.end_experiment("x" * 37, "RUNNING")  # an id too long to exist
+    with pytest.raises(InvalidInputError, match="error must be"):
+        await tracker.end_experiment(experiment_id, error=42)  # type: ignore[arg-type]
+    await tracker.aclose()  # still open after the refused end, so the close ends it
+    async with AsyncExperimentTracker(any_storage_uri) as reader:
+        ended = await reader.get_experiment(experiment_id)
+    assert ended.status is ExperimentStatus.INTERRUPTED
+    assert ended.error == "the tracker was closed while the experiment was open"
+
+
 async def test_closing_ends_open_experiments_interrupted(
     any_storage_uri: str, caplog: pytest.LogCaptureFixture
 ) -> None:

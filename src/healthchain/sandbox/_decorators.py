@@ -85,9 +85,7 @@ def api(
     )
 
     def decorate(handler: Callable[P, R]) -> Callable[P, R]:
-        if not callable(handler):
-            raise SandboxDefinitionError(f"@api marks a function or method, got {handler!r}")
-        mark(handler, API_MARK, True)
+        _mark_callable("api", handler, API_MARK, True)
         if spec != ApiSpec():
             mark(handler, API_SPEC, spec)
         return handler
@@ -107,10 +105,7 @@ def feedback(func: Callable[P, R]) -> Callable[P, R]:
     Raises:
         SandboxDefinitionError: What it decorates is not callable.
     """
-    if not callable(func):
-        raise SandboxDefinitionError(f"@feedback marks a function or method, got {func!r}")
-    mark(func, FEEDBACK_MARK, True)
-    return func
+    return _mark_callable("feedback", func, FEEDBACK_MARK, True)
 
 
 def score(func: Callable[P, R]) -> Callable[P, R]:
@@ -125,9 +120,16 @@ def score(func: Callable[P, R]) -> Callable[P, R]:
     Raises:
         SandboxDefinitionError: What it decorates is not callable.
     """
+    return _mark_callable("score", func, SCORE_MARK, True)
+
+
+def _mark_callable(
+    decorator: str, func: Callable[P, R], name: str, value: object
+) -> Callable[P, R]:
+    """``func`` with ``name`` set to ``value``, if ``@decorator`` can mark it."""
     if not callable(func):
-        raise SandboxDefinitionError(f"@score marks a function or method, got {func!r}")
-    mark(func, SCORE_MARK, True)
+        raise SandboxDefinitionError(f"@{decorator} marks a function or method, got {func!r}")
+    mark(func, name, value)
     return func
 
 
@@ -190,10 +192,7 @@ def ehr(
     spec = EhrSpec(workflow=workflow, num=num)
 
     def decorate(method: Callable[P, R]) -> Callable[P, R]:
-        if not callable(method):
-            raise SandboxDefinitionError(f"@ehr marks a function or method, got {method!r}")
-        mark(method, EHR_MARK, spec)
-        return method
+        return _mark_callable("ehr", method, EHR_MARK, spec)
 
     return decorate
 

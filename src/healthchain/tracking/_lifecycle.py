@@ -253,7 +253,12 @@ class TrackerLifecycle:
         op_of: Callable[[V], Op],
     ) -> None:
         """Check the id, then ``values`` (``check`` returns them checked, or raises);
-        none left writes nothing, else ``op_of`` them is written and waited for."""
+        none left writes nothing, else ``op_of`` them is written and waited for.
+
+        ``end_experiment`` and ``set_files_dir`` spell this out instead: an end checks its
+        status before the id, writes a None error, and stays open if refused; a folder is
+        resolved in a worker thread between the check and the write.
+        """
         if validate_id(experiment_id) is None:
             raise ExperimentNotFoundError(experiment_id)
         checked = check(values)
