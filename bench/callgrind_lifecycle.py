@@ -9,8 +9,10 @@ cancelled out (run to run it still moves by about 1%: ids and times differ).
 
 Modes: ``seq`` (start+end awaited one after another), ``conc`` (the same from 64 tasks),
 ``get`` (get_experiment), ``getm`` (get_experiment of runs with a metric and a param),
-``filter`` (a tag filter matching 50 of 150). With ``--postgres`` the URL's database is
-emptied (schema public dropped) before each run; the server's work is not counted.
+``filter`` (a tag filter matching 50 of 150), ``hist`` and ``values`` (get_metric_history
+and get_metric_values of a key with 10,000 points; a few calls are enough: ``--n 5``).
+With ``--postgres`` the URL's database is emptied (schema public dropped) before each
+run; the server's work is not counted.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ from _data import spec
 
 from healthchain.tracking import AsyncExperimentTracker
 
-MODES = ("seq", "conc", "get", "getm", "filter")
+MODES = ("seq", "conc", "get", "getm", "filter", "hist", "values")
+HISTORY = 10_000
 
 
 async def _lifecycle(tracker: AsyncExperimentTracker, i: int) -> str:
@@ -43,6 +46,10 @@ async def workload(mode: str, n: int, target: str) -> None:
     async with AsyncExperimentTracker(uri, project_name="bench", heartbeat_interval=86400) as t:
         seed = 20 if mode in ("seq", "conc") else 150
         ids = [await _lifecycle(t, i) for i in range(seed)]
+        if mode in ("hist", "values"):
+            await asyncio.gather(
+                *(t.log_metric(ids[0], "loss", 1 / (i + 1), step=i) for i in range(HISTORY))
+            )
         if mode == "getm":
             for experiment_id in ids:
                 await t.log_metric(experiment_id, "acc", 0.5)
@@ -63,6 +70,10 @@ async def workload(mode: str, n: int, target: str) -> None:
         elif mode in ("get", "getm"):
             for k in range(n):
                 assert len((await t.get_experiment(ids[k % len(ids)])).components) == 3
+        elif mode in ("hist", "values"):
+            read = t.get_metric_history if mode == "hist" else t.get_metric_values
+            for _ in range(n):
+                assert len(await read(ids[0], "loss")) == HISTORY
         else:
             for _ in range(n):
                 rows = await t.list_experiments(filters={"tags": {"environment": "production"}})
