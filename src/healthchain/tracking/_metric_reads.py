@@ -7,11 +7,12 @@ run off the event loop.
 
 from __future__ import annotations
 
+from datetime import datetime
 from itertools import repeat
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import DateTime, Float, bindparam, func, literal_column, select
+from sqlalchemy import DateTime, Float, Text, bindparam, cast, func, literal_column, select
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
@@ -45,11 +46,24 @@ _LAST = literal_column("'9999-12-31 23:59:59.999999+00'::timestamptz", _Time)
 # datetime.max, reads as datetime.max in UTC, as from_db_time reads it; a year past 9999
 # or BC no longer fails the read). The subquery reads the covering index in its order,
 # with no sort; see _InOrder for how the arrays keep that order.
+#
+# The times come as ISO text in UTC ("2024-05-01 12:00:00.5Z"), which
+# datetime.fromisoformat parses in C to the same aware UTC datetime, exact to the
+# microsecond. asyncpg builds each timestamptz as epoch + timedelta(0, s, us), objects
+# and arithmetic per point: 4.4 of the 5.1 ms of client CPU a 10,000-point history took
+# over raw asyncpg, against 0.7 ms as text (process_time, medians of 100); the server's
+# text output adds about 1.2 ms (EXPLAIN ANALYZE). Through the tracker: 93.6M -> 45.0M
+# instructions per read (callgrind). float8 epoch seconds are exact to the microsecond
+# only from 1698 to 2242 (2**33 s either side of 1970); int8 microseconds would cost a
+# timedelta per point again.
 _ORDER = (metric_points.c.step, metric_points.c.timestamp, metric_points.c.value)
+_CLAMPED = func.least(func.greatest(metric_points.c.timestamp, _FIRST), _LAST)
+_UTC = literal_column("'UTC'", Text)
 _POINTS = (
     METRIC_HISTORY.with_only_columns(
         *_ORDER,
-        func.least(func.greatest(metric_points.c.timestamp, _FIRST), _LAST).label("t"),
+        _CLAMPED.label("t"),
+        cast(func.timezone(_UTC, _CLAMPED), Text).concat(literal_column("'Z'", Text)).label("iso"),
         func.coalesce(metric_points.c.value, literal_column("'NaN'::float8", Float)).label("v"),
     )
     .order_by(None)
@@ -85,11 +99,18 @@ def _array_in_order(element: _InOrder, compiler: SQLCompiler, **kw: Any) -> str:
 
 
 METRIC_HISTORY_ARRAYS = static(
-    select(_InOrder(_POINTS.c.step), _InOrder(_POINTS.c.t), _InOrder(_POINTS.c.v))
+    select(_InOrder(_POINTS.c.step), _InOrder(_POINTS.c.iso), _InOrder(_POINTS.c.v))
+)
+# The times as asyncpg decodes them, for a session whose DateStyle is not ISO.
+METRIC_HISTORY_TIMES = static(
+    METRIC_HISTORY_ARRAYS.with_only_columns(
+        _InOrder(_POINTS.c.step), _InOrder(_POINTS.c.t), _InOrder(_POINTS.c.v)
+    )
 )
 _NAN = float("nan")
 _SECOND = itemgetter(1)
 _new_tuple = tuple.__new__
+_from_iso = datetime.fromisoformat
 
 
 def metric_history(ex: Executor, experiment_id: str, key: str) -> list[MetricPoint] | None:
@@ -100,11 +121,14 @@ def metric_history(ex: Executor, experiment_id: str, key: str) -> list[MetricPoi
     params = {"b_id": experiment_id, "b_key": key}
     if ex.aware_times:
         steps, times, values = ex.query(METRIC_HISTORY_ARRAYS, params)[0]
-        if steps:
-            return list(
-                map(_new_tuple, repeat(MetricPoint), zip(steps, times, values, strict=True))
-            )
-        return [] if ex.query(STATUS_OF, {"b_id": experiment_id}) else None
+        if not steps:
+            return [] if ex.query(STATUS_OF, {"b_id": experiment_id}) else None
+        try:
+            times = list(map(_from_iso, times))
+        except ValueError:  # the session's DateStyle is not ISO: "12/31/2024 ..."
+            # (none at all only if the experiment was deleted since the first read)
+            steps, times, values = (a or [] for a in ex.query(METRIC_HISTORY_TIMES, params)[0])
+        return list(map(_new_tuple, repeat(MetricPoint), zip(steps, times, values, strict=True)))
     rows = ex.query(METRIC_HISTORY, params)
     if not rows and not ex.query(STATUS_OF, {"b_id": experiment_id}):
         return None
