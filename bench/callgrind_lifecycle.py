@@ -11,9 +11,10 @@ Modes: ``seq`` (start+end awaited one after another), ``conc`` (the same from 64
 ``get`` (get_experiment), ``getm`` (get_experiment of runs with a metric and a param),
 ``filter`` (a tag filter matching 50 of 150), ``metric`` (log_metric awaited one after
 another, no step), ``metricc`` (log_metric from 64 tasks), ``metrics`` (log_metrics of 10
-keys from 64 tasks), ``history`` (get_metric_history of a 10,000-point key) and
-``mfilter`` (bench_metrics.py's filter on ``acc`` ordered by ``p95_ms``, over 600 runs).
-N is 150, or 10 for the two slow reads (``history``, ``mfilter``), unless ``--n`` is
+keys from 64 tasks), ``history`` and ``values`` (get_metric_history and
+get_metric_values of a 10,000-point key) and ``mfilter`` (bench_metrics.py's filter on
+``acc`` ordered by ``p95_ms``, over 600 runs).
+N is 150, or 10 for the slow reads (``history``, ``values``, ``mfilter``), unless ``--n`` is
 given. With ``--postgres`` the URL's database is emptied (schema public dropped) before
 each run; the server's work is not counted.
 """
@@ -110,15 +111,27 @@ async def metrics(t: AsyncExperimentTracker, n: int) -> None:
     )
 
 
-async def history(t: AsyncExperimentTracker, n: int) -> None:
+async def _long_history(t: AsyncExperimentTracker) -> str:
     experiment_id = await _running(t)
     await from_tasks(
         HISTORY_POINTS,
         lambda i: t.log_metric(experiment_id, "loss", point_value(i), step=i),
     )
+    return experiment_id
+
+
+async def history(t: AsyncExperimentTracker, n: int) -> None:
+    experiment_id = await _long_history(t)
     for _ in range(n):
         points = await t.get_metric_history(experiment_id, "loss")
         assert len(points) == HISTORY_POINTS, len(points)
+
+
+async def values(t: AsyncExperimentTracker, n: int) -> None:
+    experiment_id = await _long_history(t)
+    for _ in range(n):
+        pairs = await t.get_metric_values(experiment_id, "loss")
+        assert len(pairs) == HISTORY_POINTS, len(pairs)
 
 
 async def mfilter(t: AsyncExperimentTracker, n: int) -> None:
@@ -144,9 +157,14 @@ MODES: dict[str, Workload] = {
     "metricc": metricc,
     "metrics": metrics,
     "history": history,
+    "values": values,
     "mfilter": mfilter,
 }
-SLOW = {"history": 10, "mfilter": 10}  # N of the modes whose one call reads thousands of rows
+SLOW = {
+    "history": 10,
+    "values": 10,
+    "mfilter": 10,
+}  # N of the modes whose one call reads thousands of rows
 
 
 async def workload(mode: str, n: int, target: str) -> None:

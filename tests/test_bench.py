@@ -144,7 +144,7 @@ def test_every_callgrind_mode_runs_its_workload(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == [
         *("seq", "conc", "get", "getm", "filter"),
-        *("metric", "metricc", "metrics", "history", "mfilter"),
+        *("metric", "metricc", "metrics", "history", "values", "mfilter"),
     ]
 
 

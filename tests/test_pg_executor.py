@@ -492,7 +492,7 @@ def test_history_arrays_are_ordered_in_the_aggregate_from_postgresql_16(
     keeps the points' order; before it the sorted subquery does, with no sort more."""
     from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 
-    from healthchain.tracking._queries import METRIC_HISTORY_ARRAYS, METRIC_VALUES_ARRAYS
+    from healthchain.tracking._metric_reads import METRIC_HISTORY_ARRAYS, METRIC_VALUES_ARRAYS
 
     dialect = PGDialect_asyncpg()
     dialect.server_version_info = version

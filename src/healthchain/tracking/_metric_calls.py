@@ -8,7 +8,7 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
-from . import _queries
+from . import _metric_reads
 from ._exceptions import ExperimentNotFoundError
 from ._lifecycle import TrackerLifecycle
 from ._metric_input import (
@@ -126,7 +126,7 @@ class MetricCalls(TrackerLifecycle):
         return await self._read_experiment(
             experiment_id,
             "get_metric_history",
-            lambda ex: _queries.metric_history(ex, experiment_id, key),
+            lambda ex: _metric_reads.metric_history(ex, experiment_id, key),
         )
 
     async def get_metric_values(self, experiment_id: str, key: str) -> list[tuple[int, float]]:
@@ -138,5 +138,5 @@ class MetricCalls(TrackerLifecycle):
         return await self._read_experiment(
             experiment_id,
             "get_metric_values",
-            lambda ex: _queries.metric_values(ex, experiment_id, key),
+            lambda ex: _metric_reads.metric_values(ex, experiment_id, key),
         )

@@ -1,5 +1,6 @@
-"""Reads: statements and what runs them; the list select is built in ``_listing``, and
-turning rows into records is in ``_rows`` (request rows: ``_request_rows``).
+"""Reads: statements and what runs them; the list select is built in ``_listing``,
+turning rows into records is in ``_rows`` (request rows: ``_request_rows``), and a
+metric's history is read in ``_metric_reads``.
 
 The functions here take an :class:`~._executors.Executor` and run off the event loop (in
 aiosqlite's thread for SQLite), so building thousands of records never stalls the loop.
@@ -9,20 +10,17 @@ from __future__ import annotations
 
 import dataclasses
 from itertools import repeat
-from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     Column,
     DateTime,
-    Float,
     Text,
     bindparam,
     case,
     cast,
     func,
-    literal_column,
     select,
     type_coerce,
 )
@@ -33,12 +31,10 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.sql.sqltypes import NullType
 
-from ._codecs import from_db_time
 from ._executors import Executor
 from ._measures import add_measures
 from ._records import (
     Experiment,
-    MetricPoint,
     RequestRecord,
     RequestStats,
     nearest_rank,
@@ -50,7 +46,6 @@ from ._schema import (
     STATUS_OF,
     experiments,
     latest_metrics,
-    metric_points,
     params,
     requests,
     static,
@@ -61,8 +56,6 @@ __all__ = [
     "get_experiment",
     "list_experiments",
     "list_requests",
-    "metric_history",
-    "metric_values",
     "request_stats",
 ]
 
@@ -266,121 +259,3 @@ def list_requests(ex: Executor, experiment_id: str) -> list[RequestRecord] | Non
     except OverflowError:  # as in _rows_of: a request time past Python's years
         rows = ex.query(LIST_REQUESTS_TIMES_AS_TEXT, params)
     return request_records(experiment_id, rows)
-
-
-# Read from the covering (experiment_id, key, step, timestamp, value) index in its order:
-# no table lookups and no sort. Points equal in step and timestamp come by value.
-METRIC_HISTORY = static(
-    select(metric_points.c.step, metric_points.c.timestamp, metric_points.c.value)
-    .where(
-        metric_points.c.experiment_id == bindparam("b_id"),
-        metric_points.c.key == bindparam("b_key"),
-    )
-    .order_by(metric_points.c.step, metric_points.c.timestamp)
-)
-_Time = DateTime(timezone=True)
-_FIRST = literal_column("'0001-01-01 00:00:00+00'::timestamptz", _Time)
-_LAST = literal_column("'9999-12-31 23:59:59.999999+00'::timestamptz", _Time)
-# PostgreSQL over asyncpg (``Executor.aware_times``): the points as three arrays in one
-# row, which asyncpg decodes in C (a quarter less client CPU than 10,000 rows, measured
-# with process_time), zipped into MetricPoints in C: no Python per point. Their values
-# are what a MetricPoint holds: the server restores NaN (stored as NULL) and clamps what
-# asyncpg would not hand out as an aware time to Python's range (infinity, a naive
-# datetime.max, reads as datetime.max in UTC, as from_db_time reads it; a year past 9999
-# or BC no longer fails the read). The subquery reads the covering index in its order,
-# with no sort; see _InOrder for how the arrays keep that order.
-_ORDER = (metric_points.c.step, metric_points.c.timestamp, metric_points.c.value)
-_POINTS = (
-    METRIC_HISTORY.with_only_columns(
-        *_ORDER,
-        func.least(func.greatest(metric_points.c.timestamp, _FIRST), _LAST).label("t"),
-        func.coalesce(metric_points.c.value, literal_column("'NaN'::float8", Float)).label("v"),
-    )
-    .order_by(None)
-    .order_by(*_ORDER)
-    .subquery("points")
-)
-
-
-class _InOrder(FunctionElement[Any]):
-    """``array_agg`` of a column of :data:`_POINTS`, its elements in the subquery's order.
-
-    PostgreSQL 16 and later: with ``ORDER BY`` in the aggregate, the one form the docs
-    guarantee, which those versions fill from input already in that order with no sort
-    of their own. Before 16, the aggregate takes the sorted subquery's rows as they come,
-    which holds there because nothing can reorder them: the outer query has no join and
-    ``array_agg`` no parallel form (added in 16). An ``ORDER BY`` per aggregate sorted
-    the 10,000 points again for each array on PostgreSQL 15 (EXPLAIN ANALYZE: 2.5 ms
-    server time without, 6.0 ms with).
-    """
-
-    type = NullType()  # arrays as the driver decodes them, with no result processor after
-    inherit_cache = True
-
-
-@compiles(_InOrder)
-def _array_in_order(element: _InOrder, compiler: SQLCompiler, **kw: Any) -> str:
-    column = compiler.process(next(iter(element.clauses)), **kw)
-    version = compiler.dialect.server_version_info
-    if version is not None and version < (16,):
-        return f"array_agg({column})"
-    order = ", ".join(compiler.process(_POINTS.c[c.name], **kw) for c in _ORDER)
-    return f"array_agg({column} ORDER BY {order})"
-
-
-METRIC_HISTORY_ARRAYS = static(
-    select(_InOrder(_POINTS.c.step), _InOrder(_POINTS.c.t), _InOrder(_POINTS.c.v))
-)
-_NAN = float("nan")
-_SECOND = itemgetter(1)
-_new_tuple = tuple.__new__
-
-
-def metric_history(ex: Executor, experiment_id: str, key: str) -> list[MetricPoint] | None:
-    """Every point of ``key``, by step then timestamp; None if the experiment is unknown.
-
-    A NULL value is a NaN (see the schema).
-    """
-    params = {"b_id": experiment_id, "b_key": key}
-    if ex.aware_times:
-        steps, times, values = ex.query(METRIC_HISTORY_ARRAYS, params)[0]
-        if steps:
-            return list(
-                map(_new_tuple, repeat(MetricPoint), zip(steps, times, values, strict=True))
-            )
-        return [] if ex.query(STATUS_OF, {"b_id": experiment_id}) else None
-    rows = ex.query(METRIC_HISTORY, params)
-    if not rows and not ex.query(STATUS_OF, {"b_id": experiment_id}):
-        return None
-    new, time, nan = MetricPoint._make, from_db_time, _NAN
-    return [new((step, time(t), nan if value is None else value)) for step, t, value in rows]
-
-
-METRIC_VALUES = static(
-    select(metric_points.c.step, metric_points.c.value)
-    .where(
-        metric_points.c.experiment_id == bindparam("b_id"),
-        metric_points.c.key == bindparam("b_key"),
-    )
-    .order_by(metric_points.c.step, metric_points.c.timestamp)
-)
-
-METRIC_VALUES_ARRAYS = static(select(_InOrder(_POINTS.c.step), _InOrder(_POINTS.c.v)))
-
-
-def metric_values(ex: Executor, experiment_id: str, key: str) -> list[tuple[int, float]] | None:
-    """:func:`metric_history` without timestamps, as plain pairs: a chart's read, a few
-    times quicker on long histories; None if the experiment is unknown."""
-    params = {"b_id": experiment_id, "b_key": key}
-    if ex.dialect == "postgresql":  # as in metric_history: two arrays, zipped in C
-        steps, values = ex.query(METRIC_VALUES_ARRAYS, params)[0]
-        if steps:
-            return list(zip(steps, values, strict=True))
-        return [] if ex.query(STATUS_OF, {"b_id": experiment_id}) else None
-    rows = ex.query(METRIC_VALUES, params)
-    if not rows and not ex.query(STATUS_OF, {"b_id": experiment_id}):
-        return None
-    if not rows or (type(rows[0]) is tuple and None not in map(_SECOND, rows)):
-        return rows  # the driver's own tuples, with no NaN to restore: a copy costs more
-    nan = _NAN
-    return [(step, nan if value is None else value) for step, value in rows]
