@@ -22,7 +22,7 @@ from _child import emit, parse_args
 from _data import METRIC_KEYS, PROJECT, measured, point_value
 from _harness import Stopwatch, clock
 from _mlflow import open_store, populate
-from _pg import pg_database
+from _pg import analyze, pg_database
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
@@ -118,6 +118,7 @@ def scenario_search(opts: dict[str, Any], workdir: str) -> dict[str, Any]:
         metrics = [Metric(k, v, ts, 0) for k, v in measured(i).items()]
         client.log_batch(run.info.run_id, metrics=metrics)
     t_log = clock() - t_log
+    analyze(_mlflow.POSTGRES_URL)  # as the tracker's database is: see _pg.analyze
     expected = sum(1 for i in range(n) if measured(i)["acc"] > 0.5)
     watch = Stopwatch()
     for _ in range(reps + 1):

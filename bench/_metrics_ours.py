@@ -26,7 +26,7 @@ from _child import emit, parse_args
 from _data import METRIC_KEYS, PROJECT, measured, point_value, spec
 from _harness import Stopwatch, clock, median
 from _ours import TASKS, lag, open_tracker
-from _pg import pg_database
+from _pg import analyze, pg_database
 
 from healthchain.tracking import AsyncExperimentTracker
 
@@ -151,6 +151,7 @@ async def search(opts: dict[str, Any], workdir: str) -> dict[str, Any]:
             await tracker.end_experiment(experiment_id)
 
         populate_s = await from_tasks(n, one)
+    await asyncio.to_thread(analyze, POSTGRES_URL)  # as MLflow's is: see _pg.analyze
     expected = sum(1 for i in range(n) if measured(i)["acc"] > 0.5)
     async with open_tracker(path) as tracker:
         watch = Stopwatch()

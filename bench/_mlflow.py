@@ -21,7 +21,7 @@ from typing import Any
 from _child import emit, parse_args
 from _data import PROJECT, list_metrics, mlflow_tags
 from _harness import Stopwatch, clock, median
-from _pg import pg_database
+from _pg import analyze, pg_database
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
@@ -197,6 +197,7 @@ def scenario_data(opts: dict[str, Any], workdir: str) -> dict[str, Any]:
     bulk_run = store.search_runs([eid], "tags.team = 'team-000'", ViewType.ALL, max_results=1)[0]
     assert set(api_run.data.tags) == set(bulk_run.data.tags), (api_run, bulk_run)
     assert api_run.info.status == bulk_run.info.status == "FINISHED"
+    analyze(POSTGRES_URL)  # as the tracker's database is: see _pg.analyze
 
     page = opts.get("page", 50000)
     expected_matches = (n + 1 + 2) // 3

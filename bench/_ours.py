@@ -20,7 +20,7 @@ from typing import Any
 from _child import emit, parse_args
 from _data import PROJECT, TEAM_QUERIES, spec
 from _harness import Stopwatch, clock, median, percentile
-from _pg import pg_database
+from _pg import analyze, pg_database
 
 from healthchain.tracking import AsyncExperimentTracker
 
@@ -151,6 +151,7 @@ async def data(opts: dict[str, Any], workdir: str) -> dict[str, Any]:
     async with open_tracker(path) as tracker:
         result["populate_rate"], ids = await concurrent(tracker, 0, n)
         result["populate_s"] = n / result["populate_rate"]
+    await asyncio.to_thread(analyze, opts.get("url"))  # as MLflow's is: see _pg.analyze
 
     # Queries on a freshly opened tracker, as a reader process would see the file.
     async with open_tracker(path) as tracker:

@@ -24,6 +24,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 __all__ = [
     "POSTGRES_URL_ENV",
+    "analyze",
     "database_url",
     "drop_prefixed",
     "fresh_database",
@@ -81,6 +82,20 @@ async def _admin(server: str, *statements: str) -> None:
             await conn.execute(statement)
     finally:
         await conn.close()
+
+
+def analyze(url: str | None) -> None:
+    """``ANALYZE`` the database at ``url`` (None: a SQLite run, nothing to do).
+
+    The read benchmarks query right after writing thousands of rows. A live database's
+    autovacuum analyzes a table once 50 rows + 10 % of it have changed (within a minute by
+    default); a fresh one read at once has no statistics yet, and the planner guesses one
+    row per join (a nested loop and a Memoize with no hits: 4.1 against 1.9 ms of server
+    time for the metric filter + order over 2,000 runs, PostgreSQL 15). Both sides of each
+    comparison are analyzed alike, so each reads on the plans it would meet in use.
+    """
+    if url:
+        asyncio.run(_admin(url.replace("postgresql+psycopg2://", "postgresql://", 1), "ANALYZE"))
 
 
 @contextmanager

@@ -146,6 +146,26 @@ async def test_list_attaches_components_per_experiment(any_storage_uri: str) -> 
     assert listed[without].components == ()
 
 
+async def test_listed_records_share_no_pipeline_config(any_storage_uri: str) -> None:
+    """A config text met again in one list is decoded once and copied: each record still
+    has its own value, flat or nested, equal to what was logged."""
+    flat = {"batch_size": 32, "temperature": 0.2}
+    nested = {"model": {"name": "m", "layers": [1, 2]}}
+    async with AsyncExperimentTracker(any_storage_uri) as tracker:
+        for config in (flat, nested, flat, nested, flat, None, None):
+            await tracker.start_experiment(pipeline_config=config)
+        listed = await tracker.list_experiments()
+    configs = [e.pipeline_config for e in reversed(listed)]
+    assert configs == [flat, nested, flat, nested, flat, None, None]
+    assert all(e.start_time.tzinfo is UTC for e in listed)
+    assert configs[0] is not configs[2] and configs[2] is not configs[4]
+    assert configs[1] is not configs[3]
+    assert configs[1]["model"] is not configs[3]["model"]  # type: ignore[index]
+    configs[0]["batch_size"] = 64  # type: ignore[index]
+    configs[1]["model"]["layers"].append(3)  # type: ignore[index]
+    assert configs[2:4] == [flat, nested]
+
+
 async def test_track_maps_outcomes_to_statuses(any_storage_uri: str) -> None:
     async with AsyncExperimentTracker(any_storage_uri) as tracker:
         async with tracker.track("ok") as ok_id:

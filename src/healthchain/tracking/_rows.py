@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -80,9 +80,11 @@ def experiment_records(rows: Sequence[Any]) -> list[Experiment]:
 
 def _fast_records(rows: Sequence[Any]) -> list[Experiment]:
     # Runs of one project usually share their pipeline: its components (immutable
-    # tuples) are built once per distinct value and shared between records.
+    # tuples) are built once per distinct value and shared between records, and its
+    # config is decoded once and copied (see _Configs).
     pipelines: dict[Any, tuple[Component, ...]] = {None: ()}
-    json, time, status_of = _json, from_db_time, _STATUS
+    configs = _Configs()
+    json, time, status_of, utc, aware = _json, from_db_time, _STATUS, UTC, datetime
     out: list[Experiment] = []
     append = out.append
     # unpacked in Experiment's field order (_queries._COLUMNS'): one name per field
@@ -108,16 +110,18 @@ def _fast_records(rows: Sequence[Any]) -> list[Experiment]:
             components = pipelines.get(key)
             if components is None:
                 components = pipelines[key] = _components(parts)
-            tags, config = json(tags), json(config)
+            tags, config = json(tags), configs.get(config)
         except _UNREADABLE:  # another writer's row: list it all the same
             tags, config, components = _unreadable(id_, tags, config, parts)
+        # asyncpg's times are aware UTC datetimes already: from_db_time only for others
+        # (SQLite's text, NULL, PostgreSQL's infinities, which asyncpg hands out naive)
         append(
             Experiment(
                 id_,
                 name,
                 project,
-                time(start),  # type: ignore[arg-type]
-                time(end),
+                start if start.__class__ is aware and start.tzinfo is utc else time(start),  # type: ignore[arg-type]
+                end if end.__class__ is aware and end.tzinfo is utc else time(end),
                 status_of[status],
                 tags,
                 config,
@@ -125,12 +129,54 @@ def _fast_records(rows: Sequence[Any]) -> list[Experiment]:
                 error,
                 host,
                 pid,
-                time(beat),
+                beat if beat.__class__ is aware and beat.tzinfo is utc else time(beat),
                 interval,
                 files_dir,
             )
         )
     return out
+
+
+_SCALARS = frozenset((str, int, float, bool, type(None)))
+
+
+class _Configs:
+    """Pipeline configs of one list, each distinct JSON text decoded once.
+
+    A text seen again is handed out as a copy of its first decoding (a shallow one: for
+    a dict of scalars, the usual config; anything else is decoded again), so no two
+    records share a mutable value. The first record's value is what is copied: nothing
+    can change it before the list is returned.
+    """
+
+    __slots__ = ("_copiers", "_firsts")
+
+    def __init__(self) -> None:
+        self._firsts: dict[Any, Any] = {}
+        self._copiers: dict[Any, Callable[[], Any]] = {}
+
+    def get(self, text: Any) -> Any:
+        copy = self._copiers.get(text)
+        if copy is not None:
+            return copy()
+        first = self._firsts.get(text, _UNSEEN)
+        if first is _UNSEEN:
+            first = self._firsts[text] = _json(text)
+            return first
+        copy = self._copiers[text] = _copier(text, first)
+        return copy()
+
+
+_UNSEEN = object()
+
+
+def _copier(text: Any, decoded: Any) -> Callable[[], Any]:
+    """How to hand out ``decoded`` again, unshared: copied, as is (immutable) or decoded."""
+    if decoded.__class__ is dict and all(v.__class__ in _SCALARS for v in decoded.values()):
+        return decoded.copy
+    if decoded.__class__ in _SCALARS:
+        return lambda: decoded
+    return lambda: _json(text)
 
 
 # What a timestamp or status another writer stored can raise in the fast loop: text
