@@ -156,6 +156,8 @@ class _Configs:
         self._copiers: dict[Any, Callable[[], Any]] = {}
 
     def get(self, text: Any) -> Any:
+        if text.__class__ is not str:  # NULL, or a driver's own decoding: nothing to share
+            return _json(text)
         copy = self._copiers.get(text)
         if copy is not None:
             return copy()
