@@ -26,6 +26,7 @@ from ._executors import Executor
 from ._records import RequestRecord
 from ._schema import (
     BEAT,
+    COMPONENTS_OF_START,
     DELETE,
     INSERT_COMPONENT,
     INSERT_EXPERIMENT,
@@ -34,9 +35,10 @@ from ._schema import (
     REAP,
     RUNNING_ROWS,
     STATUS_OF,
+    TAGS_OF_START,
 )
 from ._settings import MISSED_BEATS, judged_interval
-from ._validation import dump_json, printable, tags_json
+from ._validation import dump_json, joined_tags_json, printable
 
 __all__ = [
     "BeatOp",
@@ -124,7 +126,7 @@ class Op:
 class StartOp(Op):
     """A new experiment row with its tags and pipeline components."""
 
-    __slots__ = ("components", "experiment", "tags")
+    __slots__ = ("components", "experiment", "in_json", "tags")
     what = "experiment start"
     order = 0
     single_statement = single_for_many = True  # write_all
@@ -134,9 +136,13 @@ class StartOp(Op):
         experiment: dict[str, Any],
         tags: list[dict[str, Any]],
         components: list[dict[str, Any]],
+        in_json: bool = False,
     ) -> None:
         super().__init__()
         self.experiment, self.tags, self.components = experiment, tags, components
+        self.in_json = in_json
+        """Its tag and component rows are, as text, the members of its tags JSON and the
+        elements of its components JSON: they may be built from those on the server."""
 
     @classmethod
     def of(
@@ -153,13 +159,14 @@ class StartOp(Op):
     ) -> StartOp:
         """The rows of a new RUNNING experiment, from validated values (``now`` encoded;
         ``config_text`` and ``tag_texts`` the JSON validation made of them)."""
+        joined = joined_tags_json(tags, tag_texts)
         experiment = {
             "id": experiment_id,
             "name": name,
             "project": project,
             "start_time": now,
             "status": "RUNNING",
-            "tags": tags_json(tags, tag_texts),
+            "tags": dump_json(tags) if joined is None else joined,
             "pipeline_config": config_text,
             "components": dump_json(parts) if parts else None,
             "heartbeat_at": now,
@@ -174,7 +181,9 @@ class StartOp(Op):
             {"experiment_id": experiment_id, "name": n, "type": t, "stage": s, "position": i}
             for i, (n, t, s) in enumerate(parts)
         ]
-        return cls(experiment, tag_rows, component_rows)
+        # PostgreSQL's json_each refuses the escape \u0000 (no text holds NUL).
+        in_json = joined is not None and "\\u0000" not in joined
+        return cls(experiment, tag_rows, component_rows, in_json=in_json)
 
     @property
     def experiment_ids(self) -> list[str]:
@@ -182,6 +191,20 @@ class StartOp(Op):
 
     @classmethod
     def statements(cls, ops: Sequence[StartOp]) -> list[Statement]:
+        """As :meth:`rows`; tag and component rows drawn from the experiments rows when
+        each op's may be (:attr:`in_json`)."""
+        if not all(op.in_json for op in ops):
+            return cls.rows(ops)
+        experiments = [op.experiment for op in ops]
+        return [
+            (INSERT_EXPERIMENT, experiments),
+            (TAGS_OF_START, experiments),
+            (COMPONENTS_OF_START, experiments),
+        ]
+
+    @classmethod
+    def rows(cls, ops: Sequence[StartOp]) -> list[Statement]:
+        """Every row of ``ops``, by table."""
         return [
             (INSERT_EXPERIMENT, [op.experiment for op in ops]),
             (INSERT_TAG, [row for op in ops for row in op.tags]),
@@ -190,7 +213,7 @@ class StartOp(Op):
 
     @classmethod
     def apply_all(cls, ex: Executor, ops: Sequence[StartOp]) -> list[Any]:
-        ex.write_all(cls.statements(ops))
+        ex.write_all(cls.rows(ops))
         return [None] * len(ops)
 
 

@@ -5,7 +5,8 @@ parameters) and bound positionally (:class:`Statement`). An INSERT of many rows 
 one INSERT from ``unnest``ed arrays, one per column; a counted update of many rows one
 ``UPDATE .. FROM unnest`` (:data:`COUNTED_MANY`); rows that may be stored already with
 the same value one checked ``INSERT .. ON CONFLICT DO NOTHING`` (:data:`NEW_OR_SAME`,
-params); and a whole batch of them one statement (:func:`batch_statement`,
+params); a start's tag and component rows drawn from its experiments row's JSON
+(:data:`FROM_START`); and a whole batch of them one statement (:func:`batch_statement`,
 :func:`sql_and_arrays`), with all but the last in a ``WITH``. One row each is bound as
 plain values: asyncpg encodes one-element arrays at twice the client's cost per
 statement. :mod:`._pg_executor` runs them.
@@ -23,10 +24,21 @@ from sqlalchemy.sql import ClauseElement, Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from ._executors import CompiledCache, picker
-from ._schema import END, FILES_DIR, INSERT_EXPERIMENT, INSERT_PARAM, experiments, params
+from ._pg_from_json import FromStart
+from ._schema import (
+    COMPONENTS_OF_START,
+    END,
+    FILES_DIR,
+    INSERT_EXPERIMENT,
+    INSERT_PARAM,
+    TAGS_OF_START,
+    experiments,
+    params,
+)
 
 __all__ = [
     "COUNTED_MANY",
+    "FROM_START",
     "NEW_OR_SAME",
     "WRITE_ALL_SHAPES",
     "Part",
@@ -196,7 +208,29 @@ batch of many rows, each that does hold one value is bound as that value rather 
 an array (see :func:`sql_and_arrays`). Declared, not found in whatever the rows hold,
 so a statement keeps one or two shapes (each new one is a prepare on the server)."""
 
-Part = tuple[Executable, _Insert | _Update, Callable[[Any], tuple[Any, ...]], Sequence[Any]]
+FROM_START: dict[Executable, FromStart] = {
+    TAGS_OF_START: FromStart(
+        INSERT_EXPERIMENT,
+        _positions(INSERT_EXPERIMENT, ("id", "tags")),
+        "id, tags",
+        "INSERT INTO experiment_tags (experiment_id, key, value) "
+        "SELECT e.id, j.key, j.value::text FROM {source}, json_each(e.tags) AS j",
+    ),
+    COMPONENTS_OF_START: FromStart(
+        INSERT_EXPERIMENT,
+        _positions(INSERT_EXPERIMENT, ("id", "components")),
+        "id, components",
+        # ORDER BY: the serial ids in the order the rows were given, as from arrays
+        "INSERT INTO pipeline_components (experiment_id, name, type, stage, position) "
+        "SELECT e.id, j.c ->> 0, j.c ->> 1, j.c ->> 2, j.n - 1 FROM {source}, "
+        "json_array_elements(e.components) WITH ORDINALITY AS j(c, n) ORDER BY e.n, j.n",
+    ),
+}
+"""Rows a batch of starts builds on the server from its experiments rows' JSON (see
+:mod:`._pg_from_json`), in :func:`batch_statement` after that INSERT."""
+
+_Form = _Insert | _Update | FromStart
+Part = tuple[Executable, _Form, Callable[[Any], tuple[Any, ...]], Sequence[Any]]
 """A statement, its one-statement form, how a row picks its values, and its rows."""
 
 _FELL_SHORT = "healthchain: a checked write wrote fewer rows than it was given"
@@ -233,9 +267,9 @@ def batch_statement(
     for stmt, rows in parts:
         if not rows:
             continue
-        update = COUNTED_MANY.get(stmt) or NEW_OR_SAME.get(stmt)
-        if update is not None:
-            ready.append((stmt, update, update.pick, rows))
+        form = COUNTED_MANY.get(stmt) or NEW_OR_SAME.get(stmt) or FROM_START.get(stmt)
+        if form is not None:
+            ready.append((stmt, form, form.pick, rows))
             continue
         entry = compiled(cache, stmt, dialect)
         if entry.unnest is None:
@@ -274,7 +308,7 @@ def sql_and_arrays(shapes: dict[Any, str], ready: list[Part]) -> tuple[str, list
         ]
     sql = shapes.get(key)
     if sql is None:
-        forms = [form for _, form, _, _ in ready]
+        forms = [(stmt, form) for stmt, form, _, _ in ready]
         sql = _one_statement_sql(forms, one_row=one_row, same=None if one_row else same)
         while len(shapes) >= WRITE_ALL_SHAPES:
             del shapes[next(iter(shapes))]
@@ -297,7 +331,7 @@ def _constant(columns: list[tuple[Any, ...]], candidates: tuple[int, ...]) -> tu
 
 
 def _one_statement_sql(
-    forms: list[_Insert | _Update],
+    forms: list[tuple[Executable, _Form]],
     *,
     one_row: bool = False,
     same: Sequence[tuple[int, ...]] | None = None,
@@ -308,14 +342,19 @@ def _one_statement_sql(
     returning its rows, and a SELECT that fails unless each changed one row per id."""
     parts: list[str] = []
     checks: list[str] = []
+    bound: dict[Executable, tuple[int, list[str]]] = {}  # an INSERT's first $n, its types
     n = 1
-    for i, form in enumerate(forms):
+    for i, (stmt, form) in enumerate(forms):
+        if isinstance(form, FromStart):
+            parts.append(form.render(*bound[form.source], one_row=one_row))
+            continue
         if isinstance(form, _Update):
             parts.append(form.render(n, returning=" RETURNING 1"))
             checks.append(form.count_check(f"w{i}", n))
             n += form.width
             continue
         head, types, tail = form
+        bound[stmt] = n, types
         if one_row:
             values = ", ".join(f"${n + j}::{t}" for j, t in enumerate(types))
             parts.append(f"{head} VALUES ({values}){tail}")

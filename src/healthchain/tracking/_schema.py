@@ -41,6 +41,7 @@ from sqlalchemy.sql.elements import ColumnClause
 
 __all__ = [
     "BEAT",
+    "COMPONENTS_OF_START",
     "DELETE",
     "END",
     "FILES_DIR",
@@ -57,6 +58,7 @@ __all__ = [
     "RUNNING_ROWS",
     "STATIC_STATEMENTS",
     "STATUS_OF",
+    "TAGS_OF_START",
     "UPSERT_LATEST_METRIC",
     "static",
     "alembic_version",
@@ -284,6 +286,11 @@ def _insert(table: Table, *skip: str) -> Executable:
 INSERT_EXPERIMENT = _insert(experiments, "end_time", "error", "files_dir")
 INSERT_TAG = _insert(experiment_tags)
 INSERT_COMPONENT = _insert(pipeline_components, "id")
+# A batch of starts' experiment_tags and pipeline_components rows, given as the
+# experiments rows they are drawn from: PostgreSQL's one-statement path builds them on
+# the server from those rows' JSON (_pg_from_json). Nothing else runs these two.
+TAGS_OF_START: Executable = insert(experiment_tags)
+COMPONENTS_OF_START: Executable = insert(pipeline_components)
 INSERT_REQUEST = _insert(requests, "id")
 END = (
     update(experiments)

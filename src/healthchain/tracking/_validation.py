@@ -26,8 +26,8 @@ __all__ = [
     "check_depth",
     "check_storable",
     "id_list",
+    "joined_tags_json",
     "printable",
-    "tags_json",
     "utcnow",
     "validate_components",
     "validate_id",
@@ -76,13 +76,14 @@ def dump_json(value: object) -> str:
 _key_json = json.encoder.encode_basestring  # what _dumps writes for a str (no ensure_ascii)
 
 
-def tags_json(tags: dict[str, Any], texts: dict[str, str]) -> str:
-    """``dump_json(tags)``, from validated tags and their texts (:func:`validate_tags`):
-    joined without encoding again where each value's sorted text is its text as given,
-    i.e. none is a list or dict (whose keys the stored column keeps in their order)."""
+def joined_tags_json(tags: dict[str, Any], texts: dict[str, str]) -> str | None:
+    """``dump_json(tags)``, from validated tags and their texts (:func:`validate_tags`),
+    joined from the texts without encoding again, whose members'
+    values are then each tag's canonical text; None where a value's sorted text is not
+    its text as given: a list or dict (whose keys the stored column keeps in order)."""
     for value in tags.values():
         if isinstance(value, _CONTAINERS):
-            return _dumps(tags)
+            return None
     return "{" + ",".join([f"{_key_json(k)}:{t}" for k, t in texts.items()]) + "}"
 
 
