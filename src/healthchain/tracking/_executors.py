@@ -28,6 +28,7 @@ __all__ = [
     "Executor",
     "SqliteExecutor",
     "picker",
+    "prints_iso",
     "write_each",
 ]
 
@@ -48,6 +49,12 @@ class Executor(Protocol):
     def aware_times(self) -> bool:
         """Whether the driver returns every finite timestamptz as an aware UTC datetime
         (PostgreSQL over asyncpg), so reads need not convert them row by row."""
+        ...
+
+    @property
+    def iso_times(self) -> bool:
+        """Whether, besides :attr:`aware_times`, the session prints times in DateStyle
+        ISO, so a time read as ISO text parses with ``datetime.fromisoformat``."""
         ...
 
     def begin(self, *, single: bool = False) -> None:
@@ -166,7 +173,7 @@ class SqliteExecutor:
 
     _dialect = SQLiteDialect_pysqlite(paramstyle="qmark")
     dialect = "sqlite"
-    aware_times = False
+    aware_times = iso_times = False
 
     def __init__(self, conn: sqlite3.Connection, cache: CompiledCache[_Compiled]) -> None:
         self._conn, self._cache = conn, cache
@@ -240,6 +247,10 @@ class CoreExecutor:
         dialect = self._conn.dialect
         return dialect.name == "postgresql" and dialect.driver == "asyncpg"
 
+    @property
+    def iso_times(self) -> bool:
+        return self.aware_times and prints_iso(self._conn)
+
     def begin(self, *, single: bool = False) -> None:
         pass  # SQLAlchemy begins on first use
 
@@ -263,6 +274,16 @@ class CoreExecutor:
 
     def query(self, stmt: Executable, params: dict[str, Any] | None = None) -> list[Any]:
         return list(self._conn.execute(stmt, params or {}).all())
+
+
+def prints_iso(conn: Connection) -> bool:
+    """Whether the asyncpg session behind ``conn`` prints times in DateStyle ISO.
+
+    asyncpg keeps the server's report of the setting (sent at connect and on each
+    change): reading it is no round trip.
+    """
+    settings = conn.connection.driver_connection.get_settings()  # type: ignore[union-attr]
+    return str(getattr(settings, "DateStyle", "")).startswith("ISO")
 
 
 def write_each(ex: Executor, parts: Sequence[tuple[Executable, Sequence[dict[str, Any]]]]) -> None:

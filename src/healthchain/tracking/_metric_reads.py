@@ -23,7 +23,7 @@ from ._executors import Executor
 from ._records import MetricPoint
 from ._schema import STATUS_OF, metric_points, static
 
-__all__ = ["metric_history", "metric_values"]
+__all__ = ["iso_utc", "metric_history", "metric_values"]
 
 # Read from the covering (experiment_id, key, step, timestamp, value) index in its order:
 # no table lookups and no sort. Points equal in step and timestamp come by value.
@@ -59,11 +59,20 @@ _LAST = literal_column("'9999-12-31 23:59:59.999999+00'::timestamptz", _Time)
 _ORDER = (metric_points.c.step, metric_points.c.timestamp, metric_points.c.value)
 _CLAMPED = func.least(func.greatest(metric_points.c.timestamp, _FIRST), _LAST)
 _UTC = literal_column("'UTC'", Text)
+_Z = literal_column("'Z'", Text)
+
+
+def iso_utc(time: Any) -> Any:
+    """A timestamptz as ISO text in UTC, "2024-05-01 12:00:00.5Z" in DateStyle ISO (see
+    above); NULL stays NULL, infinity reads "infinityZ"."""
+    return cast(func.timezone(_UTC, time), Text).concat(_Z)
+
+
 _POINTS = (
     METRIC_HISTORY.with_only_columns(
         *_ORDER,
         _CLAMPED.label("t"),
-        cast(func.timezone(_UTC, _CLAMPED), Text).concat(literal_column("'Z'", Text)).label("iso"),
+        iso_utc(_CLAMPED).label("iso"),
         func.coalesce(metric_points.c.value, literal_column("'NaN'::float8", Float)).label("v"),
     )
     .order_by(None)

@@ -36,7 +36,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import Executable
 
-from ._executors import CompiledCache
+from ._executors import CompiledCache, prints_iso
 from ._pg_copy import Copier
 from ._pg_statements import COUNTED_MANY, Part, Statement, compiled, sql_and_arrays
 
@@ -67,6 +67,10 @@ class PgExecutor:
         self._dbapi: Any = conn.connection.dbapi_connection
         self._single: int | None = None
         """In autocommit for one write statement: how many have been run (else None)."""
+
+    @property
+    def iso_times(self) -> bool:
+        return prints_iso(self._conn)
 
     def _compiled(self, stmt: Executable) -> Statement:
         return compiled(self._cache, stmt, self._dialect)

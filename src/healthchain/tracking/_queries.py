@@ -9,6 +9,7 @@ aiosqlite's thread for SQLite), so building thousands of records never stalls th
 from __future__ import annotations
 
 import dataclasses
+import functools
 from itertools import repeat
 from typing import Any
 
@@ -31,8 +32,9 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.sql.sqltypes import NullType
 
-from ._executors import Executor
+from ._executors import COMPILED_CACHE_SIZE, Executor
 from ._measures import add_measures
+from ._metric_reads import iso_utc
 from ._records import (
     Experiment,
     RequestRecord,
@@ -41,7 +43,7 @@ from ._records import (
     request_failed_sql,
 )
 from ._request_rows import request_records
-from ._rows import add_metrics, add_params, experiment_records, is_number
+from ._rows import add_metrics, add_params, experiment_records, is_number, iso_records
 from ._schema import (
     STATUS_OF,
     experiments,
@@ -101,6 +103,22 @@ _TIMES_AS_TEXT = tuple(
     else column
     for column in RECORD_COLUMNS
 )
+
+
+# PostgreSQL over asyncpg in DateStyle ISO (``Executor.iso_times``): the same columns
+# with times as ISO text in UTC, which datetime.fromisoformat parses in C (see
+# _metric_reads); asyncpg builds a timestamptz with Python arithmetic, three per row.
+_TIMES_AS_ISO = tuple(
+    iso_utc(column) if isinstance(column, Column) and isinstance(column.type, DateTime) else column
+    for column in RECORD_COLUMNS
+)
+
+
+@functools.lru_cache(maxsize=COMPILED_CACHE_SIZE)
+def _iso_form(query: Select[Any]) -> Select[Any]:
+    """``query`` selecting :data:`_TIMES_AS_ISO`, built once per query (statements are
+    compiled once per object)."""
+    return query.with_only_columns(*_TIMES_AS_ISO)
 
 
 def _rows_of(ex: Executor, query: Select[Any], params: dict[str, Any]) -> list[Any]:
@@ -195,7 +213,9 @@ def get_experiment(ex: Executor, experiment_id: str) -> Experiment | None:
 
 def list_experiments(ex: Executor, query: Select[Any], params: dict[str, Any]) -> list[Experiment]:
     """Run a query from :func:`._listing.build_list_query` with its parameters."""
-    records = experiment_records(_rows_of(ex, query, params))
+    records = iso_records(ex.query(_iso_form(query), params)) if ex.iso_times else None
+    if records is None:
+        records = experiment_records(_rows_of(ex, query, params))
     add_measures(ex, records)
     return records
 

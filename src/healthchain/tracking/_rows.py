@@ -20,7 +20,7 @@ from ._ids import id_time
 from ._records import Component, Experiment, ExperimentStatus
 from ._validation import MAX_JSON_DEPTH, check_depth
 
-__all__ = ["add_metrics", "add_params", "experiment_records", "is_number"]
+__all__ = ["add_metrics", "add_params", "experiment_records", "is_number", "iso_records"]
 
 logger = logging.getLogger("healthchain.tracking")
 
@@ -73,18 +73,31 @@ def experiment_records(rows: Sequence[Any]) -> list[Experiment]:
     which reads each row value by value: the fast loop itself pays only for the ``try``.
     """
     try:
-        return _fast_records(rows)
+        return _fast_records(rows, from_db_time)
     except _UNREADABLE_ROW:
         return _tolerant_records(rows)
 
 
-def _fast_records(rows: Sequence[Any]) -> list[Experiment]:
+def iso_records(rows: Sequence[Any]) -> list[Experiment] | None:
+    """Rows whose times are ISO text in UTC (``_queries``' PostgreSQL list) as records;
+    None if a time is not (infinity, a year Python cannot hold): read those again the
+    usual way, so they read as from_db_time reads them, warnings and all."""
+    try:
+        return _fast_records(rows, _from_iso)
+    except _UNREADABLE_ROW:
+        return None
+
+
+_from_iso = datetime.fromisoformat
+
+
+def _fast_records(rows: Sequence[Any], time: Callable[[Any], Any]) -> list[Experiment]:
     # Runs of one project usually share their pipeline: its components (immutable
     # tuples) are built once per distinct value and shared between records, and its
     # config is decoded once and copied (see _Configs).
     pipelines: dict[Any, tuple[Component, ...]] = {None: ()}
     configs = _Configs()
-    json, time, status_of, utc, aware = _json, from_db_time, _STATUS, UTC, datetime
+    json, status_of = _json, _STATUS
     out: list[Experiment] = []
     append = out.append
     # unpacked in Experiment's field order (_queries._COLUMNS'): one name per field
@@ -113,15 +126,15 @@ def _fast_records(rows: Sequence[Any]) -> list[Experiment]:
             tags, config = json(tags), configs.get(config)
         except _UNREADABLE:  # another writer's row: list it all the same
             tags, config, components = _unreadable(id_, tags, config, parts)
-        # asyncpg's times are aware UTC datetimes already: from_db_time only for others
-        # (SQLite's text, NULL, PostgreSQL's infinities, which asyncpg hands out naive)
+        # time: from_db_time (SQLite's text, asyncpg's datetimes and infinities), or
+        # datetime.fromisoformat itself for ISO text in UTC (see iso_records)
         append(
             Experiment(
                 id_,
                 name,
                 project,
-                start if start.__class__ is aware and start.tzinfo is utc else time(start),  # type: ignore[arg-type]
-                end if end.__class__ is aware and end.tzinfo is utc else time(end),
+                time(start),
+                None if end is None else time(end),
                 status_of[status],
                 tags,
                 config,
@@ -129,7 +142,7 @@ def _fast_records(rows: Sequence[Any]) -> list[Experiment]:
                 error,
                 host,
                 pid,
-                beat if beat.__class__ is aware and beat.tzinfo is utc else time(beat),
+                None if beat is None else time(beat),
                 interval,
                 files_dir,
             )
