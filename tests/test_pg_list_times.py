@@ -105,34 +105,40 @@ async def test_infinite_times_list_as_the_ends_of_pythons_range(
     assert got[ordinary][0] < got[ordinary][1]  # type: ignore[operator]
 
 
+@pytest.mark.parametrize("style", ["ISO, MDY", "SQL, DMY", "German, DMY"])
 async def test_years_python_cannot_hold_list_as_before(
-    pg_uri: str, caplog: pytest.LogCaptureFixture
+    pg_uri: str, style: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Read as text: the start as the time in the id, another time as None, with one
-    warning per value and none for the rows around them. (In another DateStyle, such a
-    row makes every row's text unreadable, as it did before.)"""
+    warning per value (quoting it as the server prints it) and none for the rows around
+    them, whatever the DateStyle; an infinity beside them still reads as the end of
+    Python's range."""
     ordinary, past, before = await _stored(pg_uri, 3)
     await _set_times(
         pg_uri,
         {
             past: ("20000-01-01 00:00:00+00", None, "20000-01-01 00:00:00+00"),
-            before: ("2024-01-01 00:00:00+00", "4000-01-01 00:00:00+00 BC", None),
+            before: ("2024-01-01 00:00:00+00", "4000-01-01 00:00:00+00 BC", "infinity"),
         },
     )
-    with caplog.at_level(logging.WARNING, "healthchain.tracking"):
-        async with AsyncExperimentTracker(pg_uri) as tracker:
-            listed = {e.id: e for e in await tracker.list_experiments()}
+    async with datestyle(pg_uri, style):
+        [[printed]] = await admin_fetch(
+            pg_uri,
+            "SELECT ARRAY['20000-01-01 00:00:00+00'::timestamptz::text, "
+            "'4000-01-01 00:00:00+00 BC'::timestamptz::text]",
+        )
+        with caplog.at_level(logging.WARNING, "healthchain.tracking"):
+            async with AsyncExperimentTracker(pg_uri) as tracker:
+                listed = {e.id: e for e in await tracker.list_experiments()}
+    far, bc = printed[0]
     got = {i: (e.start_time, e.end_time, e.heartbeat_at) for i, e in listed.items()}
     assert got[past] == (id_time(past), None, None)
-    assert got[before] == (datetime(2024, 1, 1, tzinfo=UTC), None, None)
+    assert got[before] == (datetime(2024, 1, 1, tzinfo=UTC), None, datetime.max.replace(tzinfo=UTC))
     assert got[ordinary][0] < got[ordinary][1]  # type: ignore[operator]
     assert sorted(r.getMessage() for r in caplog.records) == sorted(
         [
-            f"experiment {past}: its start_time '20000-01-01 00:00:00+00' is not a time; "
-            "shown as the time in its id",
-            f"experiment {past}: its heartbeat_at '20000-01-01 00:00:00+00' is not a time; "
-            "shown as empty",
-            f"experiment {before}: its end_time '4000-01-01 00:00:00+00 BC' is not a time; "
-            "shown as empty",
+            f"experiment {past}: its start_time '{far}' is not a time; shown as the time in its id",
+            f"experiment {past}: its heartbeat_at '{far}' is not a time; shown as empty",
+            f"experiment {before}: its end_time '{bc}' is not a time; shown as empty",
         ]
     )

@@ -12,7 +12,7 @@ from itertools import repeat
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import DateTime, Float, Text, bindparam, cast, func, literal_column, select
+from sqlalchemy import Float, bindparam, func, literal_column, select
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
@@ -20,10 +20,11 @@ from sqlalchemy.sql.sqltypes import NullType
 
 from ._codecs import from_db_time
 from ._executors import Executor
+from ._pg_times import FIRST, LAST, iso_utc
 from ._records import MetricPoint
 from ._schema import STATUS_OF, metric_points, static
 
-__all__ = ["iso_utc", "metric_history", "metric_values"]
+__all__ = ["metric_history", "metric_values"]
 
 # Read from the covering (experiment_id, key, step, timestamp, value) index in its order:
 # no table lookups and no sort. Points equal in step and timestamp come by value.
@@ -35,9 +36,6 @@ METRIC_HISTORY = static(
     )
     .order_by(metric_points.c.step, metric_points.c.timestamp)
 )
-_Time = DateTime(timezone=True)
-_FIRST = literal_column("'0001-01-01 00:00:00+00'::timestamptz", _Time)
-_LAST = literal_column("'9999-12-31 23:59:59.999999+00'::timestamptz", _Time)
 # PostgreSQL over asyncpg (``Executor.aware_times``): the points as three arrays in one
 # row, which asyncpg decodes in C (a quarter less client CPU than 10,000 rows, measured
 # with process_time), zipped into MetricPoints in C: no Python per point. Their values
@@ -57,15 +55,7 @@ _LAST = literal_column("'9999-12-31 23:59:59.999999+00'::timestamptz", _Time)
 # only from 1698 to 2242 (2**33 s either side of 1970); int8 microseconds would cost a
 # timedelta per point again.
 _ORDER = (metric_points.c.step, metric_points.c.timestamp, metric_points.c.value)
-_CLAMPED = func.least(func.greatest(metric_points.c.timestamp, _FIRST), _LAST)
-_UTC = literal_column("'UTC'", Text)
-_Z = literal_column("'Z'", Text)
-
-
-def iso_utc(time: Any) -> Any:
-    """A timestamptz as ISO text in UTC, "2024-05-01 12:00:00.5Z" in DateStyle ISO (see
-    above); NULL stays NULL, infinity reads "infinityZ"."""
-    return cast(func.timezone(_UTC, time), Text).concat(_Z)
+_CLAMPED = func.least(func.greatest(metric_points.c.timestamp, FIRST), LAST)
 
 
 _POINTS = (

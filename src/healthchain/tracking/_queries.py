@@ -34,7 +34,7 @@ from sqlalchemy.sql.sqltypes import NullType
 
 from ._executors import COMPILED_CACHE_SIZE, Executor
 from ._measures import add_measures
-from ._metric_reads import iso_utc
+from ._pg_times import iso_utc, text_in_any_datestyle
 from ._records import (
     Experiment,
     RequestRecord,
@@ -96,9 +96,10 @@ RECORD_COLUMNS = tuple(
 )
 # The same columns with timestamps read as text: asyncpg fails a whole read on one
 # PostgreSQL time outside Python's years 1-9999 (another writer's row), so such a read is
-# retried with these, and _rows reads the text it cannot parse as unreadable.
+# retried with these, and _rows reads the text it cannot parse as unreadable (only that:
+# the others' text parses in any DateStyle).
 _TIMES_AS_TEXT = tuple(
-    cast(column, Text)
+    text_in_any_datestyle(column)
     if isinstance(column, Column) and isinstance(column.type, DateTime)
     else column
     for column in RECORD_COLUMNS
