@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from helpers.pipelines import PIPELINE
 from helpers.postgres import admin_fetch as _admin
+from helpers.postgres import count_queries
 
 from healthchain.tracking import (
     AsyncExperimentTracker,
@@ -24,7 +25,6 @@ from healthchain.tracking import (
     StorageError,
     _backends,
 )
-from healthchain.tracking._executors import CoreExecutor
 from healthchain.tracking._files_dir import FilesDirOp
 from healthchain.tracking._measures import CHUNK
 from healthchain.tracking._operations import BeatOp, Op, StartOp
@@ -448,15 +448,7 @@ async def test_a_long_list_reads_metrics_and_params_with_one_query(
         ids = await asyncio.gather(*(tracker.start_experiment(f"run{i}") for i in range(count)))
         await asyncio.gather(*(tracker.log_metrics(e, {"i": i}) for i, e in enumerate(ids)))
         await asyncio.gather(*(tracker.log_params(e, {"p": i}) for i, e in enumerate(ids)))
-        queries: list[Any] = []
-        for executor in (PgExecutor, CoreExecutor):
-            query = executor.query
-
-            def counted(self: Any, stmt: Any, *args: Any, query: Any = query) -> Any:
-                queries.append(stmt)
-                return query(self, stmt, *args)
-
-            monkeypatch.setattr(executor, "query", counted)
+        queries = count_queries(monkeypatch)
         records = await tracker.list_experiments()
     assert len(queries) == 2
     assert {(r.name, r.metrics["i"], r.params["p"]) for r in records} == {

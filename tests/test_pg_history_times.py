@@ -8,6 +8,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from helpers.postgres import count_queries
 from helpers.times import MICROSECONDS, OTHER_DATESTYLES, datestyle
 from helpers.times import instants as all_instants
 
@@ -45,3 +46,18 @@ async def test_times_read_back_exact_in_any_datestyle(pg_uri: str, style: str) -
     """ISO text only in DateStyle ISO: in another, history reads the driver's times."""
     async with datestyle(pg_uri, style):
         await _history_round_trip(pg_uri)
+
+
+@pytest.mark.parametrize("style", ["ISO, MDY", *OTHER_DATESTYLES])
+async def test_history_is_one_query_in_any_datestyle(
+    pg_uri: str, style: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The form of the times is chosen from the DateStyle the driver reports, not by a
+    failed parse of ISO text followed by a second read."""
+    async with datestyle(pg_uri, style), AsyncExperimentTracker(pg_uri) as tracker:
+        run = await tracker.start_experiment("times")
+        await tracker.log_metrics(run, {"t": 1.0}, step=0)
+        queries = count_queries(monkeypatch)
+        [point] = await tracker.get_metric_history(run, "t")
+    assert len(queries) == 1
+    assert point.timestamp.tzinfo is UTC

@@ -9,7 +9,7 @@ from healthchain.tracking._schema import alembic_version, metadata
 
 from . import unavailable
 
-__all__ = ["POSTGRES_URL_ENV", "admin_fetch", "postgres_url", "reset_postgres"]
+__all__ = ["POSTGRES_URL_ENV", "admin_fetch", "count_queries", "postgres_url", "reset_postgres"]
 
 POSTGRES_URL_ENV = "HEALTHCHAIN_TEST_POSTGRES_URL"
 # Every table the schema declares (written once, in _schema), plus Alembic's own.
@@ -64,3 +64,21 @@ async def admin_fetch(url: str, *statements: str) -> list[Any]:
         return [await conn.fetch(sql) for sql in statements]
     finally:
         await conn.close()
+
+
+def count_queries(monkeypatch: Any) -> list[Any]:
+    """The statements every PostgreSQL read runs from now on, on either executor, as a
+    list that grows as they run (``monkeypatch``: the test's fixture, which undoes it)."""
+    from healthchain.tracking._executors import CoreExecutor
+    from healthchain.tracking._pg_executor import PgExecutor
+
+    queries: list[Any] = []
+    for executor in (PgExecutor, CoreExecutor):
+        query = executor.query
+
+        def counted(self: Any, stmt: Any, *args: Any, query: Any = query) -> Any:
+            queries.append(stmt)
+            return query(self, stmt, *args)
+
+        monkeypatch.setattr(executor, "query", counted)
+    return queries

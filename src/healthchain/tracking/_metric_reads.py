@@ -119,14 +119,13 @@ def metric_history(ex: Executor, experiment_id: str, key: str) -> list[MetricPoi
     """
     params = {"b_id": experiment_id, "b_key": key}
     if ex.aware_times:
-        steps, times, values = ex.query(METRIC_HISTORY_ARRAYS, params)[0]
+        iso = ex.iso_times  # else the session's DateStyle prints "12/31/2024 ...": no ISO
+        query = METRIC_HISTORY_ARRAYS if iso else METRIC_HISTORY_TIMES
+        steps, times, values = ex.query(query, params)[0]
         if not steps:
             return [] if ex.query(STATUS_OF, {"b_id": experiment_id}) else None
-        try:
+        if iso:
             times = list(map(_from_iso, times))
-        except ValueError:  # the session's DateStyle is not ISO: "12/31/2024 ..."
-            # (none at all only if the experiment was deleted since the first read)
-            steps, times, values = (a or [] for a in ex.query(METRIC_HISTORY_TIMES, params)[0])
         return list(map(_new_tuple, repeat(MetricPoint), zip(steps, times, values, strict=True)))
     rows = ex.query(METRIC_HISTORY, params)
     if not rows and not ex.query(STATUS_OF, {"b_id": experiment_id}):
