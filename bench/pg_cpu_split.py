@@ -3,8 +3,9 @@ the server's backends, per lifecycle (issue 15's row 2).
 
 ``python bench/pg_cpu_split.py --postgres URL [--n 4000] [--repeats 3]``: for each
 writer (the tracker from 64 tasks; raw asyncpg 64 per transaction writing the
-experiments rows only; raw asyncpg writing every row the tracker writes, in both forms
-of :mod:`_pg_raw_full`), on a fresh database each repeat, a warm-up, then ``n``
+experiments rows only; raw asyncpg writing every row the tracker writes, in each form
+of :mod:`_pg_raw_full`, and its ``from_json`` with the starts and the ends committed
+apart, as the tracker commits them), on a fresh database each repeat, a warm-up, then ``n``
 lifecycles timed, with the CPU seconds of this process (``time.process_time``: every
 thread) and of each server backend connected to that database (``/proc/<pid>/schedstat``,
 so the server must run on this machine), and of the WAL writer (a server-wide process:
@@ -25,7 +26,7 @@ from _harness import clock, median
 from _ours import TASKS, concurrent, open_tracker
 from _pg import fresh_database, new_prefix, server_url
 from _pg_raw import experiment_row, rows_only
-from _pg_raw_full import BATCH, FORMS, full_rows
+from _pg_raw_full import APART, BATCH, FORMS, full_rows
 
 
 def _cpu_s(pid: int) -> float:
@@ -99,7 +100,10 @@ async def raw(url: str, n: int, form: str | None) -> dict[str, float]:
 WRITERS: dict[str, Callable[[str, int], Awaitable[dict[str, float]]]] = {
     "healthchain, 64 tasks": ours,
     "raw, experiments rows only": lambda url, n: raw(url, n, None),
-    **{f"raw, every row ({form})": (lambda url, n, f=form: raw(url, n, f)) for form in FORMS},
+    **{
+        f"raw, every row ({form})": (lambda url, n, f=form: raw(url, n, f))
+        for form in [*FORMS, *APART]
+    },
 }
 
 
