@@ -10,9 +10,10 @@ statement an ``executemany``). The reads (:func:`raw_reads`) run inside ``_ours.
 data`` on the database the tracker has just filled: the tag join's rows only, and one
 experiment row by its key.
 
-Only the ``experiments`` row is written per lifecycle (no ``experiment_tags`` rows):
-the physical floor of two statements per lifecycle, not a full copy of the tracker's
-work.
+The first batched figure writes only the ``experiments`` row per lifecycle (no
+``experiment_tags`` rows): the physical floor of two statements per lifecycle, not a
+full copy of the tracker's work. The second (:mod:`_pg_raw_full`) writes every row the
+tracker writes, 4 tag rows and 3 component rows beside each experiments row.
 """
 
 from __future__ import annotations
@@ -23,13 +24,15 @@ import json
 import os
 import socket
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 from _child import emit, parse_args
 from _data import PROJECT, point_value, spec
 from _harness import clock, median
+from _pg_raw_full import FORMS, full_rows
 
-__all__ = ["raw_metric_points", "raw_reads"]
+__all__ = ["experiment_row", "raw_metric_points", "raw_reads", "rows_only"]
 
 INSERT = (
     "INSERT INTO experiments (id, name, project, start_time, status, tags, pipeline_config, "
@@ -42,6 +45,9 @@ TAG_JOIN = (
     "WHERE t.key = $1 AND t.value = $2"
 )
 BY_KEY = "SELECT * FROM experiments WHERE id = $1"
+CHILDREN = (
+    "SELECT (SELECT count(*) FROM experiment_tags), (SELECT count(*) FROM pipeline_components)"
+)
 BATCH = 64
 
 
@@ -49,7 +55,7 @@ def _pg(url: str) -> str:
     return url.replace("postgresql+asyncpg://", "postgresql://")
 
 
-def _row(i: int) -> tuple[Any, ...]:
+def experiment_row(i: int) -> tuple[Any, ...]:
     s = spec(i)
     components = [[c["name"], c["type"], c["stage"]] for c in s["components"]]
     return (
@@ -91,6 +97,19 @@ async def raw_reads(url: str, picks: list[str], reps: int, expected: int) -> dic
             "raw_by_key_us": by_key_us}  # fmt: skip
 
 
+async def rows_only(conn: Any, counter: Iterator[int], batches: int) -> float:
+    """Lifecycles per second, 64 per transaction, each statement an ``executemany``:
+    the ``experiments`` rows only."""
+    t0 = clock()
+    for _ in range(batches):
+        rows = [experiment_row(next(counter)) for _ in range(BATCH)]
+        async with conn.transaction():
+            await conn.executemany(INSERT, rows)
+            now = dt.datetime.now(dt.UTC)
+            await conn.executemany(UPDATE, [(r[0], now) for r in rows])
+    return batches * BATCH / (clock() - t0)
+
+
 async def raw_writes(opts: dict[str, Any]) -> dict[str, Any]:
     """Lifecycles per second through asyncpg: sequential autocommit, and 64 per transaction."""
     import asyncpg
@@ -106,35 +125,40 @@ async def raw_writes(opts: dict[str, Any]) -> dict[str, Any]:
     async def one_by_one(count: int) -> float:
         t0 = clock()
         for _ in range(count):
-            row = _row(next(counter))
+            row = experiment_row(next(counter))
             await conn.execute(INSERT, *row)
             await conn.execute(UPDATE, row[0], dt.datetime.now(dt.UTC))
         return count / (clock() - t0)
 
-    async def per_transaction(count: int) -> float:
-        t0 = clock()
-        for _ in range(count):
-            rows = [_row(next(counter)) for _ in range(BATCH)]
-            async with conn.transaction():
-                await conn.executemany(INSERT, rows)
-                now = dt.datetime.now(dt.UTC)
-                await conn.executemany(UPDATE, [(r[0], now) for r in rows])
-        return count * BATCH / (clock() - t0)
-
+    full: dict[str, list[float]] = {form: [] for form in FORMS}
     try:
         await one_by_one(50)
         seq = [await one_by_one(n) for _ in range(blocks)]
-        await per_transaction(4)
-        batched = [await per_transaction(batches) for _ in range(blocks)]
+        await rows_only(conn, counter, 4)
+        batched = [await rows_only(conn, counter, batches) for _ in range(blocks)]
+        for form in FORMS:
+            await full_rows(conn, counter, experiment_row, form, 4)
+        for _ in range(blocks):  # blocks of the two forms alternating
+            for form, rates in full.items():
+                rates.append(await full_rows(conn, counter, experiment_row, form, batches))
         written = await conn.fetchval("SELECT count(*) FROM experiments WHERE status = 'COMPLETED'")
+        children = tuple(await conn.fetchrow(CHILDREN))
     finally:
         await conn.close()
     assert written == next(counter), (written, "lifecycles written")
+    with_rows = BATCH * len(FORMS) * (4 + blocks * batches)
+    assert children == (4 * with_rows, 3 * with_rows), (children, "tag, component rows")
+    full_rate = {form: median(rates) for form, rates in full.items()}
+    fastest = max(full_rate, key=full_rate.__getitem__)
     return {
         "raw_seq_rates": seq,
         "raw_seq_rate": median(seq),
         "raw_batch_rates": batched,
         "raw_batch_rate": median(batched),
+        "raw_full_rates": full,
+        "raw_full_by_form": full_rate,
+        "raw_full_form": fastest,
+        "raw_full_rate": full_rate[fastest],
     }
 
 
