@@ -1,5 +1,6 @@
 """Where the CPU of a 64-task lifecycle goes on PostgreSQL: the client process against
-the server's backends, per lifecycle (issue 15's row 2).
+the server's backends, per lifecycle (issue 15's row 2); with ``--metrics``, per metric
+point of 10-key ``log_metrics`` calls from 64 tasks (bench_metrics.py's batch row).
 
 ``python bench/pg_cpu_split.py --postgres URL [--n 4000] [--repeats 3]``: for each
 writer (the tracker from 64 tasks; raw asyncpg 64 per transaction writing the
@@ -11,6 +12,10 @@ thread) and of each server backend connected to that database (``/proc/<pid>/sch
 so the server must run on this machine), and of the WAL writer (a server-wide process:
 other clients' work counts there too). Prints medians of the
 repeats. The machine's other load slows the wall rates, not the CPU seconds.
+
+``--metrics``: the tracker's 10-key ``log_metrics`` from 64 tasks (its points and their
+latest values), against raw asyncpg writing 1,000 points per transaction into
+``metric_points`` alone, by ``executemany`` and by binary COPY; ``n`` is points.
 """
 
 from __future__ import annotations
@@ -19,9 +24,10 @@ import argparse
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from itertools import islice
 from typing import Any
 
-from _data import spec
+from _data import METRIC_KEYS, point_value, spec
 from _harness import clock, median
 from _ours import TASKS, concurrent, open_tracker
 from _pg import fresh_database, new_prefix, server_url
@@ -97,6 +103,69 @@ async def raw(url: str, n: int, form: str | None) -> dict[str, float]:
         await conn.close()
 
 
+async def ours_metrics(url: str, n: int) -> dict[str, float]:
+    async with open_tracker(url) as tracker:
+        run_id = await tracker.start_experiment(**spec(0))
+        steps = iter(range(10**9))
+
+        async def log(points: int) -> None:
+            calls = iter(range(points // len(METRIC_KEYS)))
+
+            async def worker() -> None:
+                for _ in calls:
+                    values = dict.fromkeys(METRIC_KEYS, point_value(next(steps)))
+                    await tracker.log_metrics(run_id, values)
+
+            async with asyncio.TaskGroup() as tg:
+                for _ in range(TASKS):
+                    tg.create_task(worker())
+
+        await log(4 * TASKS * len(METRIC_KEYS))
+        return await _measured(url, n, log)
+
+
+_POINT_COLUMNS = ("experiment_id", "key", "step", "timestamp", "value")
+_INSERT_POINT = (
+    "INSERT INTO metric_points (experiment_id, key, step, timestamp, value) "
+    "VALUES ($1, $2, $3, $4, $5)"
+)
+
+
+async def raw_metrics(url: str, n: int, copy: bool) -> dict[str, float]:
+    import datetime as dt
+
+    import asyncpg
+
+    async with open_tracker(url) as tracker:
+        run_id = await tracker.start_experiment(**spec(0))
+    conn = await asyncpg.connect(url)
+    steps = iter(range(10**9))
+
+    async def write(points: int) -> None:
+        for _ in range(points // 1000):
+            now = dt.datetime.now(dt.UTC)
+            rows = [(run_id, "loss", k, now, point_value(k)) for k in islice(steps, 1000)]
+            async with conn.transaction():
+                if copy:
+                    await conn.copy_records_to_table(
+                        "metric_points", records=rows, columns=_POINT_COLUMNS
+                    )
+                else:
+                    await conn.executemany(_INSERT_POINT, rows)
+
+    try:
+        await write(4000)
+        return await _measured(url, n, write)
+    finally:
+        await conn.close()
+
+
+METRIC_WRITERS: dict[str, Callable[[str, int], Awaitable[dict[str, float]]]] = {
+    "healthchain, 10-key log_metrics from 64 tasks": ours_metrics,
+    "raw, 1,000 points per executemany": lambda url, n: raw_metrics(url, n, copy=False),
+    "raw, 1,000 points per COPY": lambda url, n: raw_metrics(url, n, copy=True),
+}
+
 WRITERS: dict[str, Callable[[str, int], Awaitable[dict[str, float]]]] = {
     "healthchain, 64 tasks": ours,
     "raw, experiments rows only": lambda url, n: raw(url, n, None),
@@ -110,22 +179,26 @@ WRITERS: dict[str, Callable[[str, int], Awaitable[dict[str, float]]]] = {
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--postgres", default=None, help="server URL (or the bench variable)")
-    parser.add_argument("--n", type=int, default=4000, help="lifecycles measured per run")
+    parser.add_argument("--n", type=int, default=None, help="lifecycles (points) per run")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--metrics", action="store_true", help="metric points, not lifecycles")
     args = parser.parse_args()
+    writers, unit = (METRIC_WRITERS, "point") if args.metrics else (WRITERS, "lifecycle")
+    n = args.n or (40_000 if args.metrics else 4000)
     server = server_url(args.postgres)
     if server is None:
         raise SystemExit("give --postgres URL or set HEALTHCHAIN_BENCH_POSTGRES_URL")
     spec(0)  # the data module loaded before anything is timed
     prefix = new_prefix()
-    results: dict[str, list[dict[str, float]]] = {name: [] for name in WRITERS}
+    print(f"PostgreSQL: databases {prefix}* on the server, dropped after", flush=True)
+    results: dict[str, list[dict[str, float]]] = {name: [] for name in writers}
     for _ in range(args.repeats):
-        for name, writer in WRITERS.items():
+        for name, writer in writers.items():
             with fresh_database(server, prefix, "cpu_split") as url:
-                results[name].append(asyncio.run(writer(url, args.n)))
-    print(f"medians of {args.repeats} runs of {args.n:,} lifecycles; CPU µs per lifecycle")
+                results[name].append(asyncio.run(writer(url, n)))
+    print(f"medians of {args.repeats} runs of {n:,} {unit}s; CPU µs per {unit}")
     print(
-        "| writer | lifecycles/s | client | server backends (how many) | WAL writer "
+        f"| writer | {unit}s/s | client | server backends (how many) | WAL writer "
         "| 1 / (client + server) | 2 CPUs / all |"
     )
     print("|---|---|---|---|---|---|---|")

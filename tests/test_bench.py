@@ -188,6 +188,38 @@ def test_the_postgresql_run_measures_every_row_and_leaves_no_database(tmp_path: 
     assert not asyncio.run(_databases(server, prefix.group(1))), "the run left databases"
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("what", ["lifecycles", "metrics"])
+def test_the_cpu_split_measures_every_writer_and_leaves_no_database(what: str) -> None:
+    server = postgres_url()
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(BENCH / "pg_cpu_split.py"),
+            *("--postgres", server, "--repeats", "1"),
+            *(("--metrics", "--n", "2000") if what == "metrics" else ("--n", "256")),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    unit = "point" if what == "metrics" else "lifecycle"
+    assert f"CPU µs per {unit}" in done.stdout, done.stdout
+    rows = re.findall(
+        r"^\| (healthchain|raw)[^|]*\| ([\d,]+) \| ([\d.]+) \| ([\d.]+) ", done.stdout, re.M
+    )
+    assert len(rows) == (3 if what == "metrics" else 6), done.stdout
+    # every writer measured: a rate, and CPU on both sides of the connection
+    assert all(
+        int(rate.replace(",", "")) > 0 and float(client) > 0 and float(server_us) > 0
+        for _, rate, client, server_us in rows
+    ), done.stdout
+    prefix = re.search(r"databases (hcbench_[0-9a-f]{12}_)\*", done.stdout)
+    assert prefix, done.stdout[-3000:]
+    assert not asyncio.run(_databases(server, prefix.group(1))), "the run left databases"
+
+
 async def _databases(server: str, prefix: str) -> list[str]:
     import asyncpg
 
