@@ -104,19 +104,12 @@ def test_a_generated_results_file_carries_the_machine_and_the_date(
 @pytest.mark.slow
 def test_the_compare_bench_measures_a_downsampled_page(tmp_path: Path) -> None:
     out = tmp_path / "compare.md"
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(BENCH / "bench_compare.py"),
-            "--quick",
-            *("--runs", "3", "--points", "2500", "--keys", "2", "--repeat", "1"),
-            *("--out", str(out)),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
+    _bench(
+        "bench_compare.py",
+        "--quick",
+        *("--runs", "3", "--points", "2500", "--keys", "2", "--repeat", "1"),
+        *("--out", str(out)),
     )
-    assert done.returncode == 0, done.stderr
     row = re.search(
         r"^\| 3 \| 2,500 \| 6 \| ([\d.]+) \| [\d.]+ \| ([\d.]+) \|", out.read_text("utf-8"), re.M
     )
@@ -155,18 +148,11 @@ def test_the_postgresql_run_measures_every_row_and_leaves_no_database(tmp_path: 
     server = postgres_url()
     out = tmp_path / "results.md"
     out.write_text("# the SQLite part, kept as it was\n", encoding="utf-8")
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(BENCH / "run.py"),
-            *("--smoke", "--only", "postgres", "--no-mlflow"),
-            *("--postgres", server, "--out", str(out)),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
+    done = _bench(
+        "run.py",
+        *("--smoke", "--only", "postgres", "--no-mlflow"),
+        *("--postgres", server, "--out", str(out)),
     )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     text = out.read_text(encoding="utf-8")
     head, marker, section = text.partition("<!-- PostgreSQL section")
     assert head.startswith("# the SQLite part, kept as it was") and marker, text[:500]
@@ -192,18 +178,11 @@ def test_the_postgresql_run_measures_every_row_and_leaves_no_database(tmp_path: 
 @pytest.mark.parametrize("what", ["lifecycles", "metrics"])
 def test_the_cpu_split_measures_every_writer_and_leaves_no_database(what: str) -> None:
     server = postgres_url()
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(BENCH / "pg_cpu_split.py"),
-            *("--postgres", server, "--repeats", "1"),
-            *(("--metrics", "--n", "2000") if what == "metrics" else ("--n", "256")),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
+    done = _bench(
+        "pg_cpu_split.py",
+        *("--postgres", server, "--repeats", "1"),
+        *(("--metrics", "--n", "2000") if what == "metrics" else ("--n", "256")),
     )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     unit = "point" if what == "metrics" else "lifecycle"
     assert f"CPU µs per {unit}" in done.stdout, done.stdout
     rows = re.findall(
@@ -231,3 +210,15 @@ async def _databases(server: str, prefix: str) -> list[str]:
     finally:
         await conn.close()
     return [r["datname"] for r in rows]
+
+
+def _bench(script: str, *options: str) -> subprocess.CompletedProcess[str]:
+    """``bench/script`` run with ``options``; it must succeed (its output is returned)."""
+    done = subprocess.run(
+        [sys.executable, str(BENCH / script), *options],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done
