@@ -26,7 +26,7 @@ from healthchain.tracking import (
     _backends,
 )
 from healthchain.tracking._files_dir import FilesDirOp
-from healthchain.tracking._measures import CHUNK
+from healthchain.tracking._measures import _BOTH_BY_ID_ARRAY, _BOTH_BY_ID_TEXT, CHUNK
 from healthchain.tracking._operations import BeatOp, Op, StartOp
 from healthchain.tracking._pg_executor import PgExecutor
 from healthchain.tracking._schema import INSERT_TAG
@@ -494,3 +494,39 @@ def test_history_arrays_are_ordered_in_the_aggregate_from_postgresql_16(
         aggregates = sql.count("array_agg(")
         in_order = sql.count("ORDER BY points.step, points.timestamp, points.value)")
         assert aggregates in (2, 3) and in_order == (aggregates if ordered else 0)
+
+
+@pytest.mark.parametrize("odd", ["holds\x1fthe separator", ""])
+async def test_ids_go_as_one_text_unless_one_holds_the_separator(
+    pg_uri: str, odd: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A list's ids are sent as one text split on the server; an id another writer left
+    holding U+001F (or a lone empty id, which would split into none) sends them as an
+    array: every record gets its own metrics and params either way."""
+    async with AsyncExperimentTracker(pg_uri) as tracker:
+        ours = await tracker.start_experiment("ours")
+        await tracker.log_metrics(ours, {"acc": 0.5})
+        await tracker.log_params(ours, {"lr": 0.1})
+        queries = count_queries(monkeypatch)
+        [plain] = await tracker.list_experiments()
+        await _admin(
+            pg_uri,
+            "INSERT INTO experiments (id, name, project, start_time, status, tags, "
+            f"heartbeat_interval) VALUES ('{odd}', 'theirs', 'default', now(), "
+            "'COMPLETED', '{}', 10)",
+            "INSERT INTO latest_metrics (experiment_id, key, step, timestamp, value) "
+            f"VALUES ('{odd}', 'acc', 0, now(), 0.25)",
+            f"INSERT INTO params (experiment_id, key, value) VALUES ('{odd}', 'lr', '0.2')",
+        )
+        listed = {e.id: e for e in await tracker.list_experiments()}
+        one = await tracker.list_experiments(filters={"name": "theirs"})
+    assert (plain.metrics, plain.params) == ({"acc": 0.5}, {"lr": 0.1})
+    assert {i: (e.metrics, e.params) for i, e in listed.items()} == {
+        ours: ({"acc": 0.5}, {"lr": 0.1}),
+        odd: ({"acc": 0.25}, {"lr": 0.2}),
+    }
+    assert [(e.id, e.metrics) for e in one] == [(odd, {"acc": 0.25})]
+    assert queries[1] is _BOTH_BY_ID_TEXT
+    # an empty id beside others splits as itself; alone, it would split into none
+    assert queries[3] is (_BOTH_BY_ID_ARRAY if odd else _BOTH_BY_ID_TEXT)
+    assert queries[5] is _BOTH_BY_ID_ARRAY
