@@ -466,3 +466,21 @@ def test_command_line_exports_metrics_and_params(storage_uri: str) -> None:
     cells = dict(zip(header, row, strict=True))
     assert json.loads(cells["metrics"]) == {"acc": 0.5, "loss": "NaN"}
     assert json.loads(cells["params"]) == {"model": "t5"}
+
+
+async def test_each_listed_record_holds_its_keys_in_order(any_storage_uri: str) -> None:
+    """Keys logged out of order, interleaved across runs: each record of a list still
+    holds its metrics and params by key."""
+    keys = ["zeta", "alpha", "mu", "beta", "omega", "kappa"]
+    async with AsyncExperimentTracker(any_storage_uri) as tracker:
+        runs = [await tracker.start_experiment(f"run{i}") for i in range(4)]
+        for i, run in enumerate(runs):
+            mine = keys[i:] + keys[:i]  # a different first key for each run
+            for key in mine:
+                await tracker.log_metric(run, key, float(i))
+            await tracker.log_params(run, dict.fromkeys(reversed(mine), i))
+        listed = await tracker.list_experiments()
+    assert len(listed) == 4
+    for record in listed:
+        assert list(record.metrics) == sorted(keys)
+        assert list(record.params) == sorted(keys)
