@@ -227,7 +227,8 @@ async def test_a_client_that_disconnected_gets_no_error_logged(
     app = create_cds_app([make_service()])
     sent = await raw_request(app, "POST", b"/cds-services/echo", disconnected=True)
     assert sent[0]["status"] == 499
-    assert caplog.records == []
+    # (asyncio's own debug warnings about a slow step, on a loaded machine, aside)
+    assert [r for r in caplog.records if r.name != "asyncio"] == []
 
 
 @pytest.mark.anyio
