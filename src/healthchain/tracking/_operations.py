@@ -109,7 +109,7 @@ class Op:
         """The statements and rows that apply ``ops`` (all of this class), when that is
         all :meth:`apply_all` does, each result is None, and every row given must be
         written (an UPDATE changing one row per row; a param found stored as given
-        counts as written, see :data:`._pg_statements.NEW_OR_SAME`): a batch of such
+        counts as written, see :data:`._pg_checked.NEW_OR_SAME`): a batch of such
         operations may be one statement (:func:`._pg_statements.batch_statement`). None
         otherwise."""
         return None

@@ -8,7 +8,7 @@ for the engine's own dialect (asyncpg's ``$1`` parameters), bound positionally, 
 on the PEP 249 connection SQLAlchemy hands out (``Connection.connection.dbapi_connection``,
 public API): a statement for many rows is one ``executemany`` (asyncpg sends all rows
 in one round trip), a counted update of many rows is one statement over ``unnest``ed
-arrays (:data:`._pg_statements.COUNTED_MANY`), and prepared statements are the adapter's own per
+arrays (:data:`._pg_checked.COUNTED_MANY`), and prepared statements are the adapter's own per
 connection cache, keyed by SQL text that no longer changes between calls.
 
 A whole batch of operations that say their statements (experiment starts and ends,
@@ -37,8 +37,9 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import Executable
 
 from ._executors import CompiledCache, prints_iso
+from ._pg_checked import COUNTED_MANY
 from ._pg_copy import Copier
-from ._pg_statements import COUNTED_MANY, Part, Statement, compiled, sql_and_arrays
+from ._pg_statements import PACKED, Part, Statement, compiled, sql_and_arrays
 
 __all__ = ["PgExecutor", "usable"]
 
@@ -136,12 +137,17 @@ class PgExecutor:
 
     def _insert_all(self, parts: Sequence[tuple[Executable, Sequence[dict[str, Any]]]]) -> None:
         """Every part in one statement: each INSERT's rows as arrays, one per column,
-        ``unnest``ed, the INSERTs but the last in a ``WITH`` (one statement: atomic
-        alone, and foreign keys are checked at its end, so an experiment's tags may come
-        with it). A part whose INSERT has no such form runs on its own first."""
+        ``unnest``ed (metric points as texts: :mod:`._pg_packed`), the INSERTs but the
+        last in a ``WITH`` (one statement: atomic alone, and foreign keys are checked at
+        its end, so an experiment's tags may come with it). A part whose INSERT has no
+        such form runs on its own first."""
         ready: list[Part] = []
         for stmt, rows in parts:
             if rows:
+                packed = PACKED.get(stmt)
+                if packed is not None:
+                    ready.append((stmt, packed, packed.pick, rows))
+                    continue
                 entry = self._compiled(stmt)
                 if entry.unnest is None:
                     self.run(stmt, rows)

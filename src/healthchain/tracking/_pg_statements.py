@@ -3,10 +3,11 @@
 Each Core statement is compiled once for the engine's dialect (asyncpg's ``$n``
 parameters) and bound positionally (:class:`Statement`). An INSERT of many rows becomes
 one INSERT from ``unnest``ed arrays, one per column; a counted update of many rows one
-``UPDATE .. FROM unnest`` (:data:`COUNTED_MANY`); rows that may be stored already with
-the same value one checked ``INSERT .. ON CONFLICT DO NOTHING`` (:data:`NEW_OR_SAME`,
-params); a start's tag and component rows drawn from its experiments row's JSON
-(:data:`FROM_START`); and a whole batch of them one statement (:func:`batch_statement`,
+``UPDATE .. FROM unnest`` (:data:`._pg_checked.COUNTED_MANY`); rows that may be stored
+already with the same value one checked ``INSERT .. ON CONFLICT DO NOTHING``
+(:data:`._pg_checked.NEW_OR_SAME`, params); a start's tag and component rows drawn from its
+experiments row's JSON (:data:`FROM_START`); metric points as texts the server parses
+(:data:`PACKED`); and a whole batch of them one statement (:func:`batch_statement`,
 :func:`sql_and_arrays`), with all but the last in a ``WITH``. One row each is bound as
 plain values: asyncpg encodes one-element arrays at twice the client's cost per
 statement. :mod:`._pg_executor` runs them.
@@ -18,28 +19,19 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any, cast
 
-from sqlalchemy.dialects.postgresql.base import PGDialect
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql import ClauseElement, Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from ._executors import CompiledCache, picker
+from ._pg_checked import COUNTED_MANY, NEW_OR_SAME, PG, Update
 from ._pg_from_json import FromStart
-from ._schema import (
-    COMPONENTS_OF_START,
-    END,
-    FILES_DIR,
-    INSERT_EXPERIMENT,
-    INSERT_PARAM,
-    TAGS_OF_START,
-    experiments,
-    params,
-)
+from ._pg_packed import Packed
+from ._schema import COMPONENTS_OF_START, INSERT_EXPERIMENT, INSERT_METRIC_POINT, TAGS_OF_START
 
 __all__ = [
-    "COUNTED_MANY",
     "FROM_START",
-    "NEW_OR_SAME",
+    "PACKED",
     "WRITE_ALL_SHAPES",
     "Part",
     "Statement",
@@ -47,93 +39,6 @@ __all__ = [
     "compiled",
     "sql_and_arrays",
 ]
-
-
-class _Update:
-    """A counted ``UPDATE .. FROM unnest(arrays)``: one statement for any number of rows,
-    whose row count is exact (a row named twice is updated once, so the count falls
-    short and the batch is replayed one by one, as with a statement per row)."""
-
-    __slots__ = ("_assignments", "_columns", "_table", "_types", "_where", "pick", "sql", "width")
-
-    def __init__(self, table: Any, sets: dict[str, str], where: str) -> None:
-        self._table, self._where = table.name, where
-        self._columns = ["id", *sets]
-        self._types = [table.c[c].type.compile(dialect=_PG) for c in self._columns]
-        self._assignments = ", ".join(f"{c} = v.{c}" for c in sets)
-        self.pick = picker(["b_id", *sets.values()])
-        """A row mapping to its values, one per array, in parameter order."""
-        self.width = len(self._columns)
-        self.sql = self.render()
-
-    def render(self, first: int = 1, returning: str = "") -> str:
-        """The statement with its arrays numbered from ``$first``."""
-        arrays = ", ".join(f"${n}::{t}[]" for n, t in enumerate(self._types, first))
-        return (
-            f"UPDATE {self._table} SET {self._assignments} "
-            f"FROM unnest({arrays}) AS v({', '.join(self._columns)}) "
-            f"WHERE {self._table}.id = v.id AND {self._where}{returning}"
-        )
-
-    def count_check(self, name: str, first: int) -> str:
-        """True when the update ``name`` (a WITH query returning its rows) changed one
-        row per id bound (array ``$first``)."""
-        return f"(SELECT count(*) FROM {name}) = cardinality(${first}::{self._types[0]}[])"
-
-
-class _NewOrSame(_Update):
-    """An ``INSERT .. FROM unnest(arrays) ON CONFLICT DO NOTHING`` of rows keyed by the
-    table's primary key, each of which must be new or stored already with the same
-    value: its check fails the statement (nothing written) unless every row given was
-    inserted or found stored as given. A row named twice, or stored with another value,
-    falls short, and the batch is replayed one by one, which says what is wrong."""
-
-    __slots__ = ("_keys", "_value")
-
-    def __init__(self, table: Any, value: str) -> None:
-        self._keys = [c.name for c in table.primary_key.columns]
-        self._value = value
-        self._table, self._columns = table.name, [*self._keys, value]
-        self._types = [table.c[c].type.compile(dialect=_PG) for c in self._columns]
-        self.pick = picker(self._columns)
-        self.width = len(self._columns)
-        self.sql = self.render()
-
-    def _unnest(self, first: int) -> str:
-        arrays = ", ".join(f"${n}::{t}[]" for n, t in enumerate(self._types, first))
-        return f"unnest({arrays}) AS v({', '.join(self._columns)})"
-
-    def render(self, first: int = 1, returning: str = "") -> str:
-        return (
-            f"INSERT INTO {self._table} ({', '.join(self._columns)}) SELECT * FROM "
-            f"{self._unnest(first)} ON CONFLICT ({', '.join(self._keys)}) DO NOTHING{returning}"
-        )
-
-    def count_check(self, name: str, first: int) -> str:
-        # The statement's snapshot does not see the rows it inserts: none counted twice.
-        same = " AND ".join(f"t.{c} = v.{c}" for c in self._columns)
-        stored = f"(SELECT count(*) FROM {self._table} t, {self._unnest(first)} WHERE {same})"
-        return (
-            f"(SELECT count(*) FROM {name}) + {stored} = cardinality(${first}::{self._types[0]}[])"
-        )
-
-
-_PG = PGDialect()  # type: ignore[no-untyped-call]  # for type names only
-
-COUNTED_MANY: dict[Executable, _Update] = {
-    END: _Update(
-        experiments,
-        {"status": "b_status", "end_time": "b_end", "error": "b_error"},
-        "experiments.status = 'RUNNING'",
-    ),
-    FILES_DIR: _Update(experiments, {"files_dir": "b_files_dir"}, "TRUE"),
-}
-"""Counted updates hot enough for a statement of their own over many rows (and a place
-in :func:`batch_statement`). Others run once per row."""
-
-NEW_OR_SAME: dict[Executable, _NewOrSame] = {INSERT_PARAM: _NewOrSame(params, "value")}
-"""INSERTs whose rows may be stored already, with the same value, in
-:func:`batch_statement`: a param logged again with its value is a no-op."""
 
 
 class Statement:
@@ -187,7 +92,7 @@ def _unnest_insert(compiled: SQLCompiler, names: list[str]) -> _Insert | None:
         number, _, type_name = param.partition("::")
         if number != f"${n}":
             return None
-        types.append(type_name or compiled.binds[name].type.compile(dialect=_PG))
+        types.append(type_name or compiled.binds[name].type.compile(dialect=PG))
     if len(types) != len(names):
         return None
     return sql[: found.start()], types, sql[found.end() :]
@@ -229,7 +134,10 @@ FROM_START: dict[Executable, FromStart] = {
 """Rows a batch of starts builds on the server from its experiments rows' JSON (see
 :mod:`._pg_from_json`), in :func:`batch_statement` after that INSERT."""
 
-_Form = _Insert | _Update | FromStart
+PACKED: dict[Executable, Packed] = {INSERT_METRIC_POINT: Packed("metric_points")}
+"""INSERTs whose many rows go as texts the server parses (:mod:`._pg_packed`)."""
+
+_Form = _Insert | Update | FromStart | Packed
 Part = tuple[Executable, _Form, Callable[[Any], tuple[Any, ...]], Sequence[Any]]
 """A statement, its one-statement form, how a row picks its values, and its rows."""
 
@@ -258,7 +166,7 @@ def batch_statement(
     """Every part as one statement, its parameters, and the row count its status must
     show (None: any); None when a part has no such form. INSERTs as
     :meth:`._pg_executor.PgExecutor.write_all` writes them and the counted updates of
-    :data:`COUNTED_MANY`, each in a ``WITH``, the statement ending with a check that
+    :data:`._pg_checked.COUNTED_MANY`, each in a ``WITH``, the statement ending with a check that
     each update changed one row per row given, which fails the whole statement (nothing
     of it written) when one falls short. One update of one row alone is its plain
     statement, which writes nothing when its count (0) falls short. Nothing is run
@@ -267,7 +175,12 @@ def batch_statement(
     for stmt, rows in parts:
         if not rows:
             continue
-        form = COUNTED_MANY.get(stmt) or NEW_OR_SAME.get(stmt) or FROM_START.get(stmt)
+        form = (
+            COUNTED_MANY.get(stmt)
+            or NEW_OR_SAME.get(stmt)
+            or FROM_START.get(stmt)
+            or PACKED.get(stmt)
+        )
         if form is not None:
             ready.append((stmt, form, form.pick, rows))
             continue
@@ -277,7 +190,7 @@ def batch_statement(
         ready.append((stmt, entry.unnest, entry.pick, rows))
     if not ready:
         return None
-    if len(ready) == 1 and len(ready[0][3]) == 1 and type(ready[0][1]) is _Update:
+    if len(ready) == 1 and len(ready[0][3]) == 1 and type(ready[0][1]) is Update:
         stmt, _, _, (row,) = ready[0]
         entry = compiled(cache, stmt, dialect)
         return entry.sql, list(entry.pick(row)), 1
@@ -290,22 +203,24 @@ def sql_and_arrays(shapes: dict[Any, str], ready: list[Part]) -> tuple[str, list
     column of :data:`WRITER_CONSTANTS` holding one value throughout a many-row INSERT is
     bound once as that value: asyncpg checks each array element against collections.abc
     ABCs (a Python-level ``__instancecheck__``), some 2,000 instructions an element."""
-    one_row = all(len(rows) == 1 and not isinstance(form, _Update) for _, form, _, rows in ready)
+    one_row = all(len(rows) == 1 and not isinstance(form, Update) for _, form, _, rows in ready)
+    params: list[Any]
     if one_row:
         key: tuple[Any, ...] = (one_row, *(stmt for stmt, _, _, _ in ready))
         params = [value for _, _, pick, (row,) in ready for value in pick(row)]
     else:
-        columns = [list(zip(*map(pick, rows), strict=True)) for _, _, pick, rows in ready]
-        same = [
-            _constant(part, WRITER_CONSTANTS.get(stmt, ()))
-            for (stmt, _, _, _), part in zip(ready, columns, strict=True)
-        ]
+        params = []
+        same: list[tuple[int, ...]] = []
+        for stmt, form, pick, rows in ready:
+            if isinstance(form, Packed):
+                params += form.values(rows)
+                same.append(_PACKED_SHAPE)  # not the same SQL as this INSERT from arrays
+                continue
+            part = list(zip(*map(pick, rows), strict=True))
+            kept = _constant(part, WRITER_CONSTANTS.get(stmt, ()))
+            same.append(kept)
+            params += [values[0] if j in kept else list(values) for j, values in enumerate(part)]
         key = (one_row, *(stmt for stmt, _, _, _ in ready), *same)
-        params = [
-            values[0] if j in kept else list(values)
-            for part, kept in zip(columns, same, strict=True)
-            for j, values in enumerate(part)
-        ]
     sql = shapes.get(key)
     if sql is None:
         forms = [(stmt, form) for stmt, form, _, _ in ready]
@@ -314,6 +229,9 @@ def sql_and_arrays(shapes: dict[Any, str], ready: list[Part]) -> tuple[str, list
             del shapes[next(iter(shapes))]
         shapes[key] = sql
     return sql, params
+
+
+_PACKED_SHAPE = (-1,)
 
 
 def _constant(columns: list[tuple[Any, ...]], candidates: tuple[int, ...]) -> tuple[int, ...]:
@@ -348,7 +266,11 @@ def _one_statement_sql(
         if isinstance(form, FromStart):
             parts.append(form.render(*bound[form.source], one_row=one_row))
             continue
-        if isinstance(form, _Update):
+        if isinstance(form, Packed):
+            parts.append(form.render(n, one_row=one_row))
+            n += form.width(one_row=one_row)
+            continue
+        if isinstance(form, Update):
             parts.append(form.render(n, returning=" RETURNING 1"))
             checks.append(form.count_check(f"w{i}", n))
             n += form.width

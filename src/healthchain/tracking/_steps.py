@@ -98,8 +98,14 @@ class StepCounters:
         steps: list[int | None] = []
         waiting: list[Waiting] = []
         full: str | None = None
+        counters = self._counters
         for key in keys:
-            counter = self._counter((experiment_id, key))
+            pair = (experiment_id, key)
+            counter = counters.get(pair)  # _counter's common case inline
+            if counter is None:
+                counter = self._counter(pair)
+            else:
+                counters.move_to_end(pair)
             last = counter.last
             if last is None and counter.queued is None and experiment_id in self._fresh:
                 last = -1  # a new key of an experiment with no points stored

@@ -3,7 +3,7 @@
 Each is one row of a counted UPDATE: a group of them must change one row per op, else
 it is a :class:`._operations.Conflict` and each is applied alone; alone, one that
 changes no row says why. Their statements are listed in
-:data:`._pg_statements.COUNTED_MANY`, so on PostgreSQL a group is one statement.
+:data:`._pg_checked.COUNTED_MANY`, so on PostgreSQL a group is one statement.
 """
 
 from __future__ import annotations
