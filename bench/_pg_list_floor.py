@@ -57,4 +57,5 @@ async def floor_list(
             assert len(records) == expected, (len(records), expected)
     finally:
         await conn.close()
-    return {**watch.summary(), "matches": len(records)}
+    first = [record.name for record in records[:20]]
+    return {**watch.summary(), "matches": len(records), "first": first}
