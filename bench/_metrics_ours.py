@@ -7,7 +7,8 @@ training loop does. Scenarios: ``sequential`` (awaited ``log_metric`` one after 
 of ``METRIC_KEYS`` from 64 tasks), ``lag`` (a 1 ms sleeper while 64 tasks log flat out),
 ``history`` (``get_metric_history`` of a key with N points, on a freshly opened tracker),
 ``search`` (``list_experiments`` filtering on ``acc`` and ordering by ``p95_ms`` over N
-experiments) and ``sqlite`` (the physical reference: plain ``sqlite3`` inserting 1,000-row
+experiments; ``search_floor``, its floor on PostgreSQL: ``_pg_list_floor``) and
+``sqlite`` (the physical reference: plain ``sqlite3`` inserting 1,000-row
 batches into the tracker's own ``metric_points`` table, with the tracker's pragmas).
 """
 
@@ -140,8 +141,9 @@ async def history(opts: dict[str, Any], workdir: str) -> dict[str, Any]:
     return {**watch.summary(), "points": n}
 
 
-async def search(opts: dict[str, Any], workdir: str) -> dict[str, Any]:
-    n, reps = opts["n"], opts["reps"]
+async def _searchable(opts: dict[str, Any], workdir: str) -> tuple[str, int, float]:
+    """Where N experiments were just logged for ``search``, how many match, and the
+    seconds populating took."""
     path = db(workdir, "search")
     async with open_tracker(path) as tracker:
 
@@ -150,12 +152,17 @@ async def search(opts: dict[str, Any], workdir: str) -> dict[str, Any]:
             await tracker.log_metrics(experiment_id, measured(i), step=0)
             await tracker.end_experiment(experiment_id)
 
-        populate_s = await from_tasks(n, one)
+        populate_s = await from_tasks(opts["n"], one)
     await asyncio.to_thread(analyze, POSTGRES_URL)  # as MLflow's is: see _pg.analyze
-    expected = sum(1 for i in range(n) if measured(i)["acc"] > 0.5)
+    expected = sum(1 for i in range(opts["n"]) if measured(i)["acc"] > 0.5)
+    return path, expected, populate_s
+
+
+async def search(opts: dict[str, Any], workdir: str) -> dict[str, Any]:
+    path, expected, populate_s = await _searchable(opts, workdir)
     async with open_tracker(path) as tracker:
         watch = Stopwatch()
-        for _ in range(reps + 1):
+        for _ in range(opts["reps"] + 1):
             with watch:
                 found = await tracker.list_experiments(SEARCH_FILTERS, order_by=SEARCH_ORDER)
             assert len(found) == expected, (len(found), expected)
@@ -165,6 +172,14 @@ async def search(opts: dict[str, Any], workdir: str) -> dict[str, Any]:
         "first": [experiment.name for experiment in found[:20]],
         "populate_s": populate_s,
     }
+
+
+async def search_floor(opts: dict[str, Any], workdir: str) -> dict[str, Any]:
+    """``search``'s two queries in raw asyncpg, records undecoded (PostgreSQL only)."""
+    from _pg_list_floor import floor_list
+
+    path, expected, _ = await _searchable(opts, workdir)
+    return await floor_list(path, SEARCH_FILTERS, SEARCH_ORDER, opts["reps"], expected)
 
 
 async def physical(opts: dict[str, Any], workdir: str) -> dict[str, Any]:
@@ -220,6 +235,7 @@ SCENARIOS: dict[str, Callable[[dict[str, Any], str], Awaitable[dict[str, Any]]]]
     "search": search,
     "sqlite": physical,
     "asyncpg": physical_pg,
+    "search_floor": search_floor,
 }
 
 

@@ -118,6 +118,7 @@ def children(
         return planned
     del planned["lag"], planned["sqlite"]
     planned["asyncpg"] = ("_metrics_ours.py", "asyncpg", {"batches": plan.sqlite_batches})
+    planned["search_floor"] = ("_metrics_ours.py", "search_floor", {"n": plan.experiments})
     return {
         key: (script, scenario, {**opts, **pg}) for key, (script, scenario, opts) in planned.items()
     }
@@ -177,6 +178,7 @@ def summarize(raw: dict[str, list[dict[str, Any]]], plan: Plan) -> tuple[list[Ro
             ("ml_history", "ml_history", ("seconds",)),
             ("search", "search", ("seconds",)),
             ("ml_search", "ml_search", ("seconds",)),
+            ("search_floor", "search_floor", ("seconds",)),
             ("sqlite", "sqlite" if "sqlite" in raw else "asyncpg", ("rate",)),
             ("copy", "asyncpg", ("copy_rate",)),
             ("lag_p50", "lag", ("load", "p50_ms")),
@@ -253,6 +255,18 @@ def summarize(raw: dict[str, list[dict[str, Any]]], plan: Plan) -> tuple[list[Ro
                 None if s["copy"] is None else True,
             )
         )
+    if "search_floor" in raw:
+        rows.append(
+            Row(
+                "7c. reference for 5: raw asyncpg, the same two queries, "
+                "`Experiment(*row)` undecoded",
+                "—",
+                fmt_ms(s["search_floor"]),
+                _share(ratio(s["search_floor"], s["search"]), 5),
+                "reference",
+                None if s["search_floor"] is None else True,
+            )
+        )
     return rows, s
 
 
@@ -265,8 +279,8 @@ def _same_order(raw: dict[str, list[dict[str, Any]]]) -> bool | None:
     return all(first == theirs[0] for first in ours + theirs)
 
 
-def _share(fraction: float | None) -> str:
-    return "n/a" if fraction is None else f"row 3 reaches {fraction:.0%} of it"
+def _share(fraction: float | None, row: int = 3) -> str:
+    return "n/a" if fraction is None else f"row {row} reaches {fraction:.0%} of it"
 
 
 def main() -> int:

@@ -12,7 +12,9 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-from helpers.postgres import postgres_url
+from helpers.postgres import postgres_url, reset_postgres
+
+from healthchain.tracking import AsyncExperimentTracker
 
 BENCH = Path(__file__).resolve().parent.parent / "bench"
 
@@ -222,3 +224,24 @@ def _bench(script: str, *options: str) -> subprocess.CompletedProcess[str]:
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return done
+
+
+def test_the_list_floor_reads_what_the_trackers_list_reads(monkeypatch: pytest.MonkeyPatch) -> None:
+    # bench_metrics' row 7c is row 5's floor only if it runs the same statements: the
+    # same records, in the same order, each with its metrics
+    url = postgres_url()
+    asyncio.run(reset_postgres(url))
+    monkeypatch.syspath_prepend(str(BENCH))
+    floor = bench_module("_pg_list_floor")
+    filters, order = {"project": "floor", "metrics": {"acc": (">", 0.5)}}, "metrics.p95_ms"
+
+    async def both() -> tuple[list[str], dict[str, object]]:
+        async with AsyncExperimentTracker(url, project_name="floor") as tracker:
+            for i in range(8):
+                experiment_id = await tracker.start_experiment(name=f"run-{i}")
+                await tracker.log_metrics(experiment_id, {"acc": i / 7, "p95_ms": (i * 5) % 8})
+            ours = await tracker.list_experiments(filters, order_by=order)
+        return [e.name for e in ours], await floor.floor_list(url, filters, order, 1, len(ours))
+
+    ours, floored = asyncio.run(both())
+    assert len(ours) == 4 and floored["first"] == ours, (ours, floored)
