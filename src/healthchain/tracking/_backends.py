@@ -187,6 +187,10 @@ class CoreBackend(Backend):
         if self._driver is None:
             self._driver = (await self._writer.get_raw_connection()).driver_connection
         sql, params, count = planned
+        # before the statement, never between a commit and its caller's result
+        self._direct_writes += 1
+        if self._direct_writes > self._replan_at:
+            await self._replan()
         try:
             status = await self._driver.execute(sql, *params)
         except Exception as exc:
@@ -194,9 +198,6 @@ class CoreBackend(Backend):
                 await self._drop_writer()
                 raise
             return False  # one statement: nothing of it was written
-        self._direct_writes += 1
-        if self._direct_writes >= self._replan_at:
-            await self._replan()
         # a count that falls short means nothing was written (one row, none changed)
         return count is None or status.endswith(f" {count}")
 
