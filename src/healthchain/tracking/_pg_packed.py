@@ -17,8 +17,13 @@ is escaped as the array syntax wants.
 from __future__ import annotations
 
 import operator
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
+
+from sqlalchemy import Table
+
+from ._pg_checked import PG
 
 __all__ = ["Packed"]
 
@@ -46,12 +51,17 @@ class Packed:
     """How ``metric_points`` rows go as texts: the statement (its parameters numbered
     from any ``$n``, for a place in a batch's one statement) and its parameters."""
 
-    __slots__ = ("_head", "pick")
+    __slots__ = ("_head", "_types", "pick")
 
     COLUMNS = ("experiment_id", "key", "step", "timestamp", "value")
 
-    def __init__(self, table: str) -> None:
-        self._head = f"INSERT INTO {table} ({', '.join(self.COLUMNS)})"
+    def __init__(self, table: Table) -> None:
+        self._head = f"INSERT INTO {table.name} ({', '.join(self.COLUMNS)})"
+        # Each column's type without its length: an explicit cast to VARCHAR(36) would cut
+        # a longer text to fit, where the INSERT's own assignment refuses it.
+        self._types = [
+            re.sub(r"\(\d+\)", "", table.c[c].type.compile(dialect=PG)) for c in self.COLUMNS
+        ]
         self.pick: Callable[[Any], tuple[Any, ...]] = operator.itemgetter(*self.COLUMNS)
         """A row mapping to its values in column order (one row goes as plain values)."""
 
@@ -63,17 +73,15 @@ class Packed:
     def render(self, first: int, *, one_row: bool = False) -> str:
         """The INSERT with its parameters numbered from ``$first``: one row's five
         values, or :meth:`values`' six texts and array."""
+        e, k, s, t, v = self._types
         if one_row:
-            e, k, s, t, v = (f"${n}" for n in range(first, first + 5))
-            return (
-                f"{self._head} VALUES ({e}::VARCHAR, {k}::VARCHAR, {s}::BIGINT, "
-                f"{t}::TIMESTAMP WITH TIME ZONE, {v}::FLOAT)"
-            )
-        e, k, s, t, i, v = (f"${n}" for n in range(first, first + 6))
+            casts = zip(range(first, first + 5), self._types, strict=True)
+            return f"{self._head} VALUES ({', '.join(f'${n}::{c}' for n, c in casts)})"
+        n = [f"${n}" for n in range(first, first + 6)]
         return (
-            f"{self._head} SELECT p.e, p.k, p.s, ({t}::TIMESTAMP WITH TIME ZONE[])[p.i], p.v "
-            f"FROM unnest({e}::text::VARCHAR[], {k}::text::VARCHAR[], {s}::text::BIGINT[], "
-            f"{i}::text::INTEGER[], {v}::text::FLOAT[]) AS p(e, k, s, i, v)"
+            f"{self._head} SELECT p.e, p.k, p.s, ({n[3]}::{t}[])[p.i], p.v "
+            f"FROM unnest({n[0]}::text::{e}[], {n[1]}::text::{k}[], {n[2]}::text::{s}[], "
+            f"{n[4]}::text::INTEGER[], {n[5]}::text::{v}[]) AS p(e, k, s, i, v)"
         )
 
     def values(self, rows: Sequence[Any]) -> list[Any]:

@@ -27,7 +27,13 @@ from ._executors import CompiledCache, picker
 from ._pg_checked import COUNTED_MANY, NEW_OR_SAME, PG, Update
 from ._pg_from_json import FromStart
 from ._pg_packed import Packed
-from ._schema import COMPONENTS_OF_START, INSERT_EXPERIMENT, INSERT_METRIC_POINT, TAGS_OF_START
+from ._schema import (
+    COMPONENTS_OF_START,
+    INSERT_EXPERIMENT,
+    INSERT_METRIC_POINT,
+    TAGS_OF_START,
+    metric_points,
+)
 
 __all__ = [
     "FROM_START",
@@ -134,7 +140,7 @@ FROM_START: dict[Executable, FromStart] = {
 """Rows a batch of starts builds on the server from its experiments rows' JSON (see
 :mod:`._pg_from_json`), in :func:`batch_statement` after that INSERT."""
 
-PACKED: dict[Executable, Packed] = {INSERT_METRIC_POINT: Packed("metric_points")}
+PACKED: dict[Executable, Packed] = {INSERT_METRIC_POINT: Packed(metric_points)}
 """INSERTs whose many rows go as texts the server parses (:mod:`._pg_packed`)."""
 
 _Form = _Insert | Update | FromStart | Packed
