@@ -12,6 +12,9 @@ import nox
 
 nox.options.sessions = ["lint", "tests"]
 nox.options.reuse_existing_virtualenvs = True
+# uv makes and fills a session's virtualenv in seconds where pip takes a minute (five
+# sessions in CI); plain virtualenv + pip where uv is not installed (``pip install nox``).
+nox.options.default_venv_backend = "uv|virtualenv"
 
 PYTHON = "3.11"
 # Supported versions: each Python with each SQLAlchemy series.
@@ -25,6 +28,9 @@ COVERAGE_PYTHON, COVERAGE_SQLALCHEMY = "3.13", "2.1"
 # and on Python 3.12 with SQLAlchemy 2.1, so that every supported Python and both
 # SQLAlchemy series run in CI.
 CI_COMBINATIONS = {("3.11", "2.0"), ("3.12", "2.1")}
+# The suite on every core, whole test files to one worker (a module's shared data is
+# recorded once), each worker on a PostgreSQL database of its own (tests/conftest.py).
+PARALLEL = ["-n", "auto", "--dist", "loadfile"]
 CORE_TESTS = [
     "tests/test_tracker.py",
     "tests/test_sync_tracker.py",
@@ -68,6 +74,7 @@ def tests(session: nox.Session) -> None:
     _install(session, COVERAGE_SQLALCHEMY)
     session.run(
         "pytest",
+        *PARALLEL,
         "--cov=healthchain",
         "--cov-report=term",
         "--durations=25",  # the slowest tests, to keep the CI run short
@@ -82,7 +89,7 @@ def tests(session: nox.Session) -> None:
 def suite(session: nox.Session, sqlalchemy: str) -> None:
     """The whole suite on one supported combination, without coverage."""
     _install(session, sqlalchemy)
-    session.run("pytest", *session.posargs, env={"PYTHONDEVMODE": "1", **os.environ})
+    session.run("pytest", *PARALLEL, *session.posargs, env={"PYTHONDEVMODE": "1", **os.environ})
 
 
 @nox.session
@@ -90,7 +97,13 @@ def suite(session: nox.Session, sqlalchemy: str) -> None:
 def core(session: nox.Session, sqlalchemy: str) -> None:
     """The tracker, sandbox and metrics tests (CORE_TESTS) on one supported combination."""
     _install(session, sqlalchemy)
-    session.run("pytest", *CORE_TESTS, *session.posargs, env={"PYTHONDEVMODE": "1", **os.environ})
+    session.run(
+        "pytest",
+        *PARALLEL,
+        *CORE_TESTS,
+        *session.posargs,
+        env={"PYTHONDEVMODE": "1", **os.environ},
+    )
 
 
 @nox.session(python=PYTHON)

@@ -6,16 +6,24 @@ Only fixtures live here; the helpers tests import are the ``helpers`` package.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from blockbuster import BlockBuster, blockbuster_ctx
-from helpers.postgres import postgres_url, reset_postgres
+from helpers.postgres import postgres_url, reset_postgres, use_worker_database
 from helpers.shared import make_shared_storage
 from helpers.storage import Storage
 
 from healthchain.tracking import _backends, _sqlite_thread
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist (``-n``, as nox runs the suite), each worker its own database."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker:
+        use_worker_database(worker)
 
 
 @pytest.fixture

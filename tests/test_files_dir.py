@@ -85,7 +85,7 @@ async def test_a_folder_that_cannot_be_stored_is_refused_naming_it(
         assert (await tracker.get_experiment(experiment_id)).files_dir is None
 
 
-@pytest.mark.parametrize("experiment_id", [str(uuid.uuid4()), "not-an-id"])
+@pytest.mark.parametrize("experiment_id", [str(uuid.UUID(int=1, version=4)), "not-an-id"])
 async def test_an_unknown_experiment_is_not_found(
     any_storage_uri: str, tmp_path: Path, experiment_id: str
 ) -> None:

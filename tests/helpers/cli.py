@@ -9,10 +9,13 @@ from healthchain.cli import app
 __all__ = ["assert_one_line_error", "run"]
 
 runner = CliRunner()
+# No terminal size unless a test gives one: the runner's own environment must not choose
+# the width (pytest-xdist's workers export COLUMNS=80 and LINES=24).
+_NO_TERMINAL: dict[str, str | None] = {"COLUMNS": None, "LINES": None}
 
 
 def run(*args: str, input: str | None = None, env: dict[str, str] | None = None) -> Result:
-    return runner.invoke(app, list(args), input=input, env=env)
+    return runner.invoke(app, list(args), input=input, env={**_NO_TERMINAL, **(env or {})})
 
 
 def assert_one_line_error(result: Result, code: int, *needles: str) -> None:

@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import re
 from typing import Any
+
+from sqlalchemy.engine import make_url
 
 from healthchain.tracking._schema import alembic_version, metadata
 
 from . import unavailable
 
-__all__ = ["POSTGRES_URL_ENV", "admin_fetch", "count_queries", "postgres_url", "reset_postgres"]
+__all__ = [
+    "POSTGRES_URL_ENV",
+    "admin_fetch",
+    "count_queries",
+    "postgres_url",
+    "reset_postgres",
+    "sibling_database",
+    "use_worker_database",
+]
 
 POSTGRES_URL_ENV = "HEALTHCHAIN_TEST_POSTGRES_URL"
 # Every table the schema declares (written once, in _schema), plus Alembic's own.
@@ -24,6 +36,38 @@ def postgres_url() -> str:
             "postgresql://user@127.0.0.1:5432/dbname (.ci/run does)"
         )
     return url
+
+
+def use_worker_database(worker: str) -> str | None:
+    """Point this pytest-xdist worker (``gw0``, ``gw1``...) at a database of its own,
+    ``<db>_<worker>``, created on first use: the tests empty and refill their database, so
+    two workers must never share one. Rewrites the environment, so that the subprocesses
+    tests start inherit it; the new URL, or None when no server is configured."""
+    url = os.environ.get(POSTGRES_URL_ENV)
+    if not url:
+        return None
+    if not re.fullmatch(r"gw[0-9]+", worker):
+        raise ValueError(f"PYTEST_XDIST_WORKER={worker!r}: expected gw<N>, as pytest-xdist names")
+    os.environ[POSTGRES_URL_ENV] = asyncio.run(sibling_database(url, f"_{worker}"))
+    return os.environ[POSTGRES_URL_ENV]
+
+
+async def sibling_database(url: str, suffix: str) -> str:
+    """The URL of database ``<url's database><suffix>`` on the same server, created if it
+    does not exist yet."""
+    import asyncpg  # the postgres extra
+
+    target = make_url(url)
+    name = f"{target.database}{suffix}"
+    admin = await asyncpg.connect(
+        target.set(drivername="postgresql", database="postgres").render_as_string(False)
+    )
+    try:
+        if not await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
+            await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    return target.set(database=name).render_as_string(False)
 
 
 async def reset_postgres(url: str) -> None:

@@ -15,11 +15,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, Literal
 
-from sqlalchemy.engine import make_url
-
 from healthchain.tracking._schema import metadata
 
-from .postgres import postgres_url, reset_postgres
+from .postgres import postgres_url, reset_postgres, sibling_database
 from .storage import Storage
 
 __all__ = ["kept_read_only", "make_shared_storage", "snapshot"]
@@ -34,25 +32,9 @@ def make_shared_storage(kind: Literal["sqlite", "postgresql"], directory: Any) -
     if kind == "sqlite":
         path = directory / "shared.db"
         return Storage("sqlite", f"sqlite:///{path}", path)
-    url = asyncio.run(_shared_database(postgres_url()))
+    url = asyncio.run(sibling_database(postgres_url(), SHARED_SUFFIX))
     asyncio.run(reset_postgres(url))
     return Storage("postgresql", url)
-
-
-async def _shared_database(url: str) -> str:
-    import asyncpg  # the postgres extra
-
-    target = make_url(url)
-    name = f"{target.database}{SHARED_SUFFIX}"
-    admin = await asyncpg.connect(
-        target.set(drivername="postgresql", database="postgres").render_as_string(False)
-    )
-    try:
-        if not await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
-            await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    return target.set(database=name).render_as_string(False)
 
 
 def snapshot(storage: Storage) -> dict[str, list[str]]:
