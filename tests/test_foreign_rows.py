@@ -103,34 +103,6 @@ def test_unreadable_times_read_as_none_or_the_time_in_the_id(
     _everyone_still_sees_everything(sqlite_storage.uri, [ordinary, odd, numeric, foreign_id])
 
 
-@pytest.mark.parametrize(
-    "stored",
-    ["2024-05-01", "2024-05-01 12:00:00", "2024-05-01T14:00:00+02:00", "2024-05-01T12:00:00Z"],
-)
-def test_times_stored_in_other_forms_read_as_utc(sqlite_storage: Storage, stored: str) -> None:
-    """SQLite only: a history reads the tracker's own form as ISO text with an offset
-    appended, in C; any other text is still read by from_db_time (a date alone with the
-    offset appended parses as a naive datetime)."""
-    with ExperimentTracker(sqlite_storage.uri) as tracker:
-        experiment_id = tracker.start_experiment("another writer's times")
-        tracker.log_metric(experiment_id, "loss", 1.0, step=0)
-        tracker.log_metric(experiment_id, "loss", 2.0, step=1)
-    sqlite_storage.query(
-        "UPDATE experiments SET start_time = ?, end_time = ?, heartbeat_at = ?",
-        stored,
-        stored,
-        stored,
-    )
-    sqlite_storage.query("UPDATE metric_points SET timestamp = ? WHERE step = 1", stored)
-    read = datetime(2024, 5, 1, 0 if len(stored) == 10 else 12, tzinfo=UTC)
-    with ExperimentTracker(sqlite_storage.uri) as tracker:
-        [listed] = tracker.list_experiments()
-        times = [listed.start_time, listed.end_time, listed.heartbeat_at]
-        _, point = tracker.get_metric_history(experiment_id, "loss")
-    assert times == [read] * 3 and point.timestamp == read  # a naive datetime is unequal
-    assert all(time.tzinfo is UTC for time in [*times, point.timestamp])
-
-
 def test_infinite_times_on_postgresql_still_list(postgres_storage: Storage) -> None:
     """PostgreSQL only: see the module docstring."""
     with ExperimentTracker(postgres_storage.uri) as tracker:
