@@ -170,6 +170,27 @@ async def test_the_writers_connection_is_left_in_transactions_after_a_single_wri
         assert raw.dbapi_connection.autocommit is False
 
 
+async def test_reads_run_in_autocommit_and_leave_their_connection_as_it_was(
+    pg_uri: str,
+) -> None:
+    """A read needs no transaction (see ``_backends``), so no BEGIN and ROLLBACK round
+    trips; the pooled connection goes back as it was, or a write that takes it next
+    would not be atomic."""
+
+    def seen(ex: Any) -> tuple[int, bool]:
+        dbapi = ex._conn.connection.dbapi_connection
+        return id(dbapi), dbapi.autocommit
+
+    async with AsyncExperimentTracker(pg_uri) as tracker:
+        backend = await tracker._reader()
+        connection, autocommit = await backend.read(seen)
+        assert autocommit is True
+        async with backend.engine.connect() as conn:  # the pool's one connection
+            raw = await conn.get_raw_connection()
+            assert id(raw.dbapi_connection) == connection
+            assert raw.dbapi_connection.autocommit is False
+
+
 async def test_reads_survive_connections_the_server_closed(pg_uri: str) -> None:
     async with AsyncExperimentTracker(pg_uri) as tracker:
         experiment_id = await tracker.start_experiment("kept")

@@ -144,10 +144,9 @@ class CoreBackend(Backend):
         self._statements: CompiledCache[Any] = CompiledCache()
         self._shapes: dict[Any, str] = {}
         self._direct = DRIVER_EXECUTOR and pg_usable(engine.dialect)
+        self._pg = partial(PgExecutor, cache=self._statements, shapes=self._shapes)
         self._executor: Callable[[Connection], Executor] = (
-            partial(PgExecutor, cache=self._statements, shapes=self._shapes)
-            if self._direct
-            else CoreExecutor
+            self._pg if self._direct else CoreExecutor
         )
 
     async def _connect(self) -> AsyncConnection:
@@ -236,6 +235,9 @@ class CoreBackend(Backend):
     async def _read(self, fn: Callable[[Executor], T]) -> T:
         executor = self._executor
         async with self.engine.connect() as conn:
+            if self._direct:  # autocommit set on the adapter itself (see PgExecutor.read)
+                pg = self._pg
+                return await conn.run_sync(lambda sync_conn: pg(sync_conn).read(fn))
             await conn.execution_options(
                 compiled_cache=self._compiled, isolation_level="AUTOCOMMIT"
             )

@@ -29,7 +29,7 @@ arrays: any other driver keeps :class:`~._executors.CoreExecutor` (see :func:`us
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection
 from sqlalchemy.engine import Dialect
@@ -42,6 +42,8 @@ from ._pg_copy import Copier
 from ._pg_statements import PACKED, Part, Statement, compiled, sql_and_arrays
 
 __all__ = ["PgExecutor", "usable"]
+
+T = TypeVar("T")
 
 
 def usable(dialect: Dialect) -> bool:
@@ -94,6 +96,17 @@ class PgExecutor:
             self._call(self._dbapi.rollback)
         finally:
             self._dbapi.autocommit, self._single = False, None
+
+    def read(self, fn: Callable[[PgExecutor], T]) -> T:
+        """``fn(self)`` in autocommit (no BEGIN, no ROLLBACK: see ``_backends``' reads),
+        set on the adapter and left as it was: what ``execution_options(isolation_level=
+        "AUTOCOMMIT")`` does, but that set and reset the level through the dialect, a
+        quarter of an empty read's client instructions (callgrind: 315k -> 241k)."""
+        self._dbapi.autocommit = True
+        try:
+            return fn(self)
+        finally:
+            self._dbapi.autocommit = False
 
     def _one_write(self, statements: int = 1) -> None:
         """In autocommit, a second write statement would not be atomic with the first."""
