@@ -48,6 +48,10 @@ def use_worker_database(worker: str) -> str | None:
         return None
     if not re.fullmatch(r"gw[0-9]+", worker):
         raise ValueError(f"PYTEST_XDIST_WORKER={worker!r}: expected gw<N>, as pytest-xdist names")
+    # The driver imported before the loop starts, not inside it: the import's tenth of a
+    # second on the loop would print dev mode's slow-step warning into the run's output.
+    import asyncpg  # noqa: F401
+
     os.environ[POSTGRES_URL_ENV] = asyncio.run(sibling_database(url, f"_{worker}"))
     return os.environ[POSTGRES_URL_ENV]
 
