@@ -32,8 +32,8 @@ from sqlalchemy.sql import CompoundSelect, Select
 from sqlalchemy.sql.elements import BindParameter
 
 from ._executors import Executor
+from ._measure_rows import add_metrics, add_params
 from ._records import Experiment
-from ._rows import add_metrics, add_params
 from ._schema import latest_metrics, params, static
 
 __all__ = ["CHUNK", "add_measures"]

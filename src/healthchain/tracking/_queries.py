@@ -33,6 +33,7 @@ from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.sql.sqltypes import NullType
 
 from ._executors import COMPILED_CACHE_SIZE, Executor
+from ._measure_rows import add_metrics, add_params
 from ._measures import add_measures
 from ._pg_times import iso_utc, text_in_any_datestyle
 from ._records import (
@@ -43,7 +44,7 @@ from ._records import (
     request_failed_sql,
 )
 from ._request_rows import request_records
-from ._rows import add_metrics, add_params, experiment_records, is_number, iso_records
+from ._rows import experiment_records, is_number, iso_records
 from ._schema import (
     STATUS_OF,
     experiments,

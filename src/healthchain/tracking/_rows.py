@@ -1,5 +1,6 @@
 """Rows as records: the lean loop every list runs, and the tolerant one for rows another
-writer left with values the tracker never writes (request rows: ``_request_rows``).
+writer left with values the tracker never writes (request rows: ``_request_rows``; metric
+and param rows: ``_measure_rows``).
 Turning rows into records is most of the cost of a large list: keep the fast loops lean.
 
 The fast loops pay only for a ``try`` around them; when a row's timestamp, status or
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,7 +21,7 @@ from ._ids import id_time
 from ._records import Component, Experiment, ExperimentStatus
 from ._validation import MAX_JSON_DEPTH, check_depth
 
-__all__ = ["add_metrics", "add_params", "experiment_records", "is_number", "iso_records"]
+__all__ = ["experiment_records", "is_number", "iso_records"]
 
 logger = logging.getLogger("healthchain.tracking")
 
@@ -352,58 +353,6 @@ def _unreadable(experiment_id: str, tags: Any, config: Any, parts: Any) -> tuple
             )
             out.append(empty)
     return out[0], out[1], out[2]
-
-
-_NAN = float("nan")
-
-
-def add_metrics(by_id: Mapping[str, Experiment], rows: Sequence[Any]) -> None:
-    """Rows of (experiment_id, key, value) into each record's ``metrics``.
-
-    NULL reads as NaN (how NaN is stored); a value another writer left that is not a
-    number is left out, with a warning naming the experiment, the metric and the value.
-    """
-    nan = _NAN
-    try:
-        for id_, key, value in rows:
-            # ``- 0.0`` makes an int a float, keeps -0.0 (``+ 0.0`` would not) and
-            # raises on what is not a number
-            by_id[id_].metrics[key] = nan if value is None else value - 0.0
-    except _UNREADABLE_ROW:
-        for id_, key, value in rows:
-            if value is None or is_number(value):
-                by_id[id_].metrics[key] = nan if value is None else float(value)
-            else:
-                by_id[id_].metrics.pop(key, None)
-                logger.warning(
-                    "experiment %s: its metric %s has the value %s, not a number; left out",
-                    id_,
-                    _short(key),
-                    _short(value),
-                )
-
-
-def add_params(by_id: Mapping[str, Experiment], rows: Sequence[Any]) -> None:
-    """Rows of (experiment_id, key, JSON text) into each record's ``params``.
-
-    A value another writer left that is not JSON is left out, with a warning.
-    """
-    json = _json
-    try:
-        for id_, key, value in rows:
-            by_id[id_].params[key] = json(value)
-    except _UNREADABLE:
-        for id_, key, value in rows:
-            try:
-                by_id[id_].params[key] = json(value)
-            except _UNREADABLE as exc:
-                by_id[id_].params.pop(key, None)
-                logger.warning(
-                    "experiment %s: its param %s JSON cannot be read (%s); left out",
-                    id_,
-                    _short(key),
-                    "nested too deep" if isinstance(exc, RecursionError | _TooDeep) else exc,
-                )
 
 
 def is_number(value: Any) -> bool:
