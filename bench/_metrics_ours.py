@@ -5,7 +5,8 @@ Each scenario opens a fresh SQLite file and logs to one experiment, as a service
 training loop does. Scenarios: ``sequential`` (awaited ``log_metric`` one after another),
 ``concurrent`` (``log_metric`` from 64 tasks), ``batch`` (``log_metrics`` of the 10 keys
 of ``METRIC_KEYS`` from 64 tasks), ``lag`` (a 1 ms sleeper while 64 tasks log flat out),
-``history`` (``get_metric_history`` of a key with N points, on a freshly opened tracker),
+``history`` (``get_metric_history`` of a key with N points, on a freshly opened tracker;
+``history_floor``, its floor on PostgreSQL: ``_pg_history_floor``),
 ``search`` (``list_experiments`` filtering on ``acc`` and ordering by ``p95_ms`` over N
 experiments; ``search_floor``, its floor on PostgreSQL: ``_pg_list_floor``) and
 ``sqlite`` (the physical reference: plain ``sqlite3`` inserting 1,000-row
@@ -124,12 +125,18 @@ async def lag_while_logging(opts: dict[str, Any], workdir: str) -> dict[str, Any
         )
 
 
-async def history(opts: dict[str, Any], workdir: str) -> dict[str, Any]:
-    n, reps = opts["n"], opts["reps"]
+async def _with_history(n: int, workdir: str) -> str:
+    """The experiment just given ``n`` points of ``loss`` (steps 0 to n - 1) by 64 tasks."""
     async with fresh(workdir, "history") as (tracker, experiment_id):
         await from_tasks(
             n, lambda i: tracker.log_metric(experiment_id, "loss", point_value(i), step=i)
         )
+    return experiment_id
+
+
+async def history(opts: dict[str, Any], workdir: str) -> dict[str, Any]:
+    n, reps = opts["n"], opts["reps"]
+    experiment_id = await _with_history(n, workdir)
     # Read on a freshly opened tracker, as a dashboard or notebook process would.
     async with open_tracker(db(workdir, "history")) as tracker:
         watch = Stopwatch()
@@ -180,6 +187,16 @@ async def search_floor(opts: dict[str, Any], workdir: str) -> dict[str, Any]:
 
     path, expected, _ = await _searchable(opts, workdir)
     return await floor_list(path, SEARCH_FILTERS, SEARCH_ORDER, opts["reps"], expected)
+
+
+async def history_floor(opts: dict[str, Any], workdir: str) -> dict[str, Any]:
+    """``history``'s read in raw asyncpg, two ways (PostgreSQL only)."""
+    from _pg_history_floor import floor_history
+
+    experiment_id = await _with_history(opts["n"], workdir)
+    return await floor_history(
+        db(workdir, "history"), experiment_id, "loss", opts["reps"], opts["n"]
+    )
 
 
 async def physical(opts: dict[str, Any], workdir: str) -> dict[str, Any]:
@@ -236,6 +253,7 @@ SCENARIOS: dict[str, Callable[[dict[str, Any], str], Awaitable[dict[str, Any]]]]
     "sqlite": physical,
     "asyncpg": physical_pg,
     "search_floor": search_floor,
+    "history_floor": history_floor,
 }
 
 

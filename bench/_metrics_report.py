@@ -117,9 +117,13 @@ def _per_round(raw: dict[str, list[dict[str, Any]]]) -> str:
         ("sqlite", "rate", fmt_rate),
         ("asyncpg", "rate", fmt_rate),
         ("asyncpg", "copy_rate", fmt_rate),
+        ("asyncpg", "seq_rate", fmt_rate),
+        ("search_floor", "seconds", fmt_ms),
+        ("history_floor", "rows.seconds", fmt_ms),
+        ("history_floor", "arrays.seconds", fmt_ms),
     ]
     return "; ".join(
-        f"{key} {field.split('.')[-1]} "
+        f"{key} {field.removesuffix('.seconds').split('.')[-1]} "
         + ", ".join(fmt(v) for v in field_of(raw[key], *field.split(".")))
         for key, field, fmt in shown
         if key in raw

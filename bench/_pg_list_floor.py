@@ -1,10 +1,11 @@
-"""The floor of ``bench_metrics.py``'s row 5 on PostgreSQL: raw asyncpg running the SQL
-``list_experiments`` runs (the page, then its metrics and params in one query), making one
-``Experiment`` per row from the values as they come, decoding nothing: times stay ISO text,
-JSON stays text, the status a string; each metric and param row goes into its record's
-dict as it is. What the tracker spends above this is what reading the values properly
-costs (times, JSON, statuses, NaN, unreadable rows), plus SQLAlchemy's connection and the
-hop off the event loop. One connection, statements prepared once (asyncpg's cache).
+"""The floor of a list on PostgreSQL (``bench_metrics.py``'s row 7c, ``run.py``'s tag
+filter): raw asyncpg running the SQL ``list_experiments`` runs (the page, then its
+metrics and params in one query), making one ``Experiment`` per row from the values as
+they come, decoding nothing: times stay ISO text, JSON stays text, the status a string;
+each metric and param row goes into its record's dict as it is. What the tracker spends
+above this is what reading the values properly costs (times, JSON, statuses, NaN,
+unreadable rows), plus SQLAlchemy's connection and the hop off the event loop. One
+connection, statements prepared once (asyncpg's cache).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from healthchain.tracking._search import validate_filters, validate_order_by
 __all__ = ["floor_list"]
 
 
-def list_sql(filters: dict[str, Any], order_by: str) -> tuple[str, list[Any], str]:
+def list_sql(filters: dict[str, Any], order_by: str | None) -> tuple[str, list[Any], str]:
     """The page's SQL and arguments, and its measures' SQL, as the tracker compiles them."""
     dialect = asyncpg_dialect()
     query, params = build_list_query(
@@ -36,9 +37,10 @@ def list_sql(filters: dict[str, Any], order_by: str) -> tuple[str, list[Any], st
 
 
 async def floor_list(
-    url: str, filters: dict[str, Any], order_by: str, reps: int, expected: int
+    url: str, filters: dict[str, Any], order_by: str | None, reps: int, expected: int
 ) -> dict[str, Any]:
-    """Seconds per list (median of ``reps`` after a warm-up), as ``search`` reports them."""
+    """Seconds per list (median of ``reps`` after a warm-up), as ``search`` reports them;
+    ``order_by`` None: the tracker's default order, newest first."""
     page_sql, args, measures_sql = list_sql(filters, order_by)
     conn = await asyncpg.connect(url)
     try:

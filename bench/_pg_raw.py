@@ -162,17 +162,31 @@ async def raw_writes(opts: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+POINT = (
+    "INSERT INTO metric_points (experiment_id, key, step, timestamp, value) "
+    "VALUES ($1, $2, $3, $4, $5)"
+)
+# One awaited point as the tracker writes it: the point and its key's latest row, in one
+# statement (atomic alone, so autocommitted: one round trip, one commit).
+POINT_AND_LATEST = (
+    f"WITH point AS ({POINT}) "
+    "INSERT INTO latest_metrics (experiment_id, key, step, timestamp, value) "
+    "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (experiment_id, key) DO UPDATE "
+    "SET step = excluded.step, timestamp = excluded.timestamp, value = excluded.value "
+    "WHERE excluded.step > latest_metrics.step OR (excluded.step = latest_metrics.step "
+    "AND excluded.timestamp >= latest_metrics.timestamp)"
+)
+
+
 async def raw_metric_points(url: str, experiment_id: str, opts: dict[str, Any]) -> dict[str, Any]:
-    """Points per second into the tracker's ``metric_points`` table: 1,000 rows per
-    transaction, one ``executemany`` each, and the same by binary COPY
-    (``copy_records_to_table``), blocks of the two alternating (``bench_metrics.py``'s
-    PostgreSQL references)."""
+    """Points per second into the tracker's ``metric_points`` table, blocks of three ways
+    alternating (``bench_metrics.py``'s PostgreSQL references): 1,000 rows per
+    transaction, one ``executemany`` each; the same by binary COPY
+    (``copy_records_to_table``); and ``opts["calls"]`` points awaited one after another,
+    each with its latest row in one autocommitted statement (:data:`POINT_AND_LATEST`)."""
     import asyncpg
 
-    sql = (
-        "INSERT INTO metric_points (experiment_id, key, step, timestamp, value) "
-        "VALUES ($1, $2, $3, $4, $5)"
-    )
+    sql = POINT
     conn = await asyncpg.connect(_pg(url))
     step = 0
 
@@ -194,22 +208,37 @@ async def raw_metric_points(url: str, experiment_id: str, opts: dict[str, Any]) 
                     await conn.executemany(sql, rows)
         return batches * 1000 / (clock() - t0)
 
+    async def one_by_one(calls: int) -> float:
+        nonlocal step
+        t0 = clock()
+        for k in range(step, step + calls):
+            await conn.execute(
+                POINT_AND_LATEST, experiment_id, "loss", k, dt.datetime.now(dt.UTC), point_value(k)
+            )
+        step += calls
+        return calls / (clock() - t0)
+
     try:
         await insert(2)
         await insert(2, copy=True)
-        rates, copy_rates = [], []
+        await one_by_one(100)
+        rates, copy_rates, seq_rates = [], [], []
         for _ in range(opts["blocks"]):
             rates.append(await insert(opts["batches"]))
             copy_rates.append(await insert(opts["batches"], copy=True))
+            seq_rates.append(await one_by_one(opts["calls"]))
         written = await conn.fetchval("SELECT count(*) FROM metric_points")
+        latest = await conn.fetchval("SELECT step FROM latest_metrics")
     finally:
         await conn.close()
-    assert written == step, (written, step)
+    assert written == step and latest == step - 1, (written, latest, step)
     return {
         "rates": rates,
         "rate": median(rates),
         "copy_rates": copy_rates,
         "copy_rate": median(copy_rates),
+        "seq_rates": seq_rates,
+        "seq_rate": median(seq_rates),
     }
 
 

@@ -117,8 +117,13 @@ def children(
     if pg is None:
         return planned
     del planned["lag"], planned["sqlite"]
-    planned["asyncpg"] = ("_metrics_ours.py", "asyncpg", {"batches": plan.sqlite_batches})
+    planned["asyncpg"] = (
+        "_metrics_ours.py",
+        "asyncpg",
+        {"batches": plan.sqlite_batches, "calls": plan.seq_calls},
+    )
     planned["search_floor"] = ("_metrics_ours.py", "search_floor", {"n": plan.experiments})
+    planned["history_floor"] = ("_metrics_ours.py", "history_floor", {"n": plan.history_points})
     return {
         key: (script, scenario, {**opts, **pg}) for key, (script, scenario, opts) in planned.items()
     }
@@ -181,6 +186,9 @@ def summarize(raw: dict[str, list[dict[str, Any]]], plan: Plan) -> tuple[list[Ro
             ("search_floor", "search_floor", ("seconds",)),
             ("sqlite", "sqlite" if "sqlite" in raw else "asyncpg", ("rate",)),
             ("copy", "asyncpg", ("copy_rate",)),
+            ("seq_floor", "asyncpg", ("seq_rate",)),
+            ("history_rows", "history_floor", ("rows", "seconds")),
+            ("history_arrays", "history_floor", ("arrays", "seconds")),
             ("lag_p50", "lag", ("load", "p50_ms")),
             ("lag_p99", "lag", ("load", "p99_ms")),
             ("lag_rate", "lag", ("writes_per_s",)),
@@ -257,17 +265,54 @@ def summarize(raw: dict[str, list[dict[str, Any]]], plan: Plan) -> tuple[list[Ro
         )
     if "search_floor" in raw:
         rows.append(
-            Row(
+            _floor(
                 "7c. reference for 5: raw asyncpg, the same two queries, "
                 "`Experiment(*row)` undecoded",
-                "—",
                 fmt_ms(s["search_floor"]),
-                _share(ratio(s["search_floor"], s["search"]), 5),
-                "reference",
-                None if s["search_floor"] is None else True,
+                ratio(s["search_floor"], s["search"]),
+                ratio(s["ml_search"], s["search_floor"]),
+                5,
+            )
+        )
+    if "asyncpg" in raw:
+        rows.append(
+            _floor(
+                "7d. reference for 1: raw asyncpg, each point and its latest row in one "
+                "autocommitted statement, awaited one after another",
+                fmt_rate(s["seq_floor"]),
+                ratio(s["seq"], s["seq_floor"]),
+                ratio(s["seq_floor"], s["ml_metric"]),
+                1,
+            )
+        )
+    if "history_floor" in raw:
+        fastest = min(
+            (v for v in (s["history_rows"], s["history_arrays"]) if v is not None), default=None
+        )
+        rows.append(
+            _floor(
+                "7e. reference for 4: raw asyncpg, one `MetricPoint` per row as the driver "
+                "decodes it / the tracker's array statement, zipped as the tracker does",
+                f"{fmt_ms(s['history_rows'])} / {fmt_ms(s['history_arrays'])}",
+                ratio(fastest, s["history"]),
+                ratio(s["ml_history"], fastest),
+                4,
             )
         )
     return rows, s
+
+
+def _floor(what: str, figure: str, share: float | None, ceiling: float | None, row: int) -> Row:
+    """A reference row: how much of it row ``row`` reaches, and MLflow's figure over it
+    (the ratio row ``row`` would have if the tracker cost nothing above it)."""
+    return Row(
+        what,
+        "—",
+        figure,
+        f"{_share(share, row)}; MLflow / this: {fmt_x(ceiling)}",
+        "reference",
+        None if share is None else True,
+    )
 
 
 def _same_order(raw: dict[str, list[dict[str, Any]]]) -> bool | None:

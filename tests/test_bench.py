@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
 
@@ -167,7 +168,8 @@ def test_the_postgresql_run_measures_every_row_and_leaves_no_database(tmp_path: 
     assert re.search(r"\d/s \(the same rows as ours, (executemany|multi-row)", rows[2]), rows[2]
     forms = r"executemany \d[\d,]*/s, multi-row from arrays \d[\d,]*/s, .* \d[\d,]*/s;"
     assert re.search(forms, section), section[:3000]
-    assert len(re.findall(r"[\d.]+ ms", rows[3])) == 2, rows[3]
+    # Row 3's raw column: the tag join's rows only, then the tracker's own two queries.
+    assert len(re.findall(r"[\d.]+ ms", rows[3])) == 3, rows[3]
     assert len(re.findall(r"[\d,]+ µs", rows[4])) == 2, rows[4]
     assert rows[5].endswith("| none lost | MET |"), rows[5]
     assert "## Machine" in section
@@ -226,22 +228,114 @@ def _bench(script: str, *options: str) -> subprocess.CompletedProcess[str]:
     return done
 
 
-def test_the_list_floor_reads_what_the_trackers_list_reads(monkeypatch: pytest.MonkeyPatch) -> None:
-    # bench_metrics' row 7c is row 5's floor only if it runs the same statements: the
-    # same records, in the same order, each with its metrics
+@pytest.fixture
+def empty_postgres(monkeypatch: pytest.MonkeyPatch) -> str:
+    """The suite's PostgreSQL database, emptied, with bench/ importable (its floors)."""
     url = postgres_url()
     asyncio.run(reset_postgres(url))
     monkeypatch.syspath_prepend(str(BENCH))
+    return url
+
+
+def test_the_list_floor_reads_what_the_trackers_list_reads(empty_postgres: str) -> None:
+    # bench_metrics' row 7c is row 5's floor only if it runs the same statements: the
+    # same records, in the same order, each with its metrics
     floor = bench_module("_pg_list_floor")
     filters, order = {"project": "floor", "metrics": {"acc": (">", 0.5)}}, "metrics.p95_ms"
 
     async def both() -> tuple[list[str], dict[str, object]]:
-        async with AsyncExperimentTracker(url, project_name="floor") as tracker:
+        async with AsyncExperimentTracker(empty_postgres, project_name="floor") as tracker:
             for i in range(8):
                 experiment_id = await tracker.start_experiment(name=f"run-{i}")
                 await tracker.log_metrics(experiment_id, {"acc": i / 7, "p95_ms": (i * 5) % 8})
             ours = await tracker.list_experiments(filters, order_by=order)
-        return [e.name for e in ours], await floor.floor_list(url, filters, order, 1, len(ours))
+        return [e.name for e in ours], await floor.floor_list(
+            empty_postgres, filters, order, 1, len(ours)
+        )
 
     ours, floored = asyncio.run(both())
     assert len(ours) == 4 and floored["first"] == ours, (ours, floored)
+
+
+def test_the_history_floor_reads_what_the_trackers_history_reads(empty_postgres: str) -> None:
+    # bench_metrics' row 7e is row 4's floor only if both its ways read the same points:
+    # in the same order (step, then time), with the same aware times
+    import asyncpg
+
+    floor = bench_module("_pg_history_floor")
+
+    async def three() -> tuple[list[object], ...]:
+        async with AsyncExperimentTracker(empty_postgres) as tracker:
+            experiment_id = await tracker.start_experiment(name="history")
+            for step, value in [(2, 0.5), (0, 1.5), (1, 2.5), (1, -1.0)]:
+                await tracker.log_metric(experiment_id, "loss", value, step=step)
+            ours = await tracker.get_metric_history(experiment_id, "loss")
+        conn = await asyncpg.connect(empty_postgres)
+        try:
+            version = conn.get_server_version()
+            sql = floor.arrays_sql((version.major, version.minor))
+            rows = await floor.by_rows(conn, experiment_id, "loss")
+            arrays = await floor.by_arrays(conn, sql, experiment_id, "loss")
+        finally:
+            await conn.close()
+        return ours, rows, arrays
+
+    ours, rows, arrays = asyncio.run(three())
+    assert [(p.step, p.value) for p in ours] == [(0, 1.5), (1, 2.5), (1, -1.0), (2, 0.5)]
+    assert rows == ours and arrays == ours, (ours, rows, arrays)
+
+
+def test_the_awaited_point_floor_keeps_the_latest_point_as_the_tracker_does(
+    empty_postgres: str,
+) -> None:
+    # bench_metrics' row 7d is row 1's floor only if its one statement does the tracker's
+    # work: the point stored, and the key's latest row kept by step, then time
+    import asyncpg
+
+    raw = bench_module("_pg_raw")
+    steps = [(5, 0.1), (3, 0.2), (5, 0.3), (4, 0.4)]
+
+    async def both() -> list[list[tuple[int, float]]]:
+        async with AsyncExperimentTracker(empty_postgres) as tracker:
+            ours = await tracker.start_experiment(name="ours")
+            for step, value in steps:
+                await tracker.log_metric(ours, "loss", value, step=step)
+            floored = await tracker.start_experiment(name="floor")
+        conn = await asyncpg.connect(empty_postgres)
+        try:
+            for step, value in steps:
+                now = datetime.now(UTC)
+                await conn.execute(raw.POINT_AND_LATEST, floored, "loss", step, now, value)
+            return [
+                [tuple(row) for row in await conn.fetch(
+                    f"SELECT step, value FROM {table} WHERE experiment_id = $1 "
+                    "ORDER BY step, timestamp", id_
+                )]
+                for id_ in (ours, floored)
+                for table in ("metric_points", "latest_metrics")
+            ]  # fmt: skip
+        finally:
+            await conn.close()
+
+    ours_points, ours_latest, floor_points, floor_latest = asyncio.run(both())
+    assert ours_latest == floor_latest == [(5, 0.3)], (ours_latest, floor_latest)
+    assert ours_points == floor_points and len(ours_points) == 4, (ours_points, floor_points)
+
+
+@pytest.mark.slow
+def test_the_postgresql_metrics_run_shows_every_row_and_its_floors(tmp_path: Path) -> None:
+    # MLflow is not a test dependency: ours and raw asyncpg only, so MLflow's column and
+    # the ratios over it are n/a.
+    out = tmp_path / "results.md"
+    _bench(
+        "bench_metrics.py",
+        *("--quick", "--only", "postgres", "--no-mlflow"),
+        *("--postgres", postgres_url(), "--out", str(out)),
+    )
+    section = out.read_text(encoding="utf-8").partition("# PostgreSQL")[2]
+    rows = {m.group(1): m.group(0) for m in re.finditer(r"^\| (\d\w?)\. .*$", section, re.M)}
+    assert sorted(rows) == ["1", "2", "3", "4", "5", "7", "7b", "7c", "7d", "7e"], section[:3000]
+    assert re.search(r"\| [\d,]+/s \| row 1 reaches \d+% of it; MLflow / this: n/a", rows["7d"])
+    floors = r"\| [\d.]+ ms / [\d.]+ ms \| row 4 reaches \d+% of it"
+    assert re.search(floors, rows["7e"]), rows["7e"]
+    assert re.search(r"history_floor rows [\d.]+ ms; history_floor arrays [\d.]+ ms", section)
