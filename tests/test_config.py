@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 from helpers.errors import chain_text
+from helpers.imports import import_threads, run_fresh
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from sqlalchemy.dialects import registry
+from sqlalchemy.dialects.sqlite.aiosqlite import SQLiteDialect_aiosqlite
 
 from healthchain.tracking import (
     AsyncExperimentTracker,
@@ -66,6 +71,117 @@ def test_bad_uris_are_refused_before_anything_opens(
 def test_missing_driver_is_an_import_error_naming_the_extra() -> None:
     with pytest.raises(ImportError, match=r"'aiomysql' driver, which is not installed"):
         AsyncExperimentTracker("mysql+aiomysql://u@h/db")
+
+
+@pytest.mark.parametrize(
+    ("uri", "says"),
+    [
+        ("mysql+aiomysql://u@h/db", "'aiomysql' driver, which is not installed; run: pip install"),
+        ("mysql+asyncmy://u@h/db", "'asyncmy' driver, which is not installed; run: pip install"),
+        ("mssql+aioodbc://u@h/db", "'aioodbc' driver, which is not installed; run: pip install"),
+    ],
+)
+def test_a_missing_driver_is_found_without_importing_it(uri: str, says: str) -> None:
+    with pytest.raises(DriverNotInstalledError, match=says) as info:
+        resolve_storage_uri(uri, import_driver=False)
+    assert info.value.__cause__ is None  # looked for, not imported
+
+
+@pytest.mark.parametrize("import_driver", [True, False])
+def test_a_driver_blocked_in_sys_modules_counts_as_missing(
+    monkeypatch: pytest.MonkeyPatch, import_driver: bool
+) -> None:
+    monkeypatch.setitem(sys.modules, "asyncpg", None)  # what `import asyncpg` refuses
+    with pytest.raises(DriverNotInstalledError, match=r"pip install 'healthchain\[postgres\]'"):
+        resolve_storage_uri("postgresql://u@h/db", import_driver=import_driver)
+
+
+def test_an_imported_driver_counts_as_present(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Modules made in memory have no spec to find: only sys.modules knows them.
+    for name in ("aiomysql", "pymysql"):
+        monkeypatch.setitem(sys.modules, name, ModuleType(name))
+    config = resolve_storage_uri("mysql+aiomysql://u@h/db", import_driver=False)
+    assert config.url.drivername == "mysql+aiomysql"
+
+
+class PluginDialect(SQLiteDialect_aiosqlite):
+    """A third-party async dialect: its driver's modules are unknown to the tracker."""
+
+    driver = "hcplugin"
+
+    @classmethod
+    def import_dbapi(cls) -> ModuleType:  # type: ignore[override]
+        import hcplugin_driver  # type: ignore[import-not-found]  # installed nowhere
+
+        return hcplugin_driver  # type: ignore[no-any-return]
+
+
+def test_a_driver_of_unknown_modules_is_imported_to_check_it() -> None:
+    registry.register("sqlite.hcplugin", __name__, "PluginDialect")
+    try:
+        with pytest.raises(DriverNotInstalledError, match="pip install hcplugin") as info:
+            resolve_storage_uri("sqlite+hcplugin:///x.db", import_driver=False)
+    finally:
+        registry.deregister("sqlite.hcplugin")
+    assert isinstance(info.value.__cause__, ModuleNotFoundError)
+
+
+_CONSTRUCT_THEN_OPEN = """
+from healthchain.tracking import AsyncExperimentTracker, StorageError
+
+async def main():
+    tracker = AsyncExperimentTracker(sys.argv[2])
+    assert MODULE not in sys.modules, "the constructor imported the driver"
+    try:
+        async with tracker:
+            pass
+    except StorageError:
+        pass  # nothing listens there: the import is what is measured
+    return threading.get_ident()
+"""
+
+
+def test_the_constructor_leaves_the_driver_to_the_worker_thread() -> None:
+    # A tracker built in a coroutine: importing asyncpg there would stall the loop for
+    # tens of milliseconds; opening imports it with the engine, in a worker thread.
+    imported, on_loop = import_threads(
+        _CONSTRUCT_THEN_OPEN, "asyncpg", "postgresql://u@127.0.0.1:1/db"
+    )
+    assert imported
+    assert not on_loop, "asyncpg was imported on the loop's thread"
+
+
+_OPEN_BROKEN = """
+import sys, anyio
+from healthchain.tracking import AsyncExperimentTracker, DriverNotInstalledError
+
+async def main():
+    tracker = AsyncExperimentTracker(sys.argv[1])  # the driver is there: only looked for
+    try:
+        async with tracker:
+            pass
+    except DriverNotInstalledError as exc:
+        print(exc)
+        print(repr(exc.__cause__))
+
+anyio.run(main)
+"""
+
+
+def test_a_driver_that_fails_to_import_is_refused_when_the_tracker_opens(
+    tmp_path: Path,
+) -> None:
+    package = tmp_path / "asyncpg"
+    package.mkdir()
+    (package / "__init__.py").write_text('raise ImportError("asyncpg is broken here")\n')
+    uri = "postgresql://u:s3cret@127.0.0.1:1/db"
+    shown = run_fresh(_OPEN_BROKEN, uri, env={"PYTHONPATH": str(tmp_path)})
+    message, cause = shown.splitlines()
+    assert message == (
+        "storage_uri 'postgresql+asyncpg://u:***@127.0.0.1:1/db' needs the 'asyncpg' "
+        "driver, which is not installed; run: pip install 'healthchain[postgres]'"
+    )
+    assert cause == "ImportError('asyncpg is broken here')"
 
 
 @pytest.mark.parametrize(

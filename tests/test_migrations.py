@@ -12,6 +12,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from helpers.imports import import_threads
 from helpers.storage import Storage
 from sqlalchemy import create_engine, inspect
 
@@ -168,42 +169,23 @@ def test_upgrade_database_reports_the_revisions(tmp_path: Path) -> None:
 
 # A fresh interpreter, so that the driver is not imported yet: the thread importing it
 # is recorded, and the loop's own.
-_IMPORTING_THREAD = """
-import sys, threading, anyio
-from importlib.abc import MetaPathFinder
+_UPGRADE = """
 from healthchain.tracking import StorageError, upgrade_database
-
-assert "asyncpg" not in sys.modules
-seen = []
-class Recorder(MetaPathFinder):
-    def find_spec(self, name, path, target=None):
-        if name == "asyncpg":
-            seen.append(threading.get_ident())
-        return None
-sys.meta_path.insert(0, Recorder())
 
 async def main():
     try:
-        await upgrade_database(sys.argv[1])
+        await upgrade_database(sys.argv[2])
     except StorageError:
         pass  # nothing listens there: the import is what is measured
     return threading.get_ident()
-
-loop_thread = anyio.run(main)
-print(bool(seen), loop_thread in seen)
 """
 
 
 def test_upgrade_database_imports_the_driver_off_the_loop() -> None:
     # Importing asyncpg takes a tenth of a second of disk reads and CPU, once a process.
-    done = subprocess.run(
-        [sys.executable, "-c", _IMPORTING_THREAD, "postgresql://u@127.0.0.1:1/db"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["True", "False"], "asyncpg was imported on the loop's thread"
+    imported, on_loop = import_threads(_UPGRADE, "asyncpg", "postgresql://u@127.0.0.1:1/db")
+    assert imported
+    assert not on_loop, "asyncpg was imported on the loop's thread"
 
 
 def _downgrade_to_0003(path: Path) -> None:

@@ -15,6 +15,7 @@ import anyio
 import httpx
 import pytest
 from helpers.dashboard import dashboard_client
+from helpers.imports import import_threads
 from helpers.pipelines import PIPELINE
 from helpers.shared import kept_read_only, make_shared_storage
 from helpers.storage import Storage
@@ -293,6 +294,22 @@ def test_create_app_refuses_an_unusable_allowed_host(storage_uri: str, bad: str)
 def test_the_host_check_cannot_be_switched_off(storage_uri: str) -> None:
     with pytest.raises(TypeError, match="cannot be switched off"):
         create_app(storage_uri, allowed_hosts=None)  # type: ignore[arg-type]
+
+
+_BUILD_IN_A_COROUTINE = """
+from healthchain.ui import create_app
+
+async def main():
+    create_app(sys.argv[2])
+    return threading.get_ident()
+"""
+
+
+def test_create_app_in_a_coroutine_leaves_the_driver_unimported() -> None:
+    # The driver is imported when the app starts (its lifespan opens the tracker), in a
+    # worker thread: never on the loop an app is built on.
+    imported, _ = import_threads(_BUILD_IN_A_COROUTINE, "asyncpg", "postgresql://u@h:1/db")
+    assert not imported, "create_app imported asyncpg on the loop"
 
 
 @pytest.fixture

@@ -10,7 +10,9 @@ whose password cannot be told apart from the rest.
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import dataclass, field
+from importlib.util import find_spec
 from urllib.parse import quote_plus
 
 from sqlalchemy.engine import URL, make_url
@@ -22,6 +24,7 @@ from ._validation import check_storable
 
 __all__ = [
     "StorageConfig",
+    "driver_not_installed",
     "is_secret_parameter",
     "mask_uri",
     "resolve_storage_uri",
@@ -36,6 +39,19 @@ _ASYNC_DRIVERS = {
     "postgresql": "postgresql+asyncpg",
 }
 _EXTRAS = {"asyncpg": "postgres"}
+# The modules each async dialect's import_dbapi() imports, by the URL's driver name: what
+# the presence check looks for without running their code (asyncpg's import alone takes
+# tens of milliseconds). A driver not named here is imported to check it.
+_DRIVER_MODULES = {
+    "asyncpg": ("asyncpg",),
+    "aiosqlite": ("aiosqlite", "sqlite3"),
+    "psycopg": ("psycopg",),
+    "psycopg_async": ("psycopg",),
+    "aiomysql": ("aiomysql", "pymysql"),
+    "asyncmy": ("asyncmy",),
+    "aioodbc": ("aioodbc", "pyodbc"),
+    "oracledb_async": ("oracledb",),
+}
 
 MASK = "***"
 """What stands for a hidden password, parameter value or unparsable part of a URL."""
@@ -252,8 +268,29 @@ def mask_uri(uri: str | URL) -> str:
         return MASK
 
 
-def resolve_storage_uri(uri: object) -> StorageConfig:
-    """Validate ``uri`` and map it to the async driver, without touching the database."""
+def driver_not_installed(url: URL, shown: str) -> DriverNotInstalledError:
+    """The error for ``url``'s driver missing (or failing to import); ``shown`` is masked."""
+    driver = url.get_driver_name()
+    extra = _EXTRAS.get(driver)
+    hint = f"pip install 'healthchain[{extra}]'" if extra else f"pip install {driver}"
+    return DriverNotInstalledError(
+        f"storage_uri {shown!r} needs the {driver!r} driver, which is not installed; run: {hint}"
+    )
+
+
+def _present(module: str) -> bool:
+    """True if ``module`` is imported, or could be: its spec is found, none of its code run."""
+    return sys.modules.get(module) is not None or find_spec(module) is not None
+
+
+def resolve_storage_uri(uri: object, *, import_driver: bool = True) -> StorageConfig:
+    """Validate ``uri`` and map it to the async driver, without touching the database.
+
+    The driver is imported to check it, unless ``import_driver`` is False: then a known
+    driver's modules are only looked for (no code of theirs runs, so this may be called
+    on an event loop), and one that is there but fails to import is found out by
+    :func:`._engine.create_engine`.
+    """
     if not isinstance(uri, str | URL):
         raise ConfigurationError(
             f"storage_uri must be a string such as {DEFAULT_STORAGE_URI!r}, got {type_only(uri)}"
@@ -301,16 +338,14 @@ def resolve_storage_uri(uri: object) -> StorageConfig:
             f"storage_uri scheme {url.drivername!r} names a synchronous driver; the tracker "
             "needs an async one, e.g. 'sqlite+aiosqlite' or 'postgresql+asyncpg'"
         )
-    try:
-        dialect_cls.import_dbapi()
-    except ImportError as exc:
-        driver = url.get_driver_name()
-        extra = _EXTRAS.get(driver)
-        hint = f"pip install 'healthchain[{extra}]'" if extra else f"pip install {driver}"
-        raise DriverNotInstalledError(
-            f"storage_uri {shown!r} needs the {driver!r} driver, which is not installed; "
-            f"run: {hint}"
-        ) from exc
+    modules = None if import_driver else _DRIVER_MODULES.get(url.get_driver_name())
+    if modules is None:
+        try:
+            dialect_cls.import_dbapi()
+        except ImportError as exc:
+            raise driver_not_installed(url, shown) from exc
+    elif not all(_present(module) for module in modules):
+        raise driver_not_installed(url, shown)
 
     if url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"):
         raise ConfigurationError(

@@ -18,7 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
-from ._config import StorageConfig
+from ._config import StorageConfig, driver_not_installed
 from ._exceptions import ConfigurationError, StorageError, TrackerError, describe
 from ._storage_errors import is_tls_failure, what_to_check
 from ._transient import is_transient
@@ -41,13 +41,17 @@ def create_engine(
     ``outage_timeout`` bounds each PostgreSQL statement; None (schema upgrades, which
     may rewrite large tables) leaves them unbounded. ``read_only`` opens a SQLite file
     for reading only, so a file or folder this process cannot write can still be read.
-    An option of the URL the driver cannot take is a :class:`ConfigurationError`; any
-    failure to connect, later, is a :class:`StorageError` (see :func:`_connect`).
+    This imports the driver: one that fails to (a broken install; a missing one was
+    refused when the URI was resolved) is a :class:`DriverNotInstalledError`. An option
+    of the URL the driver cannot take is a :class:`ConfigurationError`; any failure to
+    connect, later, is a :class:`StorageError` (see :func:`_connect`).
     """
     try:
         engine = _build_engine(storage, outage_timeout, read_only)
     except TrackerError:
         raise
+    except ImportError as exc:
+        raise driver_not_installed(storage.url, storage.display) from exc
     except (SQLAlchemyError, TypeError, ValueError) as exc:
         # The dialect reads the URL's options here (a port or cache size that is not a
         # number, a timeout that is not one): nothing has been connected to yet.

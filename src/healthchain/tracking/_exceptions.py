@@ -48,7 +48,7 @@ class ConfigurationError(TrackerError, ValueError):
 
 
 class DriverNotInstalledError(ConfigurationError, ImportError):
-    """The database driver a storage URI needs is not installed."""
+    """The database driver a storage URI needs is not installed, or fails to import."""
 
 
 class ExtraNotInstalledError(TrackerError, ImportError):

@@ -56,7 +56,9 @@ class TrackerLifecycle:
 
     def __init__(self, settings: TrackerSettings) -> None:
         self._settings = settings
-        self._storage = resolve_storage_uri(settings.storage_uri)
+        # Constructors run on the loop: the driver is only looked for here, and imported
+        # (tens of milliseconds for asyncpg) with the engine, in a worker thread.
+        self._storage = resolve_storage_uri(settings.storage_uri, import_driver=False)
         self._read_only = settings.read_only
         self._heartbeat_interval = settings.heartbeat_interval
         # The engine is built on first use, in a worker thread: building it resolves the

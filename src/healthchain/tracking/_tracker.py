@@ -82,7 +82,9 @@ class AsyncExperimentTracker(MetricCalls, RequestCalls, IdCalls):
     Raises:
         ConfigurationError: An option of the wrong type or outside its range, an empty
             ``project_name``, or a storage URI whose scheme is unsupported
-            (:class:`DriverNotInstalledError` when its driver is missing).
+            (:class:`DriverNotInstalledError` when its driver is not installed; the
+            driver is imported when the tracker opens, and one that is installed but
+            fails to import raises :class:`DriverNotInstalledError` then).
         InvalidInputError: Bad ``tags``, the key named.
     """
 

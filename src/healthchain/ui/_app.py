@@ -144,7 +144,9 @@ def create_app(
         )
     host_check = Middleware(HostCheck, allowed=[host_pattern(name) for name in allowed_hosts])
     tracker = AsyncExperimentTracker(storage_uri, read_only=True)
-    sqlite = resolve_storage_uri(storage_uri).is_sqlite
+    # The tracker has just looked for the driver; importing it here would block the
+    # loop of an app built in a coroutine (the tracker imports it in a worker thread).
+    sqlite = resolve_storage_uri(storage_uri, import_driver=False).is_sqlite
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[dict[str, Any]]:
