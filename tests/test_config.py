@@ -168,19 +168,38 @@ anyio.run(main)
 """
 
 
-def test_a_driver_that_fails_to_import_is_refused_when_the_tracker_opens(
-    tmp_path: Path,
+_RESOLVE_BROKEN = """
+import sys
+from healthchain.tracking import DriverNotInstalledError
+from healthchain.tracking._config import resolve_storage_uri
+
+try:
+    resolve_storage_uri(sys.argv[1])  # imports the driver to check it
+except DriverNotInstalledError as exc:
+    print(exc)
+    print(repr(exc.__cause__))
+"""
+
+BROKEN = (
+    "storage_uri 'postgresql+asyncpg://u:***@127.0.0.1:1/db' needs the 'asyncpg' driver, "
+    "which is installed but failed to import (ImportError: asyncpg is broken here); "
+    "reinstall it: pip install --force-reinstall 'healthchain[postgres]'"
+)
+
+
+@pytest.mark.parametrize("script", [_OPEN_BROKEN, _RESOLVE_BROKEN], ids=["open", "resolve"])
+def test_a_driver_that_fails_to_import_is_named_as_broken_not_missing(
+    tmp_path: Path, script: str
 ) -> None:
+    # The tracker's constructor only looks for the driver: opening imports it. Resolving
+    # a URI as `healthchain db upgrade` does imports it there and then.
     package = tmp_path / "asyncpg"
     package.mkdir()
     (package / "__init__.py").write_text('raise ImportError("asyncpg is broken here")\n')
     uri = "postgresql://u:s3cret@127.0.0.1:1/db"
-    shown = run_fresh(_OPEN_BROKEN, uri, env={"PYTHONPATH": str(tmp_path)})
+    shown = run_fresh(script, uri, env={"PYTHONPATH": str(tmp_path)})
     message, cause = shown.splitlines()
-    assert message == (
-        "storage_uri 'postgresql+asyncpg://u:***@127.0.0.1:1/db' needs the 'asyncpg' "
-        "driver, which is not installed; run: pip install 'healthchain[postgres]'"
-    )
+    assert message == BROKEN
     assert cause == "ImportError('asyncpg is broken here')"
 
 

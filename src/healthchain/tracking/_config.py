@@ -18,7 +18,7 @@ from urllib.parse import quote_plus
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
-from ._exceptions import ConfigurationError, DriverNotInstalledError
+from ._exceptions import ConfigurationError, DriverNotInstalledError, describe
 from ._settings import DEFAULT_STORAGE_URI, type_only
 from ._validation import check_storable
 
@@ -268,13 +268,22 @@ def mask_uri(uri: str | URL) -> str:
         return MASK
 
 
-def driver_not_installed(url: URL, shown: str) -> DriverNotInstalledError:
-    """The error for ``url``'s driver missing (or failing to import); ``shown`` is masked."""
+def driver_not_installed(
+    url: URL, shown: str, failed: ImportError | None = None
+) -> DriverNotInstalledError:
+    """The error for ``url``'s driver missing, or installed but ``failed`` to import (an
+    error other than a missing module: a broken install); ``shown`` is masked."""
     driver = url.get_driver_name()
     extra = _EXTRAS.get(driver)
-    hint = f"pip install 'healthchain[{extra}]'" if extra else f"pip install {driver}"
+    package = f"'healthchain[{extra}]'" if extra else driver
+    if failed is None or isinstance(failed, ModuleNotFoundError):
+        return DriverNotInstalledError(
+            f"storage_uri {shown!r} needs the {driver!r} driver, which is not installed; "
+            f"run: pip install {package}"
+        )
     return DriverNotInstalledError(
-        f"storage_uri {shown!r} needs the {driver!r} driver, which is not installed; run: {hint}"
+        f"storage_uri {shown!r} needs the {driver!r} driver, which is installed but failed "
+        f"to import ({describe(failed)}); reinstall it: pip install --force-reinstall {package}"
     )
 
 
@@ -343,7 +352,7 @@ def resolve_storage_uri(uri: object, *, import_driver: bool = True) -> StorageCo
         try:
             dialect_cls.import_dbapi()
         except ImportError as exc:
-            raise driver_not_installed(url, shown) from exc
+            raise driver_not_installed(url, shown, exc) from exc
     elif not all(_present(module) for module in modules):
         raise driver_not_installed(url, shown)
 

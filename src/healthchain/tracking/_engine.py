@@ -51,7 +51,7 @@ def create_engine(
     except TrackerError:
         raise
     except ImportError as exc:
-        raise driver_not_installed(storage.url, storage.display) from exc
+        raise driver_not_installed(storage.url, storage.display, exc) from exc
     except (SQLAlchemyError, TypeError, ValueError) as exc:
         # The dialect reads the URL's options here (a port or cache size that is not a
         # number, a timeout that is not one): nothing has been connected to yet.
