@@ -96,6 +96,20 @@ def test_a_driver_blocked_in_sys_modules_counts_as_missing(
         resolve_storage_uri("postgresql://u@h/db", import_driver=import_driver)
 
 
+@pytest.mark.parametrize("import_driver", [True, False])
+def test_a_driver_name_with_an_underscore_is_read_and_its_package_named(
+    monkeypatch: pytest.MonkeyPatch, import_driver: bool
+) -> None:
+    # SQLAlchemy's psycopg 3 async driver: a URL of it used to be "not a database URL".
+    monkeypatch.setitem(sys.modules, "psycopg", None)
+    with pytest.raises(DriverNotInstalledError) as info:
+        resolve_storage_uri("postgresql+psycopg_async://u:pw@h/db", import_driver=import_driver)
+    assert str(info.value) == (
+        "storage_uri 'postgresql+psycopg_async://u:***@h/db' needs the 'psycopg_async' "
+        "driver, which is not installed; run: pip install psycopg"
+    )
+
+
 def test_an_imported_driver_counts_as_present(monkeypatch: pytest.MonkeyPatch) -> None:
     # Modules made in memory have no spec to find: only sys.modules knows them.
     for name in ("aiomysql", "pymysql"):

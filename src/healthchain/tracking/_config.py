@@ -39,6 +39,8 @@ _ASYNC_DRIVERS = {
     "postgresql": "postgresql+asyncpg",
 }
 _EXTRAS = {"asyncpg": "postgres"}
+# The package to install for a driver whose name on PyPI is not the URL's driver name.
+_PACKAGES = {"psycopg_async": "psycopg", "oracledb_async": "oracledb"}
 # The modules each async dialect's import_dbapi() imports, by the URL's driver name: what
 # the presence check looks for without running their code (asyncpg's import alone takes
 # tens of milliseconds). A driver not named here is imported to check it.
@@ -106,7 +108,9 @@ _SCRUB_MIN_LENGTH = 4
 # more reading to try).
 _MAX_SIGNS = 16
 
-_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*)://")
+# SQLAlchemy's driver names may hold '_' (postgresql+psycopg_async), which RFC 3986
+# schemes may not: its own URL pattern allows it too.
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9_+.\-]*)://")
 # SQLAlchemy's reading of user info: a user name up to the first ':' or '/'; if that is
 # a ':', a password follows, up to the '@' that ends the user info.
 _USER = re.compile(r"[^:/]*:")
@@ -275,7 +279,7 @@ def driver_not_installed(
     error other than a missing module: a broken install); ``shown`` is masked."""
     driver = url.get_driver_name()
     extra = _EXTRAS.get(driver)
-    package = f"'healthchain[{extra}]'" if extra else driver
+    package = f"'healthchain[{extra}]'" if extra else _PACKAGES.get(driver, driver)
     if failed is None or isinstance(failed, ModuleNotFoundError):
         return DriverNotInstalledError(
             f"storage_uri {shown!r} needs the {driver!r} driver, which is not installed; "
