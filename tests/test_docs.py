@@ -10,6 +10,7 @@ names are pinned below; ``<!-- docs-test: needs-postgres -->`` runs the page wit
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import os
 import re
@@ -21,7 +22,7 @@ from typing import Any
 
 import pytest
 import typer
-from helpers.postgres import postgres_url
+from helpers.postgres import postgres_url, reset_postgres
 
 import healthchain as hc
 
@@ -101,7 +102,11 @@ def test_page_snippets_run(page: Path, tmp_path: Path) -> None:
             )
     env = {k: v for k, v in os.environ.items() if k != "HEALTHCHAIN_STORAGE_URI"}
     if needs_postgres:
-        env["HEALTHCHAIN_STORAGE_URI"] = postgres_url()
+        # From an empty database, as the page's reader starts: a test before this one on
+        # the same xdist worker may have left it damaged on purpose (test_ui drops tables
+        # under a running dashboard), and the page's writer would find it at head.
+        env["HEALTHCHAIN_STORAGE_URI"] = url = postgres_url()
+        asyncio.run(reset_postgres(url))
     sources = [(relative(b.page), b.line, b.code) for b in runnable]
     script = tmp_path / "run_page.py"
     script.write_text(f"BLOCKS = {sources!r}\n{RUNNER}", encoding="utf-8")
