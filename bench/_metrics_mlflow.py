@@ -46,7 +46,8 @@ def open_client(workdir: str) -> tuple[MlflowClient, str]:
 
 
 def new_run(client: MlflowClient, experiment_id: str) -> str:
-    return client.create_run(experiment_id, run_name="metrics").info.run_id
+    run_id: str = client.create_run(experiment_id, run_name="metrics").info.run_id
+    return run_id
 
 
 def batch_points(lo_step: int, steps: int, keys: tuple[str, ...]) -> list[Metric]:

@@ -21,7 +21,7 @@ import datetime as dt
 import os
 import sqlite3
 import tempfile
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any
 
 from _child import emit, parse_args
@@ -243,7 +243,8 @@ async def physical_pg(opts: dict[str, Any], workdir: str) -> dict[str, Any]:
     return await raw_metric_points(db(workdir, "asyncpg"), experiment_id, opts)
 
 
-SCENARIOS: dict[str, Callable[[dict[str, Any], str], Awaitable[dict[str, Any]]]] = {
+# Coroutine functions, not just awaitable ones: asyncio.run takes a coroutine.
+SCENARIOS: dict[str, Callable[[dict[str, Any], str], Coroutine[Any, Any, dict[str, Any]]]] = {
     "sequential": sequential,
     "concurrent": concurrent,
     "batch": batch,

@@ -71,7 +71,8 @@ def lifecycle_once(store: SqlAlchemyStore, experiment_id: str, i: int) -> str:
     tags = [RunTag(k, v) for k, v in mlflow_tags(i).items()]
     run = store.create_run(experiment_id, "bench", now_ms(), tags, f"exp-{i}")
     store.update_run_info(run.info.run_id, FINISHED, now_ms(), None)
-    return run.info.run_id
+    run_id: str = run.info.run_id
+    return run_id
 
 
 def rate(n: int, fn: Any, start: int = 0) -> float:

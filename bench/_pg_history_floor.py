@@ -37,7 +37,7 @@ _from_iso = datetime.fromisoformat
 
 def arrays_sql(server_version: tuple[int, int]) -> str:
     """The tracker's history statement as it compiles for a server of this version."""
-    dialect = asyncpg_dialect()
+    dialect = asyncpg_dialect()  # type: ignore[no-untyped-call]  # SQLAlchemy's gap
     dialect.server_version_info = server_version  # the aggregate's form depends on it
     return str(METRIC_HISTORY_ARRAYS.compile(dialect=dialect))
 

@@ -27,7 +27,7 @@ __all__ = ["floor_list"]
 
 def list_sql(filters: dict[str, Any], order_by: str | None) -> tuple[str, list[Any], str]:
     """The page's SQL and arguments, and its measures' SQL, as the tracker compiles them."""
-    dialect = asyncpg_dialect()
+    dialect = asyncpg_dialect()  # type: ignore[no-untyped-call]  # SQLAlchemy's gap
     query, params = build_list_query(
         validate_filters(filters), None, 0, validate_order_by(order_by)
     )

@@ -96,7 +96,8 @@ def eight_writers(
             ) from None
         if done.returncode:
             raise RuntimeError(f"_pg_writers.py {args[0]} failed: {done.stderr[-2000:]}")
-        return json.loads(done.stdout.strip().splitlines()[-1])
+        report: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+        return report
 
     with fresh_database(server, prefix, "writers") as url:
         call("prepare", url)

@@ -28,6 +28,7 @@ async def served_dashboard(
     app = create_app(storage_uri)  # served as users serve it: the Host check on
     server_times: list[float] = []
     async with app.router.lifespan_context(app) as state:
+        assert state is not None  # Starlette's type allows none; create_app's yields one
 
         async def served(scope: Any, receive: Any, send: Any) -> None:
             scope["state"] = dict(state)

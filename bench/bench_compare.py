@@ -19,7 +19,6 @@ import argparse
 import asyncio
 import math
 import shutil
-import sys
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -156,4 +155,4 @@ def render(args: argparse.Namespace, times: dict[str, list[float]], meta: dict[s
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

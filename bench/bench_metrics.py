@@ -101,7 +101,7 @@ def children(
     subprocess on a fresh database there, the reference raw asyncpg instead of sqlite3
     and no loop-lag row (the loop's share is the same as on SQLite's).
     """
-    planned = {
+    planned: dict[str, tuple[str, str, dict[str, Any]]] = {
         "sequential": ("_metrics_ours.py", "sequential", {"calls": plan.seq_calls}),
         "ml_log_metric": ("_metrics_mlflow.py", "log_metric", {"n": plan.mlflow_points}),
         "concurrent": ("_metrics_ours.py", "concurrent", {"calls": plan.conc_calls}),

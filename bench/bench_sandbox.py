@@ -327,7 +327,7 @@ def main() -> None:
             f"{median_of(values, 'lag_p99_ms'):.2f} | {median_of(values, 'lag_max_ms'):.2f} | "
             f"{median_of(values, 'ticks'):.0f} |"
         )
-    tracked = runs["on"] + runs["scored"] + runs["sync"]
+    tracked_runs = runs["on"] + runs["scored"] + runs["sync"]
     lines += [
         "",
         f"Throughput with tracking on / off: median **{median(ratios):.3f}** "
@@ -341,7 +341,8 @@ def main() -> None:
         f"{median_of(runs['scored'], 'loop_cpu_us'):.0f} µs with them (medians).",
         "",
         f"Tracked runs meeting both lag targets (p99 at most 2 ms, no tick over 5 ms): "
-        f"{sum(m.lag_p99_ms <= 2 and m.lag_max_ms <= 5 for m in tracked)} of {len(tracked)}.",
+        f"{sum(m.lag_p99_ms <= 2 and m.lag_max_ms <= 5 for m in tracked_runs)} "
+        f"of {len(tracked_runs)}.",
         "",
         "Per round (load = 1-minute load average before the round; the machine may be "
         "shared, and an idle loop's own lag shows how noisy it was):",
@@ -358,4 +359,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -23,7 +23,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from functools import partial
 from itertools import islice
 from typing import Any
 
@@ -160,19 +161,19 @@ async def raw_metrics(url: str, n: int, copy: bool) -> dict[str, float]:
         await conn.close()
 
 
-METRIC_WRITERS: dict[str, Callable[[str, int], Awaitable[dict[str, float]]]] = {
+# A coroutine function, not just an awaitable one: asyncio.run takes a coroutine.
+Writer = Callable[[str, int], Coroutine[Any, Any, dict[str, float]]]
+
+METRIC_WRITERS: dict[str, Writer] = {
     "healthchain, 10-key log_metrics from 64 tasks": ours_metrics,
     "raw, 1,000 points per executemany": lambda url, n: raw_metrics(url, n, copy=False),
     "raw, 1,000 points per COPY": lambda url, n: raw_metrics(url, n, copy=True),
 }
 
-WRITERS: dict[str, Callable[[str, int], Awaitable[dict[str, float]]]] = {
+WRITERS: dict[str, Writer] = {
     "healthchain, 64 tasks": ours,
     "raw, experiments rows only": lambda url, n: raw(url, n, None),
-    **{
-        f"raw, every row ({form})": (lambda url, n, f=form: raw(url, n, f))
-        for form in [*FORMS, *APART]
-    },
+    **{f"raw, every row ({form})": partial(raw, form=form) for form in [*FORMS, *APART]},
 }
 
 

@@ -105,7 +105,7 @@ class Copier:
 
     def _translated(self, exc: Exception, table: str) -> Exception:
         """``exc`` (asyncpg's own, raw) as SQLAlchemy raises a statement's failure."""
-        import asyncpg  # type: ignore[import-untyped]
+        import asyncpg
 
         what = f"COPY {table} FROM STDIN (FORMAT binary)"
         if isinstance(exc, asyncpg.IntegrityConstraintViolationError):
